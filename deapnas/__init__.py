@@ -1,0 +1,1 @@
+"""deapnas: evolutionary neural architecture search with DEAP."""

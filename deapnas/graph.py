@@ -1,0 +1,200 @@
+"""One compiler from ``networkx.DiGraph`` to ``torch.nn.Module`` for every search space.
+
+Graph conventions (all plain networkx attributes, so any space or user can build graphs):
+
+- ``graph.graph["inputs"]``: the input nodes, in the order the module's ``forward`` takes them;
+- ``graph.graph["output"]``: the node whose value the module returns;
+- every other node has ``op`` (a name in :mod:`deapnas.ops`, default ``"identity"``), ``args``
+  (keyword arguments for the op's factory, default ``{}``) and ``combine`` (``"sum"``, the
+  default, or ``"concat"``): how the node merges several inputs before applying its op.
+
+Where inputs meet, they are brought to the smallest spatial size among them (adaptive average
+pooling); a sum also brings them to the smallest channel count (1x1 convolution), a concat keeps
+every channel.  Nodes off every input->output path are pruned before anything is built, shapes
+are inferred before anything is built, and every way a graph can be unusable raises one
+exception type, :class:`InvalidGraphError`, whose message says why.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Hashable, Sequence
+
+import networkx as nx
+import torch
+from torch import nn
+
+from .ops import Shape, get_op
+
+COMBINES = ("sum", "concat")
+
+
+class InvalidGraphError(ValueError):
+    """A graph that cannot become a network: cycle, no input->output path, collapsed size..."""
+
+
+def inputs_of(graph: nx.DiGraph) -> list:
+    """The graph's input nodes, validated."""
+    inputs = list(graph.graph.get("inputs", ()))
+    if not inputs:
+        raise InvalidGraphError("graph.graph['inputs'] must list the input nodes")
+    missing = [n for n in inputs if n not in graph]
+    if missing:
+        raise InvalidGraphError(f"input nodes {missing} are not in the graph")
+    return inputs
+
+
+def output_of(graph: nx.DiGraph) -> Hashable:
+    """The graph's output node, validated."""
+    output = graph.graph.get("output")
+    if output is None or output not in graph:
+        raise InvalidGraphError("graph.graph['output'] must name a node of the graph")
+    return output
+
+
+def prune(graph: nx.DiGraph) -> nx.DiGraph:
+    """The subgraph of nodes on some input->output path (inputs and output always kept).
+
+    Raises :class:`InvalidGraphError` for a cycle or when no input reaches the output.
+    """
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(graph))
+        raise InvalidGraphError(f"the graph has a cycle ({cycle})")
+    inputs, output = inputs_of(graph), output_of(graph)
+    reachable = set(inputs).union(*(nx.descendants(graph, n) for n in inputs))
+    if output not in reachable:
+        raise InvalidGraphError(f"no path from the inputs {inputs} to the output {output!r}")
+    useful = (nx.ancestors(graph, output) | {output}) & reachable
+    pruned = graph.subgraph(useful | set(inputs)).copy()
+    for node in inputs:  # an input feeds nothing downstream of another input
+        pruned.remove_edges_from(list(pruned.in_edges(node)))
+    return pruned
+
+
+def _predecessors(graph: nx.DiGraph, node) -> list:
+    """Predecessors in the graph's node insertion order, so concat order is reproducible."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    return sorted(graph.predecessors(node), key=order.__getitem__)
+
+
+def _merged_shape(in_shapes: Sequence[Shape], combine: str) -> Shape:
+    h = min(s[1] for s in in_shapes)
+    w = min(s[2] for s in in_shapes)
+    if combine == "sum":
+        return (min(s[0] for s in in_shapes), h, w)
+    if combine == "concat":
+        return (sum(s[0] for s in in_shapes), h, w)
+    raise InvalidGraphError(f"combine must be one of {COMBINES}, not {combine!r}")
+
+
+def infer_shapes(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> dict:
+    """Output ``(c, h, w)`` of every node of the pruned graph, computed without building it."""
+    return _infer_pruned(prune(graph), input_shapes)
+
+
+def _infer_pruned(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> dict:
+    inputs = inputs_of(graph)
+    if len(input_shapes) != len(inputs):
+        raise InvalidGraphError(f"{len(inputs)} inputs but {len(input_shapes)} input shapes")
+    shapes = {node: tuple(shape) for node, shape in zip(inputs, input_shapes)}
+    for node in nx.topological_sort(graph):
+        if node in shapes:
+            continue
+        attrs = graph.nodes[node]
+        merged = _merged_shape([shapes[p] for p in _predecessors(graph, node)],
+                               attrs.get("combine", "sum"))
+        try:
+            op = get_op(attrs.get("op", "identity"))
+            shapes[node] = op.output_shape(merged, **attrs.get("args", {}))
+        except (KeyError, ValueError, TypeError) as error:
+            raise InvalidGraphError(f"node {node!r}: {error}") from None
+    return shapes
+
+
+class Merge(nn.Module):
+    """Brings several inputs to one spatial size (and, for a sum, one channel count) and merges."""
+
+    def __init__(self, in_shapes: Sequence[Shape], combine: str):
+        super().__init__()
+        self.combine = combine
+        out_c, h, w = _merged_shape(in_shapes, combine)
+        self.size = (h, w)
+        self.project = nn.ModuleList(
+            nn.Conv2d(c, out_c, 1, bias=False) if combine == "sum" and c != out_c else nn.Identity()
+            for c, _, _ in in_shapes)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        resized = [x if tuple(x.shape[-2:]) == self.size else nn.functional.adaptive_avg_pool2d(
+            x, self.size) for x in inputs]
+        projected = [p(x) for p, x in zip(self.project, resized)]
+        if self.combine == "concat":
+            return torch.cat(projected, dim=1)
+        return torch.stack(projected).sum(0) if len(projected) > 1 else projected[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.combine} to {self.size[0]}x{self.size[1]}"
+
+
+class GraphModule(nn.Module):
+    """A compiled graph: one merge-then-op module per node, run in topological order."""
+
+    def __init__(self, graph: nx.DiGraph, input_shapes: Sequence[Shape]):
+        super().__init__()
+        self.graph = prune(graph)
+        self.shapes = _infer_pruned(self.graph, input_shapes)
+        self.inputs = inputs_of(self.graph)
+        self.output = output_of(self.graph)
+        self.order = [n for n in nx.topological_sort(self.graph) if n not in self.inputs]
+        self.sources = {n: _predecessors(self.graph, n) for n in self.order}
+        self.merges = nn.ModuleDict()
+        self.ops = nn.ModuleDict()
+        for node in self.order:
+            attrs = self.graph.nodes[node]
+            in_shapes = [self.shapes[p] for p in self.sources[node]]
+            combine = attrs.get("combine", "sum")
+            merged = _merged_shape(in_shapes, combine)
+            self.merges[self._key(node)] = Merge(in_shapes, combine)
+            self.ops[self._key(node)] = get_op(attrs.get("op", "identity")).build(
+                merged[0], **attrs.get("args", {}))
+
+    @staticmethod
+    def _key(node) -> str:
+        return str(node).replace(".", "_")
+
+    @property
+    def output_shape(self) -> Shape:
+        """``(c, h, w)`` of the output node."""
+        return self.shapes[self.output]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        values = dict(zip(self.inputs, inputs))
+        for node in self.order:
+            key = self._key(node)
+            merged = self.merges[key]([values[p] for p in self.sources[node]])
+            values[node] = self.ops[key](merged)
+        return values[self.output]
+
+
+def compile_graph(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> GraphModule:
+    """Compile ``graph`` for inputs of ``input_shapes`` (each ``(c, h, w)``) into a module.
+
+    Modules are created on torch's current default device, so ``with torch.device("meta"):``
+    builds one without allocating memory (that is how parameters are counted before training).
+    """
+    return GraphModule(graph, input_shapes)
+
+
+def architecture_key(graph: nx.DiGraph) -> str:
+    """A hash equal for graphs that compile to the same network (Weisfeiler-Lehman on the pruned
+    graph, nodes labelled by op, args and combine; inputs by their position)."""
+    pruned = prune(graph)
+    labelled = nx.DiGraph()
+    inputs = inputs_of(pruned)
+    for node, attrs in pruned.nodes(data=True):
+        label = (f"input{inputs.index(node)}" if node in inputs else
+                 f"{attrs.get('op', 'identity')}{sorted(attrs.get('args', {}).items())}"
+                 f"{attrs.get('combine', 'sum')}")
+        labelled.add_node(node, label=label + ("*" if node == output_of(pruned) else ""))
+    labelled.add_edges_from(pruned.edges)
+    with warnings.catch_warnings():  # networkx >= 3.5 notes that its directed hashes changed
+        warnings.simplefilter("ignore", UserWarning)
+        return nx.weisfeiler_lehman_graph_hash(labelled, node_attr="label", iterations=4)

@@ -1,0 +1,141 @@
+"""Skeletons that turn compiled graphs into classifiers.
+
+- :class:`MacroNet`: a whole-network graph followed by the macro paper's three fully connected
+  layers.
+- :class:`CellNetwork`: a stem, stages of stacked cells joined by reductions, global average
+  pooling and a linear classifier; cells are graphs with one input (NAS-Bench-201) or two (the
+  outputs of the two previous cells, as in DARTS-style spaces).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import networkx as nx
+import torch
+from torch import nn
+
+from .graph import compile_graph, inputs_of
+from .ops import Shape, relu_conv_bn
+
+
+def count_parameters(build: Callable[[], nn.Module]) -> int:
+    """Parameters of the module ``build()`` returns, built on the meta device (no memory used).
+
+    Equals ``sum(p.numel() for p in build().parameters())`` of a real build.
+    """
+    with torch.device("meta"):
+        return sum(p.numel() for p in build().parameters())
+
+
+class MacroNet(nn.Module):
+    """A macro-search network: the compiled graph, then FC(n/4) -> FC(n/8) -> FC(classes).
+
+    ``n`` is the number of features the graph outputs. ReLU sits between the fully connected
+    layers: the paper does not name one, and without it three linear layers collapse into one.
+    """
+
+    def __init__(self, graph: nx.DiGraph, input_shape: Shape, num_classes: int):
+        super().__init__()
+        self.body = compile_graph(graph, [input_shape])
+        features = math.prod(self.body.output_shape)
+        fc1 = max(features // 4, 1)
+        fc2 = max(fc1 // 2, 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, fc1), nn.ReLU(),
+                                  nn.Linear(fc1, fc2), nn.ReLU(), nn.Linear(fc2, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class ResidualReduction(nn.Module):
+    """NAS-Bench-201's reduction block: a stride-2 residual block that doubles the width."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.branch = nn.Sequential(relu_conv_bn(c_in, 3, c_out, stride=2),
+                                    relu_conv_bn(c_out, 3, c_out))
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True),
+                                      nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.branch(x) + self.shortcut(x)
+
+
+class Adapt(nn.Module):
+    """Brings a cell input to the cell's width and spatial size: ReLU -> 1x1 conv -> BN, with
+    stride 2 when the input comes from before a reduction. Identity when nothing differs."""
+
+    def __init__(self, shape: Shape, target: Shape):
+        super().__init__()
+        stride = -(-shape[1] // target[1])
+        self.body = (nn.Identity() if shape == target else
+                     relu_conv_bn(shape[0], 1, target[0], stride=stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Cell(nn.Module):
+    """A compiled cell graph with its inputs adapted to the cell's width."""
+
+    def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int):
+        super().__init__()
+        arity = len(inputs_of(graph))
+        sources = list(previous[-arity:])
+        sources = [sources[0]] * (arity - len(sources)) + sources  # the stem feeds both at first
+        target = (width, *sources[-1][1:])
+        self.arity = arity
+        self.adapt = nn.ModuleList(Adapt(s, target) for s in sources)
+        self.body = compile_graph(graph, [target] * arity)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.body.output_shape
+
+    def forward(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
+        sources = list(states[-self.arity:])
+        sources = [sources[0]] * (self.arity - len(sources)) + sources
+        return self.body(*(adapt(x) for adapt, x in zip(self.adapt, sources)))
+
+
+class CellNetwork(nn.Module):
+    """Stem, ``stages`` stages of ``cells_per_stage`` normal cells, a reduction between stages,
+    then BN-ReLU, global average pooling and a linear classifier.
+
+    ``normal`` and ``reduction`` are cell graphs; each is compiled at the stage's width (the
+    width doubles at every reduction). Without a ``reduction`` graph the stages are joined by
+    NAS-Bench-201's residual reduction block. A reduction graph receives inputs at the doubled
+    width and full size, and must itself halve the size (stride-2 ops on its input edges).
+    """
+
+    def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
+                 reduction: Optional[nx.DiGraph] = None, channels: int = 16,
+                 cells_per_stage: int = 5, stages: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        shapes = [(channels, *input_shape[1:])]
+        self.cells = nn.ModuleList()
+        width = channels
+        for stage in range(stages):
+            if stage > 0:
+                width *= 2
+                block = (Cell(reduction, shapes, width) if reduction is not None else
+                         ResidualReduction(shapes[-1][0], width))
+                self.cells.append(block)
+                shapes.append(block.output_shape if reduction is not None else
+                              (width, -(-shapes[-1][1] // 2), -(-shapes[-1][2] // 2)))
+            for _ in range(cells_per_stage):
+                cell = Cell(normal, shapes, width)
+                self.cells.append(cell)
+                shapes.append(cell.output_shape)
+        self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(shapes[-1][0], num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states = [self.stem(x)]
+        for block in self.cells:
+            states.append(block(states) if isinstance(block, Cell) else block(states[-1]))
+        return self.head(states[-1])
