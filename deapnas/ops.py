@@ -106,8 +106,13 @@ class Zero(nn.Module):
 
 
 def conv_relu6_bn(c_in: int, kernel: int, channels: int, dropout: float = 0.1) -> nn.Module:
-    """Macro-space convolution: Conv (same size) -> ReLU6 -> BatchNorm -> Dropout2d."""
-    return nn.Sequential(nn.Conv2d(c_in, channels, kernel, padding="same"), nn.ReLU6(),
+    """Macro-space convolution: Conv (same size) -> ReLU6 -> BatchNorm -> Dropout2d.
+
+    An even kernel is padded one pixel more on the right and bottom than on the left and top.
+    """
+    before, after = (kernel - 1) // 2, kernel // 2
+    return nn.Sequential(nn.ZeroPad2d((before, after, before, after)),
+                         nn.Conv2d(c_in, channels, kernel), nn.ReLU6(),
                          nn.BatchNorm2d(channels), nn.Dropout2d(dropout))
 
 
