@@ -47,8 +47,8 @@ class SearchConfig:
     table: Optional[str] = None
     metric: Optional[str] = None
     report: Optional[str] = None
-    evaluations: int = 100
-    population: int = 20
+    evaluations: int = 200
+    population: int = 25
     sample_size: int = 5
     min_evaluations: int = 5
     time_limit: Optional[float] = None
