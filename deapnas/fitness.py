@@ -201,6 +201,7 @@ class TableEvaluator:
     :param metric: the column used as fitness (e.g. ``cifar10valid_xvalid_acc_200ep_mean``).
     :param report: a column recorded beside it for the final report, never used for selection
         (e.g. ``cifar10_test_acc_200ep``).
+
     Values are returned in the table's own units (NAS-Bench-201: percent).
     """
 

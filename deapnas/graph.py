@@ -100,14 +100,19 @@ def _infer_pruned(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> dict:
         if node in shapes:
             continue
         attrs = graph.nodes[node]
-        merged = _merged_shape([shapes[p] for p in _predecessors(graph, node)],
-                               attrs.get("combine", "sum"))
         try:
+            merged = _merged_shape([shapes[p] for p in _predecessors(graph, node)],
+                                   attrs.get("combine", "sum"))
             op = get_op(attrs.get("op", "identity"))
             shapes[node] = op.output_shape(merged, **attrs.get("args", {}))
         except (KeyError, ValueError, TypeError) as error:
-            raise InvalidGraphError(f"node {node!r}: {error}") from None
+            raise _node_error(node, error) from None
     return shapes
+
+
+def _node_error(node, error: Exception) -> InvalidGraphError:
+    reason = error.args[0] if isinstance(error, KeyError) and error.args else error
+    return InvalidGraphError(f"node {node!r}: {reason}")
 
 
 class Merge(nn.Module):
@@ -147,18 +152,31 @@ class GraphModule(nn.Module):
         self.sources = {n: _predecessors(self.graph, n) for n in self.order}
         self.merges = nn.ModuleDict()
         self.ops = nn.ModuleDict()
+        self.keys = self._keys(self.order, self.ops)
         for node in self.order:
             attrs = self.graph.nodes[node]
             in_shapes = [self.shapes[p] for p in self.sources[node]]
             combine = attrs.get("combine", "sum")
             merged = _merged_shape(in_shapes, combine)
-            self.merges[self._key(node)] = Merge(in_shapes, combine)
-            self.ops[self._key(node)] = get_op(attrs.get("op", "identity")).build(
-                merged[0], **attrs.get("args", {}))
+            self.merges[self.keys[node]] = Merge(in_shapes, combine)
+            try:
+                self.ops[self.keys[node]] = get_op(attrs.get("op", "identity")).build(
+                    merged[0], **attrs.get("args", {}))
+            except (KeyError, ValueError, TypeError) as error:  # e.g. a bad op argument
+                raise _node_error(node, error) from None
 
     @staticmethod
-    def _key(node) -> str:
-        return str(node).replace(".", "_")
+    def _keys(nodes, modules: nn.ModuleDict) -> dict:
+        """A distinct module name per node: its name with dots replaced, suffixed with ``_``
+        where that would collide with another node's (``"a.b"`` and ``"a_b"``, ``1`` and ``"1"``)
+        or with an attribute of the (empty) ``modules`` dict (``"keys"``)."""
+        keys: dict = {}
+        for node in nodes:
+            key = str(node).replace(".", "_") or "_"
+            while key in keys.values() or hasattr(modules, key):
+                key += "_"
+            keys[node] = key
+        return keys
 
     @property
     def output_shape(self) -> Shape:
@@ -168,7 +186,7 @@ class GraphModule(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         values = dict(zip(self.inputs, inputs))
         for node in self.order:
-            key = self._key(node)
+            key = self.keys[node]
             merged = self.merges[key]([values[p] for p in self.sources[node]])
             values[node] = self.ops[key](merged)
         return values[self.output]

@@ -64,13 +64,17 @@ class ResidualReduction(nn.Module):
 
 class Adapt(nn.Module):
     """Brings a cell input to the cell's width and spatial size: ReLU -> 1x1 conv -> BN, with
-    stride 2 when the input comes from before a reduction. Identity when nothing differs."""
+    stride 2 when the input comes from before a reduction, then average pooling to the exact
+    size where no stride gives it (15x15 before a reduction to 7x7). Identity when nothing
+    differs."""
 
     def __init__(self, shape: Shape, target: Shape):
         super().__init__()
-        stride = -(-shape[1] // target[1])
+        stride = max(shape[1] // target[1], 1)
         self.body = (nn.Identity() if shape == target else
                      relu_conv_bn(shape[0], 1, target[0], stride=stride))
+        if shape != target and (-(-shape[1] // stride), -(-shape[2] // stride)) != target[1:]:
+            self.body = nn.Sequential(self.body, nn.AdaptiveAvgPool2d(target[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -63,7 +63,7 @@ def get_op(name: str) -> Op:
 
 def _probe_shape(op: Op, in_shape: Shape, args: dict) -> Shape:
     with torch.device("meta"):
-        module = op.build(in_shape[0], **args)
+        module = op.build(in_shape[0], **args).eval()  # eval: batch norm takes a batch of one
         try:
             out = module(torch.empty(1, *in_shape))
         except RuntimeError as error:  # torch reports a collapsed size as a RuntimeError

@@ -149,16 +149,17 @@ def default_out(config: SearchConfig) -> Path:
 
 
 def start(config: SearchConfig, progress: bool = True) -> dict:
-    """Run a new search into ``config.out``; the final pick (see :func:`run`)."""
+    """Run a new search into ``config.out``; the final pick (see :func:`search`)."""
     config.validate()
     out = Path(config.out) if config.out else default_out(config)
     if (out / CONFIG).exists():
         raise ValueError(f"{out} already holds a run: continue it with `deapnas resume {out}` "
                          f"or choose another --out")
+    evaluator = make_evaluator(config)  # data problems surface before anything is written
     config.out = str(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CONFIG, dataclasses.asdict(config))
-    return run(config, progress)
+    return search(config, evaluator, progress)
 
 
 def resume(directory: str | Path, progress: bool = True) -> dict:
@@ -168,15 +169,16 @@ def resume(directory: str | Path, progress: bool = True) -> dict:
         raise ValueError(f"{directory} is not a deapnas run directory (no {CONFIG})")
     config = SearchConfig(**json.loads(path.read_text()))
     config.out = str(directory)
-    return run(config, progress)
+    return search(config, make_evaluator(config), progress)
 
 
-def run(config: SearchConfig, progress: bool = True) -> dict:
-    """Search, journaling into ``config.out``, then write and return the final pick."""
+def search(config: SearchConfig, evaluator, progress: bool = True) -> dict:
+    """Search with ``evaluator``, journaling into ``config.out``, then write and return the
+    final pick."""
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    toolbox = make_toolbox(config, make_evaluator(config))
+    toolbox = make_toolbox(config, evaluator)
     bar = Progress(config.evaluations, enabled=progress)
     journal = Journal(config.out, describer(config.space), config.checkpoint_every,
                       config.time_limit, on_record=bar)

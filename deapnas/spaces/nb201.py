@@ -27,6 +27,7 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 _NODE_OPS = {
+    "none": {"op": "zero"},
     "skip_connect": {"op": "identity"},
     "nor_conv_1x1": {"op": "relu_conv_bn", "args": {"kernel": 1}},
     "nor_conv_3x3": {"op": "relu_conv_bn", "args": {"kernel": 3}},
@@ -68,16 +69,19 @@ def from_arch_string(text: str, container: Callable[[list], Sequence[str]] = lis
 
 
 def to_graph(cell: Sequence[str]) -> nx.DiGraph:
-    """The cell as a compiler graph: an op node per edge (``none`` edges dropped), and the
-    nodes 1-3 summing their incoming edges."""
+    """The cell as a compiler graph: an op node per edge and the nodes 1-3 summing their
+    incoming edges.
+
+    A ``none`` edge is kept as a ``zero`` op, as in the benchmark: it adds nothing, but it keeps
+    the ops before it in the network, so every cell builds (even one whose output gets only
+    ``none`` edges) and parameter counts equal the benchmark table's."""
     graph = nx.DiGraph(inputs=[0], output=3)
     graph.add_node(0)
     graph.add_nodes_from((node, {"op": "identity", "combine": "sum"}) for node in (1, 2, 3))
     for op, (source, target) in zip(cell, EDGES):
-        if op != "none":
-            edge = f"{source}{target}:{op}"
-            graph.add_node(edge, **_NODE_OPS[op])
-            graph.add_edges_from([(source, edge), (edge, target)])
+        edge = f"{source}{target}:{op}"
+        graph.add_node(edge, **_NODE_OPS[op])
+        graph.add_edges_from([(source, edge), (edge, target)])
     return graph
 
 
