@@ -63,7 +63,8 @@ def describe_best(config: SearchConfig, best: dict) -> str:
     how = ("best single evaluation: no architecture was evaluated "
            f"{config.min_evaluations} times" if best["fallback"] else
            f"best mean of architectures evaluated at least {config.min_evaluations} times")
-    text = (f"best architecture ({how}):\n  {genome}\n  fitness {best['fitness']:.4f} "
+    measure = config.metric if config.tabular else "validation accuracy"
+    text = (f"best architecture ({how}):\n  {genome}\n  {measure} {best['fitness']:.4f} "
             f"(mean of {best['times_evaluated']} evaluation(s))")
     if best.get("params") is not None:
         text += f", {best['params']:,} parameters"
@@ -110,6 +111,8 @@ def _label(node, attrs: dict, graph: nx.DiGraph) -> str:
         return "input"
     if node == graph.graph["output"]:
         return "output"
+    if "label" in attrs:  # the space's own name for the node, e.g. CONV_3.N
+        return attrs["label"]
     args = ",".join(f"{v}" for v in attrs.get("args", {}).values())
     return f"{attrs.get('op', 'identity')}\n{args}"
 

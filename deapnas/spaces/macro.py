@@ -145,7 +145,7 @@ def to_graph(genome: MacroGenome, channels: int = 64) -> nx.DiGraph:
     graph = nx.DiGraph(inputs=[INPUT], output=OUTPUT)
     graph.add_node(INPUT)
     for node, layer in sorted(genome.layers.items()):
-        graph.add_node(node, **layer_node(layer, channels))
+        graph.add_node(node, label=layer, **layer_node(layer, channels))
     graph.add_node(OUTPUT, op="identity", combine="sum")
     graph.add_edges_from((c.source, c.target) for c in genome.connections if c.enabled)
     return graph

@@ -80,7 +80,7 @@ def to_graph(cell: Sequence[str]) -> nx.DiGraph:
     graph.add_nodes_from((node, {"op": "identity", "combine": "sum"}) for node in (1, 2, 3))
     for op, (source, target) in zip(cell, EDGES):
         edge = f"{source}{target}:{op}"
-        graph.add_node(edge, **_NODE_OPS[op])
+        graph.add_node(edge, label=op, **_NODE_OPS[op])
         graph.add_edges_from([(source, edge), (edge, target)])
     return graph
 
