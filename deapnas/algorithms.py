@@ -49,7 +49,8 @@ def sel_best_of_sample(individuals: Sequence, k: int, sample_size: int) -> list:
 
 def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
                           halloffame: Optional[tools.HallOfFame] = None,
-                          verbose: bool = __debug__, journal=None) -> tuple[list, tools.Logbook]:
+                          verbose: bool = __debug__, journal=None, children_per_step: int = 1
+                          ) -> tuple[list, tools.Logbook]:
     """Aging (regularized) evolution (Real et al., 2019; Kyriakides & Margaritis, 2020).
 
     The population is evaluated; then each cycle selects a parent with ``toolbox.select``
@@ -58,42 +59,55 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     variation. Each child gets a fresh ``eval_seed`` so that architectures evaluated again are
     trained from independent initialisations.
 
+    With ``children_per_step`` = k > 1 (set it to the number of parallel workers), each step
+    selects k parents from the same population, evaluates their k children together through
+    ``toolbox.map``, then appends them and ages out the k oldest, one cycle per child. This is
+    the synchronous counterpart of the original paper's asynchronous workers; k = 1 is the
+    sequential algorithm exactly.
+
     :returns: the final population (oldest first) and the logbook (one record per cycle,
         cycle 0 being the initial population).
     """
     logbook = tools.Logbook()
     logbook.header = ["cycle", "nevals"] + (stats.fields if stats else [])
-    start = 0
     saved = journal.restore() if journal is not None else None
     if saved is not None:
-        population, start, logbook = saved["population"], saved["cycle"], saved["logbook"]
+        population, logbook = saved["population"], saved["logbook"]
         if halloffame is not None:
             halloffame.update(saved["halloffame"])
     population = deque(population)
 
-    if start == 0:
-        if journal is not None:
-            journal.checkpoint(population=list(population), cycle=0, logbook=logbook,
-                               halloffame=list(halloffame or []))
+    if not logbook:  # the first population is not evaluated yet
+        _checkpoint(journal, population, logbook, halloffame)
         nevals = evaluate_invalid(population, toolbox, journal)
         _record(logbook, population, stats, halloffame, verbose, cycle=0, nevals=nevals)
 
-    for cycle in range(start + 1, cycles + 1):
+    cycle = logbook[-1]["cycle"]
+    while cycle < cycles:
         if journal is not None:
-            journal.checkpoint(population=list(population), cycle=cycle - 1, logbook=logbook,
-                               halloffame=list(halloffame or []))
+            _checkpoint(journal, population, logbook, halloffame)
             if journal.exhausted():
                 break
-        parent, = toolbox.select(population, 1)
-        child, = toolbox.mutate(toolbox.clone(parent))
-        del child.fitness.values
-        child.eval_seed = random.getrandbits(31)
-        evaluate_invalid([child], toolbox, journal)
-        population.append(child)
-        population.popleft()
-        _record(logbook, [child], stats, halloffame, verbose, cycle=cycle, nevals=1,
-                population=population)
+        parents = toolbox.select(population, min(children_per_step, cycles - cycle))
+        children = [toolbox.mutate(toolbox.clone(parent))[0] for parent in parents]
+        for child in children:
+            del child.fitness.values
+            child.eval_seed = random.getrandbits(31)
+        evaluate_invalid(children, toolbox, journal)
+        for child in children:
+            cycle += 1
+            population.append(child)
+            population.popleft()
+            _record(logbook, [child], stats, halloffame, verbose, cycle=cycle, nevals=1,
+                    population=population)
     return list(population), logbook
+
+
+def _checkpoint(journal, population, logbook, halloffame) -> None:
+    """Hand the loop's state to the journal (no-op without one)."""
+    if journal is not None:
+        journal.checkpoint(population=list(population), logbook=logbook,
+                           halloffame=list(halloffame or []))
 
 
 def _record(logbook, new, stats, halloffame, verbose, population=None, **fields) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -85,8 +86,23 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                           help="nb201: cells per stage (the benchmark uses 5)")
     training.add_argument("--max-params", type=int, default=d.max_params,
                           help="candidates with more parameters fail without training")
-    training.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, ...")
+    training.add_argument("--device", default=d.device,
+                          help="auto, cpu, cuda, cuda:1, ...; with --workers a list such as "
+                               "cuda:0,cuda:1 spreads the workers over those devices")
     training.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    parallel = parser.add_argument_group("parallel and distributed evaluation")
+    parallel.add_argument("--workers", type=int, default=d.workers,
+                          help="evaluations at once: worker processes pinned to devices (or "
+                               "Ray actors with --ray); 1 evaluates in this process")
+    parallel.add_argument("--eval-timeout", type=float, default=d.eval_timeout,
+                          help="seconds one evaluation may take before its worker is killed "
+                               "and the candidate gets the worst fitness")
+    parallel.add_argument("--retries", type=int, default=d.retries,
+                          help="further attempts for a candidate whose worker died or timed out")
+    parallel.add_argument("--ray", action="store_true",
+                          help="evaluate on Ray (a local instance unless --ray-address)")
+    parallel.add_argument("--ray-address", default=d.ray_address,
+                          help="address of a running Ray cluster, e.g. ray://head:10001")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=d.out,
                         help="run directory (default runs/ALGORITHM-SPACE-DATASET-seedSEED)")
@@ -105,10 +121,16 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> SearchCon
     return SearchConfig.paper(**given)
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends a search like Ctrl-C: the checkpoint is written, resume continues it."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _dispatch(args, argv)
     except (ValueError, DatasetError, FileNotFoundError) as error:

@@ -10,6 +10,7 @@ search.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -93,6 +94,12 @@ class TrainEvaluator:
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}
+
+    def for_device(self, device: str) -> "TrainEvaluator":
+        """A copy that trains on ``device`` (how a pool worker pinned to a device uses it)."""
+        clone = copy.copy(self)
+        clone.device, clone._on_device = resolve_device(device), None
+        return clone
 
     @property
     def device_data(self) -> Dataset:

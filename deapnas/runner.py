@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .algorithms import best_average, regularized_evolution, sel_best_of_sample
 from .data import DATASETS, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator
+from .parallel import DevicePool
 from .run import BEST, CONFIG, Journal, read_history, write_json
 from .spaces import INITIALISERS, SPACES, get_space
 
@@ -60,6 +61,11 @@ class SearchConfig:
     max_params: Optional[int] = 5_000_000
     seed: int = 0
     device: str = "auto"
+    workers: int = 1
+    eval_timeout: Optional[float] = None
+    retries: int = 0
+    ray: bool = False
+    ray_address: Optional[str] = None
     out: Optional[str] = None
     checkpoint_every: int = 10
 
@@ -98,6 +104,9 @@ class SearchConfig:
              f"({self.population}): the first population is part of the budget"),
             (self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be >= 1"),
             (self.time_limit is None or self.time_limit > 0, "--time-limit must be positive"),
+            (self.workers >= 1, "--workers must be at least 1"),
+            (self.eval_timeout is None or self.eval_timeout > 0,
+             "--eval-timeout must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -112,8 +121,9 @@ def make_evaluator(config: SearchConfig):
     data = load_dataset(config.dataset, config.data_dir, download=config.download,
                         seed=config.seed)
     return TrainEvaluator(network_builder(config), data, epochs=config.epochs,
-                          batch_size=config.batch_size, lr=config.lr, device=config.device,
-                          seed=config.seed, max_params=config.max_params)
+                          batch_size=config.batch_size, lr=config.lr,
+                          device=config.device.split(",")[0], seed=config.seed,
+                          max_params=config.max_params)
 
 
 def network_builder(config: SearchConfig):
@@ -135,6 +145,23 @@ def make_toolbox(config: SearchConfig, evaluator) -> base.Toolbox:
     toolbox.register("select", sel_best_of_sample, sample_size=sample_size)
     toolbox.register("evaluate", evaluator)
     return toolbox
+
+
+def make_map(config: SearchConfig):
+    """The ``toolbox.map`` the config asks for, how many evaluations it runs at once, and what
+    closes it: the builtin ``map`` for one in-process worker, a
+    :class:`~deapnas.parallel.DevicePool` for several (or for a time limit per evaluation,
+    which needs a process to kill), or a Ray cluster."""
+    if config.ray or config.ray_address:
+        from .cluster import RayMap
+        pool = RayMap(config.workers if config.workers > 1 else None, config.ray_address,
+                      timeout=config.eval_timeout, retries=config.retries)
+    elif config.workers > 1 or config.eval_timeout is not None:
+        pool = DevicePool(config.workers, config.device, timeout=config.eval_timeout,
+                          retries=config.retries)
+    else:
+        return map, 1, lambda: None
+    return pool.map, len(pool), pool.close
 
 
 def describer(space_name: str):
@@ -179,6 +206,8 @@ def search(config: SearchConfig, evaluator, progress: bool = True) -> dict:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     toolbox = make_toolbox(config, evaluator)
+    mapper, width, close = make_map(config)
+    toolbox.register("map", mapper)
     bar = Progress(config.evaluations, enabled=progress)
     journal = Journal(config.out, describer(config.space), config.checkpoint_every,
                       config.time_limit, on_record=bar)
@@ -187,12 +216,14 @@ def search(config: SearchConfig, evaluator, progress: bool = True) -> dict:
         _, logbook = regularized_evolution(
             toolbox.population(n=config.population), toolbox,
             cycles=config.evaluations - config.population, halloffame=halloffame,
-            stats=fitness_stats(), verbose=False, journal=journal)
+            stats=fitness_stats(), verbose=False, journal=journal,
+            children_per_step=width)
     except KeyboardInterrupt:
         journal.flush()
         raise
     finally:
         bar.close()
+        close()
     journal.flush()
     journal.write_logbook(logbook)
     return write_best(config)

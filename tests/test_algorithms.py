@@ -104,7 +104,7 @@ def without_clock(records):
     return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
 
 
-@pytest.mark.parametrize("stop_at", [17, 137])  # inside the first population, inside cycles
+@pytest.mark.parametrize("stop_at", [17, 42, 137])  # in the first population, just after it, later
 def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path, monkeypatch,
                                                              stop_at):
     expected = runner.start(table_config(nb201_csv, tmp_path / "straight"), progress=False)

@@ -1,0 +1,254 @@
+"""Maps to register as ``toolbox.map``: a local pool of worker processes pinned to devices.
+
+DEAP parallelises by swapping the toolbox's ``map``::
+
+    pool = DevicePool(workers=4)                # 4 GPUs: one worker each; no GPU: CPU slots
+    toolbox.register("map", pool.map)
+
+:class:`DevicePool` differs from ``multiprocessing.Pool`` where a search needs it to:
+
+- each worker is pinned to a *slot*, a device plus a torch thread count, so several candidates
+  can share a GPU and CPU workers do not oversubscribe the cores;
+- the function is sent to a worker once and kept there, so an evaluator's dataset is loaded and
+  moved to the worker's device once, not once per candidate; a function with a
+  ``for_device(device)`` method (like :class:`~deapnas.fitness.TrainEvaluator`) is retargeted
+  to the worker's device;
+- a worker that dies (killed, out of memory, segfault) or exceeds the per-item time limit costs
+  only the item it held: that item's result is :func:`~deapnas.fitness.failure` with the reason
+  (after ``retries`` further attempts), the worker is replaced, and the map goes on.
+
+Results come back in input order, each as soon as it and all before it are done.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import torch
+
+from .fitness import failure
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker runs: a torch device and how many threads torch may use there."""
+
+    device: str
+    threads: int
+
+
+def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "auto",
+                 slots_per_gpu: int = 1) -> list[Slot]:
+    """The workers' slots: ``devices`` round-robin (``"auto"``: every visible GPU, each
+    ``slots_per_gpu`` times, else the CPU). CPU workers share the cores evenly.
+
+    ``workers=None`` takes one worker per slot (or per two cores on a CPU-only machine).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if devices == "auto":
+        gpus = torch.cuda.device_count()
+        devices = [f"cuda:{i}" for i in range(gpus) for _ in range(slots_per_gpu)] or ["cpu"]
+    elif isinstance(devices, str):
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    if not devices:
+        raise ValueError("no devices given: use 'auto', 'cpu', or a list like 'cuda:0,cuda:1'")
+    if workers is None:
+        workers = len(devices) if devices != ["cpu"] else max(1, (cores or 1) // 2)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    chosen = [devices[i % len(devices)] for i in range(workers)]
+    cpu_workers = sum(d == "cpu" for d in chosen)
+    threads = max(1, (cores or 1) // max(cpu_workers, 1))
+    return [Slot(d, threads if d == "cpu" else 1) for d in chosen]
+
+
+def _serve(slot: Slot, channel: Connection) -> None:
+    """A worker's loop: keep the functions it is sent, apply them to the items it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(slot.threads)
+    if slot.device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(slot.device))
+    functions: dict[int, Callable] = {}
+    while True:
+        message = channel.recv()
+        if message is None:
+            return
+        if message[0] == "function":
+            _, token, function = message
+            retarget = getattr(function, "for_device", None)
+            functions[token] = retarget(slot.device) if retarget else function
+            continue
+        _, token, index, item = message
+        channel.send(("started", index, None))  # the time limit counts from here
+        try:
+            channel.send(("result", index, functions[token](item)))
+        except Exception:  # the caller re-raises it: a bug in the function is not a failure
+            channel.send(("error", index, traceback.format_exc()))
+
+
+class Worker:
+    """One worker process, its channel, and what it is doing."""
+
+    def __init__(self, slot: Slot, context):
+        self.slot = slot
+        self.channel, remote = context.Pipe()
+        self.process = context.Process(target=_serve, args=(slot, remote), daemon=True)
+        self.process.start()
+        remote.close()
+        self.functions: set[int] = set()
+        self.task: Optional[tuple[int, Any, int]] = None  # index, item, attempt
+        self.started: Optional[float] = None  # when the worker began the task
+
+    def send(self, token: int, function: Callable, index: int, item: Any, attempt: int) -> None:
+        if token not in self.functions:
+            self.channel.send(("function", token, function))
+            self.functions.add(token)
+        self.channel.send(("task", token, index, item))
+        self.task, self.started = (index, item, attempt), None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.channel.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.channel.close()
+
+
+class WorkerError(RuntimeError):
+    """The mapped function raised an exception in a worker (its traceback is the message)."""
+
+
+class DevicePool:
+    """A pool of worker processes, one per device slot, whose :meth:`map` goes in a toolbox.
+
+    :param workers: number of worker processes (default: one per slot, see
+        :func:`device_slots`).
+    :param devices: ``"auto"``, ``"cpu"``, or devices like ``"cuda:0,cuda:1"`` / a list.
+    :param slots_per_gpu: workers sharing each GPU when ``devices="auto"``.
+    :param timeout: seconds one item may take; a worker past it is killed and replaced.
+    :param retries: further attempts for an item whose worker died or timed out.
+    """
+
+    def __init__(self, workers: Optional[int] = None, devices: str | Sequence[str] = "auto",
+                 slots_per_gpu: int = 1, timeout: Optional[float] = None, retries: int = 0):
+        self.slots = device_slots(workers, devices, slots_per_gpu)
+        self.timeout, self.retries = timeout, retries
+        self._context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
+        self.workers = [Worker(slot, self._context) for slot in self.slots]
+        self._functions: dict[int, Callable] = {}  # token -> function, kept alive while used
+
+    def __enter__(self) -> "DevicePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+    def __getstate__(self):
+        raise TypeError("a DevicePool cannot be pickled; register its map in the main process")
+
+    def map(self, function: Callable, iterable: Iterable) -> Iterator:
+        """``function`` applied to each item in the workers; results in input order."""
+        if not self.workers:
+            raise RuntimeError("the pool is closed")
+        token = id(function)
+        self._functions[token] = function
+        return self._results(token, function, list(iterable))
+
+    def _results(self, token: int, function: Callable, items: list) -> Iterator:
+        todo = deque((index, item, 0) for index, item in enumerate(items))
+        done: dict[int, Any] = {}
+        next_out = 0
+        try:
+            while next_out < len(items):
+                for worker in self.workers:
+                    if worker.task is None and todo:
+                        worker.send(token, function, *todo.popleft())
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+                if next_out < len(items):
+                    self._collect(done, todo)
+        finally:
+            self._abandon_running()
+
+    def _collect(self, done: dict, todo: deque) -> None:
+        """Wait for results, deaths or time-outs, and account for each."""
+        busy = [w for w in self.workers if w.task is not None]
+        ready = set(wait([w.channel for w in busy] + [w.process.sentinel for w in busy],
+                         timeout=self._time_to_deadline(busy)))
+        for worker in busy:
+            if worker.channel in ready:
+                try:
+                    kind, index, value = worker.channel.recv()
+                except (EOFError, OSError):
+                    self._lose(worker, todo, done, f"worker died ({self._exit(worker)})")
+                    continue
+                if kind == "started":
+                    worker.started = time.monotonic()
+                    continue
+                worker.task = None
+                if kind == "error":
+                    raise WorkerError(f"item {index} raised in a worker:\n{value}")
+                done[index] = value
+            elif worker.process.sentinel in ready:
+                self._lose(worker, todo, done, f"worker died ({self._exit(worker)})")
+            elif self._overdue(worker):
+                self._lose(worker, todo, done, f"exceeded the time limit of {self.timeout:g} s")
+
+    def _overdue(self, worker: Worker) -> bool:
+        return (self.timeout is not None and worker.started is not None
+                and time.monotonic() - worker.started > self.timeout)
+
+    def _time_to_deadline(self, busy: list[Worker]) -> Optional[float]:
+        started = [w.started for w in busy if w.started is not None]
+        if self.timeout is None or not started:
+            return None
+        return max(0.0, min(started) + self.timeout - time.monotonic())
+
+    @staticmethod
+    def _exit(worker: Worker) -> str:
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def _lose(self, worker: Worker, todo: deque, done: dict, reason: str) -> None:
+        """The worker's item failed: retry it or give it the worst fitness; replace the worker."""
+        index, item, attempt = worker.task
+        if attempt < self.retries:
+            todo.appendleft((index, item, attempt + 1))
+        else:
+            done[index] = failure(reason)
+        worker.stop(kill=True)
+        self.workers[self.workers.index(worker)] = Worker(worker.slot, self._context)
+
+    def _abandon_running(self) -> None:
+        """After an interrupted map, replace workers still busy with its items."""
+        for i, worker in enumerate(self.workers):
+            if worker.task is not None:
+                worker.stop(kill=True)
+                self.workers[i] = Worker(worker.slot, self._context)

@@ -1,0 +1,167 @@
+"""The local device pool: serial-equal results in order, dead and slow workers, SIGTERM."""
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from deap import base, tools
+
+from deapnas.algorithms import regularized_evolution, sel_best_of_sample
+from deapnas.data import load_dataset
+from deapnas.fitness import WORST, TableEvaluator, TrainEvaluator
+from deapnas.parallel import DevicePool, device_slots
+from deapnas.run import CHECKPOINT, read_history
+from deapnas.runner import INDIVIDUALS
+from deapnas.spaces import macro, nb201
+
+from conftest import NB201_METRIC
+
+
+def square_slowly(x):
+    time.sleep(0.05 * (5 - x % 5))  # later items finish first
+    return x * x
+
+
+class Saboteur:
+    """Evaluates from the table, but the worker evaluating ``victim`` dies (SIGKILL) or hangs."""
+
+    def __init__(self, table, victim, hang=False):
+        self.table, self.victim, self.hang = table, victim, hang
+
+    def __call__(self, cell):
+        if nb201.arch_string(cell) == self.victim:
+            if self.hang:
+                time.sleep(600)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.table(cell)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with DevicePool(2, "cpu", timeout=8) as pool:
+        yield pool
+
+
+def test_slots_share_the_cores_and_spread_over_devices():
+    slots = device_slots(3, "cuda:0,cuda:1")
+    assert [s.device for s in slots] == ["cuda:0", "cuda:1", "cuda:0"]
+    cpu = device_slots(2, "cpu")
+    assert len(cpu) == 2 and all(s.threads >= 1 for s in cpu)
+    with pytest.raises(ValueError, match="at least 1"):
+        device_slots(0, "cpu")
+
+
+def test_results_come_back_in_input_order(pool):
+    assert list(pool.map(square_slowly, range(10))) == [x * x for x in range(10)]
+
+
+def test_training_in_the_pool_equals_training_in_process(pool):
+    data = load_dataset("digits", seed=0)
+    evaluate = TrainEvaluator(functools.partial(macro.build_network, channels=8), data,
+                              epochs=1, device="cpu")
+    genomes = [macro.from_json({"layers": {"0": layer}, "connections": [
+        [macro.INPUT, 0, True, 0], [0, macro.OUTPUT, True, 1]]}) for layer in ("CONV_3.N", "CONV_2.H")]
+    serial = [evaluate(g) for g in genomes]
+    pooled = list(pool.map(evaluate, genomes))
+    assert [r[0] for r in pooled] == [r[0] for r in serial]
+    assert [r.info["reason"] for r in pooled] == [r.info["reason"] for r in serial]
+
+
+def toolbox_on(evaluate):
+    toolbox = base.Toolbox()
+    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("mutate", nb201.mutate)
+    toolbox.register("select", sel_best_of_sample, sample_size=5)
+    toolbox.register("evaluate", evaluate)
+    return toolbox
+
+
+def evolve(toolbox, seed=3):
+    random.seed(seed)
+    population, _ = regularized_evolution(toolbox.population(n=10), toolbox, cycles=30,
+                                          verbose=False, children_per_step=2)
+    return [(nb201.arch_string(ind), ind.fitness.values, ind.info.get("reason"))
+            for ind in population]
+
+
+def test_pooled_search_equals_the_serial_search(pool, nb201_csv):
+    table = TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC)
+    serial = evolve(toolbox_on(table))
+    toolbox = toolbox_on(table)
+    toolbox.register("map", pool.map)
+    assert evolve(toolbox) == serial
+
+
+@pytest.mark.parametrize("hang, reason", [(False, "worker died (killed by signal 9)"),
+                                          (True, "exceeded the time limit of 8 s")])
+def test_a_dead_or_stuck_worker_costs_only_its_candidate(pool, nb201_csv, hang, reason):
+    table = TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC)
+    random.seed(3)
+    victim = nb201.arch_string(toolbox_on(table).population(n=10)[4])
+    toolbox = toolbox_on(Saboteur(table, victim, hang))
+    toolbox.register("map", pool.map)
+    population = evolve(toolbox)  # the search goes on past the victim
+    assert len(population) == 10
+    victims = [r for r in population if r[0] == victim]
+    others = [r for r in population if r[0] != victim]
+    assert all(r[1] == (WORST,) and r[2] == reason for r in victims)
+    assert all(r[2] is None and r[1][0] > 0 for r in others)
+
+
+def die_once(marker):
+    """Kill the worker the first time (leaving a marker file), succeed the second."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "second attempt"
+
+
+def test_a_killed_worker_can_be_retried(tmp_path):
+    with DevicePool(1, "cpu", retries=1) as pool:
+        assert list(pool.map(die_once, [str(tmp_path / "marker")])) == ["second attempt"]
+
+
+def reciprocal(x):
+    return 1 / x
+
+
+def test_an_exception_in_the_function_is_raised_not_hidden(pool):
+    with pytest.raises(Exception, match="ZeroDivisionError"):
+        list(pool.map(reciprocal, [0]))
+    assert list(pool.map(abs, [-2])) == [2]  # the pool still works afterwards
+
+
+def test_closed_pool_refuses_work():
+    pool = DevicePool(1, "cpu")
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.map(abs, [1])
+
+
+def test_sigterm_leaves_a_resumable_run(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "deapnas.cli", "search", "--evaluations", "30",
+               "--population", "6", "--epochs", "1", "--channels", "8", "--checkpoint-every",
+               "5", "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(read_history(out)) < 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "deapnas resume" in err
+    assert (out / CHECKPOINT).exists()
+    interrupted = len(read_history(out))
+    assert 10 <= interrupted < 30
+    resumed = subprocess.run([sys.executable, "-m", "deapnas.cli", "resume", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    history = read_history(out)
+    assert [r["evaluation"] for r in history] == list(range(1, 31))
+    assert json.loads((out / "best.json").read_text())["evaluations"] == 30
