@@ -14,14 +14,23 @@ from .spaces import SPACES
 DEFAULTS = SearchConfig()
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the empty ones (None, False) whose help says what happens."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deapnas", description="Evolutionary neural architecture search with DEAP.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter, allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     search = commands.add_parser(
-        "search", help="run a new search", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "search", help="run a new search", formatter_class=_Formatter, allow_abbrev=False,
         description="Run a new architecture search. The defaults search the macro space with "
                     "regularized evolution on the bundled digits data in about three minutes "
                     "on two CPU cores; --preset paper gives the paper's settings.")
@@ -35,10 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train", help="retrain the best architecture longer and report its test accuracy",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
     train.add_argument("--epochs", type=int, default=20, help="training epochs")
-    train.add_argument("--device", default=None, help="device (default: the run's)")
+    train.add_argument("--device", default=None, help="device (unset: the run's)")
+    train.add_argument("--channels", type=int, default=None,
+                       help="width C of the retrained network (unset: the search's)")
     return parser
 
 
@@ -58,7 +69,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                       help="digits is bundled; idx reads an IDX image/label pair from "
                            "--data-dir; nb201 is the benchmark table given by --table")
     data.add_argument("--data-dir", default=d.data_dir,
-                      help=f"where datasets are read from (default {DEFAULT_DATA_DIR})")
+                      help=f"where datasets are read from (unset: {DEFAULT_DATA_DIR})")
     data.add_argument("--download", action="store_true",
                       help="download a torchvision dataset that is missing (needs network)")
     data.add_argument("--table", default=d.table,
@@ -75,7 +86,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                         help="the pick is the best mean among architectures evaluated at "
                              "least this often")
     budget.add_argument("--time-limit", type=float, default=d.time_limit,
-                        help="stop breeding after this many seconds")
+                        help="stop breeding after this many seconds (unset: no limit)")
     training = parser.add_argument_group("training each candidate")
     training.add_argument("--epochs", type=int, default=d.epochs, help="epochs per candidate")
     training.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size")
@@ -85,7 +96,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--cells", type=int, default=d.cells,
                           help="nb201: cells per stage (the benchmark uses 5)")
     training.add_argument("--max-params", type=int, default=d.max_params,
-                          help="candidates with more parameters fail without training")
+                          help="candidates with more parameters fail without training; 0 for "
+                               "no cap")
     training.add_argument("--device", default=d.device,
                           help="auto, cpu, cuda, cuda:1, ...; with --workers a list such as "
                                "cuda:0,cuda:1 spreads the workers over those devices")
@@ -105,7 +117,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
                           help="address of a running Ray cluster, e.g. ray://head:10001")
     output = parser.add_argument_group("output")
     output.add_argument("--out", default=d.out,
-                        help="run directory (default runs/ALGORITHM-SPACE-DATASET-seedSEED)")
+                        help="run directory (unset: runs/ALGORITHM-SPACE-DATASET-seedSEED)")
     output.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
                         help="evaluations between checkpoints")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -154,10 +166,11 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(report.summary(args.directory))
     elif args.command == "show":
         print(report.summary(args.directory))
-        for path in (report.plot_history(args.directory), report.plot_best(args.directory)):
-            print(f"wrote {path}")
+        print(f"wrote {report.plot_history(args.directory)}")
+        if report.load_run(args.directory)[2] is not None:
+            print(f"wrote {report.plot_best(args.directory)}")
     elif args.command == "train":
-        result = report.retrain(args.directory, args.epochs, args.device)
+        result = report.retrain(args.directory, args.epochs, args.device, args.channels)
         print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
               f"after {result['epochs']} epochs ({result['params']:,} parameters); "
               f"weights in {args.directory}/model.pt")

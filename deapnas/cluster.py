@@ -26,15 +26,15 @@ Ray is an optional dependency: ``pip install deapnas[ray]``.
 from __future__ import annotations
 
 import math
-import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .fitness import failure
-from .parallel import WorkerError
-
+# Only the standard library and Ray are imported here: an actor imports this module to run, and
+# importing torch (seconds) is left to the functions that use it. The driver's helpers from
+# deapnas.fitness and deapnas.parallel are imported where they are used.
 try:
     import ray
 except ImportError:  # RayMap says what to install when it is used
@@ -75,20 +75,17 @@ class _Slot:
     """
 
     def __init__(self, device: str, threads: int):
-        import torch
-
-        torch.set_num_threads(threads)
-        self.device = device
+        self.device, self.threads = device, threads
         self.functions: dict[int, Callable] = {}
 
     @_retried_until_back
-    def prepare(self, token: int, box: list) -> int:
-        """Load the function (untimed, before any item); the actor's process id.
+    def prepare(self, token: int, box: list) -> str:
+        """Load the function (untimed, before any item); the id of this actor process.
 
         Called right after the actor was killed, it waits for the restart.
         """
         self._function(token, box)
-        return os.getpid()
+        return ray.get_runtime_context().get_worker_id()
 
     def run(self, token: int, box: list, item: Any) -> Any:
         return self._function(token, box)(item)
@@ -98,7 +95,17 @@ class _Slot:
             function = ray.get(box[0])
             retarget = getattr(function, "for_device", None)
             self.functions[token] = retarget(self.device) if retarget else function
+            self._limit_threads()
         return self.functions[token]
+
+    def _limit_threads(self) -> None:
+        """Let torch use the slot's cores, once a function has brought torch in.
+
+        (Before that, Ray's ``OMP_NUM_THREADS``, set to the actor's CPUs, does the same.)
+        """
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
 
 @dataclass
@@ -120,6 +127,8 @@ class _Worker:
         self.loading = None  # the ray.ObjectRef of a prepare() in flight
         self.ready = False  # prepared for the current map
         self.task: Optional[_Task] = None
+        self.process: Optional[str] = None  # the actor's process, as prepare() reported it
+        self.killed: Optional[str] = None  # the process restart() killed, until a new one reports
 
     @property
     def idle(self) -> bool:
@@ -138,6 +147,15 @@ class _Worker:
             ray.cancel(self.task.ref)  # a cancelled task is not retried
         ray.kill(self.actor, no_restart=False)
         self.task, self.loading, self.ready = None, None, False
+        self.killed = self.process
+
+    def loaded(self, process: str) -> bool:
+        """Record the process that prepared; False if it is the one killed, still dying
+        (``ray.kill`` lands a little later, and an item sent to it would be lost)."""
+        if process == self.killed:
+            return False
+        self.process, self.killed, self.loading, self.ready = process, None, None, True
+        return True
 
 
 class RayMap:
@@ -145,34 +163,46 @@ class RayMap:
 
     :param workers: number of actors (default: as many slots as the cluster's nodes hold).
     :param address: the cluster to join (``"auto"``, ``"ray://host:10001"``...); ``None``
-        joins the Ray this process already started, or starts a local one.
+        starts a local one. A Ray this process already started is used as it is.
     :param num_cpus_per_worker: cores reserved per actor (torch uses that many threads).
     :param num_gpus_per_worker: GPUs per actor, fractions letting actors share one;
         ``"auto"``: one per actor when the cluster has GPUs, else none.
-    :param timeout: seconds one item may run; its actor is then killed and restarted.
-    :param retries: further attempts for an item whose actor died or timed out.
+    :param timeout: seconds one item may run, counted from when an idle actor (its function
+        loaded) is handed the item; the actor is then killed and restarted.
+    :param retries: further attempts for an item whose actor died (Ray retries it, on the
+        restarted actor, within the item's time limit) or timed out (the map hands it out again,
+        with a new time limit and Ray's retries anew).
     :param init_kwargs: passed to ``ray.init`` when this map starts Ray (e.g. ``num_cpus``).
+
+    Actors waiting for resources that other jobs hold start when those are freed; the map
+    hands them items only once they are up.
     """
 
     def __init__(self, workers: Optional[int] = None, address: Optional[str] = None,
                  num_cpus_per_worker: float = 1, num_gpus_per_worker: float | str = "auto",
                  timeout: Optional[float] = None, retries: int = 0, **init_kwargs: Any):
         _require_ray()
-        if retries < 0 or (timeout is not None and timeout <= 0):
-            raise ValueError("retries must be >= 0 and timeout positive")
-        self._owns_ray = _connect(address, init_kwargs)
-        self.num_cpus, self.num_gpus = num_cpus_per_worker, _gpus(num_gpus_per_worker)
+        if retries < 0 or (timeout is not None and timeout <= 0) or num_cpus_per_worker < 0:
+            raise ValueError("retries and num_cpus_per_worker must be >= 0, timeout positive")
         self.timeout, self.retries = timeout, retries
-        self.device = "cuda" if self.num_gpus > 0 else "cpu"
-        count = _worker_count(workers, self.num_cpus, self.num_gpus)
-        self.workers = [_Worker(self._start_actor()) for _ in range(count)]
+        self.workers: list[_Worker] = []
         self._functions: dict[int, tuple[Callable, list]] = {}  # token -> function, its box
+        self._owns_ray = _connect(address, init_kwargs)
+        try:
+            self._start(workers, num_cpus_per_worker, num_gpus_per_worker)
+        except BaseException:
+            self.close()
+            raise
 
-    def _start_actor(self):
-        """A new actor: restarted by Ray without limit, each item retried ``retries`` times."""
+    def _start(self, workers: Optional[int], num_cpus: float, num_gpus: float | str) -> None:
+        """Start the actors: restarted by Ray without limit, an item retried ``retries`` times."""
+        self.num_cpus, self.num_gpus = num_cpus, _gpus(num_gpus)
+        self.device = "cuda" if self.num_gpus > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
+        count = _worker_count(workers, self.num_cpus, self.num_gpus)
         actor_class = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=-1,
                                  max_task_retries=self.retries)(_Slot)
-        return actor_class.remote(self.device, max(1, int(self.num_cpus)))
+        threads = max(1, int(self.num_cpus))
+        self.workers = [_Worker(actor_class.remote(self.device, threads)) for _ in range(count)]
 
     def __enter__(self) -> "RayMap":
         return self
@@ -188,9 +218,10 @@ class RayMap:
 
     def close(self) -> None:
         """Stop every actor (and the local Ray this map started, if it did)."""
-        for worker in self.workers:
-            ray.kill(worker.actor)
-        self.workers = []
+        if ray.is_initialized():
+            for worker in self.workers:
+                ray.kill(worker.actor)
+        self.workers, self._functions = [], {}
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
@@ -234,7 +265,7 @@ class RayMap:
             if ref == worker.loading:
                 self._loaded(worker, token, box)
             else:
-                self._finished(worker, done, todo, token, box)
+                self._finished(worker, done, token, box)
         for worker in self.workers:
             if self._overdue(worker):
                 self._lose(worker, todo, done, f"exceeded the time limit of {self.timeout:g} s")
@@ -243,15 +274,21 @@ class RayMap:
 
     def _loaded(self, worker: _Worker, token: int, box: list) -> None:
         try:
-            ray.get(worker.loading)
+            process = ray.get(worker.loading)
         except _actor_lost_errors():  # killed while loading: load again once restarted
             worker.prepare(token, box)
             return
         except ray.exceptions.RayTaskError as error:
-            raise WorkerError(f"loading the function failed in a worker:\n{error}") from error
-        worker.loading, worker.ready = None, True
+            from .parallel import WorkerError
 
-    def _finished(self, worker: _Worker, done: dict, todo: deque, token: int, box: list) -> None:
+            raise WorkerError(f"loading the function failed in a worker:\n{error}") from error
+        if not worker.loaded(process):
+            worker.prepare(token, box)  # ask again until the restarted actor answers
+
+    def _finished(self, worker: _Worker, done: dict, token: int, box: list) -> None:
+        from .fitness import failure
+        from .parallel import WorkerError
+
         task = worker.task
         try:
             done[task.index] = ray.get(task.ref)
@@ -276,6 +313,8 @@ class RayMap:
 
     def _lose(self, worker: _Worker, todo: deque, done: dict, reason: str) -> None:
         """The worker's item failed: try it again or give it the worst fitness."""
+        from .fitness import failure
+
         task = worker.task
         if task.attempt < self.retries:
             todo.appendleft((task.index, task.item, task.attempt + 1))
@@ -318,8 +357,6 @@ def _gpus(num_gpus_per_worker: float | str) -> float:
 
 def _worker_count(workers: Optional[int], num_cpus: float, num_gpus: float) -> int:
     """``workers``, checked against the slots the cluster's live nodes hold (the default)."""
-    if num_cpus < 0:
-        raise ValueError(f"num_cpus_per_worker must be >= 0, not {num_cpus}")
     slots = sum(_node_slots(node["Resources"], num_cpus, num_gpus)
                 for node in ray.nodes() if node.get("Alive"))
     if workers is None:

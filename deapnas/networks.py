@@ -31,18 +31,21 @@ def count_parameters(build: Callable[[], nn.Module]) -> int:
 class MacroNet(nn.Module):
     """A macro-search network: the compiled graph, then FC(n/4) -> FC(n/8) -> FC(classes).
 
-    ``n`` is the number of features the graph outputs. ReLU sits between the fully connected
-    layers: the paper does not name one, and without it three linear layers collapse into one.
+    ``n`` is the number of features the graph outputs. ``head_activation`` (ReLU by default)
+    sits between the fully connected layers: the paper does not name one, and without one three
+    linear layers collapse into one.
     """
 
-    def __init__(self, graph: nx.DiGraph, input_shape: Shape, num_classes: int):
+    def __init__(self, graph: nx.DiGraph, input_shape: Shape, num_classes: int,
+                 head_activation: Callable[[], nn.Module] = nn.ReLU):
         super().__init__()
         self.body = compile_graph(graph, [input_shape])
         features = math.prod(self.body.output_shape)
         fc1 = max(features // 4, 1)
         fc2 = max(fc1 // 2, 1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, fc1), nn.ReLU(),
-                                  nn.Linear(fc1, fc2), nn.ReLU(), nn.Linear(fc2, num_classes))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, fc1), head_activation(),
+                                  nn.Linear(fc1, fc2), head_activation(),
+                                  nn.Linear(fc2, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))

@@ -60,7 +60,7 @@ def describe_best(config: SearchConfig, best: dict) -> str:
     genome = best["genome"]  # the readable form when it is a string (an arch string)
     if not isinstance(genome, str):
         genome = repr(space.from_json(genome))
-    how = ("best single evaluation: no architecture was evaluated "
+    how = ("best mean over all architectures: none was evaluated "
            f"{config.min_evaluations} times" if best["fallback"] else
            f"best mean of architectures evaluated at least {config.min_evaluations} times")
     measure = config.metric if config.tabular else "validation accuracy"
@@ -124,10 +124,12 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def retrain(directory: str | Path, epochs: int = 20, device: str | None = None) -> dict:
+def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
+            channels: int | None = None) -> dict:
     """Train the pick from scratch on training + validation data for ``epochs`` epochs and
-    score it on the test split (used here for the first and only time). Writes
-    ``train.json`` and the weights to ``model.pt``."""
+    score it on the test split (used here for the first and only time), optionally wider
+    (``channels``; the paper retrains its pick at C = 128 and 256). Writes ``train.json`` and
+    the weights to ``model.pt``. No augmentation is applied."""
     config, _, best = load_run(directory)
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; finish or resume the search")
@@ -136,6 +138,8 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None) 
                          "trained accuracies (see best.json's report)")
     if device:
         config.device = device
+    if channels:
+        config.channels = channels
     evaluator: TrainEvaluator = make_evaluator(config)
     genome = get_space(config.space).from_json(best["genome"])
     data = evaluator.device_data
@@ -143,7 +147,7 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None) 
     torch.manual_seed(config.seed)
     net = evaluator.network(genome)
     evaluator.fit(net, both, epochs)
-    result = {"epochs": epochs, "test_accuracy": evaluator.accuracy(net, data.test),
+    result = {"epochs": epochs, "channels": config.channels, "test_accuracy": evaluator.accuracy(net, data.test),
               "params": sum(p.numel() for p in net.parameters()), "test_images": len(data.test)}
     torch.save(net.state_dict(), Path(directory) / "model.pt")
     write_json(Path(directory) / "train.json", result)

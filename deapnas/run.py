@@ -108,7 +108,8 @@ class Journal:
             **state, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "random": random.getstate(), "numpy": np.random.get_state(),
             "torch": torch.get_rng_state()})
-        if self.evaluations - self._last_written >= self.checkpoint_every:
+        first = not (self.directory / CHECKPOINT).exists()  # so a resume never starts over
+        if first or self.evaluations - self._last_written >= self.checkpoint_every:
             self.flush()
 
     def flush(self) -> None:

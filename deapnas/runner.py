@@ -123,7 +123,7 @@ def make_evaluator(config: SearchConfig):
     return TrainEvaluator(network_builder(config), data, epochs=config.epochs,
                           batch_size=config.batch_size, lr=config.lr,
                           device=config.device.split(",")[0], seed=config.seed,
-                          max_params=config.max_params)
+                          max_params=config.max_params or None)
 
 
 def network_builder(config: SearchConfig):

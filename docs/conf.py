@@ -34,8 +34,13 @@ autodoc_default_options = {
     "undoc-members": False,
     "show-inheritance": True,
 }
+# Types go into the parameter descriptions, and only for parameters the docstring documents;
+# the signatures stay short.
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_typehints_format = "short"
+# An undocumented ``forward`` would otherwise show torch.nn.Module.forward's generic docstring.
+autodoc_inherit_docstrings = False
 # Importing deapnas.report selects matplotlib's Agg backend; nothing else needs mocking.
 
 # The docstrings use reST field lists (:param x:); napoleon also accepts Google/NumPy sections.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 import networkx as nx
+from torch import nn
 
 from ..graph import InvalidGraphError, architecture_key
 from ..networks import MacroNet
@@ -129,32 +130,37 @@ def mutate(individual: MacroGenome, p_add: float = 0.25, p_identity: float = 0.0
 
 # -- genome -> graph -> network --------------------------------------------------------------
 
-def layer_node(layer: str, channels: int) -> dict:
+def layer_node(layer: str, channels: int, dropout: float = 0.1) -> dict:
     """Graph node attributes for a layer choice such as ``"CONV_3.H"`` or ``"POOL_5.M"``."""
     kind, spec = layer.split("_")
     kernel, variant = spec.split(".")
     if kind == "CONV":
         width = channels // 2 if variant == "H" else channels
-        return {"op": "conv_relu6_bn", "args": {"kernel": int(kernel), "channels": width}}
+        return {"op": "conv_relu6_bn", "args": {"kernel": int(kernel), "channels": width,
+                                                "dropout": dropout}}
     return {"op": "pool", "args": {"kind": {"A": "avg", "M": "max"}[variant],
                                    "kernel": int(kernel)}}
 
 
-def to_graph(genome: MacroGenome, channels: int = 64) -> nx.DiGraph:
-    """The genome's enabled connections as a compiler graph (see :mod:`deapnas.graph`)."""
+def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1) -> nx.DiGraph:
+    """The genome's enabled connections as a compiler graph (see :mod:`deapnas.graph`);
+    ``channels`` is the paper's C, ``dropout`` the Dropout2d rate after each convolution."""
     graph = nx.DiGraph(inputs=[INPUT], output=OUTPUT)
     graph.add_node(INPUT)
     for node, layer in sorted(genome.layers.items()):
-        graph.add_node(node, label=layer, **layer_node(layer, channels))
+        graph.add_node(node, label=layer, **layer_node(layer, channels, dropout))
     graph.add_node(OUTPUT, op="identity", combine="sum")
     graph.add_edges_from((c.source, c.target) for c in genome.connections if c.enabled)
     return graph
 
 
 def build_network(genome: MacroGenome, input_shape: Shape, num_classes: int,
-                  channels: int = 64) -> MacroNet:
-    """The trainable network of a genome: its graph followed by the three-layer FC head."""
-    return MacroNet(to_graph(genome, channels), input_shape, num_classes)
+                  channels: int = 64, dropout: float = 0.1,
+                  head_activation: Callable[[], nn.Module] = nn.ReLU) -> MacroNet:
+    """The trainable network of a genome: its graph followed by the three-layer FC head
+    (``head_activation`` between the FC layers; the paper names none)."""
+    return MacroNet(to_graph(genome, channels, dropout), input_shape, num_classes,
+                    head_activation)
 
 
 def key(genome: MacroGenome) -> Optional[str]:

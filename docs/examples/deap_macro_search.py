@@ -1,7 +1,7 @@
 """Macro architecture search written as a plain DEAP script.
 
-Small settings (population 6, 1 training epoch) so that it finishes in a minute or two on a CPU;
-see the comments for the paper's values.
+Small settings (population 6, 1 training epoch) so that it finishes in seconds on a CPU; see the
+comments for the paper's values.
 """
 import functools
 import random
