@@ -95,18 +95,24 @@ def test_best_average_prefers_robust_architectures():
 
 
 def table_config(csv, out, **overrides):
-    return SearchConfig(space="nb201", dataset="nb201", table=str(csv), metric=NB201_METRIC,
-                        report=NB201_REPORT, evaluations=300, population=30, sample_size=10,
-                        out=str(out), checkpoint_every=25, **overrides)
+    settings = dict(space="nb201", dataset="nb201", table=str(csv), metric=NB201_METRIC,
+                    report=NB201_REPORT, evaluations=300, population=30, sample_size=10,
+                    out=str(out), checkpoint_every=25)
+    return SearchConfig(**{**settings, **overrides})
 
 
 def without_clock(records):
     return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
 
 
-@pytest.mark.parametrize("stop_at", [17, 42, 137])  # in the first population, just after it, later
+@pytest.mark.parametrize("stop_at, crash, every", [
+    (17, KeyboardInterrupt, 25),   # Ctrl-C in the first population
+    (42, KeyboardInterrupt, 25),   # just after it
+    (137, KeyboardInterrupt, 25),  # later, with evaluations beyond the last checkpoint
+    (20, SystemExit, 1000),        # a hard stop before any periodic checkpoint was due
+])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path, monkeypatch,
-                                                             stop_at):
+                                                             stop_at, crash, every):
     expected = runner.start(table_config(nb201_csv, tmp_path / "straight"), progress=False)
 
     real = runner.make_evaluator
@@ -118,13 +124,14 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path
         def wrapper(individual):
             calls["n"] += 1
             if calls["n"] == stop_at:
-                raise KeyboardInterrupt
+                raise crash
             return evaluate(individual)
         return wrapper
 
     monkeypatch.setattr(runner, "make_evaluator", interrupting)
-    with pytest.raises(KeyboardInterrupt):
-        runner.start(table_config(nb201_csv, tmp_path / "broken"), progress=False)
+    with pytest.raises(crash):
+        runner.start(table_config(nb201_csv, tmp_path / "broken", checkpoint_every=every),
+                     progress=False)
     assert len(read_history(tmp_path / "broken")) == stop_at - 1  # nothing evaluated is lost
     monkeypatch.setattr(runner, "make_evaluator", real)
     resumed = runner.resume(tmp_path / "broken", progress=False)
