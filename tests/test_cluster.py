@@ -1,5 +1,6 @@
 """RayMap on a local Ray: order, one load per actor, a real search, dead and slow actors."""
 import importlib
+import json
 import os
 import pickle
 import random
@@ -16,9 +17,11 @@ ray = pytest.importorskip("ray")
 from deap import base, tools  # noqa: E402
 
 from deapnas.algorithms import regularized_evolution, sel_best_of_sample  # noqa: E402
+from deapnas.cli import main  # noqa: E402
 from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import WORST, TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
+from deapnas.run import CONFIG, read_history  # noqa: E402
 from deapnas.runner import INDIVIDUALS  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
@@ -202,3 +205,14 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
     cluster = importlib.import_module("deapnas.cluster")
     with pytest.raises(ImportError, match=r"pip install deapnas\[ray\]"):
         cluster.RayMap()
+
+
+def test_deapnas_search_runs_through_ray_and_records_the_backend(tmp_path):
+    if not NB201_CSV.exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
+    out = tmp_path / "ray-run"
+    assert main(["search", "--ray", "--workers", "2", "--space", "nb201", "--dataset", "nb201",
+                 "--table", str(NB201_CSV), "--metric", NB201_METRIC, "--evaluations", "30",
+                 "--population", "10", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / CONFIG).read_text())["ray"] is True
+    assert len(read_history(out)) == 30
