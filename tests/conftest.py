@@ -2,12 +2,28 @@
 from pathlib import Path
 
 import pytest
+from deap import base, tools
+
+from deapnas.algorithms import sel_best_of_sample
+from deapnas.runner import INDIVIDUALS
+from deapnas.spaces import nb201
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"
 NB201_CSV = SHARED / "nas-bench-201" / "nb201.csv"
 NB201_METRIC = "cifar10valid_xvalid_acc_200ep_mean"
 NB201_REPORT = "cifar10_test_acc_200ep"
+
+
+def nb201_toolbox(evaluate, sample_size: int = 5) -> base.Toolbox:
+    """Aging evolution on NAS-Bench-201 cells with the given fitness function."""
+    toolbox = base.Toolbox()
+    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("mutate", nb201.mutate)
+    toolbox.register("select", sel_best_of_sample, sample_size=sample_size)
+    toolbox.register("evaluate", evaluate)
+    return toolbox
 
 
 @pytest.fixture

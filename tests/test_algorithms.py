@@ -3,28 +3,22 @@ import json
 import random
 
 import pytest
-from deap import algorithms as deap_algorithms, base, tools
+from deap import algorithms as deap_algorithms, tools
 
 from deapnas import runner
 from deapnas.algorithms import (best_average, evaluate_invalid, regularized_evolution,
                                 sel_best_of_sample)
 from deapnas.fitness import TableEvaluator
 from deapnas.run import HISTORY, read_history
-from deapnas.runner import INDIVIDUALS, SearchConfig
+from deapnas.runner import SearchConfig
 from deapnas.spaces import nb201
 
-from conftest import NB201_METRIC, NB201_REPORT
+from conftest import NB201_METRIC, NB201_REPORT, nb201_toolbox
 
 
 @pytest.fixture
 def toolbox(nb201_csv):
-    toolbox = base.Toolbox()
-    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", nb201.mutate)
-    toolbox.register("select", sel_best_of_sample, sample_size=5)
-    toolbox.register("evaluate", TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC))
-    return toolbox
+    return nb201_toolbox(TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC))
 
 
 def test_aging_removes_the_oldest_whatever_its_fitness(toolbox):

@@ -8,26 +8,21 @@ import signal
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from deap import base, tools  # noqa: E402
 
-from deapnas.algorithms import regularized_evolution, sel_best_of_sample  # noqa: E402
+from deapnas.algorithms import regularized_evolution  # noqa: E402
 from deapnas.cli import main  # noqa: E402
 from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import WORST, TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
 from deapnas.run import CONFIG, read_history  # noqa: E402
-from deapnas.runner import INDIVIDUALS  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
-NB201_CSV = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-201"
-             / "nb201.csv")
-NB201_METRIC = "cifar10valid_xvalid_acc_200ep_mean"
+from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402
 
 # Ray's workers cannot import this module (tests/ is not on their path), so the functions below
 # travel by value, as functions defined in a script's __main__ do.
@@ -134,12 +129,8 @@ def test_the_function_is_loaded_once_per_actor_and_retargeted():
 def test_a_search_on_ray_equals_the_same_search_with_the_builtin_map():
     if not NB201_CSV.exists():
         pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
-    toolbox = base.Toolbox()
-    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", nb201.mutate)
-    toolbox.register("select", sel_best_of_sample, sample_size=3)
-    toolbox.register("evaluate", TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC))
+    toolbox = nb201_toolbox(TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC),
+                            sample_size=3)
 
     def search():
         random.seed(7)

@@ -9,17 +9,15 @@ import sys
 import time
 
 import pytest
-from deap import base, tools
 
-from deapnas.algorithms import regularized_evolution, sel_best_of_sample
+from deapnas.algorithms import regularized_evolution
 from deapnas.data import load_dataset
 from deapnas.fitness import WORST, TableEvaluator, TrainEvaluator
 from deapnas.parallel import DevicePool, device_slots
 from deapnas.run import CHECKPOINT, read_history
-from deapnas.runner import INDIVIDUALS
 from deapnas.spaces import macro, nb201
 
-from conftest import NB201_METRIC
+from conftest import NB201_METRIC, nb201_toolbox as toolbox_on
 
 
 def square_slowly(x):
@@ -70,16 +68,6 @@ def test_training_in_the_pool_equals_training_in_process(pool):
     pooled = list(pool.map(evaluate, genomes))
     assert [r[0] for r in pooled] == [r[0] for r in serial]
     assert [r.info["reason"] for r in pooled] == [r.info["reason"] for r in serial]
-
-
-def toolbox_on(evaluate):
-    toolbox = base.Toolbox()
-    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", nb201.mutate)
-    toolbox.register("select", sel_best_of_sample, sample_size=5)
-    toolbox.register("evaluate", evaluate)
-    return toolbox
 
 
 def evolve(toolbox, seed=3):
