@@ -14,7 +14,7 @@
 Every figure is the median of ``--repeats`` timed runs after an untimed warm-up, timed with
 ``time.perf_counter`` (CUDA is synchronised before each clock read). Seeds are fixed.
 
-    python benchmarks/bench_fitness.py                       # digits, about 15 s on 2 CPU cores
+    python benchmarks/bench_fitness.py                   # digits: about 15 s on 2 idle CPU cores
     python benchmarks/bench_fitness.py --dataset idx --data-dir ../shared/data/mnist
     python benchmarks/bench_fitness.py --device cuda --epochs 3 --repeats 5
 
@@ -46,9 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--data-dir", default=None, help="folder of the dataset (idx: required)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput run (b)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per throughput run (b)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is shown")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is shown")
     parser.add_argument("--genomes", type=int, default=6, help="valid random genomes timed in (a)")
     parser.add_argument("--channels", type=int, default=64, help="macro width C (paper: 64)")
     parser.add_argument("--seed", type=int, default=0)
@@ -146,7 +146,7 @@ def throughput(evaluator: TrainEvaluator, genome, epochs: int, repeats: int) -> 
     for repeat in range(repeats + 1):  # repeat 0 is the warm-up
         order = list(loops) if repeat % 2 else list(loops)[::-1]  # alternate who goes first
         for name in order:
-            torch.manual_seed(repeat)  # both loops start from the same weights and order seed
+            torch.manual_seed(repeat)  # both loops start from the same initial weights
             net = evaluator.network(genome)
             start = clock(device)
             loops[name](net)
@@ -183,8 +183,9 @@ def main(argv=None) -> int:
     print(f"{'#':>2} {'params':>9} {'count(meta)':>11} {'build':>8} {'network()':>9} "
           f"{'epoch':>9} {'ratio':>7}  layers")
     for i, row in enumerate(rows):
-        print(f"{i:>2} {row['params']:>9,} {row['meta'] * 1e3:>9.2f}ms {row['build'] * 1e3:>6.2f}ms "
-              f"{row['network'] * 1e3:>7.2f}ms {row['epoch'] * 1e3:>7.1f}ms "
+        print(f"{i:>2} {row['params']:>9,} {row['meta'] * 1e3:>9.2f}ms "
+              f"{row['build'] * 1e3:>6.2f}ms {row['network'] * 1e3:>7.2f}ms "
+              f"{row['epoch'] * 1e3:>7.1f}ms "
               f"{row['network'] / row['epoch']:>7.3f}  {row['layers']}")
     total_network = sum(r["network"] for r in rows)
     total_epoch = sum(r["epoch"] for r in rows)

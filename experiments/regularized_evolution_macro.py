@@ -10,11 +10,15 @@ evaluated at least 5 times.
 
 Run it::
 
-    python experiments/regularized_evolution_macro.py --tiny            # ~1 min on CPU, digits
+    python experiments/regularized_evolution_macro.py --tiny          # < 1 min on CPU, digits
     python experiments/regularized_evolution_macro.py --tiny --dataset idx \\
-        --data-dir ../shared/data/mnist                                 # shared MNIST images
-    python experiments/regularized_evolution_macro.py --data-dir ~/data --download   # the paper
+        --data-dir ../shared/data/mnist                  # the shared MNIST images, ~1.5 min
+    python experiments/regularized_evolution_macro.py --data-dir ~/data --download \\
+        --final-epochs 20                   # the paper's search, then retraining at C = 256
     python experiments/regularized_evolution_macro.py --random-search ...  # S = 1 baseline
+
+``--tiny`` is a smoke preset (P = 12, S = 4, 48 cycles, 4 epochs, C = 32, 100 training images
+per class), not a reproduction.
 
 Every evaluation is journaled in ``--out`` as it completes; an interrupted run continues where
 it stopped when the same command is run again with the same ``--out``.
@@ -32,9 +36,11 @@ final network REMNet 94.46 % (C = 256, 3.1 M parameters, 20 epochs with augmenta
 94.26 % at C = 128; random search best 91.91 %.
 """
 import argparse
+import dataclasses
 import functools
 import json
 import random
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +48,7 @@ import torch
 from deap import base, creator, tools
 
 from deapnas import algorithms
-from deapnas.data import DATASETS, Split, load_dataset
+from deapnas.data import DATASETS, DatasetError, Split, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.run import Journal, read_history, write_json
 from deapnas.spaces import macro
@@ -52,9 +58,11 @@ creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
 
 PAPER = dict(dataset="fashion-mnist", population=100, sample_size=25, cycles=400, epochs=10,
-             channels=64, batch_size=128, final_channels=256, final_epochs=0)
-TINY = dict(dataset="digits", population=12, sample_size=4, cycles=36, epochs=2,
-            channels=16, batch_size=64, final_channels=32, final_epochs=5)
+             channels=64, batch_size=128, train_per_class=0, min_evaluations=5,
+             final_channels=256, final_epochs=0)
+TINY = dict(dataset="digits", population=12, sample_size=4, cycles=48, epochs=4,
+            channels=32, batch_size=64, train_per_class=100, min_evaluations=3,
+            final_channels=32, final_epochs=5)
 # Settings that may change between an interrupted run and its resumption.
 FREE_TO_CHANGE = ("device", "download", "final_channels", "final_epochs", "quiet")
 
@@ -62,7 +70,8 @@ FREE_TO_CHANGE = ("device", "download", "final_channels", "final_epochs", "quiet
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true",
-                        help=f"CPU smoke preset: {TINY} (options given explicitly win)")
+                        help="CPU smoke preset: " + ", ".join(f"{k}={v}" for k, v in TINY.items())
+                        + " (options given explicitly win)")
     parser.add_argument("--random-search", action="store_true",
                         help="the paper's baseline: sample size S = 1")
     parser.add_argument("--dataset", choices=DATASETS, help="default fashion-mnist (tiny: digits)")
@@ -75,6 +84,11 @@ def parse_args(argv=None):
     parser.add_argument("--channels", type=int, help="width C (64)")
     parser.add_argument("--batch-size", type=int, help="batch size (128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--train-per-class", type=int,
+                        help="train candidates on this many images per class (0: all; tiny: 100)")
+    parser.add_argument("--min-evaluations", type=int,
+                        help="the pick is the best mean of architectures evaluated at least "
+                             "this often (paper: 5; tiny: 3)")
     parser.add_argument("--max-params", type=int, default=5_000_000,
                         help="candidates with more parameters fail without training")
     parser.add_argument("--final-channels", type=int, help="width of the final retraining (256)")
@@ -91,6 +105,8 @@ def parse_args(argv=None):
             setattr(args, name, value)
     if args.random_search:
         args.sample_size = 1
+    if not 1 <= args.sample_size <= args.population:
+        parser.error(f"--sample-size must lie between 1 and --population ({args.population})")
     if args.out is None:
         args.out = (f"runs/remacro-{args.dataset}-{'rs' if args.random_search else 're'}"
                     f"{'-tiny' if args.tiny else ''}-seed{args.seed}")
@@ -118,8 +134,9 @@ def check_settings(args):
         before = json.loads(path.read_text())
         changed = sorted(k for k in settings if before.get(k) != settings[k])
         if changed:
-            raise SystemExit(f"{args.out} holds a run made with other settings ({', '.join(changed)}); "
-                             "run the same command to resume it, or choose another --out")
+            raise SystemExit(f"{args.out} holds a run made with other settings "
+                             f"({', '.join(changed)}); run the same command to resume it, "
+                             "or choose another --out")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(path, settings)
 
@@ -141,12 +158,20 @@ def retrain(genome, data, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_settings(args)
+    try:
+        data = load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed)
+    except DatasetError as error:  # the message says what to do (e.g. pass --download)
+        raise SystemExit(f"error: {error}") from None
+    check_settings(args)  # after loading: a data problem leaves nothing behind in --out
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    data = load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed)
-    toolbox = make_toolbox(args, data)
+    search_data = data
+    if args.train_per_class:  # a stratified subset of the training split, to search faster
+        subset = stratified_subset(data.train.y, args.train_per_class, args.seed)
+        search_data = dataclasses.replace(data, train=data.train.subset(subset))
+    toolbox = make_toolbox(args, search_data)
 
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("avg", np.mean)
@@ -155,10 +180,12 @@ def main(argv=None):
     hof = tools.HallOfFame(1)
     journal = Journal(args.out, lambda ind: {"genome": macro.to_json(ind), "key": macro.key(ind)})
 
-    pop, logbook = algorithms.regularized_evolution(
-        toolbox.population(n=args.population), toolbox, cycles=args.cycles, stats=stats,
-        halloffame=hof, verbose=not args.quiet, journal=journal)
-    journal.flush()
+    try:
+        pop, logbook = algorithms.regularized_evolution(
+            toolbox.population(n=args.population), toolbox, cycles=args.cycles, stats=stats,
+            halloffame=hof, verbose=not args.quiet, journal=journal)
+    finally:  # also on Ctrl-C or kill: the same command run again resumes from here
+        journal.flush()
     journal.write_logbook(logbook)
 
     history = read_history(args.out)
@@ -166,12 +193,13 @@ def main(argv=None):
     print(f"\n{len(history)} evaluations in {args.out} ({failed} candidates failed; reasons in "
           f"history.jsonl)")
     print(f"best single evaluation: {hof[0].fitness.values[0]:.4f}  {hof[0]!r}")
-    pick = algorithms.best_average(history, min_evaluations=5)
+    pick = algorithms.best_average(history, args.min_evaluations)
     if pick is None:
         raise SystemExit("no candidate could be trained; see the reasons in history.jsonl")
     genome = macro.from_json(pick["genome"], creator.Individual)
-    how = ("no architecture was evaluated 5 times: best mean of all" if pick["fallback"]
-           else "best mean of architectures evaluated >= 5 times")
+    how = (f"none was evaluated {args.min_evaluations} times: best mean of all"
+           if pick["fallback"] else
+           f"best mean of architectures evaluated >= {args.min_evaluations} times")
     print(f"final pick ({how}): validation accuracy {pick['mean_fitness']:.4f} over "
           f"{pick['times_evaluated']} evaluation(s), {pick['params']:,} parameters at "
           f"C={args.channels}\n  {genome!r}")
