@@ -26,6 +26,7 @@ Ray is an optional dependency: ``pip install deapnas[ray]``.
 from __future__ import annotations
 
 import math
+import pickle
 import sys
 import time
 from collections import deque
@@ -87,8 +88,8 @@ class _Slot:
         self._function(token, box)
         return ray.get_runtime_context().get_worker_id()
 
-    def run(self, token: int, box: list, item: Any) -> Any:
-        return self._function(token, box)(item)
+    def run(self, token: int, box: list, payload: bytes) -> Any:
+        return self._function(token, box)(pickle.loads(payload))
 
     def _function(self, token: int, box: list) -> Callable:
         if token not in self.functions:
@@ -138,7 +139,10 @@ class _Worker:
         self.loading, self.ready = self.actor.prepare.remote(token, box), False
 
     def send(self, token: int, box: list, index: int, item: Any, attempt: int) -> None:
-        ref = self.actor.run.remote(token, box, item)
+        # Items travel as standard pickles: cloudpickle would copy a DEAP ``creator`` class by
+        # value once deap.creator has rebound its name (every unpickling does), and its
+        # metaclass cannot be rebuilt that way; DEAP's own reduction can.
+        ref = self.actor.run.remote(token, box, pickle.dumps(item))
         self.task = _Task(index, item, attempt, ref, time.monotonic())
 
     def restart(self) -> None:

@@ -20,6 +20,7 @@ from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import WORST, TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
 from deapnas.run import CONFIG, read_history  # noqa: E402
+from deapnas.runner import INDIVIDUALS  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
 from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402
@@ -207,3 +208,10 @@ def test_deapnas_search_runs_through_ray_and_records_the_backend(tmp_path):
                  "--population", "10", "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / CONFIG).read_text())["ray"] is True
     assert len(read_history(out)) == 30
+
+
+def test_individuals_survive_deap_rebinding_their_class():
+    cell = INDIVIDUALS["nb201"](["none"] * 6)
+    pickle.loads(pickle.dumps(cell))  # unpickling makes deap.creator rebind the class's name
+    with RayMap(1) as raymap:
+        assert list(raymap.map(len, [cell])) == [6]
