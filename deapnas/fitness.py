@@ -90,6 +90,8 @@ class TrainEvaluator:
         self.optimizer, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
+        if deterministic:  # cuBLAS needs a fixed workspace to be deterministic; set before use
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self._on_device: Optional[Dataset] = None
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from deap import base, tools
 
 from deapnas.algorithms import sel_best_of_sample
@@ -38,3 +39,13 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"shared MNIST images not found in {MNIST_DIR}")
     return MNIST_DIR
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped, with the reason, on machines without CUDA."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
