@@ -83,14 +83,20 @@ class Adapt(nn.Module):
         return self.body(x)
 
 
+def _latest(states: Sequence, arity: int) -> list:
+    """A cell's inputs: the last ``arity`` states, the first one repeated while there are fewer
+    (the stem feeds both inputs of the first cell)."""
+    sources = list(states[-arity:])
+    return [sources[0]] * (arity - len(sources)) + sources
+
+
 class Cell(nn.Module):
     """A compiled cell graph with its inputs adapted to the cell's width."""
 
     def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int):
         super().__init__()
         arity = len(inputs_of(graph))
-        sources = list(previous[-arity:])
-        sources = [sources[0]] * (arity - len(sources)) + sources  # the stem feeds both at first
+        sources = _latest(previous, arity)
         target = (width, *sources[-1][1:])
         self.arity = arity
         self.adapt = nn.ModuleList(Adapt(s, target) for s in sources)
@@ -101,8 +107,7 @@ class Cell(nn.Module):
         return self.body.output_shape
 
     def forward(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
-        sources = list(states[-self.arity:])
-        sources = [sources[0]] * (self.arity - len(sources)) + sources
+        sources = _latest(states, self.arity)
         return self.body(*(adapt(x) for adapt, x in zip(self.adapt, sources)))
 
 

@@ -7,13 +7,20 @@ from deap import base, tools
 
 from deapnas.algorithms import sel_best_of_sample
 from deapnas.runner import INDIVIDUALS
-from deapnas.spaces import nb201
+from deapnas.spaces import macro, nb201
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"
 NB201_CSV = SHARED / "nas-bench-201" / "nb201.csv"
 NB201_METRIC = "cifar10valid_xvalid_acc_200ep_mean"
 NB201_REPORT = "cifar10_test_acc_200ep"
+
+
+def chain_genome(*layers: str) -> macro.MacroGenome:
+    """A macro genome whose layers are connected input -> layer... -> output in order."""
+    nodes = [macro.INPUT, *range(len(layers)), macro.OUTPUT]
+    return macro.MacroGenome(layers=dict(enumerate(layers)), connections=[
+        macro.Connection(a, b, True, i) for i, (a, b) in enumerate(zip(nodes, nodes[1:]))])
 
 
 def nb201_toolbox(evaluate, sample_size: int = 5) -> base.Toolbox:

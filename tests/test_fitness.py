@@ -14,21 +14,12 @@ from deapnas.fitness import WORST, Evaluation, TableEvaluator, TrainEvaluator
 from deapnas.runner import INDIVIDUALS
 from deapnas.spaces import macro, nb201
 
-from conftest import NB201_METRIC, NB201_REPORT
+from conftest import NB201_METRIC, NB201_REPORT, chain_genome as chain
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", seed=0)
-
-
-def chain(*layers):
-    """A macro genome whose layers are connected input -> layer... -> output in order."""
-    genome = macro.MacroGenome(layers=dict(enumerate(layers)), connections=[])
-    nodes = [macro.INPUT, *range(len(layers)), macro.OUTPUT]
-    genome.connections = [macro.Connection(a, b, True, i) for i, (a, b) in
-                          enumerate(zip(nodes, nodes[1:]))]
-    return genome
 
 
 def evaluator(data, **kwargs):

@@ -9,12 +9,9 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.parallel import DevicePool
 from deapnas.spaces import macro
 
+from conftest import chain_genome
+
 pytestmark = pytest.mark.gpu
-
-
-def chain_genome(layer="CONV_3.N"):
-    return macro.from_json({"layers": {"0": layer}, "connections": [
-        [macro.INPUT, 0, True, 0], [0, macro.OUTPUT, True, 1]]})
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +21,7 @@ def evaluator():
 
 
 def test_trains_on_the_gpu_with_device_resident_data(evaluator):
-    result = evaluator(chain_genome())
+    result = evaluator(chain_genome("CONV_3.N"))
     assert result.info["reason"] is None and result[0] > 0.8
     assert evaluator.device_data.train.x.is_cuda
 
@@ -32,12 +29,13 @@ def test_trains_on_the_gpu_with_device_resident_data(evaluator):
 def test_deterministic_evaluations_repeat_exactly_on_the_gpu(evaluator):
     deterministic = TrainEvaluator(evaluator.build, evaluator.data, epochs=1, device="cuda",
                                    deterministic=True)
-    assert deterministic(chain_genome())[0] == deterministic(chain_genome())[0]
+    genome = chain_genome("CONV_3.N")
+    assert deterministic(genome)[0] == deterministic(genome)[0]
 
 
 def test_pool_workers_use_their_gpu_slots(evaluator):
     slots = torch.cuda.device_count()
     with DevicePool(2 * slots, "auto", slots_per_gpu=2) as pool:
         assert {s.device for s in pool.slots} == {f"cuda:{i}" for i in range(slots)}
-        results = list(pool.map(evaluator, [chain_genome(), chain_genome("CONV_5.H")]))
+        results = list(pool.map(evaluator, [chain_genome("CONV_3.N"), chain_genome("CONV_5.H")]))
     assert all(r.info["reason"] is None and r[0] > 0.5 for r in results)

@@ -17,7 +17,7 @@ from deapnas.parallel import DevicePool, device_slots
 from deapnas.run import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
 
-from conftest import NB201_METRIC, nb201_toolbox as toolbox_on
+from conftest import NB201_METRIC, chain_genome, nb201_toolbox as toolbox_on
 
 
 def square_slowly(x):
@@ -62,8 +62,7 @@ def test_training_in_the_pool_equals_training_in_process(pool):
     data = load_dataset("digits", seed=0)
     evaluate = TrainEvaluator(functools.partial(macro.build_network, channels=8), data,
                               epochs=1, device="cpu")
-    genomes = [macro.from_json({"layers": {"0": layer}, "connections": [
-        [macro.INPUT, 0, True, 0], [0, macro.OUTPUT, True, 1]]}) for layer in ("CONV_3.N", "CONV_2.H")]
+    genomes = [chain_genome("CONV_3.N"), chain_genome("CONV_2.H")]
     serial = [evaluate(g) for g in genomes]
     pooled = list(pool.map(evaluate, genomes))
     assert [r[0] for r in pooled] == [r[0] for r in serial]
