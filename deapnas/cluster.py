@@ -9,8 +9,9 @@ Each worker is a Ray *actor* holding one slot (``num_cpus_per_worker`` cores and
 ``num_gpus_per_worker`` GPUs), so, as in :class:`~deapnas.parallel.DevicePool`:
 
 - the function is put in Ray's object store once per map function and loaded once per actor,
-  which keeps it (an evaluator's dataset is moved to the actor's device once, not once per
-  candidate); a function with a ``for_device(device)`` method (like
+  which keeps the latest one (an evaluator's dataset is moved to the actor's device once, not
+  once per candidate); a function changed since it was sent is recognised by its
+  :func:`~deapnas.parallel.fingerprint` and sent again; a function with a ``for_device(device)`` method (like
   :class:`~deapnas.fitness.TrainEvaluator`) is retargeted to ``"cuda"`` (the GPU Ray gave the
   actor) or ``"cpu"``;
 - an actor that dies (killed, out of memory, its node lost) costs only the item it held: Ray
@@ -77,10 +78,11 @@ class _Slot:
 
     def __init__(self, device: str, threads: int):
         self.device, self.threads = device, threads
-        self.functions: dict[int, Callable] = {}
+        self.token: Optional[str] = None
+        self.function: Optional[Callable] = None
 
     @_retried_until_back
-    def prepare(self, token: int, box: list) -> str:
+    def prepare(self, token: str, box: list) -> str:
         """Load the function (untimed, before any item); the id of this actor process.
 
         Called right after the actor was killed, it waits for the restart.
@@ -88,16 +90,17 @@ class _Slot:
         self._function(token, box)
         return ray.get_runtime_context().get_worker_id()
 
-    def run(self, token: int, box: list, payload: bytes) -> Any:
+    def run(self, token: str, box: list, payload: bytes) -> Any:
         return self._function(token, box)(pickle.loads(payload))
 
-    def _function(self, token: int, box: list) -> Callable:
-        if token not in self.functions:
+    def _function(self, token: str, box: list) -> Callable:
+        if token != self.token:
             function = ray.get(box[0])
             retarget = getattr(function, "for_device", None)
-            self.functions[token] = retarget(self.device) if retarget else function
+            self.function = retarget(self.device) if retarget else function
+            self.token = token
             self._limit_threads()
-        return self.functions[token]
+        return self.function
 
     def _limit_threads(self) -> None:
         """Let torch use the slot's cores, once a function has brought torch in.
@@ -135,10 +138,10 @@ class _Worker:
     def idle(self) -> bool:
         return self.ready and self.task is None
 
-    def prepare(self, token: int, box: list) -> None:
+    def prepare(self, token: str, box: list) -> None:
         self.loading, self.ready = self.actor.prepare.remote(token, box), False
 
-    def send(self, token: int, box: list, index: int, item: Any, attempt: int) -> None:
+    def send(self, token: str, box: list, index: int, item: Any, attempt: int) -> None:
         # Items travel as standard pickles: cloudpickle would copy a DEAP ``creator`` class by
         # value once deap.creator has rebound its name (every unpickling does), and its
         # metaclass cannot be rebuilt that way; DEAP's own reduction can.
@@ -190,7 +193,7 @@ class RayMap:
             raise ValueError("retries and num_cpus_per_worker must be >= 0, timeout positive")
         self.timeout, self.retries = timeout, retries
         self.workers: list[_Worker] = []
-        self._functions: dict[int, tuple[Callable, list]] = {}  # token -> function, its box
+        self._latest: Optional[tuple[str, list, list]] = None  # token, box, tensors held
         self._owns_ray = _connect(address, init_kwargs)
         try:
             self._start(workers, num_cpus_per_worker, num_gpus_per_worker)
@@ -225,7 +228,7 @@ class RayMap:
         if ray.is_initialized():
             for worker in self.workers:
                 ray.kill(worker.actor)
-        self.workers, self._functions = [], {}
+        self.workers, self._latest = [], None
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
@@ -234,12 +237,14 @@ class RayMap:
         """``function`` applied to each item in the actors; results in input order."""
         if not self.workers:
             raise RuntimeError("the RayMap is closed")
-        token = id(function)
-        if token not in self._functions:  # kept, so the id is not reused by another function
-            self._functions[token] = (function, [ray.put(function)])
-        return self._results(token, self._functions[token][1], list(iterable))
+        from .parallel import fingerprint
 
-    def _results(self, token: int, box: list, items: list) -> Iterator:
+        token, tensors = fingerprint(function)
+        if self._latest is None or self._latest[0] != token:
+            self._latest = (token, [ray.put(function)], tensors)
+        return self._results(token, self._latest[1], list(iterable))
+
+    def _results(self, token: str, box: list, items: list) -> Iterator:
         todo = deque((index, item, 0) for index, item in enumerate(items))
         done: dict[int, Any] = {}
         next_out = 0
@@ -259,7 +264,7 @@ class RayMap:
         finally:
             self._abandon_running()
 
-    def _collect(self, done: dict, todo: deque, token: int, box: list) -> None:
+    def _collect(self, done: dict, todo: deque, token: str, box: list) -> None:
         """Wait for a result, a prepared actor or a time-out, and account for it."""
         waiting = {w.loading: w for w in self.workers if w.loading is not None}
         waiting.update({w.task.ref: w for w in self.workers if w.task is not None})
@@ -276,7 +281,7 @@ class RayMap:
                 worker.restart()
                 worker.prepare(token, box)
 
-    def _loaded(self, worker: _Worker, token: int, box: list) -> None:
+    def _loaded(self, worker: _Worker, token: str, box: list) -> None:
         try:
             process = ray.get(worker.loading)
         except _actor_lost_errors():  # killed while loading: load again once restarted
@@ -289,7 +294,7 @@ class RayMap:
         if not worker.loaded(process):
             worker.prepare(token, box)  # ask again until the restarted actor answers
 
-    def _finished(self, worker: _Worker, done: dict, token: int, box: list) -> None:
+    def _finished(self, worker: _Worker, done: dict, token: str, box: list) -> None:
         from .fitness import failure
         from .parallel import WorkerError
 
@@ -298,7 +303,7 @@ class RayMap:
             done[task.index] = ray.get(task.ref)
             worker.task = None
         except _actor_lost_errors() as error:  # Ray's retries are spent
-            done[task.index] = failure(f"worker died: {_summary(error)}")
+            done[task.index] = failure(f"worker died: {_summary(error)}", task.item)
             worker.task = None
             worker.prepare(token, box)  # idle again once Ray has restarted it
         except ray.exceptions.RayTaskError as error:
@@ -323,7 +328,7 @@ class RayMap:
         if task.attempt < self.retries:
             todo.appendleft((task.index, task.item, task.attempt + 1))
         else:
-            done[task.index] = failure(reason)
+            done[task.index] = failure(reason, task.item)
 
     def _abandon_running(self) -> None:
         """After an interrupted map, restart the actors still busy with its items."""

@@ -5,14 +5,14 @@ measured in ``.info`` (parameters, training time, epochs, and the reason a candi
 The information travels inside the returned value, so it survives a process-pool ``map`` where
 only return values come back; :func:`deapnas.algorithms.assign` copies it onto the individual.
 
-A candidate that cannot be built or trained gets :data:`WORST` and a reason; it never stops a
-search.
+A candidate that cannot be built or trained gets :func:`failure`: the worst value of every
+objective under the individual's fitness weights (``-inf`` where it is maximised, ``+inf``
+where it is minimised) and the reason. It never stops a search.
 """
 from __future__ import annotations
 
 import copy
 import csv
-import math
 import os
 import time
 from contextlib import contextmanager
@@ -21,12 +21,13 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from .data import Dataset, Split, batches
+from .data import Dataset, Split
 from .graph import InvalidGraphError
+from .individuals import worst_values
 from .networks import count_parameters
-
-#: The fitness of a candidate that could not be built, trained or looked up.
-WORST = 0.0
+from .training import (CandidateFailure, Recipe, accuracy, evaluation_seed, load_matching,
+                       load_weights, make_optimizer, make_schedule, param_groups,
+                       resolve_device, save_weights, shuffle_generator, train_epoch)
 
 
 class Evaluation(tuple):
@@ -45,20 +46,16 @@ def _evaluation(values, info):
     return Evaluation(values, **info)
 
 
-def failure(reason: str, **info: Any) -> Evaluation:
-    """The worst fitness, with the reason the candidate failed."""
-    return Evaluation((WORST,), reason=reason, **info)
+def failure(reason: str, individual: Any = None, **info: Any) -> Evaluation:
+    """The worst fitness for ``individual``'s fitness weights (one maximised objective when it
+    has none), with the reason the candidate failed."""
+    weights = getattr(getattr(individual, "fitness", None), "weights", None) or (1.0,)
+    return Evaluation(worst_values(weights), reason=reason, **info)
 
 
-class CandidateFailure(Exception):
-    """A training run that cannot produce a fitness; the message is the recorded reason."""
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` is the first CUDA device when there is one, else the CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+def failed(evaluation: Any) -> bool:
+    """Whether ``evaluation`` (an :class:`Evaluation` or a plain tuple) records a failure."""
+    return getattr(evaluation, "info", {}).get("reason") is not None
 
 
 class TrainEvaluator:
@@ -67,32 +64,47 @@ class TrainEvaluator:
     :param build: ``build(individual, input_shape, num_classes) -> nn.Module``, e.g.
         ``functools.partial(macro.build_network, channels=64)``.
     :param data: the dataset; only its train and validation splits are used here.
-    :param epochs: training epochs per candidate.
-    :param optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9); ``lr`` its learning rate.
+    :param epochs: training epochs per candidate; ``batch_size``, ``optimizer`` (``"adam"`` or
+        ``"sgd"``), ``lr``, ``weight_decay``, ``schedule``, ``grad_clip`` and ``new_lr_factor``
+        complete the :class:`~deapnas.training.Recipe` (or pass ``recipe=`` whole).
     :param device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
-    :param seed: base seed; a candidate's ``eval_seed`` attribute, when set, is added to it, so
-        an algorithm can give repeated evaluations of one architecture independent draws.
+    :param seed: the run's seed; each evaluation trains from
+        :func:`~deapnas.training.evaluation_seed` ``(seed, individual.eval_seed)``.
     :param deterministic: use only deterministic kernels (identical candidates score identically
         on a GPU too, at some cost in speed).
     :param max_params: candidates with more parameters fail before any memory is allocated.
+
+    What varies from one evaluation to the next travels on the individual, never on the
+    evaluator (pool workers keep their own copy of it). Attributes read when present:
+
+    - ``eval_seed`` (int, default 0): the candidate's seed, mixed with the run's;
+    - ``epochs`` (int): train this many epochs instead of the recipe's;
+    - ``inherit_from`` (path): start from the weights in this file (see
+      :func:`~deapnas.training.save_weights`), copying each tensor whose name and shape match;
+      parameters not inherited train at ``new_lr_factor`` times the learning rate;
+    - ``save_to`` (path): write the trained weights there.
     """
 
     def __init__(self, build: Callable[..., nn.Module], data: Dataset, epochs: int = 10,
                  batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
                  weight_decay: float = 0.0, device: str = "auto", seed: int = 0,
-                 deterministic: bool = False, max_params: Optional[int] = None):
-        if optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
-        if epochs < 1 or batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+                 deterministic: bool = False, max_params: Optional[int] = None,
+                 recipe: Optional[Recipe] = None, **recipe_options: Any):
+        self.recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                                       lr=lr, weight_decay=weight_decay, **recipe_options)
+        if max_params is not None and max_params < 1:
+            raise ValueError(f"max_params must be at least 1 (or None for no cap), "
+                             f"not {max_params}")
         self.build, self.data = build, data
-        self.epochs, self.batch_size = epochs, batch_size
-        self.optimizer, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
         if deterministic:  # cuBLAS needs a fixed workspace to be deterministic; set before use
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self._on_device: Optional[Dataset] = None
+
+    @property
+    def epochs(self) -> int:
+        return self.recipe.epochs
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}
@@ -120,61 +132,60 @@ class TrainEvaluator:
             return self.build(individual, shape, classes)
 
     def __call__(self, individual) -> Evaluation:
-        seed = self.seed + getattr(individual, "eval_seed", 0)
+        seed = evaluation_seed(self.seed, getattr(individual, "eval_seed", 0))
         start = time.perf_counter()
         info: dict[str, Any] = {"params": None, "epochs": 0}
         try:
             with self._seeded(seed):
                 net = self.network(individual)
                 info["params"] = sum(p.numel() for p in net.parameters())
+                inherited = self._inherit(net, getattr(individual, "inherit_from", None))
+                if inherited is not None:
+                    info["inherited"] = len(inherited)
                 data = self.device_data
-                info["epochs"] = self.fit(net, data.train, self.epochs)
-                accuracy = self.accuracy(net, data.val)
+                epochs = getattr(individual, "epochs", None) or self.recipe.epochs
+                info["epochs"] = self.fit(net, data.train, epochs, inherited or ())
+                score = self.accuracy(net, data.val)
+            if getattr(individual, "save_to", None):
+                save_weights(individual.save_to, net.state_dict())
         except (InvalidGraphError, CandidateFailure) as error:
-            return failure(str(error), train_seconds=time.perf_counter() - start, **info)
+            return failure(str(error), individual, train_seconds=time.perf_counter() - start,
+                           **info)
         except RuntimeError as error:
             if not _is_out_of_memory(error):
                 raise
             _release_cuda_memory()
-            return failure("out of memory", train_seconds=time.perf_counter() - start, **info)
-        return Evaluation((accuracy,), reason=None, train_seconds=time.perf_counter() - start,
+            return failure("out of memory", individual,
+                           train_seconds=time.perf_counter() - start, **info)
+        return Evaluation((score,), reason=None, train_seconds=time.perf_counter() - start,
                           **info)
 
-    def fit(self, net: nn.Module, split: Split, epochs: int) -> int:
-        """Train ``net`` in place on ``split``; the number of epochs run.
+    def _inherit(self, net: nn.Module, path) -> Optional[list[str]]:
+        """Load the matching weights of ``path`` into ``net``; the names loaded (None: no file
+        was given)."""
+        if not path:
+            return None
+        return load_matching(net, load_weights(path, self.device))
 
-        Losses are summed on the device and read back once per epoch; a non-finite loss raises
-        :class:`CandidateFailure`.
-        """
-        optimizer = self._make_optimizer(net)
-        generator = torch.Generator(split.x.device).manual_seed(torch.initial_seed() % 2**63)
-        net.train()
+    def fit(self, net: nn.Module, split: Split, epochs: int, inherited=()) -> int:
+        """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe; the number
+        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`."""
+        recipe = self.recipe
+        optimizer = make_optimizer(param_groups(net, inherited, recipe.lr, recipe.new_lr_factor),
+                                   recipe)
+        schedule = make_schedule(optimizer, recipe)
+        generator = shuffle_generator(split)
         for epoch in range(1, epochs + 1):
-            total = torch.zeros((), device=split.x.device)
-            for x, y in batches(split, self.batch_size, shuffle=True, generator=generator):
-                loss = nn.functional.cross_entropy(net(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-            if not math.isfinite(total.item()):
-                raise CandidateFailure(f"non-finite training loss in epoch {epoch}")
+            try:
+                train_epoch(net, split, optimizer, recipe, generator)
+            except CandidateFailure as error:
+                raise CandidateFailure(f"{error} in epoch {epoch}") from None
+            schedule.step()
         return epochs
 
-    @torch.no_grad()
     def accuracy(self, net: nn.Module, split: Split) -> float:
         """Top-1 accuracy of ``net`` on ``split`` (in [0, 1])."""
-        net.eval()
-        correct = torch.zeros((), dtype=torch.long, device=split.x.device)
-        for x, y in batches(split, 4 * self.batch_size, shuffle=False):
-            correct += (net(x).argmax(1) == y).sum()
-        return correct.item() / len(split)
-
-    def _make_optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(net.parameters(), self.lr, momentum=0.9,
-                                   weight_decay=self.weight_decay)
-        return torch.optim.Adam(net.parameters(), self.lr, weight_decay=self.weight_decay)
+        return accuracy(net, split, 4 * self.recipe.batch_size)
 
     @contextmanager
     def _seeded(self, seed: int):
@@ -222,7 +233,7 @@ class TableEvaluator:
     def __call__(self, individual) -> Evaluation:
         row = self.rows.get(self.key(individual))
         if row is None:
-            return failure(f"{self.key(individual)} is not in {self.path}")
+            return failure(f"{self.key(individual)} is not in {self.path}", individual)
         info = {"reason": None}
         if self.report:
             info[self.report] = row[1]

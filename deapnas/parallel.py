@@ -12,7 +12,9 @@ DEAP parallelises by swapping the toolbox's ``map``::
 - the function is sent to a worker once and kept there, so an evaluator's dataset is loaded and
   moved to the worker's device once, not once per candidate; a function with a
   ``for_device(device)`` method (like :class:`~deapnas.fitness.TrainEvaluator`) is retargeted
-  to the worker's device;
+  to the worker's device. A worker keeps only the latest function, recognised by its
+  :func:`fingerprint`, so a function changed after it was sent is sent again, never served
+  stale;
 - a worker that dies (killed, out of memory, segfault) or exceeds the per-item time limit costs
   only the item it held: that item's result is :func:`~deapnas.fitness.failure` with the reason
   (after ``retries`` further attempts), the worker is replaced, and the map goes on.
@@ -21,8 +23,11 @@ Results come back in input order, each as soon as it and all before it are done.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 import traceback
@@ -34,6 +39,34 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import torch
 
 from .fitness import failure
+
+
+class _Fingerprinter(pickle.Pickler):
+    """Pickles an object with every tensor replaced by its identity and version counter."""
+
+    def __init__(self, file):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.tensors: list[torch.Tensor] = []
+
+    def persistent_id(self, obj):
+        if isinstance(obj, torch.Tensor):
+            self.tensors.append(obj)
+            return ("tensor", id(obj), obj._version)
+        return None
+
+
+def fingerprint(function: Callable) -> tuple[str, list]:
+    """A digest of ``function``'s pickled state, and the tensors it holds.
+
+    Tensors count by identity and by their version counter (which every in-place change
+    increments), so the digest is cheap for an evaluator holding a whole dataset and changes
+    whenever any attribute or tensor of the function does. Keep the returned tensors alive
+    while the digest is in use, so that no other tensor can take their identity.
+    """
+    buffer = io.BytesIO()
+    pickler = _Fingerprinter(buffer)
+    pickler.dump(function)
+    return hashlib.blake2b(buffer.getvalue(), digest_size=16).hexdigest(), pickler.tensors
 
 
 @dataclass(frozen=True)
@@ -70,25 +103,26 @@ def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "
 
 
 def _serve(slot: Slot, channel: Connection) -> None:
-    """A worker's loop: keep the functions it is sent, apply them to the items it is sent."""
+    """A worker's loop: keep the latest function it is sent, apply it to the items it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     torch.set_num_threads(slot.threads)
     if slot.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(slot.device))
-    functions: dict[int, Callable] = {}
+    function = None
     while True:
         message = channel.recv()
         if message is None:
             return
         if message[0] == "function":
-            _, token, function = message
+            function = message[1]
             retarget = getattr(function, "for_device", None)
-            functions[token] = retarget(slot.device) if retarget else function
+            function = retarget(slot.device) if retarget else function
+            channel.send(("ready", None, None))  # its warm-up is not the items' time
             continue
-        _, token, index, item = message
+        _, index, item = message
         channel.send(("started", index, None))  # the time limit counts from here
         try:
-            channel.send(("result", index, functions[token](item)))
+            channel.send(("result", index, function(item)))
         except Exception:  # the caller re-raises it: a bug in the function is not a failure
             channel.send(("error", index, traceback.format_exc()))
 
@@ -102,15 +136,15 @@ class Worker:
         self.process = context.Process(target=_serve, args=(slot, remote), daemon=True)
         self.process.start()
         remote.close()
-        self.functions: set[int] = set()
+        self.function: Optional[str] = None  # the fingerprint of the function it holds
         self.task: Optional[tuple[int, Any, int]] = None  # index, item, attempt
         self.started: Optional[float] = None  # when the worker began the task
 
-    def send(self, token: int, function: Callable, index: int, item: Any, attempt: int) -> None:
-        if token not in self.functions:
-            self.channel.send(("function", token, function))
-            self.functions.add(token)
-        self.channel.send(("task", token, index, item))
+    def send(self, token: str, function: Callable, index: int, item: Any, attempt: int) -> None:
+        if token != self.function:
+            self.channel.send(("function", function))
+            self.function = token
+        self.channel.send(("task", index, item))
         self.task, self.started = (index, item, attempt), None
 
     def stop(self, kill: bool = False) -> None:
@@ -149,7 +183,7 @@ class DevicePool:
         self.timeout, self.retries = timeout, retries
         self._context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
         self.workers = [Worker(slot, self._context) for slot in self.slots]
-        self._functions: dict[int, Callable] = {}  # token -> function, kept alive while used
+        self._held: list = []  # the tensors of the latest function, kept alive (see fingerprint)
 
     def __enter__(self) -> "DevicePool":
         return self
@@ -173,11 +207,10 @@ class DevicePool:
         """``function`` applied to each item in the workers; results in input order."""
         if not self.workers:
             raise RuntimeError("the pool is closed")
-        token = id(function)
-        self._functions[token] = function
+        token, self._held = fingerprint(function)
         return self._results(token, function, list(iterable))
 
-    def _results(self, token: int, function: Callable, items: list) -> Iterator:
+    def _results(self, token: str, function: Callable, items: list) -> Iterator:
         todo = deque((index, item, 0) for index, item in enumerate(items))
         done: dict[int, Any] = {}
         next_out = 0
@@ -205,6 +238,8 @@ class DevicePool:
                     kind, index, value = worker.channel.recv()
                 except (EOFError, OSError):
                     self._lose(worker, todo, done, f"worker died ({self._exit(worker)})")
+                    continue
+                if kind == "ready":
                     continue
                 if kind == "started":
                     worker.started = time.monotonic()
@@ -242,7 +277,7 @@ class DevicePool:
         if attempt < self.retries:
             todo.appendleft((index, item, attempt + 1))
         else:
-            done[index] = failure(reason)
+            done[index] = failure(reason, item)
         worker.stop(kill=True)
         self.workers[self.workers.index(worker)] = Worker(worker.slot, self._context)
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from deap import base, creator, tools
+from deap import base, tools
 from tqdm import tqdm
 
 from .algorithms import best_average, regularized_evolution, sel_best_of_sample
@@ -23,13 +23,9 @@ from .data import DATASETS, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator
 from .parallel import DevicePool
 from .run import BEST, CONFIG, Journal, read_history, write_json
-from .spaces import INITIALISERS, SPACES, get_space
+from .spaces import SPACES, get_space
 
-# Individuals are pickled in checkpoints, so their classes live at module level (DEAP's rule).
-creator.create("NASFitness", base.Fitness, weights=(1.0,))
-creator.create("MacroIndividual", SPACES["macro"].MacroGenome, fitness=creator.NASFitness)
-creator.create("NB201Individual", list, fitness=creator.NASFitness)
-INDIVIDUALS = {"macro": creator.MacroIndividual, "nb201": creator.NB201Individual}
+INDIVIDUALS = {name: space.individual() for name, space in SPACES.items()}
 
 ALGORITHMS = ("re", "random")
 TABLE_DATASETS = ("nb201",)
@@ -138,7 +134,7 @@ def network_builder(config: SearchConfig):
 def make_toolbox(config: SearchConfig, evaluator) -> base.Toolbox:
     """A DEAP toolbox for the config: initialisation, mutation, selection and evaluation."""
     toolbox = base.Toolbox()
-    toolbox.register("individual", INITIALISERS[config.space], INDIVIDUALS[config.space])
+    toolbox.register("individual", get_space(config.space).init, INDIVIDUALS[config.space])
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("mutate", get_space(config.space).mutate)
     sample_size = 1 if config.algorithm == "random" else config.sample_size
@@ -166,8 +162,7 @@ def make_map(config: SearchConfig):
 
 def describer(space_name: str):
     """``describe(individual) -> {"genome", "key"}`` for the journal."""
-    space = get_space(space_name)
-    return lambda ind: {"genome": space.to_json(ind), "key": space.key(ind)}
+    return get_space(space_name).describe
 
 
 def default_out(config: SearchConfig) -> Path:

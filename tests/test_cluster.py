@@ -1,6 +1,7 @@
 """RayMap on a local Ray: order, one load per actor, a real search, dead and slow actors."""
 import importlib
 import json
+import math
 import os
 import pickle
 import random
@@ -17,13 +18,15 @@ ray = pytest.importorskip("ray")
 from deapnas.algorithms import regularized_evolution  # noqa: E402
 from deapnas.cli import main  # noqa: E402
 from deapnas.cluster import RayMap  # noqa: E402
-from deapnas.fitness import WORST, TableEvaluator  # noqa: E402
+from deapnas.fitness import TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
 from deapnas.run import CONFIG, read_history  # noqa: E402
 from deapnas.runner import INDIVIDUALS  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
 from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402
+
+WORST = -math.inf  # what a failed candidate gets under a maximising fitness
 
 # Ray's workers cannot import this module (tests/ is not on their path), so the functions below
 # travel by value, as functions defined in a script's __main__ do.

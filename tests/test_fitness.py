@@ -1,20 +1,23 @@
 """The training and table evaluators: results, recorded measurements, every failure path."""
 import functools
+import math
+import multiprocessing
 import pickle
 import random
 from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 
 import pytest
 import torch
 from torch import nn
 
 from deapnas.data import load_dataset
-from deapnas.fitness import WORST, Evaluation, TableEvaluator, TrainEvaluator
+from deapnas.fitness import Evaluation, TableEvaluator, TrainEvaluator
 from deapnas.runner import INDIVIDUALS
 from deapnas.spaces import macro, nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, chain_genome as chain
+
+WORST = -math.inf  # what a failed candidate gets under a maximising fitness
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The local device pool: serial-equal results in order, dead and slow workers, SIGTERM."""
 import functools
 import json
+import math
 import os
 import random
 import signal
@@ -12,12 +13,14 @@ import pytest
 
 from deapnas.algorithms import regularized_evolution
 from deapnas.data import load_dataset
-from deapnas.fitness import WORST, TableEvaluator, TrainEvaluator
+from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.parallel import DevicePool, device_slots
 from deapnas.run import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
 
 from conftest import NB201_METRIC, chain_genome, nb201_toolbox as toolbox_on
+
+WORST = -math.inf  # what a failed candidate gets under a maximising fitness
 
 
 def square_slowly(x):

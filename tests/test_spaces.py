@@ -11,13 +11,17 @@ from pathlib import Path
 import networkx as nx
 import pytest
 import torch
-from deap import creator
+from deap import base, creator
 from torch import nn
 
-import deapnas.runner  # noqa: F401  (creates creator.MacroIndividual, creator.NB201Individual)
 from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
-from deapnas.spaces import get_space, macro, nb201
+from deapnas.spaces import get_space, macro, nb201, register_space
 from deapnas.spaces.macro import INPUT, OUTPUT, LAYERS, Connection, MacroGenome
+
+# A user's own classes, made as DEAP scripts make them: deapnas's spaces take any container.
+creator.create("FitnessMax", base.Fitness, weights=(1.0,))
+creator.create("MacroIndividual", MacroGenome, fitness=creator.FitnessMax)
+creator.create("NB201Individual", list, fitness=creator.FitnessMax)
 
 NB201_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-201" / \
     "nb201.csv"
@@ -399,6 +403,21 @@ def test_nb201_cell_ops():
 
 
 def test_space_registry():
-    assert get_space("macro") is macro and get_space("nb201") is nb201
+    assert get_space("macro") is macro.SPACE and get_space("nb201") is nb201.SPACE
+    assert macro.SPACE.mutate is macro.mutate and nb201.SPACE.to_json is nb201.to_json
     with pytest.raises(ValueError, match="unknown space"):
-        get_space("darts")
+        get_space("no-such-space")
+    with pytest.raises(ValueError, match="already registered"):
+        register_space(macro.SPACE)
+
+
+def test_space_individual_classes_are_shared_and_survive_pickling():
+    individual = macro.SPACE.individual()
+    assert individual is macro.SPACE.individual((1.0,)) and individual.__module__ == "deapnas.individuals"
+    genome = macro.init_genome(individual)
+    genome.fitness.values = (0.5,)
+    for clone in (pickle.loads(pickle.dumps(genome)), copy.deepcopy(genome)):
+        assert type(clone) is individual and clone.fitness.values == (0.5,)
+    pair = nb201.SPACE.individual((1.0, -1.0))
+    cell = nb201.init_cell(pair)
+    assert pair.fitness.weights == (1.0, -1.0) and type(pickle.loads(pickle.dumps(cell))) is pair

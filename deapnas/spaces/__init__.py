@@ -1,22 +1,85 @@
-"""Search spaces: one module per genome family, each offering the same functions.
+"""Search spaces: one module per genome family, each described by one :class:`Space` object.
 
-Every space module provides ``mutate``, ``to_graph``, ``build_network``, ``key`` (the identity
-of the architecture a genome compiles to), ``to_json`` / ``from_json`` (a readable genome) and an
-initialiser taking the individual's class (``macro.init_genome``, ``nb201.init_cell``).
+A :class:`Space` gathers what the rest of deapnas needs to know about a genome family: its
+genome class, how to make a random genome, its variation operators, how a genome becomes a
+graph and a network, the identity of the architecture it encodes, and its readable JSON form.
+The functions stay ordinary module-level functions of the space module (register them in a
+toolbox directly, as with ``deap.gp``); the object only names them. Add a space of your own
+with :func:`register_space`.
 """
 from __future__ import annotations
 
-from types import ModuleType
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-from . import macro, nb201
-
-SPACES: dict[str, ModuleType] = {"macro": macro, "nb201": nb201}
-INITIALISERS = {"macro": macro.init_genome, "nb201": nb201.init_cell}
+from ..individuals import individual_class
 
 
-def get_space(name: str) -> ModuleType:
-    """The space module registered under ``name``."""
+@dataclass(frozen=True)
+class Space:
+    """A genome family and the functions that work on it.
+
+    :param name: the name used by ``--space`` and recorded in run directories.
+    :param genome: the genome's base class (``list``, :class:`~deapnas.spaces.macro.MacroGenome`
+        ...); :meth:`individual` adds a DEAP fitness to it.
+    :param init: ``init(container) -> genome``, a random genome made with ``container``.
+    :param mutate: ``mutate(individual) -> (individual,)``, DEAP's contract.
+    :param to_graph: ``to_graph(genome) -> networkx.DiGraph`` in the compiler's conventions.
+    :param build_network: ``build_network(genome, input_shape, num_classes, **network)``.
+    :param key: ``key(genome) -> str | None``, equal for genomes that encode the same
+        architecture (None for one that encodes none).
+    :param to_json: ``to_json(genome)``, a JSON-ready readable form; ``from_json(data,
+        container)`` is its inverse.
+    :param mate: ``mate(a, b) -> (a, b)`` when the space has a crossover.
+    :param network_options: the run options ``build_network`` takes, each mapped to its keyword
+        (``{"channels": "channels", "cells": "cells_per_stage"}``).
+    """
+
+    name: str
+    genome: type
+    init: Callable[..., Any]
+    mutate: Callable[..., tuple]
+    to_graph: Callable[[Any], Any]
+    build_network: Callable[..., Any]
+    key: Callable[[Any], Optional[str]]
+    to_json: Callable[[Any], Any]
+    from_json: Callable[..., Any]
+    mate: Optional[Callable[..., tuple]] = None
+    network_options: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def individual(self, weights: Sequence[float] = (1.0,)) -> type:
+        """The individual class of this space for fitness ``weights`` (cached: one class per
+        space and weights, at module level in :mod:`deapnas.individuals`)."""
+        return individual_class(self.genome, weights)
+
+    def network_kwargs(self, options: Any) -> dict:
+        """The ``build_network`` keywords taken from the attributes of ``options``."""
+        return {keyword: getattr(options, name) for name, keyword in self.network_options.items()
+                if getattr(options, name, None) is not None}
+
+    def describe(self, genome) -> dict:
+        """``{"genome": to_json(genome), "key": key(genome)}``, what a run records."""
+        return {"genome": self.to_json(genome), "key": self.key(genome)}
+
+
+SPACES: dict[str, Space] = {}
+
+
+def register_space(space: Space, *, replace: bool = False) -> Space:
+    """Make ``space`` available by name (``--space NAME``, run directories)."""
+    if space.name in SPACES and not replace:
+        raise ValueError(f"space {space.name!r} is already registered; pass replace=True")
+    SPACES[space.name] = space
+    return space
+
+
+def get_space(name: str) -> Space:
+    """The space registered under ``name``."""
     try:
         return SPACES[name]
     except KeyError:
         raise ValueError(f"unknown space {name!r}; choose one of {', '.join(SPACES)}") from None
+
+
+from . import macro, nb201  # noqa: E402  (each module registers its space)

@@ -12,6 +12,8 @@ Register it in a toolbox like any DEAP representation::
     creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
     toolbox.register("individual", macro.init_genome, creator.Individual)
     toolbox.register("mutate", macro.mutate)
+
+(or use ``macro.SPACE.individual()``, the same class made without ``deap.creator``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from torch import nn
 from ..graph import InvalidGraphError, architecture_key
 from ..networks import MacroNet
 from ..ops import Shape
+from . import Space, register_space
 
 INPUT, OUTPUT = -2, -1
 
@@ -184,3 +187,9 @@ def from_json(data: dict, container: Callable[..., MacroGenome] = MacroGenome) -
     genome.layers = {int(n): layer for n, layer in data["layers"].items()}
     genome.connections = [Connection(*c) for c in data["connections"]]
     return genome
+
+
+SPACE = register_space(Space(
+    "macro", MacroGenome, init_genome, mutate, to_graph, build_network, key, to_json, from_json,
+    network_options={"channels": "channels"},
+    description="DeepNEAT-style whole networks (Kyriakides & Margaritis, 2020)"))

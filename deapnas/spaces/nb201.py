@@ -21,6 +21,7 @@ import networkx as nx
 
 from ..networks import CellNetwork
 from ..ops import Shape
+from . import Space, register_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (from node, to node) of each edge, in the order of the official architecture string.
@@ -99,8 +100,16 @@ def key(cell: Sequence[str]) -> str:
 
 
 def to_json(cell: Sequence[str]) -> str:
+    """The official architecture string."""
     return arch_string(cell)
 
 
 def from_json(data: str, container: Callable[[list], Sequence[str]] = list) -> Sequence[str]:
+    """Inverse of :func:`to_json`."""
     return from_arch_string(data, container)
+
+
+SPACE = register_space(Space(
+    "nb201", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
+    network_options={"channels": "channels", "cells": "cells_per_stage"},
+    description="NAS-Bench-201 cells (Dong & Yang, 2020), trained or looked up in the table"))
