@@ -1,11 +1,16 @@
-"""The search loops, written like DEAP's ``algorithms.py``: one readable function per method,
-calling only toolbox aliases (``evaluate``, ``map``, ``select``, ``mutate``, ``clone``), taking
-``(population, toolbox, ..., stats=None, halloffame=None, verbose=...)`` and returning
-``(population, logbook)``.
+"""Search loops shared by several methods, written like DEAP's ``algorithms.py``: plain
+functions over toolbox aliases, taking ``(population, toolbox, ..., stats=None,
+halloffame=None, verbose=...)`` and returning ``(population, logbook)``.
 
-Each loop also takes an optional ``journal`` (:class:`deapnas.run.Journal`) that records every
-evaluation as it completes and checkpoints the loop's state, so an interrupted search resumes
-exactly where it stopped. Without a journal the loops are plain in-memory algorithms.
+Evaluations go through ``toolbox.map(toolbox.evaluate, ...)``; when the toolbox has an
+``update`` alias it is called with the newly evaluated individuals (DEAP's ask/tell convention),
+so a learned operator can observe their fitness.
+
+Each loop also takes an optional ``journal`` (:class:`deapnas.run.Journal`, or anything with the
+same two methods): ``journal.restore()`` once at the start returns the state of the last
+checkpoint (or None), and ``journal.checkpoint(**state)`` at every safe point hands the loop's
+state over and says whether to go on. Recording evaluations is not the loop's business: the
+journal wraps ``toolbox.map``. Without a journal the loops are plain in-memory algorithms.
 """
 from __future__ import annotations
 
@@ -23,24 +28,27 @@ def assign(individual, evaluation) -> None:
     individual.info = dict(getattr(evaluation, "info", {}))
 
 
-def evaluate_invalid(individuals: Iterable, toolbox, journal=None) -> int:
+def evaluate_invalid(individuals: Iterable, toolbox) -> int:
     """Evaluate the individuals without a valid fitness through ``toolbox.map``; the count.
 
-    Results are assigned (and journaled) one by one as ``map`` yields them; evaluations that a
-    resumed journal already holds are replayed instead of being recomputed.
+    An individual without an ``eval_seed`` gets a fresh one first, so that every candidate
+    trains from its own initialisation. Results are assigned as ``map`` yields them; then
+    ``toolbox.update(evaluated)`` is called when the toolbox has it.
     """
     invalid = [ind for ind in individuals if not ind.fitness.valid]
-    todo = [ind for ind in invalid if journal is None or not journal.replay(ind)]
-    for individual, evaluation in zip(todo, toolbox.map(toolbox.evaluate, todo)):
+    for individual in invalid:
+        if not hasattr(individual, "eval_seed"):
+            individual.eval_seed = random.getrandbits(31)
+    for individual, evaluation in zip(invalid, toolbox.map(toolbox.evaluate, invalid)):
         assign(individual, evaluation)
-        if journal is not None:
-            journal.record(individual)
+    if invalid and hasattr(toolbox, "update"):
+        toolbox.update(invalid)
     return len(invalid)
 
 
 def sel_best_of_sample(individuals: Sequence, k: int, sample_size: int) -> list:
     """Aging evolution's selection: ``k`` times, draw ``sample_size`` distinct individuals
-    uniformly and keep the fittest. ``sample_size=1`` makes the search a random search."""
+    uniformly and keep the fittest."""
     if not 1 <= sample_size <= len(individuals):
         raise ValueError(f"sample_size must lie in [1, {len(individuals)}], not {sample_size}")
     return [max(random.sample(list(individuals), sample_size), key=lambda ind: ind.fitness)
@@ -53,17 +61,18 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
                           ) -> tuple[list, tools.Logbook]:
     """Aging (regularized) evolution (Real et al., 2019; Kyriakides & Margaritis, 2020).
 
-    The population is evaluated; then each cycle selects a parent with ``toolbox.select``
-    (register :func:`sel_best_of_sample` with the sample size S), evaluates its mutated clone,
-    appends it and removes the *oldest* individual, whatever its fitness. Mutation is the only
-    variation. Each child gets a fresh ``eval_seed`` so that architectures evaluated again are
-    trained from independent initialisations.
+    Toolbox aliases: ``select`` (register :func:`sel_best_of_sample` with the sample size S),
+    ``mutate``, ``clone``, ``evaluate``, ``map``, and ``update`` when registered.
 
-    With ``children_per_step`` = k > 1 (set it to the number of parallel workers), each step
-    selects k parents from the same population, evaluates their k children together through
-    ``toolbox.map``, then appends them and ages out the k oldest, one cycle per child. This is
-    the synchronous counterpart of the original paper's asynchronous workers; k = 1 is the
-    sequential algorithm exactly.
+    The population is evaluated; then each cycle selects a parent with ``toolbox.select``,
+    evaluates its mutated clone, appends it and removes the *oldest* individual, whatever its
+    fitness. Mutation is the only variation. Each child gets a fresh ``eval_seed`` so that
+    architectures evaluated again are trained from independent initialisations.
+
+    With ``children_per_step`` = k > 1, each step selects k parents from the same population,
+    evaluates their k children together through ``toolbox.map`` (so k workers have work),
+    then appends them and ages out the k oldest, one cycle per child. k = 1 is the sequential
+    algorithm exactly. The result depends on k, never on how many workers evaluate.
 
     :returns: the final population (oldest first) and the logbook (one record per cycle,
         cycle 0 being the initial population).
@@ -73,27 +82,26 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     saved = journal.restore() if journal is not None else None
     if saved is not None:
         population, logbook = saved["population"], saved["logbook"]
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+        _restore_halloffame(halloffame, saved)
     population = deque(population)
 
     if not logbook:  # the first population is not evaluated yet
-        _checkpoint(journal, population, logbook, halloffame)
-        nevals = evaluate_invalid(population, toolbox, journal)
+        if journal is not None:
+            journal.checkpoint(population=list(population), logbook=logbook, halloffame=[])
+        nevals = evaluate_invalid(population, toolbox)
         _record(logbook, population, stats, halloffame, verbose, cycle=0, nevals=nevals)
 
     cycle = logbook[-1]["cycle"]
     while cycle < cycles:
-        if journal is not None:
-            _checkpoint(journal, population, logbook, halloffame)
-            if journal.exhausted():
-                break
+        if journal is not None and not journal.checkpoint(
+                population=list(population), logbook=logbook, halloffame=list(halloffame or [])):
+            break
         parents = toolbox.select(population, min(children_per_step, cycles - cycle))
         children = [toolbox.mutate(toolbox.clone(parent))[0] for parent in parents]
         for child in children:
             del child.fitness.values
             child.eval_seed = random.getrandbits(31)
-        evaluate_invalid(children, toolbox, journal)
+        evaluate_invalid(children, toolbox)
         for child in children:
             cycle += 1
             population.append(child)
@@ -103,11 +111,42 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     return list(population), logbook
 
 
-def _checkpoint(journal, population, logbook, halloffame) -> None:
-    """Hand the loop's state to the journal (no-op without one)."""
-    if journal is not None:
-        journal.checkpoint(population=list(population), logbook=logbook,
-                           halloffame=list(halloffame or []))
+def random_search(toolbox, evaluations: int, stats=None,
+                  halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
+                  journal=None, batch_size: int = 1) -> tuple[list, tools.Logbook]:
+    """Random search: every candidate drawn independently by ``toolbox.individual`` (the
+    baseline of the NAS-Bench-201 paper, Dong & Yang, 2020).
+
+    Toolbox aliases: ``individual``, ``evaluate``, ``map``, and ``update`` when registered.
+
+    Candidates are drawn and evaluated ``batch_size`` at a time (so several workers have
+    work); the result does not depend on how many workers evaluate.
+
+    :returns: the last batch and the logbook (one record per batch, statistics over the batch);
+        give a ``halloffame`` to keep the best candidates.
+    """
+    logbook = tools.Logbook()
+    logbook.header = ["evaluations", "nevals"] + (stats.fields if stats else [])
+    saved = journal.restore() if journal is not None else None
+    if saved is not None:
+        logbook = saved["logbook"]
+        _restore_halloffame(halloffame, saved)
+    done = logbook[-1]["evaluations"] if logbook else 0
+    batch: list = []
+    while done < evaluations:
+        if journal is not None and not journal.checkpoint(
+                logbook=logbook, halloffame=list(halloffame or [])):
+            break
+        batch = [toolbox.individual() for _ in range(min(batch_size, evaluations - done))]
+        done += evaluate_invalid(batch, toolbox)
+        _record(logbook, batch, stats, halloffame, verbose, evaluations=done, nevals=len(batch))
+    return batch, logbook
+
+
+def _restore_halloffame(halloffame: Optional[tools.HallOfFame], saved: dict) -> None:
+    if halloffame is not None:
+        halloffame.clear()
+        halloffame.update(saved["halloffame"])
 
 
 def _record(logbook, new, stats, halloffame, verbose, population=None, **fields) -> None:
@@ -120,8 +159,8 @@ def _record(logbook, new, stats, halloffame, verbose, population=None, **fields)
 
 
 def best_average(history: Iterable[dict], min_evaluations: int = 5) -> Optional[dict]:
-    """The paper's final pick: the architecture with the best *mean* fitness among those
-    evaluated at least ``min_evaluations`` times.
+    """The macro paper's final pick: the architecture with the best *mean* fitness among those
+    evaluated at least ``min_evaluations`` times (higher is better).
 
     ``history`` holds one record per evaluation with ``key`` (the architecture's identity),
     ``fitness`` (a list) and ``reason`` (None unless it failed). When no architecture was

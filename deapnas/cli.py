@@ -1,181 +1,223 @@
-"""The ``deapnas`` command: ``search``, ``resume``, ``show`` and ``train``."""
+"""The ``deapnas`` command: ``search``, ``resume``, ``show`` and ``train``.
+
+``search`` is generic over the method registry: its options are generated from the shared
+:class:`~deapnas.options.RunConfig` and from every method's options dataclass, grouped by
+method, so a method registered by a user gets its flags, help and range checks for free.
+"""
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
+from . import options as opts
 from . import runner
-from .data import DATASETS, DEFAULT_DATA_DIR, DatasetError
-from .runner import ALGORITHMS, TABLE_DATASETS, SearchConfig
-from .spaces import SPACES
+from .data import DatasetError
+from .methods import METHODS, Method, available, get_method
+from .options import RunConfig, TrainingOptions
+from .run import CONFIG, SearchFailed
 
-DEFAULTS = SearchConfig()
+GROUPS = {  # RunConfig fields by help group
+    "what to search": ("algorithm", "space"),
+    "data": ("dataset", "data_dir", "download", "table", "metric", "report"),
+    "budget": ("evaluations", "time_limit", "seed"),
+    "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",
+                                            "ray", "ray_address"),
+    "output": ("out", "checkpoint_every"),
+}
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except the empty ones (None, False) whose help says what happens."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
+    """The parser, with the options of every registered method (and of ``extra`` ones)."""
     parser = argparse.ArgumentParser(
         prog="deapnas", description="Evolutionary neural architecture search with DEAP.",
-        formatter_class=_Formatter, allow_abbrev=False)
+        allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+    methods = list({m.name: m for m in [*(get_method(n) for n in available()), *extra]}.values())
     search = commands.add_parser(
-        "search", help="run a new search", formatter_class=_Formatter, allow_abbrev=False,
-        description="Run a new architecture search. The defaults search the macro space with "
-                    "regularized evolution on the bundled digits data in about three minutes "
-                    "on two CPU cores; --preset paper gives the paper's settings.")
-    _add_search_options(search)
+        "search", help="run a new search", allow_abbrev=False, formatter_class=_Formatter,
+        description="Run a new architecture search. Without options: regularized evolution on "
+                    "the macro space with its tiny preset, on the bundled digits (about three "
+                    "minutes on two CPU cores); --preset paper gives the paper's settings.\n\n"
+                    "Methods: " + "; ".join(f"{m.name}: {m.description}" for m in methods))
+    _add_search_options(search, methods)
 
     resume = commands.add_parser("resume", help="continue an interrupted search")
     resume.add_argument("directory", help="the run directory (the --out of the search)")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    show = commands.add_parser("show", help="summarise a run and plot it to PNG files")
+    show = commands.add_parser("show", help="summarise a run (finished or running) and plot it")
     show.add_argument("directory", help="the run directory")
 
     train = commands.add_parser(
-        "train", help="retrain the best architecture longer and report its test accuracy",
-        formatter_class=_Formatter, allow_abbrev=False)
+        "train", help="retrain the picked architecture longer and report its test accuracy",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
-    train.add_argument("--epochs", type=int, default=20, help="training epochs")
-    train.add_argument("--device", default=None, help="device (unset: the run's)")
-    train.add_argument("--channels", type=int, default=None,
-                       help="width C of the retrained network (unset: the search's)")
+    train.add_argument("--epochs", type=_at_least(1), default=20, help="training epochs")
+    train.add_argument("--device", default=None, help="device (default: the run's)")
+    train.add_argument("--channels", type=_at_least(1), default=None,
+                       help="network width of the retrained network (default: the search's)")
     return parser
 
 
-def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    d = DEFAULTS
-    what = parser.add_argument_group("what to search")
-    what.add_argument("--algorithm", choices=ALGORITHMS, default=d.algorithm,
-                      help="re: regularized (aging) evolution; random: the same loop with "
-                           "sample size 1, the paper's random-search baseline")
-    what.add_argument("--space", choices=tuple(SPACES), default=d.space,
-                      help="macro: DeepNEAT-style whole networks; nb201: NAS-Bench-201 cells")
-    what.add_argument("--preset", choices=("quick", "paper"), default="quick",
-                      help="quick: the defaults shown here; paper: P=100, S=25, 400 cycles, "
-                           "10 epochs, C=64 on fashion-mnist (options given explicitly win)")
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS + TABLE_DATASETS, default=d.dataset,
-                      help="digits is bundled; idx reads an IDX image/label pair from "
-                           "--data-dir; nb201 is the benchmark table given by --table")
-    data.add_argument("--data-dir", default=d.data_dir,
-                      help=f"where datasets are read from (unset: {DEFAULT_DATA_DIR})")
-    data.add_argument("--download", action="store_true",
-                      help="download a torchvision dataset that is missing (needs network)")
-    data.add_argument("--table", default=d.table,
-                      help="a benchmark CSV: fitness is looked up instead of trained")
-    data.add_argument("--metric", default=d.metric, help="the --table column used as fitness")
-    data.add_argument("--report", default=d.report,
-                      help="a --table column reported for the pick, never used to select")
-    budget = parser.add_argument_group("budget and evolution")
-    budget.add_argument("--evaluations", type=int, default=d.evaluations,
-                        help="evaluations in all, the first population included")
-    budget.add_argument("--population", type=int, default=d.population, help="population P")
-    budget.add_argument("--sample-size", type=int, default=d.sample_size, help="sample size S")
-    budget.add_argument("--min-evaluations", type=int, default=d.min_evaluations,
-                        help="the pick is the best mean among architectures evaluated at "
-                             "least this often")
-    budget.add_argument("--time-limit", type=float, default=d.time_limit,
-                        help="stop breeding after this many seconds (unset: no limit)")
-    training = parser.add_argument_group("training each candidate")
-    training.add_argument("--epochs", type=int, default=d.epochs, help="epochs per candidate")
-    training.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size")
-    training.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    training.add_argument("--channels", type=int, default=d.channels,
-                          help="width C (macro: conv filters; nb201: stem channels)")
-    training.add_argument("--cells", type=int, default=d.cells,
-                          help="nb201: cells per stage (the benchmark uses 5)")
-    training.add_argument("--max-params", type=int, default=d.max_params,
-                          help="candidates with more parameters fail without training; 0 for "
-                               "no cap")
-    training.add_argument("--device", default=d.device,
-                          help="auto, cpu, cuda, cuda:1, ...; with --workers a list such as "
-                               "cuda:0,cuda:1 spreads the workers over those devices")
-    training.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parallel = parser.add_argument_group("parallel and distributed evaluation")
-    parallel.add_argument("--workers", type=int, default=d.workers,
-                          help="evaluations at once: worker processes pinned to devices (or "
-                               "Ray actors with --ray); 1 evaluates in this process")
-    parallel.add_argument("--eval-timeout", type=float, default=d.eval_timeout,
-                          help="seconds one evaluation may take before its worker is killed "
-                               "and the candidate gets the worst fitness")
-    parallel.add_argument("--retries", type=int, default=d.retries,
-                          help="further attempts for a candidate whose worker died or timed out")
-    parallel.add_argument("--ray", action="store_true",
-                          help="evaluate on Ray (a local instance unless --ray-address)")
-    parallel.add_argument("--ray-address", default=d.ray_address,
-                          help="address of a running Ray cluster, e.g. ray://head:10001")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", default=d.out,
-                        help="run directory (unset: runs/ALGORITHM-SPACE-DATASET-seedSEED)")
-    output.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                        help="evaluations between checkpoints")
-    output.add_argument("--quiet", action="store_true", help="no progress bar")
+def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) -> None:
+    for title, names in GROUPS.items():
+        group = parser.add_argument_group(title)
+        for name in names:
+            _add(group, RunConfig, name, _defaults(methods, name))
+        if title == "what to search":
+            group.add_argument("--preset", default="tiny", help=(
+                "tiny: a CPU-sized search (the default); paper: the method's published "
+                "settings. Options given explicitly win over the preset"))
+        if title == "output":
+            group.add_argument("--quiet", action="store_true", help="no progress bar")
+    training = {f.name for f in opts.fields(TrainingOptions)}
+    trainers = [m for m in methods if issubclass(m.options, TrainingOptions)]
+    group = parser.add_argument_group(
+        "training each candidate (" + ", ".join(m.name for m in trainers) + ")")
+    for f in opts.fields(TrainingOptions):
+        _add(group, TrainingOptions, f.name, _defaults(trainers, f.name))
+    added = set(training)
+    for method in methods:
+        own = [f.name for f in opts.fields(method.options) if f.name not in added]
+        if own:
+            group = parser.add_argument_group(f"{method.name} options")
+        for name in own:
+            users = [m for m in methods if name in {f.name for f in opts.fields(m.options)}]
+            _add(group, method.options, name, _defaults(users, name))
+            added.add(name)
 
 
-def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> SearchConfig:
-    """The search config: the preset's values, overridden by every option given explicitly."""
-    fields = {f: getattr(args, f) for f in SearchConfig.__dataclass_fields__}
-    if args.preset == "quick":
-        return SearchConfig(**fields)
-    given = {f: v for f, v in fields.items()
-             if any(a.split("=")[0] == "--" + f.replace("_", "-") for a in argv)}
-    return SearchConfig.paper(**given)
+def _defaults(methods: list[Method], name: str) -> str:
+    """Each method's value under the tiny preset (the default) and the paper's, e.g.
+    ``re: 25 (paper 100)``; one value when all methods agree."""
+    values: dict[str, list[str]] = {}
+    for method in methods:
+        default = getattr(method.options(), name, getattr(RunConfig(), name, None))
+        paper = method.presets.get("paper", {}).get(name, default)
+        tiny = method.presets.get("tiny", {}).get(name, default)
+        text = f"{tiny}" + (f" (paper {paper})" if tiny != paper else "")
+        values.setdefault(text, []).append(method.name)
+    if len(values) == 1:
+        return f"default: {next(iter(values))}"
+    return "; ".join(f"{', '.join(names)}: {text}" for text, names in values.items())
+
+
+def _add(group, cls: type, name: str, defaults: str) -> None:
+    field = next(f for f in opts.fields(cls) if f.name == name)
+    kind = opts.types(cls)[name]
+    shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
+    help_text = f"{field.metadata['help']}{shown}".replace("%", "%%")
+    if kind is bool:
+        group.add_argument(opts.flag(name), action="store_true", default=argparse.SUPPRESS,
+                           help=help_text)
+    else:
+        choices = field.metadata["choices"]
+        group.add_argument(opts.flag(name), type=kind if kind in (int, float) else str,
+                           default=argparse.SUPPRESS, help=help_text, choices=choices,
+                           metavar=None if choices or kind in (int, float) else name.upper())
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
+    """The run config and options from the parsed ``search`` arguments: the method's preset,
+    then every option given explicitly; an option the method does not use is an error."""
+    method = get_method(getattr(args, "algorithm", RunConfig.algorithm))
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "quiet")}
+    own = {f.name for f in opts.fields(method.options)} | {f.name for f in opts.fields(RunConfig)}
+    for name in given:
+        if name not in own:
+            users = [m for m in METHODS.values() if name in {f.name for f in opts.fields(m.options)}]
+            raise ValueError(f"{opts.flag(name)} is not an option of {method.name}"
+                             + (f" (it belongs to {', '.join(m.name for m in users)})"
+                                if users else ""))
+    if given.get("table"):
+        unused = sorted(set(given) & {f.name for f in opts.fields(TrainingOptions)})
+        if unused:
+            raise ValueError(f"{', '.join(map(opts.flag, unused))}: a table search trains "
+                             "nothing, so these have no effect")
+    return runner.settings(method, args.preset, **given)
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM ends a search like Ctrl-C: the checkpoint is written, resume continues it."""
+    """SIGTERM ends a search like Ctrl-C: what was evaluated is on disk, resume continues it."""
     raise KeyboardInterrupt
+
+
+def _pre_parse(argv: Sequence[str]) -> list[Method]:
+    """A method named as ``module:ATTRIBUTE`` on the command line, imported so that its options
+    join the parser."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--algorithm")
+    known, _ = pre.parse_known_args(argv)
+    if known.algorithm and ":" in known.algorithm:
+        return [get_method(known.algorithm)]
+    return []
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), "deapnas")
+    try:
+        parser = build_parser(_pre_parse(argv))
+    except ValueError as error:
+        print(f"deapnas {command}: error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _dispatch(args, argv)
-    except (ValueError, DatasetError, FileNotFoundError) as error:
+        return _dispatch(args)
+    except (ValueError, DatasetError, FileNotFoundError, SearchFailed) as error:
         print(f"deapnas {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint is saved; continue with `deapnas resume DIR`",
-              file=sys.stderr)
+        where = getattr(args, "directory", None) or getattr(args, "started", None)
+        if where and (Path(where) / CONFIG).exists():
+            print(f"\ninterrupted: every finished evaluation is saved; continue with "
+                  f"`deapnas resume {where}`", file=sys.stderr)
+        else:
+            print("\ninterrupted before the search started; nothing was written",
+                  file=sys.stderr)
         return 130
 
 
-def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
     from . import report  # matplotlib is imported only by the commands that draw
 
     if args.command == "search":
-        config = config_from_args(args, argv)
-        runner.start(config, progress=not args.quiet)
+        config, options = search_settings(args)
+        args.started = config.out or runner.default_out(config, get_method(config.algorithm))
+        runner.start(config, options, progress=not args.quiet)
         print(report.summary(config.out))
     elif args.command == "resume":
-        runner.resume(args.directory)
+        runner.resume(args.directory, progress=not args.quiet)
         print(report.summary(args.directory))
     elif args.command == "show":
         print(report.summary(args.directory))
-        print(f"wrote {report.plot_history(args.directory)}")
-        if report.load_run(args.directory)[2] is not None:
-            print(f"wrote {report.plot_best(args.directory)}")
+        for path in report.plots(args.directory):
+            print(f"wrote {path}")
     elif args.command == "train":
         result = report.retrain(args.directory, args.epochs, args.device, args.channels)
         print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
               f"after {result['epochs']} epochs ({result['params']:,} parameters); "
-              f"weights in {args.directory}/model.pt")
+              f"weights in {Path(args.directory) / 'model.pt'}")
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -16,7 +16,7 @@ import csv
 import os
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -239,16 +239,48 @@ class TableEvaluator:
             info[self.report] = row[1]
         return Evaluation((row[0],), **info)
 
+    def check_keys(self, keys: Iterable[str]) -> None:
+        """Raise ``ValueError`` when none of ``keys`` (a few genomes' keys) is in the table:
+        the table and the space disagree on the key format, and every look-up would fail."""
+        keys = list(keys)
+        if keys and not any(k in self.rows for k in keys):
+            example = next(iter(self.rows), "nothing")
+            raise ValueError(f"none of {len(keys)} random architectures is in {self.path}: "
+                             f"the space writes keys like {keys[0]!r}, the table holds keys "
+                             f"like {example!r}; use the table made for this space")
+
 
 def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tuple]:
-    """``{key: (float(column) for column in columns)}`` with readable errors."""
+    """``{key: (float(column) for column in columns)}``; every problem names the file, the
+    row and the column."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"benchmark table {path!r} does not exist")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in [key_column, *columns] if c not in header]
-        if missing:
-            raise ValueError(f"{path} has no column {', '.join(missing)}; its columns: "
-                             f"{', '.join(header)}")
-        return {row[key_column]: tuple(float(row[c]) for c in columns) for row in reader}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in [key_column, *columns] if c not in header]
+            if missing:
+                raise ValueError(f"{path} has no column {', '.join(missing)}; its columns: "
+                                 f"{', '.join(header) or 'none (an empty file?)'}")
+            rows: dict[str, tuple] = {}
+            for row in reader:
+                where = f"{path} row {reader.line_num}"
+                key = row[key_column]
+                if key in rows:
+                    raise ValueError(f"{where}: {key_column} {key!r} appears twice; a table "
+                                     "holds one row per architecture")
+                rows[key] = tuple(_cell(row, c, where) for c in columns)
+            return rows
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a readable CSV table ({error})") from None
+
+
+def _cell(row: dict, column: str, where: str) -> float:
+    text = row.get(column)
+    if text is None:
+        raise ValueError(f"{where} ends before column {column}: the file is cut short")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{where} column {column}: {text!r} is not a number") from None

@@ -2,8 +2,8 @@
 a text summary, PNG plots, and a longer retraining of the pick scored on the test split."""
 from __future__ import annotations
 
-import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -16,36 +16,43 @@ import torch  # noqa: E402
 from .data import Split  # noqa: E402
 from .fitness import TrainEvaluator  # noqa: E402
 from .graph import prune  # noqa: E402
-from .run import BEST, CONFIG, read_history, write_json  # noqa: E402
-from .runner import SearchConfig, make_evaluator  # noqa: E402
+from .run import BEST, holder, read_history, read_json, write_json  # noqa: E402
+from .runner import load_config, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
+from .training import CandidateFailure, save_weights  # noqa: E402
 
 
-def load_run(directory: str | Path) -> tuple[SearchConfig, list[dict], dict | None]:
-    """The config, history and best pick (None until the search ends) of a run directory."""
-    directory = Path(directory)
-    if not (directory / CONFIG).exists():
-        raise ValueError(f"{directory} is not a deapnas run directory (no {CONFIG})")
-    config = SearchConfig(**json.loads((directory / CONFIG).read_text()))
-    best_path = directory / BEST
-    best = json.loads(best_path.read_text()) if best_path.exists() else None
-    return config, read_history(directory), best
+def load_run(directory: str | Path) -> tuple:
+    """``(config, options, method, history, best)`` of a run directory; ``best`` is None until
+    the search ends."""
+    config, options, method = load_config(directory)
+    best_path = Path(directory) / BEST
+    best = read_json(best_path, "result") if best_path.exists() else None
+    return config, options, method, read_history(directory), best
 
 
 def summary(directory: str | Path) -> str:
     """A few lines on the run: settings, evaluations, failures by reason, the pick."""
-    config, history, best = load_run(directory)
+    config, options, method, history, best = load_run(directory)
     failures = Counter(_cause(r["reason"]) for r in history if r.get("reason"))
-    lines = [f"run {directory}: {config.algorithm} on the {config.space} space, "
-             f"dataset {config.dataset}, seed {config.seed}",
-             f"evaluations: {len(history)} of {config.evaluations}"
-             + (f", best single fitness {max(r['fitness'][0] for r in history):.4f}"
-                if history else "")]
-    lines += [f"  failed ({n}): {reason}" for reason, n in failures.most_common()]
+    data = f"table {config.table} ({config.metric})" if config.tabular else \
+        f"dataset {config.dataset}"
+    valid = [r["fitness"][0] for r in history if r.get("reason") is None]
+    lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
+             f"seed {config.seed}",
+             f"evaluations: {len(history)}" + (f" of {config.evaluations}"
+                                               if config.evaluations else "")
+             + (f", best single fitness {max(valid):.4f}" if valid else "")]
+    if failures:
+        lines.append(f"{sum(failures.values())} of {len(history)} candidates failed:")
+        lines += [f"  {n} x {reason}" for reason, n in failures.most_common()]
+    running = holder(directory)
     if best is None:
-        lines.append("no final pick yet (the search has not finished)")
+        lines.append(f"the search is running ({running})" if running else
+                     f"no final pick yet: the search was interrupted; continue it with "
+                     f"`deapnas resume {directory}`")
     else:
-        lines.append(describe_best(config, best))
+        lines.append(describe_best(config, options, best))
     return "\n".join(lines)
 
 
@@ -54,18 +61,21 @@ def _cause(reason: str) -> str:
     return reason.split(": ", 1)[1].split(":")[0] if reason.startswith("node ") else reason
 
 
-def describe_best(config: SearchConfig, best: dict) -> str:
+def describe_best(config, options, best: dict) -> str:
     """The final pick in words."""
-    space = get_space(config.space)
+    space = get_space(best.get("space", config.space))
     genome = best["genome"]  # the readable form when it is a string (an arch string)
     if not isinstance(genome, str):
         genome = repr(space.from_json(genome))
-    how = ("best mean over all architectures: none was evaluated "
-           f"{config.min_evaluations} times" if best["fallback"] else
-           f"best mean of architectures evaluated at least {config.min_evaluations} times")
-    measure = config.metric if config.tabular else "validation accuracy"
-    text = (f"best architecture ({how}):\n  {genome}\n  {measure} {best['fitness']:.4f} "
-            f"(mean of {best['times_evaluated']} evaluation(s))")
+    if "times_evaluated" in best:
+        minimum = getattr(options, "min_evaluations", 1)
+        how = (f"best mean over all architectures: none was evaluated {minimum} times"
+               if best.get("fallback") else
+               f"best mean of architectures evaluated at least {minimum} times")
+        count = f" (mean of {best['times_evaluated']} evaluation(s))"
+    else:
+        how, count = "best single evaluation", ""
+    text = f"best architecture ({how}):\n  {genome}\n  {best['metric']} {best['fitness']:.4f}{count}"
     if best.get("params") is not None:
         text += f", {best['params']:,} parameters"
     for column, value in best.get("report", {}).items():
@@ -73,25 +83,40 @@ def describe_best(config: SearchConfig, best: dict) -> str:
     return text
 
 
+def plots(directory: str | Path) -> list[Path]:
+    """Write the run's pictures: ``fitness.png`` and, once there is a pick, ``best.png``."""
+    written = [plot_history(directory)]
+    if (Path(directory) / BEST).exists():
+        written.append(plot_best(directory))
+    return written
+
+
 def plot_history(directory: str | Path) -> Path:
-    """``fitness.png``: every evaluation's fitness and the best so far."""
-    _, history, _ = load_run(directory)
-    fitness = [r["fitness"][0] for r in history]
-    running = [max(fitness[:i + 1]) for i in range(len(fitness))]
+    """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
+    config, _, _, history, _ = load_run(directory)
+    points = [(r["evaluation"], r["fitness"][0]) for r in history if r.get("reason") is None]
+    failed = [r["evaluation"] for r in history if r.get("reason") is not None]
     figure, axes = plt.subplots(figsize=(7, 4))
-    axes.scatter(range(1, len(fitness) + 1), fitness, s=8, alpha=0.5, label="evaluation")
-    axes.plot(range(1, len(fitness) + 1), running, color="C3", label="best so far")
-    axes.set(xlabel="evaluation", ylabel="fitness", title="fitness over evaluations")
+    if points:
+        x, y = zip(*points)
+        running = [max(y[:i + 1]) for i in range(len(y))]
+        axes.scatter(x, y, s=8, alpha=0.5, label="evaluation")
+        axes.plot(x, running, color="C3", label="best so far")
+    if failed:
+        axes.plot(failed, [0.02] * len(failed), "|", color="grey", transform=axes.get_xaxis_transform(),
+                  label=f"failed ({len(failed)})")
+    metric = config.metric if config.tabular else "validation accuracy"
+    axes.set(xlabel="evaluation", ylabel=metric, title=f"{metric} over evaluations")
     axes.legend(loc="lower right")
     return _save(figure, Path(directory) / "fitness.png")
 
 
 def plot_best(directory: str | Path) -> Path:
     """``best.png``: the pick's compiled graph, drawn left (input) to right (output)."""
-    config, _, best = load_run(directory)
+    config, _, _, _, best = load_run(directory)
     if best is None:
-        raise ValueError(f"{directory} has no final pick yet; finish or resume the search")
-    space = get_space(config.space)
+        raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
+    space = get_space(best.get("space", config.space))
     graph = prune(space.to_graph(space.from_json(best["genome"])))
     for depth, layer in enumerate(nx.topological_generations(graph)):
         for node in layer:
@@ -102,7 +127,7 @@ def plot_best(directory: str | Path) -> Path:
     nx.draw_networkx(graph, nx.multipartite_layout(graph, subset_key="depth"), ax=axes,
                      labels=labels, node_color="#cfe2f3", node_size=1800, font_size=7)
     axes.set_axis_off()
-    axes.set_title(f"best architecture, fitness {best['fitness']:.4f}")
+    axes.set_title(f"best architecture, {best['metric']} {best['fitness']:.4f}")
     return _save(figure, Path(directory) / "best.png")
 
 
@@ -128,27 +153,39 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
             channels: int | None = None) -> dict:
     """Train the pick from scratch on training + validation data for ``epochs`` epochs and
     score it on the test split (used here for the first and only time), optionally wider
-    (``channels``; the paper retrains its pick at C = 128 and 256). Writes ``train.json`` and
-    the weights to ``model.pt``. No augmentation is applied."""
-    config, _, best = load_run(directory)
+    (``channels``; the macro paper retrains its pick at C = 128 and 256). Writes
+    ``train.json`` and the weights to ``model.pt``. No augmentation is applied."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {epochs}")
+    config, options, _, _, best = load_run(directory)
+    running = holder(directory)
+    if running:
+        raise ValueError(f"the search in {directory} is still running ({running}); train its "
+                         "pick once it has finished")
     if best is None:
-        raise ValueError(f"{directory} has no final pick yet; finish or resume the search")
+        raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
+                         f"continue it with `deapnas resume {directory}`")
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")
     if device:
         config.device = device
-    if channels:
-        config.channels = channels
-    evaluator: TrainEvaluator = make_evaluator(config)
-    genome = get_space(config.space).from_json(best["genome"])
+    options = replace(options, channels=channels) if channels else options
+    space = get_space(best.get("space", config.space))
+    evaluator: TrainEvaluator = make_evaluator(config, options, space)
+    genome = space.from_json(best["genome"])
     data = evaluator.device_data
     both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
     torch.manual_seed(config.seed)
-    net = evaluator.network(genome)
+    try:
+        net = evaluator.network(genome)
+    except CandidateFailure as error:
+        raise ValueError(f"the retrained network cannot be built: {error}; lower --channels "
+                         "or raise the search's --max-params") from None
     evaluator.fit(net, both, epochs)
-    result = {"epochs": epochs, "channels": config.channels, "test_accuracy": evaluator.accuracy(net, data.test),
+    result = {"epochs": epochs, "channels": getattr(options, "channels", None),
+              "test_accuracy": evaluator.accuracy(net, data.test),
               "params": sum(p.numel() for p in net.parameters()), "test_images": len(data.test)}
-    torch.save(net.state_dict(), Path(directory) / "model.pt")
+    save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)
     return result

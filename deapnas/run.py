@@ -1,170 +1,470 @@
 """A run directory: what a search leaves on disk as it goes, and how it resumes.
 
-Files (all written as results arrive):
+Files:
 
-- ``config.json``: the settings the run was started with (``deapnas resume`` reads them back);
-- ``history.jsonl``: one line per evaluation, appended the moment it completes: readable genome,
-  architecture key, fitness and the evaluator's measurements (parameters, time, failure reason);
-- ``checkpoint.pkl``: the loop's state and every random state, replaced atomically every
-  ``checkpoint_every`` evaluations and when the run is interrupted;
+- ``config.json``: what the run was started with (method, options, shared settings), written
+  by the runner before the first evaluation;
+- ``history.jsonl``: one line per evaluation, appended the moment it completes: the readable
+  genome, the architecture key, the candidate's seed, the fitness (``null`` for a failed
+  candidate, whose ``reason`` says why) and the evaluator's measurements under ``info``;
+- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state
+  and every random state, written atomically every ``checkpoint_every`` evaluations;
+- ``lock``: held while a search or resume runs in the directory;
 - ``logbook.csv`` and ``best.json``: written when the search ends.
 
-Resuming restores the checkpoint and *replays* the evaluations that the history holds beyond it
-instead of recomputing them, so nothing evaluated is lost and, with the same seed, a resumed run
-ends exactly where the uninterrupted run would have.
+Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
+``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), so a run directory received from
+someone else is safe to resume.
+
+Resuming restores the checkpoint and *replays* the evaluations the history holds beyond it, by
+position, instead of recomputing them; a loop that asks for anything other than the recorded
+evaluation stops with an error (the run was changed). With the same seed, a resumed run ends
+exactly where the uninterrupted run would have. The same replay serves any deterministic DEAP
+loop without a checkpoint: :meth:`Journal.wrap` a toolbox, run the loop, run it again after an
+interruption, and every evaluation already recorded is replayed from the history.
 """
 from __future__ import annotations
 
+import base64
 import csv
+import errno
+import fcntl
+import hashlib
 import json
+import math
 import os
-import pickle
 import random
 import time
-from collections import defaultdict, deque
+import warnings
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
 
-from .algorithms import assign
-from .fitness import Evaluation
+from . import state as statecodec
+from .fitness import Evaluation, failure
 
-HISTORY, CHECKPOINT, CONFIG = "history.jsonl", "checkpoint.pkl", "config.json"
+FORMAT = 2
+HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
 LOGBOOK, BEST = "logbook.csv", "best.json"
 
 
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used as it is; the message says why and what to do."""
+
+
+class SearchFailed(RuntimeError):
+    """The search cannot produce a result (every candidate so far failed); the message says why."""
+
+
+# -- files ----------------------------------------------------------------------------------------
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` holds either its old or its new content, never a part."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _disk_error(path, error) from None
 
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def read_history(directory: str | os.PathLike) -> list[dict]:
-    """Every evaluation record of a run directory, in order."""
-    path = Path(directory) / HISTORY
-    if not path.exists():
-        return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def read_json(path: Path, what: str = "file") -> Any:
+    """The JSON in ``path``, or a :class:`RunDirectoryError` naming the file and the problem."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunDirectoryError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(f"{path} is not a valid {what} ({error}); it was damaged or "
+                                "edited: restore it, or start a new run") from None
 
 
-class Journal:
-    """Records a search in ``directory`` and restores it after an interruption.
+def _disk_error(path: Path, error: OSError) -> Exception:
+    if error.errno == errno.ENOSPC:
+        return RunDirectoryError(f"the disk holding {path.parent} is full; free some space and "
+                                 f"continue with `deapnas resume {path.parent}`")
+    return RunDirectoryError(f"cannot write {path}: {error.strerror or error}")
 
-    :param describe: ``describe(individual) -> dict`` with the JSON-ready ``genome`` and
-        ``key`` of an individual (the space's ``to_json`` and ``key``).
-    :param checkpoint_every: evaluations between checkpoints.
-    :param time_limit: seconds of search after which :meth:`exhausted` turns true; counted
-        across resumes.
-    :param on_record: called with each new history record (a progress bar, say).
+
+def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> list[dict]:
+    """Every evaluation record of a run directory, in order.
+
+    A last line without its newline is what a crash mid-write leaves: it is left out (with a
+    warning unless ``partial_ok``). Any other damage is a :class:`RunDirectoryError` naming the
+    file and the line.
+    """
+    return _History.read(Path(directory) / HISTORY, partial_ok)[0]
+
+
+class _History:
+    """Reading and checking ``history.jsonl``."""
+
+    @staticmethod
+    def read(path: Path, partial_ok: bool) -> tuple[list[dict], int]:
+        """The records, and the byte length of the complete lines."""
+        if not path.exists():
+            return [], 0
+        raw = path.read_bytes()
+        complete = raw.rfind(b"\n") + 1
+        if complete < len(raw) and not partial_ok:
+            warnings.warn(f"{path}: the last line was cut off mid-write (a crash); it is "
+                          f"dropped and that evaluation is done again", stacklevel=3)
+        records = []
+        for number, line in enumerate(raw[:complete].splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise RunDirectoryError(
+                    f"{path} line {number} is damaged ({error}); restore the file from a copy, "
+                    "or start a new run") from None
+            expected = len(records) + 1
+            if not isinstance(record, dict) or record.get("evaluation") != expected:
+                raise RunDirectoryError(
+                    f"{path} line {number} should hold evaluation {expected}; lines were "
+                    "removed, reordered or edited: restore the file, or start a new run")
+            records.append(record)
+        return records, complete
+
+
+# -- the lock -------------------------------------------------------------------------------------
+
+class Lock:
+    """An exclusive lock on a run directory, held by one searching process.
+
+    The lock is an ``flock`` on the file ``lock``, which also names the holder; the operating
+    system releases it when the process ends, however it ends, so a lock left by a dead
+    process never blocks.
     """
 
-    def __init__(self, directory: str | os.PathLike, describe: Callable[[Any], dict],
-                 checkpoint_every: int = 10, time_limit: Optional[float] = None,
-                 on_record: Optional[Callable[[dict], None]] = None):
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / LOCK
+        self._handle = None
+
+    def acquire(self) -> "Lock":
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunDirectoryError(f"{self.path.parent} is in use by {holder(self.path.parent)}"
+                                    "; wait for it to finish, or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def holder(directory: str | os.PathLike) -> Optional[str]:
+    """Who holds the run directory's lock (``"pid 123 on host since ..."``), or None."""
+    path = Path(directory) / LOCK
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+# -- random states --------------------------------------------------------------------------------
+
+def random_states() -> dict:
+    """Python's, NumPy's global and torch's (CPU, and CUDA once initialised) random states."""
+    version, internal, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
+    states = {"python": [version, list(internal), gauss],
+              "numpy": {**numpy_state, "state": {"key": numpy_state["state"]["key"].tolist(),
+                                                 "pos": numpy_state["state"]["pos"]}},
+              "torch": _bytes(torch.get_rng_state())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = [_bytes(s) for s in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def set_random_states(states: dict) -> None:
+    """Inverse of :func:`random_states`."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = dict(states["numpy"])
+    numpy_state["state"] = {"key": np.array(numpy_state["state"]["key"], dtype=np.uint32),
+                            "pos": numpy_state["state"]["pos"]}
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(_tensor(states["torch"]))
+    if "cuda" in states and torch.cuda.is_available():
+        cuda = [_tensor(s) for s in states["cuda"]]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _bytes(tensor: torch.Tensor) -> str:
+    return base64.b64encode(tensor.numpy().tobytes()).decode()
+
+
+def _tensor(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+# -- the journal ----------------------------------------------------------------------------------
+
+class Journal:
+    """Records a search in ``directory`` as it goes and lets it resume.
+
+    :param space: the :class:`~deapnas.spaces.Space` of the individuals (its ``to_json`` and
+        ``key`` describe each evaluation; ``from_json`` rebuilds checkpointed individuals).
+    :param container: the individual class checkpointed individuals are rebuilt as (default:
+        ``space.individual()``).
+    :param config: what the run was made with (JSON); a checkpoint made under another config is
+        refused, naming the settings that differ.
+    :param checkpoint_every: evaluations between checkpoints (the first is written before any
+        evaluation).
+    :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
+    :param time_limit: seconds of search (counted across resumes) after which it says stop.
+    :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
+        evaluations all failed (0: never).
+    :param on_record: called with each new history record (a progress bar, say).
+
+    The journal holds the directory's :class:`Lock` from construction until :meth:`close`; use
+    it as a context manager.
+    """
+
+    def __init__(self, directory: str | os.PathLike, space: Any, container: Optional[type] = None,
+                 *, config: Optional[dict] = None, checkpoint_every: int = 10,
+                 budget: Optional[int] = None, time_limit: Optional[float] = None,
+                 fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None):
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
+        self.space, self.config = space, config
+        self.container = container or space.individual()
+        self.checkpoint_every, self.budget, self.time_limit = checkpoint_every, budget, time_limit
+        self.fail_fast, self.on_record = fail_fast, on_record
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.describe, self.checkpoint_every = describe, checkpoint_every
-        self.time_limit, self.on_record = time_limit, on_record
-        self.evaluations, self.elapsed_before = 0, 0.0
-        self._started = time.monotonic()
-        self._snapshot: Optional[bytes] = None
-        self._last_written = -1
-        self._pending: dict[str, deque] = defaultdict(deque)
+        self._lock = Lock(self.directory).acquire()
+        try:
+            self.history, complete = _History.read(self.directory / HISTORY, partial_ok=False)
+            self._cut_partial_line(complete)
+            self._handle = open(self.directory / HISTORY, "a")
+        except BaseException:
+            self._lock.release()
+            raise
+        self.evaluations = 0
+        self._elapsed_before, self._started = 0.0, time.monotonic()
+        self._written: Optional[int] = None  # evaluations at the last checkpoint written
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Make the history durable and release the directory."""
+        if self._handle is not None:
+            self._sync_history()
+            self._handle.close()
+            self._handle = None
+        self._lock.release()
 
     @property
     def elapsed(self) -> float:
         """Seconds of search so far, including the time before any resume."""
-        return self.elapsed_before + time.monotonic() - self._started
+        return self._elapsed_before + time.monotonic() - self._started
 
-    # -- during the search ---------------------------------------------------------------------
+    @property
+    def replaying(self) -> bool:
+        """Whether the next evaluation is one the history already holds."""
+        return self.evaluations < len(self.history)
 
-    def record(self, individual) -> dict:
-        """Append the individual's evaluation to the history."""
+    # -- recording ---------------------------------------------------------------------------------
+
+    def wrap(self, toolbox) -> None:
+        """Record every evaluation made through ``toolbox.map(toolbox.evaluate, ...)``, and
+        replay the recorded ones: registers a recording ``map`` around the toolbox's own."""
+        inner = toolbox.map
+
+        def recording_map(function, iterable):
+            if function is not getattr(toolbox, "evaluate", None):
+                return inner(function, iterable)
+            return self._evaluate_all(inner, function, list(iterable))
+
+        toolbox.register("map", recording_map)
+
+    def _evaluate_all(self, inner_map, evaluate, individuals: list) -> Iterable:
+        replayed = []
+        while len(replayed) < len(individuals) and self.replaying:
+            replayed.append(self._replay(individuals[len(replayed)]))
+        yield from replayed
+        rest = individuals[len(replayed):]
+        for individual, evaluation in zip(rest, inner_map(evaluate, rest)):
+            self._record(individual, evaluation)
+            yield evaluation
+
+    def _replay(self, individual) -> Evaluation:
+        record = self.history[self.evaluations]
+        genome, seed = self.space.to_json(individual), getattr(individual, "eval_seed", 0)
+        if record["genome"] != genome or record.get("eval_seed", 0) != seed:
+            raise RunDirectoryError(
+                f"the search asks for evaluation {record['evaluation']} of {genome!r} "
+                f"(seed {seed}), but {self.directory / HISTORY} recorded {record['genome']!r} "
+                f"(seed {record.get('eval_seed', 0)}): the code, the options or the data changed "
+                "since the run was recorded; restore them, or start a new run")
         self.evaluations += 1
-        record = {"evaluation": self.evaluations, **self.describe(individual),
+        self._elapsed_before, self._started = record.get("elapsed", 0.0), time.monotonic()
+        info = dict(record.get("info", {}))
+        if record.get("reason") is not None:
+            return failure(record["reason"], individual, **info)
+        return Evaluation(record["fitness"], reason=None, **info)
+
+    def _record(self, individual, evaluation) -> dict:
+        info = dict(getattr(evaluation, "info", {}))
+        reason = info.pop("reason", None)
+        values = [float(v) for v in evaluation]
+        if reason is None and not all(math.isfinite(v) for v in values):
+            reason = f"non-finite fitness {values}"
+        record = {"evaluation": self.evaluations + 1, **self.space.describe(individual),
                   "eval_seed": getattr(individual, "eval_seed", 0),
-                  "fitness": list(individual.fitness.values), **individual.info,
-                  "elapsed": round(self.elapsed, 3)}
-        with open(self.directory / HISTORY, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+                  "fitness": None if reason else values, "reason": reason,
+                  "info": _plain(info), "elapsed": round(self.elapsed, 3)}
+        try:
+            self._handle.write(json.dumps(record) + "\n")
+            self._handle.flush()
+        except OSError as error:
+            raise _disk_error(self.directory / HISTORY, error) from None
+        self.history.append(record)
+        self.evaluations += 1
         if self.on_record is not None:
             self.on_record(record)
+        if self.evaluations == self.fail_fast:
+            self._stop_if_all_failed()
         return record
 
-    def checkpoint(self, **state: Any) -> None:
-        """Snapshot the loop's state with all random states; write it when one is due."""
-        self._snapshot = pickle.dumps({
-            **state, "evaluations": self.evaluations, "elapsed": self.elapsed,
-            "random": random.getstate(), "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state()})
-        first = not (self.directory / CHECKPOINT).exists()  # so a resume never starts over
-        if first or self.evaluations - self._last_written >= self.checkpoint_every:
-            self.flush()
+    def _stop_if_all_failed(self) -> None:
+        reasons = Counter(r["reason"] for r in self.history[:self.fail_fast])
+        if None not in reasons:
+            listed = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
+            raise SearchFailed(f"the first {self.fail_fast} candidates all failed ({listed}); "
+                               "the settings cannot work: fix them and start a new run")
 
-    def flush(self) -> None:
-        """Write the latest snapshot now (on interruption, say)."""
-        if self._snapshot is not None:
-            write_atomic(self.directory / CHECKPOINT, self._snapshot)
-            self._last_written = self.evaluations
+    # -- checkpoints -------------------------------------------------------------------------------
 
-    def exhausted(self) -> bool:
-        """True once the time limit is spent."""
-        return self.time_limit is not None and self.elapsed >= self.time_limit
+    def checkpoint(self, **state: Any) -> bool:
+        """A safe point of the loop: write ``state`` when a checkpoint is due; whether the search
+        may go on (False once the evaluation budget or the time limit is spent)."""
+        if self._written is None or self.evaluations - self._written >= self.checkpoint_every:
+            self.write_checkpoint(state)
+        spent = self.budget is not None and self.evaluations >= self.budget
+        late = self.time_limit is not None and self.elapsed >= self.time_limit
+        return not (spent or late)
 
-    # -- resuming ------------------------------------------------------------------------------
+    def write_checkpoint(self, state: dict) -> None:
+        """Write ``state`` and the random states now (atomically; the history first)."""
+        data, tensors = statecodec.encode(state, self.space, self.container)
+        tensor_file = None
+        if tensors:
+            name = f"checkpoint-{self.evaluations}.pt"
+            torch.save(tensors, self.directory / f".{name}.tmp")
+            os.replace(self.directory / f".{name}.tmp", self.directory / name)
+            tensor_file = {"file": name, "sha256": _sha256(self.directory / name)}
+        self._sync_history()
+        write_json(self.directory / CHECKPOINT, {
+            "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
+            "config": self.config, "random": random_states(), "tensors": tensor_file,
+            "state": data})
+        for old in self.directory.glob("checkpoint-*.pt"):
+            if tensor_file is None or old.name != tensor_file["file"]:
+                old.unlink()
+        self._written = self.evaluations
 
     def restore(self) -> Optional[dict]:
-        """The checkpointed state (random states restored), or None for a fresh run.
-
-        History records written after the checkpoint are kept aside for :meth:`replay` and
-        the history file is cut back to the checkpoint.
-        """
+        """The state of the last checkpoint, with the random states restored, or None when there
+        is none (a fresh run, or one rebuilt by replaying its whole history)."""
         path = self.directory / CHECKPOINT
         if not path.exists():
             return None
-        with open(path, "rb") as handle:
-            state = pickle.load(handle)
-        random.setstate(state["random"])
-        np.random.set_state(state["numpy"])
-        torch.set_rng_state(state["torch"])
-        history = read_history(self.directory)
-        kept, beyond = history[:state["evaluations"]], history[state["evaluations"]:]
-        write_atomic(self.directory / HISTORY, "".join(json.dumps(r) + "\n" for r in kept).encode())
-        for record in beyond:
-            self._pending[self._replay_key(record["genome"], record["eval_seed"])].append(record)
-        self.evaluations = self._last_written = state["evaluations"]
-        self.elapsed_before, self._started = state["elapsed"], time.monotonic()
+        saved = read_json(path, "checkpoint")
+        self._check(saved)
+        tensors = self._tensors(saved.get("tensors"))
+        try:
+            state = statecodec.decode(saved["state"], tensors, self.space, self.container)
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunDirectoryError(f"{path} cannot be restored ({error}); it was damaged or "
+                                    "made by another version: start a new run") from None
+        set_random_states(saved["random"])
+        self.evaluations = self._written = saved["evaluations"]
+        self._elapsed_before, self._started = saved["elapsed"], time.monotonic()
         return state
 
-    def replay(self, individual) -> bool:
-        """Assign a recorded evaluation to ``individual`` if the history holds one."""
-        key = self._replay_key(self.describe(individual)["genome"],
-                               getattr(individual, "eval_seed", 0))
-        if not self._pending[key]:
-            return False
-        record = self._pending[key].popleft()
-        info = {k: v for k, v in record.items()
-                if k not in ("evaluation", "genome", "key", "eval_seed", "fitness", "elapsed")}
-        assign(individual, Evaluation(record["fitness"], **info))
-        self.record(individual)
-        return True
+    def _check(self, saved: dict) -> None:
+        path = self.directory / CHECKPOINT
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            raise RunDirectoryError(f"{path} is not a checkpoint of this deapnas version "
+                                    f"(format {FORMAT}); start a new run")
+        if saved["evaluations"] > len(self.history):
+            raise RunDirectoryError(
+                f"{path} was written after {saved['evaluations']} evaluations but "
+                f"{self.directory / HISTORY} holds {len(self.history)}: records were lost; "
+                "restore the history file, or start a new run")
+        if self.config is not None and saved.get("config") != self.config:
+            changed = _differences(saved.get("config") or {}, self.config)
+            raise RunDirectoryError(
+                f"{self.directory / CONFIG} differs from the settings the checkpoint was made "
+                f"with ({changed}); restore them, or start a new run")
 
-    @staticmethod
-    def _replay_key(genome: Any, eval_seed: int) -> str:
-        return json.dumps([genome, eval_seed], sort_keys=True)
+    def _tensors(self, reference: Optional[dict]) -> dict:
+        if reference is None:
+            return {}
+        path = self.directory / reference["file"]
+        if Path(reference["file"]).name != reference["file"] or not path.exists() or \
+                _sha256(path) != reference["sha256"]:
+            raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
+                                    "restore it, or start a new run")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several kinds for a foreign file
+            raise RunDirectoryError(f"{path} holds something other than tensors and is refused "
+                                    f"({type(error).__name__})") from None
 
-    # -- at the end ----------------------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _cut_partial_line(self, complete: int) -> None:
+        path = self.directory / HISTORY
+        if path.exists() and path.stat().st_size > complete:
+            with open(path, "r+b") as handle:
+                handle.truncate(complete)
+
+    def _sync_history(self) -> None:
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            raise _disk_error(self.directory / HISTORY, error) from None
 
     def write_logbook(self, logbook) -> None:
         """The logbook as CSV, one row per record."""
@@ -173,3 +473,25 @@ class Journal:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(logbook)
+
+
+def _plain(info: dict) -> dict:
+    """Measurements as JSON values (numpy and torch scalars become numbers)."""
+    return {k: v.item() if hasattr(v, "item") else v for k, v in info.items()}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _differences(before: dict, now: dict, prefix: str = "") -> str:
+    """The settings whose values differ, as ``name: old -> new``."""
+    out = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            out += [inner] if inner else []
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return ", ".join(out)

@@ -1,14 +1,18 @@
-"""Assemble and run a whole search from one :class:`SearchConfig`: the toolbox, the evaluator,
-the run directory. This is what ``deapnas search`` and ``deapnas resume`` call; a DEAP script
-that wants its own loop builds the same pieces itself (see ``experiments/``).
+"""Run a search in a run directory: what ``deapnas search`` and ``deapnas resume`` call.
+
+:func:`start` checks every setting, loads the data, writes ``config.json`` and runs the method;
+:func:`resume` reads ``config.json`` back and continues from the last checkpoint. Both hand the
+method a :class:`Run`, from which its ``search`` function takes a ready toolbox, and both end by
+writing the logbook and the method's pick (``best.json``).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
+import math
+import os
 import random
-from dataclasses import dataclass
+import tempfile
+import warnings
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Optional
@@ -18,135 +22,152 @@ import torch
 from deap import base, tools
 from tqdm import tqdm
 
-from .algorithms import best_average, regularized_evolution, sel_best_of_sample
-from .data import DATASETS, load_dataset
+from . import __version__
+from . import options as opts
+from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator
+from .individuals import worst_values
+from .methods import Method, get_method
+from .options import TABLE_DATASETS, RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import BEST, CONFIG, Journal, read_history, write_json
-from .spaces import SPACES, get_space
+from .run import BEST, CONFIG, HISTORY, Journal, RunDirectoryError, read_json, write_json
+from .spaces import Space, get_space
+from .training import resolve_device
 
-INDIVIDUALS = {name: space.individual() for name, space in SPACES.items()}
+class Run:
+    """One search, as a method's ``search(run)`` function sees it.
 
-ALGORITHMS = ("re", "random")
-TABLE_DATASETS = ("nb201",)
+    :ivar config: the shared :class:`~deapnas.options.RunConfig`.
+    :ivar options: the method's options.
+    :ivar method: the :class:`~deapnas.methods.Method`.
+    :ivar space: the :class:`~deapnas.spaces.Space` searched.
+    :ivar journal: the run directory's :class:`~deapnas.run.Journal`; pass it to the loop.
+    :ivar stats: population statistics for the logbook (failed candidates left out).
+    :ivar halloffame: the best individual seen, kept across resumes by the loops.
+    :ivar result: what the search wants its ``pick`` to see, if anything (e.g. a final
+        architecture that no single evaluation holds).
+    """
 
-
-@dataclass
-class SearchConfig:
-    """Every setting of a search. The defaults are a quick search of the macro space on the
-    bundled digits (about three minutes on two CPU cores); :meth:`paper` gives the paper's."""
-
-    algorithm: str = "re"
-    space: str = "macro"
-    dataset: str = "digits"
-    data_dir: Optional[str] = None
-    download: bool = False
-    table: Optional[str] = None
-    metric: Optional[str] = None
-    report: Optional[str] = None
-    evaluations: int = 200
-    population: int = 25
-    sample_size: int = 5
-    min_evaluations: int = 5
-    time_limit: Optional[float] = None
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 1e-3
-    channels: int = 32
-    cells: int = 1
-    max_params: Optional[int] = 5_000_000
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 1
-    eval_timeout: Optional[float] = None
-    retries: int = 0
-    ray: bool = False
-    ray_address: Optional[str] = None
-    out: Optional[str] = None
-    checkpoint_every: int = 10
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> "SearchConfig":
-        """Kyriakides & Margaritis (2020): P = 100, S = 25, 400 cycles, 10 epochs of Adam,
-        C = 64 channels, Fashion-MNIST."""
-        settings = dict(dataset="fashion-mnist", population=100, sample_size=25,
-                        evaluations=500, epochs=10, channels=64, batch_size=128)
-        return cls(**{**settings, **overrides})
+    def __init__(self, config: RunConfig, options: Any, method: Method):
+        self.config, self.options, self.method = config, options, method
+        self.space: Space = get_space(config.space)
+        self.journal: Optional[Journal] = None
+        self.stats = fitness_stats()
+        self.halloffame = tools.HallOfFame(1)
+        self.result: Optional[dict] = None
+        self.map, self.workers, self._close = map, 1, lambda: None
+        self._evaluator = None
 
     @property
-    def tabular(self) -> bool:
-        return self.table is not None
+    def directory(self) -> Path:
+        return Path(self.config.out)
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first setting that cannot work, and what to do."""
-        checks = [
-            (self.algorithm in ALGORITHMS,
-             f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}"),
-            (self.space in SPACES,
-             f"--space must be one of {', '.join(SPACES)}, not {self.space!r}"),
-            (self.dataset in DATASETS + TABLE_DATASETS,
-             f"--dataset must be one of {', '.join(DATASETS + TABLE_DATASETS)}"),
-            (self.dataset not in TABLE_DATASETS or self.tabular,
-             f"--dataset {self.dataset} is a benchmark table: give its CSV with --table PATH"),
-            (not self.tabular or self.metric,
-             "--table needs --metric COLUMN, the column used as fitness"),
-            (not self.tabular or self.space == "nb201",
-             "--table works with --space nb201 (the benchmark's cell space)"),
-            (self.population >= 1, "--population must be at least 1"),
-            (1 <= self.sample_size <= self.population,
-             f"--sample-size must lie between 1 and --population ({self.population})"),
-            (self.evaluations >= self.population,
-             f"--evaluations ({self.evaluations}) must be at least --population "
-             f"({self.population}): the first population is part of the budget"),
-            (self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be >= 1"),
-            (self.time_limit is None or self.time_limit > 0, "--time-limit must be positive"),
-            (self.workers >= 1, "--workers must be at least 1"),
-            (self.eval_timeout is None or self.eval_timeout > 0,
-             "--eval-timeout must be positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+    @property
+    def individual(self) -> type:
+        """The individual class: the space's genome with the method's fitness weights."""
+        return self.space.individual(self.method.weights)
+
+    def toolbox(self) -> base.Toolbox:
+        """A toolbox with the space's ``individual``, ``population``, ``mutate`` (and ``mate``
+        when the space has one), the run's ``evaluate`` and its recording ``map``."""
+        toolbox = base.Toolbox()
+        toolbox.register("individual", self.space.init, self.individual)
+        toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+        toolbox.register("mutate", self.space.mutate)
+        if self.space.mate is not None:
+            toolbox.register("mate", self.space.mate)
+        toolbox.register("evaluate", self.evaluator)
+        toolbox.register("map", self.map)
+        if self.journal is not None:
+            self.journal.wrap(toolbox)
+        return toolbox
+
+    @property
+    def evaluator(self):
+        """The fitness function the config describes: a table look-up or a training run."""
+        if self._evaluator is None:
+            self._evaluator = make_evaluator(self.config, self.options, self.space)
+        return self._evaluator
+
+    @property
+    def data(self) -> Dataset:
+        """The dataset (for training evaluators)."""
+        return self.evaluator.data
+
+    def history(self) -> list[dict]:
+        """Every evaluation recorded so far, in order."""
+        return self.journal.history if self.journal is not None else []
 
 
-def make_evaluator(config: SearchConfig):
-    """The fitness function the config describes: a table look-up or a training run."""
-    space = get_space(config.space)
+# -- settings -------------------------------------------------------------------------------------
+
+def settings(method: Method, preset: Optional[str] = None, **given: Any
+             ) -> tuple[RunConfig, Any]:
+    """The run config and the method's options: the method's defaults (the paper's), then the
+    ``preset`` (``"paper"``, ``"tiny"``...), then the settings ``given`` explicitly."""
+    if preset is not None and preset not in method.presets:
+        raise ValueError(f"{method.name} has no preset {preset!r}; its presets: "
+                         f"{', '.join(method.presets) or 'none'}")
+    chosen = {**(method.presets.get(preset, {}) if preset else {}), **given}
+    run_fields = {f.name for f in opts.fields(RunConfig)}
+    option_fields = {f.name for f in opts.fields(method.options)}
+    unknown = sorted(set(chosen) - run_fields - option_fields)
+    if unknown:
+        raise ValueError(f"{', '.join(opts.flag(u) for u in unknown)}: not an option of "
+                         f"{method.name}")
+    config = RunConfig(**{k: v for k, v in chosen.items() if k in run_fields})
+    options = method.options(**{k: v for k, v in chosen.items() if k in option_fields})
+    config.space = config.space or (method.spaces[0] if method.spaces else "macro")
+    return config, options
+
+
+def validate(config: RunConfig, options: Any, method: Method) -> None:
+    """Raise ``ValueError`` naming the first setting that cannot work, and what to do."""
+    opts.check(config)
+    opts.check(options)
+    get_space(config.space)
+    checks = [
+        (not method.spaces or config.space in method.spaces,
+         f"{method.name} searches {' or '.join(method.spaces)}, not --space {config.space}"),
+        (config.dataset not in TABLE_DATASETS or config.tabular,
+         f"--dataset {config.dataset} is a benchmark table: give its CSV with --table PATH"),
+        (not config.tabular or config.metric,
+         "--table needs --metric COLUMN, the column used as fitness"),
+        (not config.tabular or config.space == "nb201",
+         "--table works with --space nb201 (the benchmark's cell space)"),
+        (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    if not config.tabular:
+        resolve_device(config.device.split(",")[0])
+    if hasattr(options, "validate"):
+        options.validate(config)
+
+
+def make_evaluator(config: RunConfig, options: Any, space: Space):
+    """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` built from
+    the method's :class:`~deapnas.options.TrainingOptions`."""
     if config.tabular:
-        return TableEvaluator(config.table, space.key, config.metric, config.report)
+        table = TableEvaluator(config.table, space.key, config.metric, config.report)
+        table.check_keys(space.key(space.init()) for _ in range(5))
+        return table
     data = load_dataset(config.dataset, config.data_dir, download=config.download,
                         seed=config.seed)
-    return TrainEvaluator(network_builder(config), data, epochs=config.epochs,
-                          batch_size=config.batch_size, lr=config.lr,
+    training = options if isinstance(options, TrainingOptions) else TrainingOptions()
+    build = functools.partial(space.build_network, **space.network_kwargs(training))
+    return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,
+                          optimizer=training.optimizer, lr=training.lr,
+                          weight_decay=training.weight_decay,
                           device=config.device.split(",")[0], seed=config.seed,
-                          max_params=config.max_params or None)
+                          deterministic=training.deterministic,
+                          max_params=training.max_params or None)
 
 
-def network_builder(config: SearchConfig):
-    """``build(individual, input_shape, num_classes)`` for the config's space and width."""
-    space = get_space(config.space)
-    if config.space == "nb201":
-        return functools.partial(space.build_network, channels=config.channels,
-                                 cells_per_stage=config.cells)
-    return functools.partial(space.build_network, channels=config.channels)
-
-
-def make_toolbox(config: SearchConfig, evaluator) -> base.Toolbox:
-    """A DEAP toolbox for the config: initialisation, mutation, selection and evaluation."""
-    toolbox = base.Toolbox()
-    toolbox.register("individual", get_space(config.space).init, INDIVIDUALS[config.space])
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", get_space(config.space).mutate)
-    sample_size = 1 if config.algorithm == "random" else config.sample_size
-    toolbox.register("select", sel_best_of_sample, sample_size=sample_size)
-    toolbox.register("evaluate", evaluator)
-    return toolbox
-
-
-def make_map(config: SearchConfig):
-    """The ``toolbox.map`` the config asks for, how many evaluations it runs at once, and what
-    closes it: the builtin ``map`` for one in-process worker, a
-    :class:`~deapnas.parallel.DevicePool` for several (or for a time limit per evaluation,
+def make_map(config: RunConfig):
+    """``(map, evaluations at once, close)``: the builtin ``map`` for one in-process worker,
+    a :class:`~deapnas.parallel.DevicePool` for several (or for a time limit per evaluation,
     which needs a process to kill), or a Ray cluster."""
     if config.ray or config.ray_address:
         from .cluster import RayMap
@@ -160,106 +181,168 @@ def make_map(config: SearchConfig):
     return pool.map, len(pool), pool.close
 
 
-def describer(space_name: str):
-    """``describe(individual) -> {"genome", "key"}`` for the journal."""
-    return get_space(space_name).describe
+def default_out(config: RunConfig, method: Method) -> Path:
+    """``runs/<method>-<space>-<dataset>-seed<seed>``."""
+    return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
 
 
-def default_out(config: SearchConfig) -> Path:
-    """``runs/<algorithm>-<space>-<dataset>-seed<seed>``."""
-    return Path("runs") / f"{config.algorithm}-{config.space}-{config.dataset}-seed{config.seed}"
+def config_json(config: RunConfig, options: Any) -> dict:
+    """What ``config.json`` holds."""
+    return {"format": 2, "deapnas": __version__, "method": config.algorithm,
+            "run": opts.as_dict(config), "options": opts.as_dict(options)}
 
 
-def start(config: SearchConfig, progress: bool = True) -> dict:
-    """Run a new search into ``config.out``; the final pick (see :func:`search`)."""
-    config.validate()
-    out = Path(config.out) if config.out else default_out(config)
-    if (out / CONFIG).exists():
-        raise ValueError(f"{out} already holds a run: continue it with `deapnas resume {out}` "
-                         f"or choose another --out")
-    evaluator = make_evaluator(config)  # data problems surface before anything is written
-    config.out = str(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, dataclasses.asdict(config))
-    return search(config, evaluator, progress)
-
-
-def resume(directory: str | Path, progress: bool = True) -> dict:
-    """Continue the search in ``directory`` from its last checkpoint."""
+def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
+    """The run config, options and method recorded in a run directory."""
     path = Path(directory) / CONFIG
     if not path.exists():
-        raise ValueError(f"{directory} is not a deapnas run directory (no {CONFIG})")
-    config = SearchConfig(**json.loads(path.read_text()))
+        raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
+    data = read_json(path, "run configuration")
+    if not isinstance(data, dict) or data.get("format") != 2:
+        raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
+                                f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
+                                "this version reads format 2: start a new run")
+    method = get_method(data["method"])
+    config = opts.from_dict(RunConfig, data["run"], str(path))
+    options = opts.from_dict(method.options, data["options"], str(path))
+    return config, options, method
+
+
+# -- running --------------------------------------------------------------------------------------
+
+def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
+    """Run a new search into ``config.out``; the final pick (``best.json``)."""
+    method = get_method(config.algorithm)
+    validate(config, options, method)
+    out = Path(config.out) if config.out else default_out(config, method)
+    _check_writable(out)
+    if (out / CONFIG).exists():
+        raise RunDirectoryError(f"{out} already holds a run: continue it with "
+                                f"`deapnas resume {out}` or choose another --out")
+    for name in ("table", "data_dir"):  # absolute, so that resume works from anywhere
+        if getattr(config, name):
+            setattr(config, name, os.path.abspath(os.path.expanduser(getattr(config, name))))
+    config.out = str(out)
+    run = Run(config, options, method)
+    run.evaluator  # data problems surface before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CONFIG, config_json(config, options))
+    return _search(run, progress)
+
+
+def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
+    """Continue the search in ``directory`` from its last checkpoint."""
+    config, options, method = load_config(directory)
     config.out = str(directory)
-    return search(config, make_evaluator(config), progress)
+    validate(config, options, method)
+    if (Path(directory) / BEST).exists():
+        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                f"`deapnas show {directory}`")
+    return _search(Run(config, options, method), progress)
 
 
-def search(config: SearchConfig, evaluator, progress: bool = True) -> dict:
-    """Search with ``evaluator``, journaling into ``config.out``, then write and return the
-    final pick."""
+def _search(run: Run, progress: bool) -> dict:
+    config = run.config
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    toolbox = make_toolbox(config, evaluator)
-    mapper, width, close = make_map(config)
-    toolbox.register("map", mapper)
     bar = Progress(config.evaluations, enabled=progress)
-    journal = Journal(config.out, describer(config.space), config.checkpoint_every,
-                      config.time_limit, on_record=bar)
-    halloffame = tools.HallOfFame(1)
+    journal = Journal(run.directory, run.space, run.individual, config=config.fingerprint(),
+                      checkpoint_every=config.checkpoint_every, budget=config.evaluations,
+                      time_limit=config.time_limit, on_record=bar)
     try:
-        _, logbook = regularized_evolution(
-            toolbox.population(n=config.population), toolbox,
-            cycles=config.evaluations - config.population, halloffame=halloffame,
-            stats=fitness_stats(), verbose=False, journal=journal,
-            children_per_step=width)
-    except KeyboardInterrupt:
-        journal.flush()
-        raise
+        bar.resume(journal.history)
+        run.journal = journal
+        run.map, run.workers, run._close = make_map(config)
+        logbook = run.method.search(run)
+        journal.write_logbook(logbook)
+        best = write_best(run)
     finally:
         bar.close()
-        close()
-    journal.flush()
-    journal.write_logbook(logbook)
-    return write_best(config)
+        run._close()
+        journal.close()
+    return best
 
+
+def _check_writable(out: Path) -> None:
+    """Refuse an ``--out`` that cannot hold a run, before anything is loaded or written."""
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot write in {existing} "
+                         f"({error.strerror or error})") from None
+
+
+# -- results --------------------------------------------------------------------------------------
 
 def fitness_stats() -> tools.Statistics:
-    """Population statistics for the logbook: mean, std, min and max fitness."""
+    """Mean, std, min and max of the first objective over the candidates that did not fail."""
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     for name, function in (("avg", np.mean), ("std", np.std), ("min", np.min), ("max", np.max)):
-        stats.register(name, function)
+        stats.register(name, _over_finite(function))
     return stats
 
 
-class Progress:
-    """A progress bar over evaluations showing the best fitness so far (fed history records)."""
+def _over_finite(function):
+    def compute(values):
+        finite = [v for v in values if math.isfinite(v)]
+        return float(function(finite)) if finite else math.nan
+    return compute
 
-    def __init__(self, total: int, enabled: bool = True):
+
+def best_record(run: Run) -> Optional[dict]:
+    """The default pick: the best single evaluation (first objective, by the method's
+    fitness weight)."""
+    sign = 1 if run.method.weights[0] > 0 else -1
+    valid = [r for r in run.history() if r.get("reason") is None]
+    return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
+
+
+def write_best(run: Run) -> dict:
+    """Pick the final architecture with the method's ``pick`` and write ``best.json``."""
+    pick = (run.method.pick or best_record)(run)
+    history = run.history()
+    if pick is None:
+        raise RunDirectoryError(f"no candidate of {run.directory} could be evaluated; see the "
+                                f"reasons in {run.directory / HISTORY}")
+    best = {"method": run.method.name, "space": run.space.name, "genome": pick["genome"],
+            "key": pick.get("key"), "fitness": pick.get("mean_fitness", pick["fitness"][0]),
+            "metric": run.config.metric if run.config.tabular else "validation accuracy",
+            "params": pick.get("info", {}).get("params"), "evaluations": len(history),
+            **{k: pick[k] for k in ("times_evaluated", "fallback") if k in pick}}
+    if run.config.report:
+        same = [r for r in history if r.get("key") == pick.get("key") and r["reason"] is None]
+        best["report"] = {run.config.report: fmean(r["info"][run.config.report] for r in same)}
+    write_json(run.directory / BEST, best)
+    return best
+
+
+class Progress:
+    """A progress bar over evaluations: rate, best so far, failures (fed history records)."""
+
+    def __init__(self, total: Optional[int], enabled: bool = True):
         self.bar = tqdm(total=total, disable=not enabled, unit="eval", dynamic_ncols=True)
-        self.best = float("-inf")
+        self.best, self.failed = -math.inf, 0
+
+    def resume(self, history: list[dict]) -> None:
+        for record in history:
+            self._count(record)
+        self.bar.update(len(history))
 
     def __call__(self, record: dict) -> None:
-        self.best = max(self.best, record["fitness"][0])
-        self.bar.set_postfix(best=f"{self.best:.4f}", refresh=False)
+        self._count(record)
         self.bar.update(record["evaluation"] - self.bar.n)
+
+    def _count(self, record: dict) -> None:
+        if record.get("reason") is None:
+            self.best = max(self.best, record["fitness"][0])
+        else:
+            self.failed += 1
+        self.bar.set_postfix(best=f"{self.best:.4g}", failed=self.failed, refresh=False)
 
     def close(self) -> None:
         self.bar.close()
-
-
-def write_best(config: SearchConfig) -> dict:
-    """Pick the final architecture from the history and write ``best.json``."""
-    history = read_history(config.out)
-    pick = best_average(history, config.min_evaluations)
-    if pick is None:
-        raise RuntimeError(f"no candidate of {config.out} could be evaluated; see the reasons "
-                           f"in {Path(config.out) / 'history.jsonl'}")
-    same = [r for r in history if r.get("key") == pick["key"] and r.get("reason") is None]
-    best = {"genome": pick["genome"], "key": pick["key"], "fitness": pick["mean_fitness"],
-            "times_evaluated": pick["times_evaluated"], "fallback": pick["fallback"],
-            "params": pick.get("params"), "evaluations": len(history)}
-    if config.report:
-        best["report"] = {config.report: fmean(r[config.report] for r in same)}
-    write_json(Path(config.out) / BEST, best)
-    return best

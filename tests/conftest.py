@@ -6,7 +6,6 @@ import torch
 from deap import base, tools
 
 from deapnas.algorithms import sel_best_of_sample
-from deapnas.runner import INDIVIDUALS
 from deapnas.spaces import macro, nb201
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -26,7 +25,7 @@ def chain_genome(*layers: str) -> macro.MacroGenome:
 def nb201_toolbox(evaluate, sample_size: int = 5) -> base.Toolbox:
     """Aging evolution on NAS-Bench-201 cells with the given fitness function."""
     toolbox = base.Toolbox()
-    toolbox.register("individual", nb201.init_cell, INDIVIDUALS["nb201"])
+    toolbox.register("individual", nb201.init_cell, nb201.SPACE.individual())
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("mutate", nb201.mutate)
     toolbox.register("select", sel_best_of_sample, sample_size=sample_size)

@@ -9,8 +9,8 @@ from deapnas import runner
 from deapnas.algorithms import (best_average, evaluate_invalid, regularized_evolution,
                                 sel_best_of_sample)
 from deapnas.fitness import TableEvaluator
+from deapnas.methods import get_method
 from deapnas.run import HISTORY, read_history
-from deapnas.runner import SearchConfig
 from deapnas.spaces import nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, nb201_toolbox
@@ -89,10 +89,11 @@ def test_best_average_prefers_robust_architectures():
 
 
 def table_config(csv, out, **overrides):
+    """``(config, options)`` of an aging-evolution search on the NAS-Bench-201 table."""
     settings = dict(space="nb201", dataset="nb201", table=str(csv), metric=NB201_METRIC,
                     report=NB201_REPORT, evaluations=300, population=30, sample_size=10,
                     out=str(out), checkpoint_every=25)
-    return SearchConfig(**{**settings, **overrides})
+    return runner.settings(get_method("re"), **{**settings, **overrides})
 
 
 def without_clock(records):
@@ -107,13 +108,13 @@ def without_clock(records):
 ])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path, monkeypatch,
                                                              stop_at, crash, every):
-    expected = runner.start(table_config(nb201_csv, tmp_path / "straight"), progress=False)
+    expected = runner.start(*table_config(nb201_csv, tmp_path / "straight"), progress=False)
 
     real = runner.make_evaluator
     calls = {"n": 0}
 
-    def interrupting(config):
-        evaluate = real(config)
+    def interrupting(*args):
+        evaluate = real(*args)
 
         def wrapper(individual):
             calls["n"] += 1
@@ -124,7 +125,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path
 
     monkeypatch.setattr(runner, "make_evaluator", interrupting)
     with pytest.raises(crash):
-        runner.start(table_config(nb201_csv, tmp_path / "broken", checkpoint_every=every),
+        runner.start(*table_config(nb201_csv, tmp_path / "broken", checkpoint_every=every),
                      progress=False)
     assert len(read_history(tmp_path / "broken")) == stop_at - 1  # nothing evaluated is lost
     monkeypatch.setattr(runner, "make_evaluator", real)
@@ -138,7 +139,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path
 
 
 def test_table_search_reports_the_test_accuracy_of_its_pick(nb201_csv, tmp_path):
-    best = runner.start(table_config(nb201_csv, tmp_path / "run"), progress=False)
+    best = runner.start(*table_config(nb201_csv, tmp_path / "run"), progress=False)
     assert best["evaluations"] == 300 and best["fitness"] > 90.5
     assert 93.0 < best["report"][NB201_REPORT] <= 94.3734  # the table's optimum
     lines = (tmp_path / "run" / HISTORY).read_text().splitlines()

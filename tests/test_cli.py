@@ -41,10 +41,12 @@ def test_bad_input_gets_a_clear_message_not_a_traceback(argv, message, tmp_path,
     assert not out.exists()  # a refused search leaves nothing behind
 
 
-def test_unknown_choice_is_rejected_by_argparse(capsys):
+def test_unknown_choice_is_rejected(capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["search", "--algorithm", "sgd"])
+        main(["search", "--dataset", "imagenet"])
     assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert main(["search", "--algorithm", "sgd"]) == 2
+    assert "unknown method 'sgd'; choose one of" in capsys.readouterr().err
 
 
 def test_table_search_show_and_refusal_to_overwrite(nb201_csv, tmp_path, capsys):
@@ -68,7 +70,8 @@ def test_digits_search_writes_the_run_and_trains_the_pick(tmp_path, capsys):
     assert main(["search", "--evaluations", "10", "--population", "5", "--sample-size", "3",
                  "--epochs", "2", "--channels", "16", "--out", str(out), "--quiet"]) == 0
     history = read_history(out)
-    assert len(history) == 10 and all("params" in r and "train_seconds" in r for r in history)
+    assert len(history) == 10 and all("params" in r["info"] and "train_seconds" in r["info"]
+                                    for r in history)
     best = json.loads((out / BEST).read_text())
     assert best["fitness"] > 0.5 and best["params"] > 0
     assert "validation" not in capsys.readouterr().err

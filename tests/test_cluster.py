@@ -14,6 +14,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from deap import base, creator  # noqa: E402
+
 
 from deapnas.algorithms import regularized_evolution  # noqa: E402
 from deapnas.cli import main  # noqa: E402
@@ -21,7 +23,6 @@ from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
 from deapnas.run import CONFIG, read_history  # noqa: E402
-from deapnas.runner import INDIVIDUALS  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
 from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402
@@ -208,13 +209,16 @@ def test_deapnas_search_runs_through_ray_and_records_the_backend(tmp_path):
     out = tmp_path / "ray-run"
     assert main(["search", "--ray", "--workers", "2", "--space", "nb201", "--dataset", "nb201",
                  "--table", str(NB201_CSV), "--metric", NB201_METRIC, "--evaluations", "30",
-                 "--population", "10", "--out", str(out), "--quiet"]) == 0
-    assert json.loads((out / CONFIG).read_text())["ray"] is True
+                 "--population", "10", "--children-per-step", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    assert json.loads((out / CONFIG).read_text())["run"]["ray"] is True
     assert len(read_history(out)) == 30
 
 
 def test_individuals_survive_deap_rebinding_their_class():
-    cell = INDIVIDUALS["nb201"](["none"] * 6)
+    creator.create("RebindFitness", base.Fitness, weights=(1.0,))
+    creator.create("RebindCell", list, fitness=creator.RebindFitness)
+    cell = creator.RebindCell(["none"] * 6)
     pickle.loads(pickle.dumps(cell))  # unpickling makes deap.creator rebind the class's name
     with RayMap(1) as raymap:
         assert list(raymap.map(len, [cell])) == [6]

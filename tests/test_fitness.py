@@ -12,7 +12,6 @@ from torch import nn
 
 from deapnas.data import load_dataset
 from deapnas.fitness import Evaluation, TableEvaluator, TrainEvaluator
-from deapnas.runner import INDIVIDUALS
 from deapnas.spaces import macro, nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, chain_genome as chain
@@ -127,7 +126,7 @@ def test_table_evaluator_reads_metric_and_report(nb201_csv):
 def test_table_evaluator_through_a_process_pool_keeps_info(nb201_csv):
     table = TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC, NB201_REPORT)
     random.seed(0)
-    cells = [nb201.init_cell(INDIVIDUALS["nb201"]) for _ in range(4)]
+    cells = [nb201.init_cell(nb201.SPACE.individual()) for _ in range(4)]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(table, cells))
     assert [tuple(r) for r in results] == [tuple(table(c)) for c in cells]

@@ -1,0 +1,99 @@
+"""Search methods: each one a loop plus a small description of its options, registered by name.
+
+A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
+
+- ``options``: a dataclass of the method's own settings, declared with
+  :func:`deapnas.options.option` (defaults are the paper's; an optional
+  ``validate(self, config)`` method checks combinations);
+- ``search(run) -> logbook``: builds its toolbox from ``run.toolbox()`` and runs its loop
+  (see :class:`deapnas.runner.Run`);
+- ``pick(run) -> dict``: the final architecture (default: the best single evaluation);
+- ``presets``: named settings, ``"paper"`` and ``"tiny"`` at least, covering both the shared
+  :class:`~deapnas.options.RunConfig` fields and the method's options.
+
+Register one with :func:`register_method`, or make it installable through the entry point
+group ``deapnas.methods``, or name it on the command line as ``package.module:ATTRIBUTE``.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+ENTRY_POINTS = "deapnas.methods"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered search method (see the module documentation).
+
+    :param spaces: the spaces the method works on, its default first (empty: any space).
+    :param tabular: whether it runs on a benchmark table (``--table``).
+    :param weights: the fitness weights of its individuals.
+    """
+
+    name: str
+    options: type
+    search: Callable[[Any], Any]
+    pick: Optional[Callable[[Any], Optional[dict]]] = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    spaces: tuple[str, ...] = ()
+    tabular: bool = True
+    weights: tuple[float, ...] = (1.0,)
+    description: str = ""
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Make ``method`` available as ``deapnas search --algorithm NAME``."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register a deapnas.methods.Method, not {type(method).__name__}")
+    if method.name in METHODS and not replace:
+        raise ValueError(f"method {method.name!r} is already registered; pass replace=True")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The method registered as ``name``, installed under the entry point group
+    ``deapnas.methods``, or importable as ``package.module:ATTRIBUTE``."""
+    if name in METHODS:
+        return METHODS[name]
+    if ":" in name:
+        return _import(name)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if entry.name == name:
+            return register_method(_checked(entry.load(), name))
+    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(available())}, or "
+                     "name your own as package.module:ATTRIBUTE")
+
+
+def available() -> list[str]:
+    """The names of the registered and installed methods."""
+    installed = [e.name for e in importlib.metadata.entry_points(group=ENTRY_POINTS)]
+    return list(dict.fromkeys([*METHODS, *installed]))
+
+
+def _import(spec: str) -> Method:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {module_name!r} for --algorithm {spec} ({error}); is "
+                         "its folder on PYTHONPATH (e.g. PYTHONPATH=. deapnas ...)?") from None
+    try:
+        return _checked(getattr(module, attribute), spec)
+    except AttributeError:
+        raise ValueError(f"{module_name} has no attribute {attribute!r}") from None
+
+
+def _checked(method: Any, spec: str) -> Method:
+    if not isinstance(method, Method):
+        raise ValueError(f"{spec} is a {type(method).__name__}, not a deapnas.methods.Method")
+    return method
+
+
+from . import random_search, regularized  # noqa: E402,F401  (each registers its method)

@@ -1,0 +1,161 @@
+"""Options as dataclasses with documented defaults and range checks, in the manner of pycma's
+``CMAOptions``: one dataclass for the settings every run shares (:class:`RunConfig`), one
+(:class:`TrainingOptions`) that methods training their candidates extend, and one per method.
+
+Declare each field with :func:`option`: its default, one line of help, and its valid range or
+choices. :func:`check` enforces them with messages that name the command-line flag; the command
+line is generated from the same fields, so the two never disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from .data import DATASETS
+
+#: Dataset names that stand for a benchmark table (given with ``--table``).
+TABLE_DATASETS = ("nb201",)
+
+
+def option(default: Any, help: str, *, minimum: Optional[float] = None,
+           maximum: Optional[float] = None, choices: Optional[Sequence] = None,
+           positive: bool = False) -> Any:
+    """A dataclass field with its help text and constraints (``positive``: strictly > 0)."""
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum, "choices": choices,
+                "positive": positive}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field: ``sample_size`` -> ``--sample-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def fields(options: Any) -> list[dataclasses.Field]:
+    """The fields of an options dataclass (or instance) declared with :func:`option`."""
+    return [f for f in dataclasses.fields(options) if "help" in f.metadata]
+
+
+def types(options: Any) -> dict[str, Any]:
+    """``{field name: type}`` with ``Optional[X]`` reduced to ``X``."""
+    cls = options if isinstance(options, type) else type(options)
+    hints = typing.get_type_hints(cls)
+    return {name: _unwrap(hint) for name, hint in hints.items()}
+
+
+def _unwrap(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, getattr(typing, "UnionType", None)) \
+        and len(args) == 1 else hint
+
+
+def check(options: Any) -> None:
+    """Raise ``ValueError`` for the first field outside its declared range or choices."""
+    kinds = types(options)
+    for f in fields(options):
+        value, meta = getattr(options, f.name), f.metadata
+        if value is None:
+            continue
+        name = flag(f.name)
+        if kinds.get(f.name) in (int, float) and (isinstance(value, bool) or not
+                                                  isinstance(value, (int, float))):
+            raise ValueError(f"{name} must be a number, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value}")
+        if meta["choices"] is not None and value not in meta["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, meta['choices']))}, "
+                             f"not {value!r}")
+        if meta["positive"] and value <= 0:
+            raise ValueError(f"{name} must be positive, not {value}")
+        if meta["minimum"] is not None and value < meta["minimum"]:
+            raise ValueError(f"{name} must be at least {meta['minimum']}, not {value}")
+        if meta["maximum"] is not None and value > meta["maximum"]:
+            raise ValueError(f"{name} must be at most {meta['maximum']}, not {value}")
+
+
+def as_dict(options: Any) -> dict:
+    """The declared fields and their values (JSON-ready when the values are)."""
+    return {f.name: getattr(options, f.name) for f in fields(options)}
+
+
+def from_dict(cls: type, values: dict, where: str) -> Any:
+    """``cls(**values)``, with a readable error for unknown or missing fields."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where} has settings {', '.join(unknown)} that {cls.__qualname__} "
+                         "does not know; it was made by another version or edited")
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+@dataclass
+class RunConfig:
+    """The settings every search shares, whatever its method."""
+
+    algorithm: str = option("re", "the search method (see `deapnas search --help`)")
+    space: Optional[str] = option(None, "the search space (unset: the method's own)")
+    dataset: str = option("digits", "digits is bundled; idx reads IDX files from --data-dir; "
+                          "nb201 is the benchmark table given by --table",
+                          choices=DATASETS + TABLE_DATASETS)
+    data_dir: Optional[str] = option(None, "where datasets are read from")
+    download: bool = option(False, "download a torchvision dataset that is missing")
+    table: Optional[str] = option(None, "a benchmark CSV: fitness is looked up, not trained")
+    metric: Optional[str] = option(None, "the --table column used as fitness")
+    report: Optional[str] = option(None, "a --table column reported for the pick, never used "
+                                   "to select")
+    evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
+                                        "unset: the method's own stopping rule)", minimum=1)
+    time_limit: Optional[float] = option(None, "stop after this many seconds of search, "
+                                         "counted across resumes", positive=True)
+    seed: int = option(0, "random seed of the run", minimum=0, maximum=2**32 - 1)
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, ...; with --workers a list such as "
+                         "cuda:0,cuda:1 spreads the workers over those devices")
+    workers: int = option(1, "evaluations at once: worker processes pinned to devices (or Ray "
+                          "actors with --ray); 1 evaluates in this process", minimum=1)
+    eval_timeout: Optional[float] = option(None, "seconds one evaluation may take before its "
+                                           "worker is killed and the candidate fails",
+                                           positive=True)
+    retries: int = option(0, "further attempts for a candidate whose worker died or timed out",
+                          minimum=0)
+    ray: bool = option(False, "evaluate on Ray (a local instance unless --ray-address)")
+    ray_address: Optional[str] = option(None, "address of a running Ray cluster")
+    out: Optional[str] = option(None, "run directory (unset: runs/ALGORITHM-SPACE-DATASET-seedSEED)")
+    checkpoint_every: int = option(10, "evaluations between checkpoints", minimum=1)
+
+    #: Settings that may change when a run is resumed (where and how fast it runs).
+    FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
+            "download", "data_dir")
+
+    @property
+    def tabular(self) -> bool:
+        return self.table is not None
+
+    def fingerprint(self) -> dict:
+        """The settings a resumed run must share with the checkpoint it resumes."""
+        return {k: v for k, v in as_dict(self).items() if k not in self.FREE}
+
+
+@dataclass
+class TrainingOptions:
+    """How each candidate is trained (methods that train candidates extend this)."""
+
+    epochs: int = option(10, "training epochs per candidate", minimum=1)
+    batch_size: int = option(128, "batch size", minimum=1)
+    optimizer: str = option("adam", "the optimizer", choices=("adam", "sgd"))
+    lr: float = option(1e-3, "learning rate", positive=True)
+    weight_decay: float = option(0.0, "L2 weight decay", minimum=0)
+    channels: int = option(64, "network width (macro: conv filters C; cells: stem channels)",
+                           minimum=1)
+    cells: int = option(5, "cells per stage, for cell spaces", minimum=1)
+    max_params: int = option(5_000_000, "candidates with more parameters fail without training "
+                             "(0: no cap)", minimum=0)
+    deterministic: bool = option(False, "only deterministic kernels: an identical candidate "
+                                 "scores identically, on a GPU too")
