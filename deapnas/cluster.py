@@ -95,11 +95,11 @@ class _Slot:
 
     def _function(self, token: str, box: list) -> Callable:
         if token != self.token:
+            from .parallel import ready_function
+
             function = ray.get(box[0])
-            retarget = getattr(function, "for_device", None)
-            self.function = retarget(self.device) if retarget else function
-            self.token = token
             self._limit_threads()
+            self.function, self.token = ready_function(function, self.device), token
         return self.function
 
     def _limit_threads(self) -> None:

@@ -122,6 +122,19 @@ class TrainEvaluator:
             self._on_device = self.data.to(self.device)
         return self._on_device
 
+    def prepare(self) -> None:
+        """Warm up before the first candidate: move the data to the device and take one small
+        training step there (first-use costs of the device and of torch's kernels). A pool
+        worker calls this before its first item, so a time limit measures candidates only."""
+        data, (channels, _, _) = self.device_data, self.data.input_shape
+        with self._seeded(0), torch.device(self.device):
+            net = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.BatchNorm2d(4),
+                                nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                nn.Linear(4, self.data.num_classes))
+            optimizer = make_optimizer(net.parameters(), self.recipe)
+            nn.functional.cross_entropy(net(data.train.x[:8]), data.train.y[:8]).backward()
+            optimizer.step()
+
     def network(self, individual) -> nn.Module:
         """The candidate's network on the evaluation device, after the parameter cap check."""
         shape, classes = self.data.input_shape, self.data.num_classes

@@ -12,7 +12,8 @@ DEAP parallelises by swapping the toolbox's ``map``::
 - the function is sent to a worker once and kept there, so an evaluator's dataset is loaded and
   moved to the worker's device once, not once per candidate; a function with a
   ``for_device(device)`` method (like :class:`~deapnas.fitness.TrainEvaluator`) is retargeted
-  to the worker's device. A worker keeps only the latest function, recognised by its
+  to the worker's device, and one with a ``prepare()`` method is warmed up there before its
+  first item, so that a time limit counts the items alone. A worker keeps only the latest function, recognised by its
   :func:`fingerprint`, so a function changed after it was sent is sent again, never served
   stale;
 - a worker that dies (killed, out of memory, segfault) or exceeds the per-item time limit costs
@@ -114,9 +115,7 @@ def _serve(slot: Slot, channel: Connection) -> None:
         if message is None:
             return
         if message[0] == "function":
-            function = message[1]
-            retarget = getattr(function, "for_device", None)
-            function = retarget(slot.device) if retarget else function
+            function = ready_function(message[1], slot.device)
             channel.send(("ready", None, None))  # its warm-up is not the items' time
             continue
         _, index, item = message
@@ -125,6 +124,17 @@ def _serve(slot: Slot, channel: Connection) -> None:
             channel.send(("result", index, function(item)))
         except Exception:  # the caller re-raises it: a bug in the function is not a failure
             channel.send(("error", index, traceback.format_exc()))
+
+
+def ready_function(function: Callable, device: str) -> Callable:
+    """``function`` as a worker on ``device`` runs it: retargeted with its ``for_device`` and
+    warmed up with its ``prepare`` when it has them."""
+    retarget = getattr(function, "for_device", None)
+    function = retarget(device) if retarget else function
+    prepare = getattr(function, "prepare", None)
+    if prepare is not None:
+        prepare()
+    return function
 
 
 class Worker:

@@ -274,6 +274,8 @@ class Journal:
         except BaseException:
             self._lock.release()
             raise
+        self._config_id = None if config is None else hashlib.sha256(
+            json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
         self.evaluations = 0
         self._elapsed_before, self._started = 0.0, time.monotonic()
         self._written: Optional[int] = None  # evaluations at the last checkpoint written
@@ -329,6 +331,11 @@ class Journal:
     def _replay(self, individual) -> Evaluation:
         record = self.history[self.evaluations]
         genome, seed = self.space.to_json(individual), getattr(individual, "eval_seed", 0)
+        if record.get("config") != self._config_id:
+            raise RunDirectoryError(
+                f"{self.directory / HISTORY} evaluation {record['evaluation']} was recorded "
+                f"under other settings than {self.directory / CONFIG} now holds; restore them, "
+                "or start a new run")
         if record["genome"] != genome or record.get("eval_seed", 0) != seed:
             raise RunDirectoryError(
                 f"the search asks for evaluation {record['evaluation']} of {genome!r} "
@@ -352,6 +359,8 @@ class Journal:
                   "eval_seed": getattr(individual, "eval_seed", 0),
                   "fitness": None if reason else values, "reason": reason,
                   "info": _plain(info), "elapsed": round(self.elapsed, 3)}
+        if self._config_id is not None:
+            record["config"] = self._config_id
         try:
             self._handle.write(json.dumps(record) + "\n")
             self._handle.flush()

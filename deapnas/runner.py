@@ -108,7 +108,8 @@ def settings(method: Method, preset: Optional[str] = None, **given: Any
     if preset is not None and preset not in method.presets:
         raise ValueError(f"{method.name} has no preset {preset!r}; its presets: "
                          f"{', '.join(method.presets) or 'none'}")
-    chosen = {**(method.presets.get(preset, {}) if preset else {}), **given}
+    chosen = {"algorithm": method.name, **(method.presets.get(preset, {}) if preset else {}),
+              **given}
     run_fields = {f.name for f in opts.fields(RunConfig)}
     option_fields = {f.name for f in opts.fields(method.options)}
     unknown = sorted(set(chosen) - run_fields - option_fields)
@@ -151,7 +152,9 @@ def make_evaluator(config: RunConfig, options: Any, space: Space):
     the method's :class:`~deapnas.options.TrainingOptions`."""
     if config.tabular:
         table = TableEvaluator(config.table, space.key, config.metric, config.report)
-        table.check_keys(space.key(space.init()) for _ in range(5))
+        state = random.getstate()  # the check must not move the run's random stream
+        table.check_keys([space.key(space.init()) for _ in range(5)])
+        random.setstate(state)
         return table
     data = load_dataset(config.dataset, config.data_dir, download=config.download,
                         seed=config.seed)
@@ -243,6 +246,7 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
 
 def _search(run: Run, progress: bool) -> dict:
     config = run.config
+    run.evaluator  # loaded before the run's random streams are seeded
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

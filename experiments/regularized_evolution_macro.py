@@ -38,10 +38,8 @@ final network REMNet 94.46 % (C = 256, 3.1 M parameters, 20 epochs with augmenta
 import argparse
 import dataclasses
 import functools
-import json
 import random
 import signal
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,10 +48,10 @@ from deap import base, creator, tools
 from deapnas import algorithms
 from deapnas.data import DATASETS, DatasetError, Split, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
-from deapnas.run import Journal, read_history, write_json
+from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
 
-# Module level, as DEAP requires for pickling (the journal's checkpoints pickle individuals).
+# Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
 
@@ -126,21 +124,6 @@ def make_toolbox(args, data):
     return toolbox
 
 
-def check_settings(args):
-    """Record the settings in ``--out``; refuse to resume a run made with other settings."""
-    path = Path(args.out) / "settings.json"
-    settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in settings if before.get(k) != settings[k])
-        if changed:
-            raise SystemExit(f"{args.out} holds a run made with other settings "
-                             f"({', '.join(changed)}); run the same command to resume it, "
-                             "or choose another --out")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    write_json(path, settings)
-
-
 def retrain(genome, data, args):
     """Train the pick from scratch on train + validation at the final width and score it on
     the test split (its only use): ``(test accuracy, parameters)``."""
@@ -162,7 +145,6 @@ def main(argv=None):
         data = load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed)
     except DatasetError as error:  # the message says what to do (e.g. pass --download)
         raise SystemExit(f"error: {error}") from None
-    check_settings(args)  # after loading: a data problem leaves nothing behind in --out
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -178,17 +160,18 @@ def main(argv=None):
     stats.register("std", np.std)
     stats.register("max", np.max)
     hof = tools.HallOfFame(1)
-    journal = Journal(args.out, lambda ind: {"genome": macro.to_json(ind), "key": macro.key(ind)})
-
-    try:
+    settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
+    try:  # a run made with other settings in --out is refused, naming them
+        journal = Journal(args.out, macro.SPACE, creator.Individual, config=settings)
+    except RunDirectoryError as error:
+        raise SystemExit(f"error: {error}") from None
+    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+        journal.wrap(toolbox)
         pop, logbook = algorithms.regularized_evolution(
             toolbox.population(n=args.population), toolbox, cycles=args.cycles, stats=stats,
             halloffame=hof, verbose=not args.quiet, journal=journal)
-    finally:  # also on Ctrl-C or kill: the same command run again resumes from here
-        journal.flush()
-    journal.write_logbook(logbook)
-
-    history = read_history(args.out)
+        journal.write_logbook(logbook)
+    history = journal.history
     failed = sum(r["reason"] is not None for r in history)
     print(f"\n{len(history)} evaluations in {args.out} ({failed} candidates failed; reasons in "
           f"history.jsonl)")
@@ -201,7 +184,7 @@ def main(argv=None):
            if pick["fallback"] else
            f"best mean of architectures evaluated >= {args.min_evaluations} times")
     print(f"final pick ({how}): validation accuracy {pick['mean_fitness']:.4f} over "
-          f"{pick['times_evaluated']} evaluation(s), {pick['params']:,} parameters at "
+          f"{pick['times_evaluated']} evaluation(s), {pick['info']['params']:,} parameters at "
           f"C={args.channels}\n  {genome!r}")
     if args.final_epochs:
         accuracy, params = retrain(genome, data, args)
