@@ -132,7 +132,7 @@ class RunConfig:
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
-            "download", "data_dir")
+            "download", "data_dir", "checkpoint_every")
 
     @property
     def tabular(self) -> bool:

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from .data import Split  # noqa: E402
 from .fitness import TrainEvaluator  # noqa: E402
 from .graph import prune  # noqa: E402
-from .run import BEST, holder, read_history, read_json, write_json  # noqa: E402
+from .run import BEST, CONFIG, holder, read_history, read_json, write_json  # noqa: E402
 from .runner import load_config, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
@@ -35,8 +35,9 @@ def summary(directory: str | Path) -> str:
     """A few lines on the run: settings, evaluations, failures by reason, the pick."""
     config, options, method, history, best = load_run(directory)
     failures = Counter(_cause(r["reason"]) for r in history if r.get("reason"))
-    data = f"table {config.table} ({config.metric})" if config.tabular else \
-        f"dataset {config.dataset}"
+    typed = read_json(Path(directory) / CONFIG, "run configuration").get("typed", {})
+    data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
+        else f"dataset {config.dataset}"
     valid = [r["fitness"][0] for r in history if r.get("reason") is None]
     lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
              f"seed {config.seed}",
@@ -47,9 +48,13 @@ def summary(directory: str | Path) -> str:
         lines.append(f"{sum(failures.values())} of {len(history)} candidates failed:")
         lines += [f"  {n} x {reason}" for reason, n in failures.most_common()]
     running = holder(directory)
-    if best is None:
-        lines.append(f"the search is running ({running})" if running else
-                     f"no final pick yet: the search was interrupted; continue it with "
+    if best is None and running:
+        lines.append(f"the search is running ({running})")
+    elif best is None and history and not valid:
+        lines.append("no final pick: every candidate failed, so these settings cannot work; "
+                     "start a new run with other settings")
+    elif best is None:
+        lines.append(f"no final pick yet: the search was interrupted; continue it with "
                      f"`deapnas resume {directory}`")
     else:
         lines.append(describe_best(config, options, best))

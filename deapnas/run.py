@@ -8,7 +8,9 @@ Files:
   genome, the architecture key, the candidate's seed, the fitness (``null`` for a failed
   candidate, whose ``reason`` says why) and the evaluator's measurements under ``info``;
 - ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state
-  and every random state, written atomically every ``checkpoint_every`` evaluations;
+  and every random state, written atomically every ``checkpoint_every`` evaluations; the
+  loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
+  checkpoint costs as much late in a long search as early;
 - ``lock``: held while a search or resume runs in the directory;
 - ``logbook.csv`` and ``best.json``: written when the search ends.
 
@@ -42,13 +44,14 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
+from deap import tools
 
 from . import state as statecodec
 from .fitness import Evaluation, failure
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
-LOGBOOK, BEST = "logbook.csv", "best.json"
+LOGBOOK, LOGBOOK_LINES, BEST = "logbook.csv", "logbook.jsonl", "best.json"
 
 
 class RunDirectoryError(ValueError):
@@ -92,9 +95,9 @@ def read_json(path: Path, what: str = "file") -> Any:
 
 
 def _disk_error(path: Path, error: OSError) -> Exception:
-    if error.errno == errno.ENOSPC:
-        return RunDirectoryError(f"the disk holding {path.parent} is full; free some space and "
-                                 f"continue with `deapnas resume {path.parent}`")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return RunDirectoryError(f"no space left to write {path} ({error.strerror}); free some "
+                                 f"space and continue with `deapnas resume {path.parent}`")
     return RunDirectoryError(f"cannot write {path}: {error.strerror or error}")
 
 
@@ -279,6 +282,7 @@ class Journal:
         self.evaluations = 0
         self._elapsed_before, self._started = 0.0, time.monotonic()
         self._written: Optional[int] = None  # evaluations at the last checkpoint written
+        self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
 
     def __enter__(self) -> "Journal":
         return self
@@ -394,22 +398,27 @@ class Journal:
 
     def write_checkpoint(self, state: dict) -> None:
         """Write ``state`` and the random states now (atomically; the history first)."""
+        logbook = state.get("logbook")
+        appended = isinstance(logbook, tools.Logbook) and not logbook.chapters
+        if appended:
+            state = {**state, "logbook": None}
         data, tensors = statecodec.encode(state, self.space, self.container)
-        tensor_file = None
-        if tensors:
-            name = f"checkpoint-{self.evaluations}.pt"
-            torch.save(tensors, self.directory / f".{name}.tmp")
-            os.replace(self.directory / f".{name}.tmp", self.directory / name)
-            tensor_file = {"file": name, "sha256": _sha256(self.directory / name)}
+        tensor_file = self._write_tensors(tensors) if tensors else None
         self._sync_history()
         write_json(self.directory / CHECKPOINT, {
             "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "config": self.config, "random": random_states(), "tensors": tensor_file,
-            "state": data})
+            "logbook": self._logbook.save(logbook) if appended else None, "state": data})
         for old in self.directory.glob("checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
         self._written = self.evaluations
+
+    def _write_tensors(self, tensors: dict) -> dict:
+        name = f"checkpoint-{self.evaluations}.pt"
+        torch.save(tensors, self.directory / f".{name}.tmp")
+        os.replace(self.directory / f".{name}.tmp", self.directory / name)
+        return {"file": name, "sha256": _sha256(self.directory / name)}
 
     def restore(self) -> Optional[dict]:
         """The state of the last checkpoint, with the random states restored, or None when there
@@ -425,6 +434,8 @@ class Journal:
         except (KeyError, TypeError, ValueError) as error:
             raise RunDirectoryError(f"{path} cannot be restored ({error}); it was damaged or "
                                     "made by another version: start a new run") from None
+        if saved.get("logbook") is not None:
+            state["logbook"] = self._logbook.load(saved["logbook"])
         set_random_states(saved["random"])
         self.evaluations = self._written = saved["evaluations"]
         self._elapsed_before, self._started = saved["elapsed"], time.monotonic()
@@ -482,6 +493,54 @@ class Journal:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(logbook)
+
+
+class _LogbookLines:
+    """A loop's logbook as ``logbook.jsonl``: each checkpoint appends the records added since
+    the last one, and refers to the file by its number of records."""
+
+    def __init__(self, path: Path, space: Any, container: type):
+        self.path, self.space, self.container = path, space, container
+        self.written = 0
+
+    def save(self, logbook: tools.Logbook) -> dict:
+        """Append the new records (durably); the reference a checkpoint keeps."""
+        new = logbook[self.written:]
+        if new:
+            try:
+                with open(self.path, "a") as handle:
+                    for record in new:
+                        handle.write(json.dumps(self._encode(record)) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as error:
+                raise _disk_error(self.path, error) from None
+        self.written = len(logbook)
+        return {"records": len(logbook), "header": logbook.header}
+
+    def load(self, reference: dict) -> tools.Logbook:
+        """The logbook a checkpoint refers to; records appended after it are cut off."""
+        lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
+        count = reference["records"]
+        if len(lines) < count:
+            raise RunDirectoryError(f"{self.path} holds {len(lines)} records, fewer than the "
+                                    f"{count} of the checkpoint; restore it, or start a new run")
+        logbook = tools.Logbook()
+        logbook.header = reference["header"]
+        try:
+            logbook.extend(statecodec.decode(json.loads(line), {}, self.space, self.container)
+                           for line in lines[:count])
+        except json.JSONDecodeError as error:
+            raise RunDirectoryError(f"{self.path} is damaged ({error}); restore it, or start "
+                                    "a new run") from None
+        if lines:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(sum(len(line) for line in lines[:count]))
+        self.written = count
+        return logbook
+
+    def _encode(self, record: dict):
+        return statecodec.encode(record, self.space, self.container)[0]
 
 
 def _plain(info: dict) -> dict:

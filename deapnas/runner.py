@@ -190,7 +190,7 @@ def default_out(config: RunConfig, method: Method) -> Path:
 
 
 def config_json(config: RunConfig, options: Any) -> dict:
-    """What ``config.json`` holds."""
+    """What ``config.json`` holds (besides ``typed``: the paths as they were typed)."""
     return {"format": 2, "deapnas": __version__, "method": config.algorithm,
             "run": opts.as_dict(config), "options": opts.as_dict(options)}
 
@@ -222,14 +222,15 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     if (out / CONFIG).exists():
         raise RunDirectoryError(f"{out} already holds a run: continue it with "
                                 f"`deapnas resume {out}` or choose another --out")
-    for name in ("table", "data_dir"):  # absolute, so that resume works from anywhere
-        if getattr(config, name):
-            setattr(config, name, os.path.abspath(os.path.expanduser(getattr(config, name))))
+    typed = {name: getattr(config, name) for name in ("table", "data_dir")
+             if getattr(config, name)}
+    for name, path in typed.items():  # absolute, so that resume works from anywhere
+        setattr(config, name, os.path.abspath(os.path.expanduser(path)))
     config.out = str(out)
     run = Run(config, options, method)
     run.evaluator  # data problems surface before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, config_json(config, options))
+    write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
     return _search(run, progress)
 
 
