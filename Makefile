@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: search test docs bench
+.PHONY: search test test-slow docs bench
 
 search: $(STAMP)
 	$(VENV)/bin/deapnas search
@@ -11,6 +11,9 @@ search: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html

@@ -1,10 +1,12 @@
-"""Shared locations of the real data beside the checkout (../shared/data), skipped when absent."""
+"""Shared test helpers, and the real data beside the checkout (../shared/data), skipped when
+absent."""
 from pathlib import Path
 
 import pytest
 import torch
 from deap import base, tools
 
+from deapnas import runner
 from deapnas.algorithms import sel_best_of_sample
 from deapnas.spaces import macro, nb201
 
@@ -31,6 +33,30 @@ def nb201_toolbox(evaluate, sample_size: int = 5) -> base.Toolbox:
     toolbox.register("select", sel_best_of_sample, sample_size=sample_size)
     toolbox.register("evaluate", evaluate)
     return toolbox
+
+
+def without_clock(records: list[dict]) -> list[dict]:
+    """History records without their wall-clock ``elapsed``, to compare two runs."""
+    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
+
+
+def interrupt_evaluation(monkeypatch, at: int, crash: type = KeyboardInterrupt):
+    """Make the runner's evaluator raise ``crash`` at its ``at``-th call; returns a function
+    that undoes it."""
+    real, calls = runner.make_evaluator, {"n": 0}
+
+    def interrupting(*args):
+        evaluate = real(*args)
+
+        def wrapper(individual):
+            calls["n"] += 1
+            if calls["n"] == at:
+                raise crash
+            return evaluate(individual)
+        return wrapper
+
+    monkeypatch.setattr(runner, "make_evaluator", interrupting)
+    return lambda: monkeypatch.setattr(runner, "make_evaluator", real)
 
 
 @pytest.fixture

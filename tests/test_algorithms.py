@@ -13,7 +13,8 @@ from deapnas.methods import get_method
 from deapnas.run import HISTORY, read_history
 from deapnas.spaces import nb201
 
-from conftest import NB201_METRIC, NB201_REPORT, nb201_toolbox
+from conftest import (NB201_METRIC, NB201_REPORT, interrupt_evaluation, nb201_toolbox,
+                      without_clock)
 
 
 @pytest.fixture
@@ -96,10 +97,6 @@ def table_config(csv, out, **overrides):
     return runner.settings(get_method("re"), **{**settings, **overrides})
 
 
-def without_clock(records):
-    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
-
-
 @pytest.mark.parametrize("stop_at, crash, every", [
     (17, KeyboardInterrupt, 25),   # Ctrl-C in the first population
     (42, KeyboardInterrupt, 25),   # just after it
@@ -110,25 +107,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path
                                                              stop_at, crash, every):
     expected = runner.start(*table_config(nb201_csv, tmp_path / "straight"), progress=False)
 
-    real = runner.make_evaluator
-    calls = {"n": 0}
-
-    def interrupting(*args):
-        evaluate = real(*args)
-
-        def wrapper(individual):
-            calls["n"] += 1
-            if calls["n"] == stop_at:
-                raise crash
-            return evaluate(individual)
-        return wrapper
-
-    monkeypatch.setattr(runner, "make_evaluator", interrupting)
+    restore = interrupt_evaluation(monkeypatch, stop_at, crash)
     with pytest.raises(crash):
         runner.start(*table_config(nb201_csv, tmp_path / "broken", checkpoint_every=every),
                      progress=False)
     assert len(read_history(tmp_path / "broken")) == stop_at - 1  # nothing evaluated is lost
-    monkeypatch.setattr(runner, "make_evaluator", real)
+    restore()
     resumed = runner.resume(tmp_path / "broken", progress=False)
 
     assert resumed == expected

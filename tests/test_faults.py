@@ -21,7 +21,7 @@ from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, Lock, RunDi
                          random_states, read_history, set_random_states)
 from deapnas.spaces import nb201
 
-from conftest import NB201_METRIC, NB201_REPORT
+from conftest import NB201_METRIC, NB201_REPORT, without_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,10 +31,6 @@ def search(csv, out, *extra):
                  "--metric", NB201_METRIC, "--report", NB201_REPORT, "--evaluations", "150",
                  "--population", "20", "--checkpoint-every", "40", "--out", str(out), "--quiet",
                  *extra])
-
-
-def without_clock(records):
-    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
 
 
 def interrupted_run(csv, out, after: int):

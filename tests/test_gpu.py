@@ -39,3 +39,16 @@ def test_pool_workers_use_their_gpu_slots(evaluator):
         assert {s.device for s in pool.slots} == {f"cuda:{i}" for i in range(slots)}
         results = list(pool.map(evaluator, [chain_genome("CONV_3.N"), chain_genome("CONV_5.H")]))
     assert all(r.info["reason"] is None and r[0] > 0.5 for r in results)
+
+
+def test_cuda_random_states_are_checkpointed():
+    import json
+
+    from deapnas.run import random_states, set_random_states
+
+    torch.cuda.init()
+    states = json.loads(json.dumps(random_states()))
+    assert len(states["cuda"]) == torch.cuda.device_count()
+    expected = torch.rand(3, device="cuda")
+    set_random_states(states)
+    assert torch.equal(torch.rand(3, device="cuda"), expected)

@@ -4,6 +4,7 @@ seeds, and the classes of restored individuals."""
 import functools
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ from deapnas.run import BEST, CHECKPOINT, Journal, read_history
 from deapnas.spaces import macro, nb201
 from deapnas.training import evaluation_seed
 
-from conftest import NB201_METRIC, NB201_REPORT, chain_genome, nb201_toolbox
+from conftest import (NB201_METRIC, NB201_REPORT, chain_genome, interrupt_evaluation,
+                      nb201_toolbox, without_clock)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
@@ -32,28 +34,6 @@ creator.create("MinCell", list, fitness=creator.FitnessMin)
 def table_args(csv, out, *extra):
     return ["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv), "--metric",
             NB201_METRIC, "--report", NB201_REPORT, "--out", str(out), "--quiet", *extra]
-
-
-def without_clock(records):
-    return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
-
-
-def interrupt_evaluation(monkeypatch, at: int):
-    """Make the runner's evaluator raise KeyboardInterrupt at its ``at``-th call."""
-    real, calls = runner.make_evaluator, {"n": 0}
-
-    def interrupting(*args):
-        evaluate = real(*args)
-
-        def wrapper(individual):
-            calls["n"] += 1
-            if calls["n"] == at:
-                raise KeyboardInterrupt
-            return evaluate(individual)
-        return wrapper
-
-    monkeypatch.setattr(runner, "make_evaluator", interrupting)
-    return lambda: monkeypatch.setattr(runner, "make_evaluator", real)
 
 
 def test_the_documented_user_method_runs_and_resumes_through_the_cli(nb201_csv, tmp_path,
@@ -287,6 +267,11 @@ def test_options_have_documented_paper_defaults_and_presets():
     assert get_method("re").options().sample_size == 25
 
 
+@dataclass
+class _Empty:
+    unused: int = option(1, "nothing", minimum=0)
+
+
 def test_a_user_method_registered_in_python_gets_a_run(nb201_csv, tmp_path):
     seen = {}
 
@@ -305,11 +290,3 @@ def test_a_user_method_registered_in_python_gets_a_run(nb201_csv, tmp_path):
     best = runner.start(config, options, progress=False)
     assert seen == {"space": "nb201", "weights": (1.0,)}
     assert best["evaluations"] == 6 and (tmp_path / CHECKPOINT).exists() is False
-
-
-from dataclasses import dataclass  # noqa: E402
-
-
-@dataclass
-class _Empty:
-    unused: int = option(1, "nothing", minimum=0)
