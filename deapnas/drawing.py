@@ -90,14 +90,11 @@ def layout(graph: nx.DiGraph, fontsize: float = 8.0) -> Layout:
     widths = {item: boxes[item].width if item in boxes else SLOT * em
               for layer in layers for item in layer}
     xs = _positions(layers, widths, chains, GAP * em)
-    heights = [max((boxes[i].height for i in layer if i in boxes), default=em) for layer in layers]
-    tops = np.concatenate([[0.0], -np.cumsum([h + LAYER_GAP * em for h in heights])])
-    ys = [top - h / 2 for top, h in zip(tops, heights)]
-    for layer, y in zip(layers, ys):
+    bands = _bands(layers, boxes, em)
+    for layer, (top, bottom) in zip(layers, bands):
         for item in layer:
             if item in boxes:
-                boxes[item].x, boxes[item].y = xs[item], y
-    bands = [(y + h / 2, y - h / 2) for y, h in zip(ys, heights)]  # (top, bottom) of each layer
+                boxes[item].x, boxes[item].y = xs[item], (top + bottom) / 2
     depth = {item: d for d, layer in enumerate(layers) for item in layer}
     ports = _ports(graph, boxes, chains, xs)
     left = min(xs[i] - widths[i] / 2 for i in xs)
@@ -110,6 +107,17 @@ def layout(graph: nx.DiGraph, fontsize: float = 8.0) -> Layout:
     faint = {e for e in graph.edges if "zero" in (boxes[e[0]].kind, boxes[e[1]].kind)}
     width = max(xs[i] + widths[i] / 2 for i in xs) - left
     return Layout(boxes, paths, width, bands[0][0] - bottom, fontsize, faint)
+
+
+def _bands(layers: list[list], boxes: dict, em: float) -> list[tuple[float, float]]:
+    """(top, bottom) of each layer, as tall as its tallest box, the first at y = 0 and each
+    next one ``LAYER_GAP`` below."""
+    bands, top = [], 0.0
+    for layer in layers:
+        height = max((boxes[i].height for i in layer if i in boxes), default=em)
+        bands.append((top, top - height))
+        top -= height + LAYER_GAP * em
+    return bands
 
 
 def _label(graph: nx.DiGraph, node) -> tuple[str, str]:

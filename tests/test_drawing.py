@@ -14,12 +14,12 @@ from deapnas.spaces import macro, nb201
 from deapnas.spaces.macro import Connection, MacroGenome
 
 
+pytestmark = pytest.mark.usefixtures("fixed_seed")
+
+
 @pytest.fixture(autouse=True)
-def seeded():
-    state = random.getstate()
-    random.seed(7)
+def closed_figures():
     yield
-    random.setstate(state)
     plt.close("all")
 
 

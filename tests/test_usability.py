@@ -1,7 +1,6 @@
 """Rough edges a new user met: the macro space on small images (``clamp_pools``), and API calls
 that failed with confusing errors."""
 
-import random
 from types import SimpleNamespace
 
 import pytest
@@ -16,12 +15,7 @@ from deapnas.ops import get_op
 from deapnas.spaces import macro, nb201
 
 
-@pytest.fixture(autouse=True)
-def seeded():
-    state = random.getstate()
-    random.seed(11)
-    yield
-    random.setstate(state)
+pytestmark = pytest.mark.usefixtures("fixed_seed")
 
 
 # -- clamped pools ------------------------------------------------------------------------------
