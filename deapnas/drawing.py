@@ -1,13 +1,13 @@
 """Pictures of architectures and searches: :func:`draw_graph` for any compiler graph (see
 :mod:`deapnas.graph`), :func:`plot_fitness` for the history of a search.
 
-An architecture is drawn as a layered graph (Sugiyama et al., 1981): the pruned graph's nodes
-go to layers by their longest path from an input (inputs at the top, the output alone at the
-bottom), an edge that spans several layers passes each layer in a slot of its own, the order
-within layers is chosen by the barycentre heuristic to cut crossings, and each edge is a curve
-that stays in the empty band between two layers except where it runs vertically through its own
-slot or its own node's column. No edge therefore passes through a node. Boxes are sized to their
-(wrapped, monospaced) labels.
+An architecture is drawn as a layered graph (Sugiyama et al., 1981 [Sugiyama1981]_): the
+pruned graph's nodes go to layers by their longest path from an input (inputs at the top, the
+output alone at the bottom), an edge that spans several layers passes each layer in a slot of
+its own, the order within layers is chosen by the barycentre heuristic to cut crossings, and
+each edge is a curve that stays in the empty band between two layers except where it runs
+vertically through its own slot or its own node's column. No edge therefore passes through a
+node. Boxes are sized to their (wrapped, monospaced) labels.
 """
 from __future__ import annotations
 
