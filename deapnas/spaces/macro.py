@@ -12,6 +12,7 @@ Register it in a toolbox like any DEAP representation::
     creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
     toolbox.register("individual", macro.init_genome, creator.Individual)
     toolbox.register("mutate", macro.mutate)
+    toolbox.register("mate", macro.mate)  # optional NEAT-style crossover; the paper has none
 
 (or use ``macro.SPACE.individual()``, the same class made without ``deap.creator``).
 """
@@ -176,8 +177,15 @@ def node_keys(*genomes: MacroGenome) -> list[dict[int, int]]:
     """Global keys of the nodes of ``genomes``, numbered together: in the returned dicts (one
     per genome, ``node -> key``), equal keys mean the same structural mutation whatever the node
     ids. The input and the output keep their ids as keys."""
+    return _aligned(*genomes)[0]
+
+
+def _aligned(*genomes: MacroGenome) -> tuple[list[dict[int, int]], dict]:
+    """The genomes' node keys (see :func:`node_keys`) and, for every key, the keys of the
+    source and target of the connection its node split."""
     splits: dict = {}
-    return [_keys(genome, splits) for genome in genomes]
+    keys = [_keys(genome, splits) for genome in genomes]
+    return keys, {key: split[:2] for split, key in splits.items()}
 
 
 def _keys(genome: MacroGenome, splits: dict) -> dict[int, int]:
@@ -262,9 +270,8 @@ def mate(ind1: MacroGenome, ind2: MacroGenome) -> tuple[MacroGenome, MacroGenome
     Every connection of a genome runs from an earlier to a later position on a line on which a
     split node lies halfway between the ends of the connection it split; the keys fix those
     positions for all genomes alike, so any mix of two genomes' genes is acyclic too."""
-    splits: dict = {}
-    first, second = (ind1, _keys(ind1, splits)), (ind2, _keys(ind2, splits))
-    origins = {k: split[:2] for split, k in splits.items()}
+    (keys1, keys2), origins = _aligned(ind1, ind2)
+    first, second = (ind1, keys1), (ind2, keys2)
     keep1, keep2 = _kept(ind1, ind2)
     child1 = _child(first, second, origins, keep1, keep2)
     child2 = _child(second, first, origins, keep2, keep1)
