@@ -173,9 +173,10 @@ def _layers(graph: nx.DiGraph) -> tuple[list[list], dict[tuple, list]]:
     return layers, chains
 
 
-def _links(chains: dict) -> nx.DiGraph:
-    """Items joined layer to layer along the edges."""
+def _links(layers: list[list], chains: dict) -> nx.DiGraph:
+    """Items joined layer to layer along the edges (an input that feeds nothing has none)."""
     links = nx.DiGraph()
+    links.add_nodes_from(item for layer in layers for item in layer)
     for chain in chains.values():
         links.add_edges_from(zip(chain, chain[1:]))
     return links
@@ -185,7 +186,7 @@ def _order(layers: list[list], chains: dict, sweeps: int = 8) -> None:
     """Reorder each layer (in place) by the mean position of its neighbours in the previous
     layer (downwards) or the next (upwards), keeping the order with the fewest crossings. The
     inputs keep their order."""
-    links = _links(chains)
+    links = _links(layers, chains)
     best, fewest = [list(layer) for layer in layers], _crossings(layers, links)
     for sweep in range(sweeps):
         down = sweep % 2 == 0
@@ -219,7 +220,7 @@ def _positions(layers: list[list], widths: dict, chains: dict, gap: float, sweep
                ) -> dict:
     """x of every item: each pulled towards the mean x of its neighbours, keeping the layer's
     order and at least ``gap`` between neighbours (an isotonic regression per layer)."""
-    links = _links(chains)
+    links = _links(layers, chains)
     xs = {}
     for layer in layers:
         offsets = _offsets(layer, widths, gap)

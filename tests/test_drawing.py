@@ -184,6 +184,15 @@ def test_two_input_cell_marks_its_inputs_and_output(tmp_path):
     ax.figure.savefig(tmp_path / "darts.png", dpi=100)
 
 
+def test_an_input_the_cell_ignores_is_drawn_without_edges():
+    graph = darts_cell()
+    graph.remove_nodes_from([n for n in list(graph) if str(n).startswith("c_{k-2}-")])
+    plan = drawing.layout(graph)
+    assert plan.boxes["c_{k-2}"].kind == "input"
+    assert not [edge for edge in plan.edges if "c_{k-2}" in edge]
+    assert_no_edge_through_a_node(plan)
+
+
 def test_nb201_none_edges_are_drawn_faint(tmp_path):
     cell = nb201.from_arch_string("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|"
                                   "avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")
