@@ -401,10 +401,14 @@ def plot_fitness(records: Sequence[dict], metric_name: str, units: str = "",
         ax.scatter(failed, np.full(len(failed), FAILED_STRIP / 2), transform=strip, marker="x",
                    s=18, color="C7", label=f"failed ({len(failed)} of {len(records)}), "
                                            "marked below the rule")
+        if not done:  # no value to read off the y axis
+            ax.set_yticks([])
     label = f"{metric_name} ({units})" if units else metric_name
     ax.set(xlabel="evaluation", ylabel=label,
            title=title or f"{metric_name} of each evaluation")
     if records:
+        pad = max(1.0, 0.02 * (max(order) - min(order)))
+        ax.set_xlim(min(order) - pad, max(order) + pad)  # failures do not widen it themselves
         ax.legend(loc="best", fontsize=8)
     return ax
 

@@ -256,3 +256,11 @@ def test_fitness_plot_draws_the_running_best(maximize):
     running = (np.maximum if maximize else np.minimum).accumulate(values)
     assert list(best.get_ydata()) == pytest.approx(list(running))
     assert ax.get_ylabel() == "loss"
+
+
+def test_fitness_plot_of_failures_only_shows_them_and_no_values():
+    records = [{"evaluation": i, "fitness": None, "reason": "no path"} for i in (1, 5, 9)]
+    ax = drawing.plot_fitness(records, "validation accuracy")
+    low, high = ax.get_xlim()
+    assert low < 1 and high > 9 and len(ax.get_yticks()) == 0
+    assert "failed (3 of 3)" in ax.get_legend().get_texts()[0].get_text()
