@@ -1,15 +1,13 @@
 """Speed-up of parallel evaluation, measured side by side in one run (a script, not a test).
 
-Runs the same search with 1 worker (in-process, the sequential loop) and with N worker
-processes (a DevicePool of CPU slots, N children bred per step), and prints wall time,
-evaluations per second and the ratio. Two searches: the default digits search (training) and
+Runs the same search, N children bred per step, with 1 worker (in-process) and with N worker
+processes (a DevicePool of CPU slots), and prints wall time, evaluations per second and the
+ratio; both evaluate the same architectures and end with the same pick. Two searches: the default digits search (training) and
 the NAS-Bench-201 table search (look-ups, where process overhead dominates).
 
     python benchmarks/bench_parallel.py                 # both, 1 vs 2 workers
     python benchmarks/bench_parallel.py --evaluations 60 --skip-table
 
-With N workers the loop breeds N children from the same population per step, so the searches
-evaluate different architectures: compare evaluations per second, not only wall time.
 """
 from __future__ import annotations
 
@@ -18,25 +16,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from deapnas.runner import SearchConfig, start
+from deapnas.methods import get_method
+from deapnas.runner import settings, start
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-201" / \
     "nb201.csv"
 
 
-def timed_search(config: SearchConfig) -> tuple[float, dict]:
+def timed_search(given: dict) -> tuple[float, dict]:
     """Wall time of one whole search (dataset loading and worker start-up included)."""
     with tempfile.TemporaryDirectory() as out:
-        config.out = str(Path(out) / "run")
+        config, options = settings(get_method("re"), "tiny", out=str(Path(out) / "run"),
+                                   device="cpu", **given)
         begin = time.perf_counter()
-        best = start(config, progress=False)
+        best = start(config, options, progress=False)
         return time.perf_counter() - begin, best
 
 
-def compare(name: str, make: callable, workers: int) -> None:
+def compare(name: str, given: dict, workers: int) -> None:
     rows = []
     for n in (1, workers):
-        seconds, best = timed_search(make(n))
+        seconds, best = timed_search({**given, "workers": n, "children_per_step": workers})
         rows.append((n, seconds, best["evaluations"] / seconds, best["fitness"]))
     print(f"\n{name}")
     print(f"  {'workers':>7} {'seconds':>9} {'evals/s':>9} {'best fitness':>13}")
@@ -49,24 +49,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--evaluations", type=int, default=SearchConfig.evaluations,
+    parser.add_argument("--evaluations", type=int, default=200,
                         help="digits search budget (the default search's by default)")
     parser.add_argument("--table-evaluations", type=int, default=300)
     parser.add_argument("--skip-table", action="store_true")
     args = parser.parse_args()
 
     compare(f"default digits search, {args.evaluations} evaluations",
-            lambda n: SearchConfig(evaluations=args.evaluations, workers=n, device="cpu"),
-            args.workers)
+            {"evaluations": args.evaluations}, args.workers)
     if args.skip_table or not TABLE.exists():
         print(f"\n(table search skipped: {TABLE} {'absent' if not TABLE.exists() else ''})")
         return
     compare(f"NAS-Bench-201 table search, {args.table_evaluations} evaluations",
-            lambda n: SearchConfig(space="nb201", dataset="nb201", table=str(TABLE),
-                                   metric="cifar10valid_xvalid_acc_200ep_mean",
-                                   evaluations=args.table_evaluations, workers=n,
-                                   device="cpu"),
-            args.workers)
+            {"space": "nb201", "dataset": "nb201", "table": str(TABLE),
+             "metric": "cifar10valid_xvalid_acc_200ep_mean",
+             "evaluations": args.table_evaluations}, args.workers)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def _infer_pruned(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> dict:
     inputs = inputs_of(graph)
     if len(input_shapes) != len(inputs):
         raise InvalidGraphError(f"{len(inputs)} inputs but {len(input_shapes)} input shapes")
-    shapes = {node: tuple(shape) for node, shape in zip(inputs, input_shapes)}
+    shapes = {node: _input_shape(shape) for node, shape in zip(inputs, input_shapes)}
     for node in nx.topological_sort(graph):
         if node in shapes:
             continue
@@ -108,6 +108,18 @@ def _infer_pruned(graph: nx.DiGraph, input_shapes: Sequence[Shape]) -> dict:
         except (KeyError, ValueError, TypeError) as error:
             raise _node_error(node, error) from None
     return shapes
+
+
+def _input_shape(shape) -> Shape:
+    """``shape`` as a tuple, checked to be ``(channels, height, width)`` of positive sizes."""
+    try:
+        valid = len(shape) == 3 and min(shape) > 0
+    except TypeError:  # not a sequence of numbers
+        valid = False
+    if not valid:
+        raise InvalidGraphError(f"input shape {shape!r} is not (channels, height, width) with "
+                                "positive sizes; give e.g. (1, 28, 28), without the batch size")
+    return tuple(shape)
 
 
 def _node_error(node, error: Exception) -> InvalidGraphError:

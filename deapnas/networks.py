@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import networkx as nx
 import torch
@@ -19,11 +19,17 @@ from .graph import compile_graph, inputs_of
 from .ops import Shape, relu_conv_bn
 
 
-def count_parameters(build: Callable[[], nn.Module]) -> int:
+def count_parameters(build: Union[Callable[[], nn.Module], nn.Module]) -> int:
     """Parameters of the module ``build()`` returns, built on the meta device (no memory used).
 
-    Equals ``sum(p.numel() for p in build().parameters())`` of a real build.
+    Equals ``sum(p.numel() for p in build().parameters())`` of a real build. A module already
+    built may be passed instead of its builder; its parameters are then counted as they are.
     """
+    if isinstance(build, nn.Module):
+        return sum(p.numel() for p in build.parameters())
+    if not callable(build):
+        raise TypeError("count_parameters takes an nn.Module or a function that builds one "
+                        f"(e.g. lambda: build_network(...)), not {type(build).__name__}")
     with torch.device("meta"):
         return sum(p.numel() for p in build().parameters())
 

@@ -89,11 +89,21 @@ def conv_shape(in_shape: Shape, channels: Optional[int] = None, stride: int = 1,
 
 
 def pool_shape(in_shape: Shape, kernel: int, stride: Optional[int] = None, padding: int = 0,
-               **_) -> Shape:
-    """An unpadded-by-default pooling window: floor((h + 2p - k) / s) + 1."""
+               clamp: bool = False, **_) -> Shape:
+    """An unpadded-by-default pooling window: floor((h + 2p - k) / s) + 1 (with ``clamp``, the
+    window and its default stride first shrink to the size of an input smaller than ``k``)."""
+    _check_clamp(clamp, padding)
     c, h, w = in_shape
-    stride = stride or kernel
-    return (c, (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1)
+    out = []
+    for size in (h, w):
+        window = min(kernel, size) if clamp else kernel
+        out.append((size + 2 * padding - window) // (stride or window) + 1)
+    return (c, *out)
+
+
+def _check_clamp(clamp: bool, padding: int) -> None:
+    if clamp and padding:
+        raise ValueError("a clamped pool takes no padding (clamp=True with padding=0)")
 
 
 # -- the built-in operations -----------------------------------------------------------------
@@ -125,15 +135,40 @@ def relu_conv_bn(c_in: int, kernel: int, channels: Optional[int] = None, stride:
                                               bias=False), nn.BatchNorm2d(channels))
 
 
-def pool(c_in: int, kind: str, kernel: int, stride: Optional[int] = None, padding: int = 0
-         ) -> nn.Module:
-    """Average or max pooling; the stride defaults to the kernel (a downsampling pool)."""
+def pool(c_in: int, kind: str, kernel: int, stride: Optional[int] = None, padding: int = 0,
+         clamp: bool = False) -> nn.Module:
+    """Average or max pooling; the stride defaults to the kernel (a downsampling pool).
+
+    With ``clamp``, a window larger than its input shrinks to the input's height or width (and
+    so does a default stride), so the output keeps at least one pixel per dimension; inputs at
+    least as large as the kernel are pooled exactly as without it."""
+    if kind not in ("avg", "max"):
+        raise ValueError(f"pool kind must be 'avg' or 'max', not {kind!r}")
+    _check_clamp(clamp, padding)
+    if clamp:
+        return ClampedPool(kind, kernel, stride)
     stride = stride or kernel
     if kind == "avg":
         return nn.AvgPool2d(kernel, stride, padding, count_include_pad=False)
-    if kind == "max":
-        return nn.MaxPool2d(kernel, stride, padding)
-    raise ValueError(f"pool kind must be 'avg' or 'max', not {kind!r}")
+    return nn.MaxPool2d(kernel, stride, padding)
+
+
+class ClampedPool(nn.Module):
+    """Unpadded pooling whose window (and default stride) never exceeds the input's size."""
+
+    def __init__(self, kind: str, kernel: int, stride: Optional[int] = None):
+        super().__init__()
+        self.kind, self.kernel, self.stride = kind, kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        window = tuple(min(self.kernel, size) for size in x.shape[-2:])
+        stride = self.stride or window
+        if self.kind == "avg":
+            return nn.functional.avg_pool2d(x, window, stride)
+        return nn.functional.max_pool2d(x, window, stride)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, kernel_size={self.kernel}, stride={self.stride or 'kernel'}, clamped"
 
 
 register_op("identity", lambda c_in: nn.Identity(), same_shape)

@@ -1,5 +1,6 @@
 """Shared test helpers, and the real data beside the checkout (../shared/data), skipped when
 absent."""
+import random
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def fixed_seed():
+    """The test draws from random seed 0 and leaves the global random state as it found it
+    (use with ``pytestmark = pytest.mark.usefixtures("fixed_seed")``)."""
+    state = random.getstate()
+    random.seed(0)
+    yield
+    random.setstate(state)

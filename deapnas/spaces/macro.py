@@ -12,12 +12,14 @@ Register it in a toolbox like any DEAP representation::
     creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
     toolbox.register("individual", macro.init_genome, creator.Individual)
     toolbox.register("mutate", macro.mutate)
+    toolbox.register("mate", macro.mate)  # optional NEAT-style crossover; the paper has none
 
 (or use ``macro.SPACE.individual()``, the same class made without ``deap.creator``).
 """
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -131,27 +133,182 @@ def mutate(individual: MacroGenome, p_add: float = 0.25, p_identity: float = 0.0
     return mut_toggle(individual)
 
 
+# -- crossover (an extension: the paper uses mutation only) ----------------------------------
+#
+# NEAT aligns genes by innovation number, which NEAT keeps globally: the same structural
+# mutation gets the same number in every genome. Here innovation numbers and node ids are only
+# counters of one genome (max + 1), so node 4 of one genome and node 4 of another may split
+# different connections. Crossover therefore aligns genes by a *global key* derived from each
+# node's history: the input and the output are their own keys, and a node made by splitting the
+# connection u -> v is keyed by (key(u), key(v), rank), the rank counting earlier splits of that
+# same connection in its genome (keys are numbered per comparison, so they stay small integers).
+# A connection's global innovation key is (key(source), key(target)). Every connection but
+# input -> output is one of the two a split created, so a node's key names its two connections,
+# and a set of node keys closed under origins *is* a genome's structure.
+
+_NOT_GROWN = "crossover needs genomes grown by init_genome, mutate and mate"
+
+
+def _origins(genome: MacroGenome) -> dict[int, tuple[int, int]]:
+    """``node -> (source, target)`` of the connection each node split, in order of creation.
+
+    A split creates (source, node) and (node, target), and every later connection at the node
+    has a larger innovation number, so a node's first incoming and first outgoing connection
+    (by innovation) are the ones its split created."""
+    innovations = {c.innovation for c in genome.connections}
+    pairs = {(c.source, c.target) for c in genome.connections}
+    if not len(innovations) == len(pairs) == len(genome.connections) == \
+            1 + 2 * len(genome.layers) or (INPUT, OUTPUT) not in pairs:
+        raise ValueError(_NOT_GROWN + " (an input -> output gene, two connection genes per "
+                         "layer, unique innovation numbers)")
+    first_in, first_out = {}, {}
+    for connection in sorted(genome.connections, key=lambda c: c.innovation):
+        first_in.setdefault(connection.target, connection)
+        first_out.setdefault(connection.source, connection)
+    origins = {n: (first_in[n].source, first_out[n].target) for n in genome.layers
+               if n in first_in and n in first_out}
+    stray = [n for n in genome.layers if origins.get(n) not in pairs]
+    if stray:
+        raise ValueError(_NOT_GROWN + f" (nodes {stray} split no connection)")
+    return dict(sorted(origins.items(), key=lambda item: first_in[item[0]].innovation))
+
+
+def node_keys(*genomes: MacroGenome) -> list[dict[int, int]]:
+    """Global keys of the nodes of ``genomes``, numbered together: in the returned dicts (one
+    per genome, ``node -> key``), equal keys mean the same structural mutation whatever the node
+    ids. The input and the output keep their ids as keys."""
+    return _aligned(*genomes)[0]
+
+
+def _aligned(*genomes: MacroGenome) -> tuple[list[dict[int, int]], dict]:
+    """The genomes' node keys (see :func:`node_keys`) and, for every key, the keys of the
+    source and target of the connection its node split."""
+    splits: dict = {}
+    keys = [_keys(genome, splits) for genome in genomes]
+    return keys, {key: split[:2] for split, key in splits.items()}
+
+
+def _keys(genome: MacroGenome, splits: dict) -> dict[int, int]:
+    """Keys of one genome's nodes (input, output, then in order of creation); ``splits`` maps
+    ``(source key, target key, rank)`` to a key and is extended with this genome's splits."""
+    keys = {INPUT: INPUT, OUTPUT: OUTPUT}
+    ranks: Counter = Counter()
+    for node, (source, target) in _origins(genome).items():
+        if source not in keys or target not in keys:
+            raise ValueError(_NOT_GROWN + f" (node {node} split a connection made after it)")
+        split = (keys[source], keys[target])
+        keys[node] = splits.setdefault((*split, ranks[split]), len(splits))
+        ranks[split] += 1
+    return keys
+
+
+def _kept(ind1, ind2) -> tuple[bool, bool]:
+    """Whose unmatched genes a child inherits: the fitter parent's, or both parents' when
+    neither fitness dominates the other (equal, incomparable or not yet valid)."""
+    fit1, fit2 = getattr(ind1, "fitness", None), getattr(ind2, "fitness", None)
+    if fit1 is None or fit2 is None or not (fit1.valid and fit2.valid):
+        return True, True
+    if fit1.dominates(fit2):
+        return True, False
+    if fit2.dominates(fit1):
+        return False, True
+    return True, True
+
+
+def _genes(genome: MacroGenome, keys: dict) -> tuple[dict, dict]:
+    """The genome's layer genes by node key (in order of creation) and its connections'
+    enabled flags by connection key."""
+    layers = {k: genome.layers[n] for n, k in keys.items() if n in genome.layers}
+    enabled = {(keys[c.source], keys[c.target]): c.enabled for c in genome.connections}
+    return layers, enabled
+
+
+def _inherit(key, *parents: dict):
+    """A gene from a random parent among those that have it."""
+    return random.choice([genes[key] for genes in parents if key in genes])
+
+
+def _child(base: tuple, other: tuple, origins: dict, keep_base: bool, keep_other: bool
+           ) -> tuple[dict, list]:
+    """The layer and connection genes of the child that replaces ``base``: the nodes the parents
+    share, plus the unmatched nodes of each parent kept; every shared gene from a random parent.
+    ``base`` and ``other`` are ``(genome, node keys)``; ``origins`` maps a key to the keys of
+    the connection it split.
+
+    ``base``'s nodes keep their ids and the others get new ones; innovation numbers are
+    renumbered in order of creation (a node's connections right after those of its origin), as
+    :func:`mut_add_node` numbers them, so the child's keys are the keys it was built from."""
+    base_layers, base_enabled = _genes(*base)
+    other_layers, other_enabled = _genes(*other)
+    keys = [k for k in base_layers if keep_base or k in other_layers]
+    keys += [k for k in other_layers if keep_other and k not in base_layers]
+    base_ids = {k: n for n, k in base[1].items()}
+    ids = {k: base_ids[k] for k in [INPUT, OUTPUT, *keys] if k in base_ids}
+    for k in keys:
+        ids.setdefault(k, max(ids.values()) + 1)
+    layers = {ids[k]: _inherit(k, base_layers, other_layers) for k in keys}
+    connections = [Connection(INPUT, OUTPUT, _inherit((INPUT, OUTPUT), base_enabled,
+                                                      other_enabled), 0)]
+    for number, k in enumerate(keys):
+        source, target = origins[k]
+        for innovation, pair in enumerate([(source, k), (k, target)], 2 * number + 1):
+            enabled = _inherit(pair, base_enabled, other_enabled)
+            connections.append(Connection(ids[pair[0]], ids[pair[1]], enabled, innovation))
+    return dict(sorted(layers.items())), connections
+
+
+def mate(ind1: MacroGenome, ind2: MacroGenome) -> tuple[MacroGenome, MacroGenome]:
+    """NEAT-style crossover (Stanley & Miikkulainen, 2002), an extension of the macro method
+    (its paper uses mutation only).
+
+    Genes are aligned by their global keys (see :func:`node_keys`): genes in both parents are
+    inherited from either parent at random, one draw per gene (a layer choice, an enabled
+    flag); disjoint and excess genes from the fitter parent only, or from both when neither
+    fitness dominates the other (equal, incomparable, or not evaluated). Each child replaces its
+    parent in place (DEAP's contract; fitness untouched); the two differ in their random draws.
+
+    Every connection of a genome runs from an earlier to a later position on a line on which a
+    split node lies halfway between the ends of the connection it split; the keys fix those
+    positions for all genomes alike, so any mix of two genomes' genes is acyclic too."""
+    (keys1, keys2), origins = _aligned(ind1, ind2)
+    first, second = (ind1, keys1), (ind2, keys2)
+    keep1, keep2 = _kept(ind1, ind2)
+    child1 = _child(first, second, origins, keep1, keep2)
+    child2 = _child(second, first, origins, keep2, keep1)
+    ind1.layers, ind1.connections = child1
+    ind2.layers, ind2.connections = child2
+    return ind1, ind2
+
+
 # -- genome -> graph -> network --------------------------------------------------------------
 
-def layer_node(layer: str, channels: int, dropout: float = 0.1) -> dict:
-    """Graph node attributes for a layer choice such as ``"CONV_3.H"`` or ``"POOL_5.M"``."""
+def layer_node(layer: str, channels: int, dropout: float = 0.1, clamp_pools: bool = False
+               ) -> dict:
+    """Graph node attributes for a layer choice such as ``"CONV_3.H"`` or ``"POOL_5.M"``
+    (``clamp_pools``: see :func:`to_graph`)."""
     kind, spec = layer.split("_")
     kernel, variant = spec.split(".")
     if kind == "CONV":
         width = channels // 2 if variant == "H" else channels
         return {"op": "conv_relu6_bn", "args": {"kernel": int(kernel), "channels": width,
                                                 "dropout": dropout}}
-    return {"op": "pool", "args": {"kind": {"A": "avg", "M": "max"}[variant],
-                                   "kernel": int(kernel)}}
+    args = {"kind": {"A": "avg", "M": "max"}[variant], "kernel": int(kernel)}
+    return {"op": "pool", "args": {**args, "clamp": True} if clamp_pools else args}
 
 
-def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1) -> nx.DiGraph:
+def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1,
+             clamp_pools: bool = False) -> nx.DiGraph:
     """The genome's enabled connections as a compiler graph (see :mod:`deapnas.graph`);
-    ``channels`` is the paper's C, ``dropout`` the Dropout2d rate after each convolution."""
+    ``channels`` is the paper's C, ``dropout`` the Dropout2d rate after each convolution.
+
+    ``clamp_pools`` (a departure from the paper, off by default): a pool whose input is smaller
+    than its kernel pools the whole input instead, giving a 1x1 map where the paper's pool
+    would leave nothing, so small images (8x8 digits) lose far fewer candidates. Pools of inputs
+    at least as large as their kernel are unchanged."""
     graph = nx.DiGraph(inputs=[INPUT], output=OUTPUT)
     graph.add_node(INPUT)
     for node, layer in sorted(genome.layers.items()):
-        graph.add_node(node, label=layer, **layer_node(layer, channels, dropout))
+        graph.add_node(node, label=layer, **layer_node(layer, channels, dropout, clamp_pools))
     graph.add_node(OUTPUT, op="identity", combine="sum")
     graph.add_edges_from((c.source, c.target) for c in genome.connections if c.enabled)
     return graph
@@ -159,10 +316,12 @@ def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1) -> n
 
 def build_network(genome: MacroGenome, input_shape: Shape, num_classes: int,
                   channels: int = 64, dropout: float = 0.1,
-                  head_activation: Callable[[], nn.Module] = nn.ReLU) -> MacroNet:
+                  head_activation: Callable[[], nn.Module] = nn.ReLU,
+                  clamp_pools: bool = False) -> MacroNet:
     """The trainable network of a genome: its graph followed by the three-layer FC head
-    (``head_activation`` between the FC layers; the paper names none)."""
-    return MacroNet(to_graph(genome, channels, dropout), input_shape, num_classes,
+    (``head_activation`` between the FC layers; the paper names none; ``clamp_pools``: see
+    :func:`to_graph`)."""
+    return MacroNet(to_graph(genome, channels, dropout, clamp_pools), input_shape, num_classes,
                     head_activation)
 
 
@@ -191,5 +350,5 @@ def from_json(data: dict, container: Callable[..., MacroGenome] = MacroGenome) -
 
 SPACE = register_space(Space(
     "macro", MacroGenome, init_genome, mutate, to_graph, build_network, key, to_json, from_json,
-    network_options={"channels": "channels"},
+    mate=mate, network_options={"channels": "channels", "clamp_pools": "clamp_pools"},
     description="DeepNEAT-style whole networks (Kyriakides & Margaritis, 2020)"))

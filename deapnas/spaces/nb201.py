@@ -15,7 +15,7 @@ The cell is used two ways: compiled and trained inside the benchmark's skeleton
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import networkx as nx
 
@@ -58,15 +58,19 @@ def arch_string(cell: Sequence[str]) -> str:
     return "+".join(nodes)
 
 
-def from_arch_string(text: str, container: Callable[[list], Sequence[str]] = list
+def from_arch_string(text: str, container: Optional[Callable[[list], Sequence[str]]] = None
                      ) -> Sequence[str]:
-    """Inverse of :func:`arch_string`; raises ``ValueError`` on a malformed string."""
+    """Inverse of :func:`arch_string`; raises ``ValueError`` on a malformed string.
+
+    The cell is made with ``container``; by default that is ``SPACE.individual()``, a list with
+    an (invalid) maximised DEAP fitness, ready for a toolbox, an evaluator and a hall of fame.
+    Pass ``list`` for a plain list or your own ``creator`` class for other fitness weights."""
     ops = [token.split("~")[0] for token in text.replace("+", "").split("|") if token]
     if len(ops) != len(EDGES) or any(op not in OPS for op in ops):
         raise ValueError(f"not a NAS-Bench-201 architecture string: {text!r}")
     if arch_string(ops) != text:
         raise ValueError(f"edges out of the official order in {text!r}")
-    return container(ops)
+    return (container or SPACE.individual())(ops)
 
 
 def to_graph(cell: Sequence[str]) -> nx.DiGraph:
@@ -104,8 +108,9 @@ def to_json(cell: Sequence[str]) -> str:
     return arch_string(cell)
 
 
-def from_json(data: str, container: Callable[[list], Sequence[str]] = list) -> Sequence[str]:
-    """Inverse of :func:`to_json`."""
+def from_json(data: str, container: Optional[Callable[[list], Sequence[str]]] = None
+              ) -> Sequence[str]:
+    """Inverse of :func:`to_json` (the same default container as :func:`from_arch_string`)."""
     return from_arch_string(data, container)
 
 
