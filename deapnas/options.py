@@ -155,6 +155,8 @@ class TrainingOptions:
     channels: int = option(64, "network width (macro: conv filters C; cells: stem channels)",
                            minimum=1)
     cells: int = option(5, "cells per stage, for cell spaces", minimum=1)
+    clamp_pools: bool = option(False, "macro: a pool larger than its input shrinks to it, so "
+                               "every pool keeps a 1x1 map (a departure from the paper)")
     max_params: int = option(5_000_000, "candidates with more parameters fail without training "
                              "(0: no cap)", minimum=0)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "

@@ -10,12 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
 import torch  # noqa: E402
 
 from .data import Split  # noqa: E402
+from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .fitness import TrainEvaluator  # noqa: E402
-from .graph import prune  # noqa: E402
 from .run import BEST, CONFIG, holder, read_history, read_json, write_json  # noqa: E402
 from .runner import load_config, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
@@ -45,7 +44,8 @@ def summary(directory: str | Path) -> str:
                                                if config.evaluations else "")
              + (f", best single fitness {max(valid):.4f}" if valid else "")]
     if failures:
-        lines.append(f"{sum(failures.values())} of {len(history)} candidates failed:")
+        lines.append(f"{sum(failures.values())} of {len(history)} candidates could not be "
+                     "built or trained:")
         lines += [f"  {n} x {reason}" for reason, n in failures.most_common()]
     running = holder(directory)
     if best is None and running:
@@ -98,58 +98,37 @@ def plots(directory: str | Path) -> list[Path]:
 
 def plot_history(directory: str | Path) -> Path:
     """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
-    config, _, _, history, _ = load_run(directory)
-    points = [(r["evaluation"], r["fitness"][0]) for r in history if r.get("reason") is None]
-    failed = [r["evaluation"] for r in history if r.get("reason") is not None]
+    config, _, method, history, _ = load_run(directory)
     figure, axes = plt.subplots(figsize=(7, 4))
-    if points:
-        x, y = zip(*points)
-        running = [max(y[:i + 1]) for i in range(len(y))]
-        axes.scatter(x, y, s=8, alpha=0.5, label="evaluation")
-        axes.plot(x, running, color="C3", label="best so far")
-    if failed:
-        axes.plot(failed, [0.02] * len(failed), "|", color="grey", transform=axes.get_xaxis_transform(),
-                  label=f"failed ({len(failed)})")
-    metric = config.metric if config.tabular else "validation accuracy"
-    axes.set(xlabel="evaluation", ylabel=metric, title=f"{metric} over evaluations")
-    axes.legend(loc="lower right")
+    metric, units = _metric(config)
+    plot_fitness(history, metric, units, ax=axes, maximize=method.weights[0] > 0)
     return _save(figure, Path(directory) / "fitness.png")
 
 
 def plot_best(directory: str | Path) -> Path:
-    """``best.png``: the pick's compiled graph, drawn left (input) to right (output)."""
+    """``best.png``: the pick's compiled graph, layered from input to output."""
     config, _, _, _, best = load_run(directory)
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graph = prune(space.to_graph(space.from_json(best["genome"])))
-    for depth, layer in enumerate(nx.topological_generations(graph)):
-        for node in layer:
-            graph.nodes[node]["depth"] = depth
-    labels = {n: _label(n, a, graph) for n, a in graph.nodes(data=True)}
-    figure, axes = plt.subplots(figsize=(2 + 1.6 * (max(d for _, d in graph.nodes(
-        data="depth")) + 1), 4))
-    nx.draw_networkx(graph, nx.multipartite_layout(graph, subset_key="depth"), ax=axes,
-                     labels=labels, node_color="#cfe2f3", node_size=1800, font_size=7)
-    axes.set_axis_off()
-    axes.set_title(f"best architecture, {best['metric']} {best['fitness']:.4f}")
-    return _save(figure, Path(directory) / "best.png")
+    graph = space.to_graph(space.from_json(best["genome"]))
+    times = best.get("times_evaluated")
+    count = f" (mean of {times})" if times and times > 1 else ""
+    axes = draw_graph(graph, title=f"best architecture: {best['metric']} "
+                                   f"{best['fitness']:.4f}{count}")
+    return _save(axes.figure, Path(directory) / "best.png")
 
 
-def _label(node, attrs: dict, graph: nx.DiGraph) -> str:
-    if node in graph.graph["inputs"]:
-        return "input"
-    if node == graph.graph["output"]:
-        return "output"
-    if "label" in attrs:  # the space's own name for the node, e.g. CONV_3.N
-        return attrs["label"]
-    args = ",".join(f"{v}" for v in attrs.get("args", {}).values())
-    return f"{attrs.get('op', 'identity')}\n{args}"
+def _metric(config) -> tuple[str, str]:
+    """The fitness's name and units: a table's column (NAS-Bench-201: percent), else the
+    validation accuracy (a fraction)."""
+    if config.tabular:
+        return config.metric, "%" if "acc" in config.metric else ""
+    return "validation accuracy", ""
 
 
 def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path
 

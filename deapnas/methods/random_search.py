@@ -41,6 +41,7 @@ METHOD = register_method(Method(
     "random", Options, search,
     presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
              "tiny": dict(dataset="digits", evaluations=200, epochs=4, batch_size=64,
-                          channels=32, cells=1)},
+                          channels=32, cells=1,
+                          clamp_pools=True)},
     spaces=("macro", "nb201"),
     description="random search: independent samples from the space"))

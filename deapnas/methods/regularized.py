@@ -68,7 +68,8 @@ METHOD = register_method(Method(
     "re", Options, search, pick,
     presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
              "tiny": dict(dataset="digits", evaluations=200, population=25, sample_size=5,
-                          epochs=4, batch_size=64, channels=32, cells=1)},
+                          epochs=4, batch_size=64, channels=32, cells=1,
+                          clamp_pools=True)},
     spaces=("macro", "nb201"),
     description="regularized (aging) evolution (Real et al., 2019), the macro search of "
                 "Kyriakides & Margaritis (2020)"))
