@@ -155,12 +155,18 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
 
 def _prepare(individual, number: int, weights: Optional[WeightStore], parent: Any = None
              ) -> None:
-    """A fresh ``eval_seed`` and, with a weight store, the weights to save and inherit."""
+    """Ready ``individual`` for evaluation: :func:`_fresh`, then, with a weight store, the
+    weights it saves and inherits."""
+    _fresh(individual)
+    if weights is not None:
+        weights.attach(individual, number, parent)
+
+
+def _fresh(individual) -> None:
+    """A new ``eval_seed``, and no weights to save or inherit (a clone carries its parent's)."""
     individual.eval_seed = random.getrandbits(31)
     for name in _TRAINING_ATTRIBUTES:
         vars(individual).pop(name, None)
-    if weights is not None:
-        weights.attach(individual, number, parent)
 
 
 def _evaluate(individuals: list, toolbox, update: bool = False) -> None:
@@ -205,7 +211,7 @@ def retrain_population(population: Iterable, toolbox, epochs: Optional[int] = No
     for individual in retrained:
         del individual.fitness.values
         vars(individual).pop("mutation", None)
-        _prepare(individual, 0, None)
+        _fresh(individual)
         if epochs is not None:
             individual.epochs = epochs
     _evaluate(retrained, toolbox)
