@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--counts", type=int, nargs="+", default=[30, 50, 100, 200, 300, 500],
                         help="evaluation counts at which the curves are printed")
     parser.add_argument("--best-levels", type=float, nargs="+", default=[90.5, 91.0, 91.3, 91.5])
-    parser.add_argument("--mean-levels", type=float, nargs="+", default=[88.0, 89.0, 90.0, 90.5])
+    parser.add_argument("--mean-levels", type=float, nargs="+", default=[88.0, 89.0, 90.0, 90.5, 91.0, 91.3])
     parser.add_argument("--csv", help="write the mean curves per evaluation count here")
     return parser.parse_args(argv)
 
