@@ -1,0 +1,477 @@
+"""RENAS: the block-cell space, the mutation controller, parameter inheritance and the loop
+(on the real NAS-Bench-201 table and on real digits training)."""
+import copy
+import dataclasses
+import functools
+import io
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from deap import base, tools
+
+from deapnas.controller import GenomeLayout, MutationController, mut_layout
+from deapnas.data import load_dataset, stratified_subset
+from deapnas.fitness import TableEvaluator, TrainEvaluator
+from deapnas.graph import prune
+from deapnas.methods.renas import WeightStore, renas, retrain_population
+from deapnas.spaces import nasnet, nb201
+from deapnas.training import load_matching, param_groups, save_weights
+
+from conftest import NB201_CSV, NB201_METRIC, NB201_REPORT
+
+NASNET = nasnet.SPACE.individual()
+NB201 = nb201.SPACE.individual()
+NB201_LAYOUT = GenomeLayout.flat(nb201.OPS, len(nb201.EDGES))
+#: Two blocks: an input (the 2 external states, then block 0) and an operation each.
+TINY = GenomeLayout(((0, 1), ("a", "b", "c"), (0, 1, 2), ("a", "b", "c")), ((0, 1), (2, 3)),
+                    frozenset({0, 2}), external=2)
+
+
+@pytest.fixture(autouse=True)
+def seeded_on_one_thread():
+    """Each test draws from a fixed seed, on one torch thread (tiny networks and the
+    controller's LSTM run faster so than on two busy cores); both are put back afterwards."""
+    state, threads = random.getstate(), torch.get_num_threads()
+    random.seed(1234)
+    torch.set_num_threads(1)
+    yield
+    random.setstate(state)
+    torch.set_num_threads(threads)
+
+
+def changed(a, b) -> list[int]:
+    return [p for p, (x, y) in enumerate(zip(a, b)) if x != y]
+
+
+# -- the block-cell space ---------------------------------------------------------------------
+
+def test_random_cells_are_valid_and_round_trip_through_json():
+    for _ in range(50):
+        cell = nasnet.init_cell(NASNET, blocks=5)
+        assert isinstance(cell, NASNET) and len(cell) == 20
+        for b, (i1, i2, o1, o2) in enumerate(nasnet.to_json(cell)):
+            assert {i1, i2} <= set(range(b + 2)) and {o1, o2} <= set(nasnet.OPS)
+        again = nasnet.from_json(json.loads(json.dumps(nasnet.to_json(cell))), NASNET)
+        assert again == cell and isinstance(again, NASNET)
+
+
+@pytest.mark.parametrize("tokens, message", [
+    ([0, 1, "identity"], "4 tokens per block"),
+    ([0, 2, "identity", "identity"], "block 0 i2=2"),
+    ([0, 1, "conv", "identity"], "block 0 o1='conv'"),
+    ([0, 1.0, "identity", "identity"], "block 0 i2=1.0"),
+])
+def test_malformed_cells_are_refused_with_the_token_named(tokens, message):
+    with pytest.raises(ValueError, match=message):
+        nasnet.to_graph(tokens)
+
+
+def test_cell_graph_concatenates_unused_blocks_and_strides_only_cell_inputs():
+    cell = [0, 1, "sep_conv_3x3", "identity",      # block 0, used by block 1
+            2, 0, "max_pool_3x3", "sep_conv_5x5",  # block 1, unused
+            1, 1, "avg_pool_3x3", "identity"]      # block 2, unused
+    normal, reduction = nasnet.to_graph(cell), nasnet.to_graph(cell, reduction=True)
+    assert sorted(normal.predecessors("out")) == ["b1", "b2"]
+    assert normal.nodes["out"]["combine"] == "concat" and normal.nodes["b0"]["combine"] == "sum"
+    strides = {node: attrs.get("args", {}).get("stride", 1)
+               for node, attrs in reduction.nodes(data=True)}
+    assert strides["b1_1_max_pool_3x3"] == 1  # applied to block 0, already reduced
+    assert {strides[n] for n in ("b0_1_sep_conv_3x3", "b1_2_sep_conv_5x5",
+                                 "b2_1_avg_pool_3x3")} == {2}
+    assert reduction.nodes["b0_2_identity"]["op"] == "relu_conv_bn"  # a 1x1 conv of stride 2
+    assert set(prune(normal)) == set(normal)
+
+
+def test_network_halves_the_size_and_doubles_the_width_at_each_reduction():
+    cell = nasnet.init_cell(blocks=3)
+    net = nasnet.build_network(cell, (3, 16, 16), 10, channels=8, cells_per_stage=2)
+    unused = len(list(nasnet.to_graph(cell).predecessors("out")))
+    assert [c.output_shape for c in net.cells] == [
+        (8 * unused, 16, 16)] * 2 + [(16 * unused, 8, 8)] * 3 + [(32 * unused, 4, 4)] * 3
+    assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_separable_convolution_is_applied_twice_without_bn_between_its_parts():
+    sep = nasnet.sep_conv(6, kernel=5, stride=2)
+    kinds = [type(m).__name__ for m in sep]
+    assert kinds == ["ReLU", "Conv2d", "Conv2d", "BatchNorm2d"] * 2
+    assert sep[1].groups == 6 and sep[1].kernel_size == (5, 5) and sep[1].stride == (2, 2)
+    assert sep[2].kernel_size == (1, 1) and sep[5].stride == (1, 1)
+
+
+def test_key_identifies_cells_with_swapped_block_halves():
+    cell = [0, 1, "sep_conv_3x3", "identity", 2, 0, "max_pool_3x3", "sep_conv_5x5"]
+    swapped = [1, 0, "identity", "sep_conv_3x3", 2, 0, "max_pool_3x3", "sep_conv_5x5"]
+    other = [1, 0, "identity", "sep_conv_5x5", 2, 0, "max_pool_3x3", "sep_conv_5x5"]
+    assert nasnet.key(cell) == nasnet.key(swapped) != nasnet.key(other)
+
+
+def test_random_mutation_changes_one_token_per_block():
+    for _ in range(100):
+        parent = nasnet.init_cell(NASNET, blocks=5)
+        parent.fitness.values = (0.5,)
+        child = nasnet.mutate(copy.deepcopy(parent))[0]
+        assert [p // 4 for p in changed(parent, child)] == list(range(5))
+        nasnet.blocks_of(child)
+        assert child.fitness.values == (0.5,)
+
+
+# -- the controller ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout, init", [
+    (nasnet.layout(5), functools.partial(nasnet.init_cell, NASNET, blocks=5)),
+    (NB201_LAYOUT, functools.partial(nb201.init_cell, NB201)),
+])
+def test_controller_mutations_are_valid_genomes_with_their_actions(layout, init):
+    controller = MutationController(layout, seed=0)
+    for _ in range(30):
+        parent = init()
+        child = controller.mutate(copy.deepcopy(parent))[0]
+        layout.check(child)
+        record = json.loads(json.dumps(child.mutation))
+        assert record["parent"] == list(parent)
+        assert [layout.block_of[p] for p in changed(parent, child)] == \
+            list(range(len(layout.blocks)))
+        rebuilt = list(parent)
+        for position, value in record["actions"]:
+            rebuilt[position] = value
+        assert rebuilt == list(child)
+
+
+def squash(logit: float) -> float:
+    return 2.5 * math.tanh(logit / 5.0)
+
+
+def log_softmax(logits: list[float]) -> list[float]:
+    total = math.log(sum(math.exp(v) for v in logits))
+    return [v - total for v in logits]
+
+
+def entropy(logits: list[float]) -> float:
+    return -sum(math.exp(v) * v for v in log_softmax(logits))
+
+
+def test_log_probability_and_entropy_match_a_hand_computation():
+    controller = MutationController(TINY, embedding_size=4, hidden_size=3, seed=0)
+    net = controller.net
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.zero_()  # the LSTM then outputs zeros: every router logit is equal
+        net.op_mutator.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))  # ops a, b, c
+        net.begin[0, 0], net.begin[1, 0] = 1.5, -0.5               # the external states
+        net.attention[0].weight[0, 0] = 1.0                         # reads candidate[0]
+        net.attention[2].weight[0, 0] = 2.0
+    parent, actions = [1, "a", 2, "b"], [[1, "c"], [2, 0]]
+    # block 0: router over positions 0, 1; op c among the alternatives b, c of "a"
+    ops = [squash(-1.0), squash(2.0)]
+    # block 1: router over positions 2, 3; input 0 among the alternatives 0, 1 of input 2,
+    # scored 2 tanh(candidate[0]) for the external states 1.5 and -0.5
+    inputs = [squash(2 * math.tanh(1.5)), squash(2 * math.tanh(-0.5))]
+    expected_log_prob = 2 * math.log(0.5) + log_softmax(ops)[1] + log_softmax(inputs)[0]
+    expected_entropy = 2 * math.log(2) + entropy(ops) + entropy(inputs)
+    log_prob, total_entropy = controller.log_prob(parent, actions)
+    assert log_prob.item() == pytest.approx(expected_log_prob, rel=1e-6)
+    assert total_entropy.item() == pytest.approx(expected_entropy, rel=1e-6)
+
+
+def test_initial_controller_is_close_to_uniform():
+    controller = MutationController(TINY, seed=0)  # N(0, 0.01) weights
+    log_prob, total_entropy = controller.log_prob([1, "a", 2, "b"], [[1, "c"], [2, 0]])
+    assert log_prob.item() == pytest.approx(4 * math.log(0.5), abs=0.05)
+    assert total_entropy.item() == pytest.approx(4 * math.log(2), abs=0.05)
+
+
+def mutated(controller, parent, fitness):
+    child = controller.mutate(copy.deepcopy(parent))[0]
+    child.fitness.values = (fitness,)
+    return child
+
+
+def test_reinforce_raises_the_probability_of_a_rewarded_action():
+    controller = MutationController(NB201_LAYOUT, seed=3, fitness_scale=100)
+    parent = nb201.init_cell(NB201)
+    assert controller.update([mutated(controller, parent, 60.0)]) == 0.0  # sets the baseline
+    good, bad = mutated(controller, parent, 93.0), mutated(controller, parent, 10.0)
+    good_actions, bad_actions = good.mutation["actions"], bad.mutation["actions"]
+    before = [controller.log_prob(parent, a)[0].item() for a in (good_actions, bad_actions)]
+    controller.update([good])
+    assert controller.log_prob(parent, good_actions)[0].item() > before[0]
+    assert not hasattr(good, "mutation")  # consumed: a child teaches once
+    middle = controller.log_prob(parent, bad_actions)[0].item()
+    controller.update([bad])
+    assert controller.log_prob(parent, bad_actions)[0].item() < middle
+    assert controller.updates == 3
+
+
+def test_reward_is_tan_of_the_accuracy():
+    controller = MutationController(TINY, fitness_scale=100)
+    assert controller.reward(50.0) == pytest.approx(1.0)
+    assert controller.reward(90.0) == pytest.approx(math.tan(0.45 * math.pi))
+    assert controller.reward(-math.inf) == 0.0 and controller.reward(-5.0) == 0.0
+    assert controller.reward(100.0) == pytest.approx(math.tan(0.999 * math.pi / 2))
+
+
+def test_state_dict_survives_a_weights_only_round_trip_and_continues_identically():
+    first = MutationController(nasnet.layout(3), seed=5)
+    parent = nasnet.init_cell(NASNET, blocks=3)
+    first.update([mutated(first, parent, 0.3), mutated(first, parent, 0.6)])
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    second = MutationController(nasnet.layout(3), seed=99)
+    second.load_state_dict(torch.load(buffer, weights_only=True))
+    for fitness in (0.8, 0.2, 0.5):
+        a, b = mutated(first, parent, fitness), mutated(second, parent, fitness)
+        assert a.mutation == b.mutation
+        assert first.update([a]) == second.update([b])
+    assert first.baseline == second.baseline
+
+
+def test_layout_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match="exactly once"):
+        GenomeLayout((("a",), ("a",)), ((0,),))
+    with pytest.raises(ValueError, match="earlier blocks"):
+        GenomeLayout(((0, 1, 2),), ((0,),), frozenset({0}), external=2)
+    with pytest.raises(ValueError, match="position 1 holds 'x'"):
+        NB201_LAYOUT.check(["none", "x", "none", "none", "none", "none"])
+    with pytest.raises(ValueError, match="not one of"):
+        MutationController(TINY).log_prob([1, "a", 2, "b"], [[1, "a"], [2, 0]])
+
+
+def test_random_layout_mutation_matches_the_benchmark_mutation_structure():
+    for _ in range(50):
+        parent = nb201.init_cell(NB201)
+        child = mut_layout(copy.deepcopy(parent), NB201_LAYOUT)[0]
+        assert len(changed(parent, child)) == 1 and set(child) <= set(nb201.OPS)
+
+
+# -- parameter inheritance ----------------------------------------------------------------------
+
+PARENT = [0, 1, "sep_conv_3x3", "identity", 2, 0, "sep_conv_5x5", "sep_conv_3x3"]
+#: block 0's o1 changes operation, block 1's i2 changes input
+CHILD = [0, 1, "sep_conv_7x7", "identity", 2, 1, "sep_conv_5x5", "sep_conv_3x3"]
+
+
+def tiny_net(cell, seed):
+    torch.manual_seed(seed)
+    return nasnet.build_network(cell, (1, 8, 8), 10, channels=4, cells_per_stage=1)
+
+
+def test_inheritance_copies_exactly_the_tensors_whose_name_and_shape_match():
+    parent = tiny_net(PARENT, 0).state_dict()
+    child = tiny_net(CHILD, 1)
+    initial = copy.deepcopy(child.state_dict())
+    copied = load_matching(child, parent)
+    expected = sorted(name for name, tensor in initial.items()
+                      if name in parent and parent[name].shape == tensor.shape)
+    assert copied == expected
+    now = child.state_dict()
+    for name, tensor in now.items():
+        assert torch.equal(tensor, parent[name] if name in copied else initial[name]), name
+    new = [name for name in now if name not in copied]
+    assert new and all("b0_1_sep_conv_7x7" in name for name in new)  # only the mutated op
+    assert any("b1_2_sep_conv_3x3" in name for name in copied)      # a changed input keeps it
+
+
+def test_new_parameters_train_at_ten_times_the_inherited_rate():
+    child = tiny_net(CHILD, 1)
+    copied = set(load_matching(child, tiny_net(PARENT, 0).state_dict()))
+    groups = param_groups(child, copied, lr=1e-3, new_lr_factor=10)
+    named = {id(p): name for name, p in child.named_parameters()}
+    by_name = {group["name"]: (group["lr"], {named[id(p)] for p in group["params"]})
+               for group in groups}
+    assert by_name["inherited"] == (1e-3, {n for n, _ in child.named_parameters()
+                                           if n in copied})
+    assert by_name["new"][0] == pytest.approx(1e-2)
+    assert by_name["new"][1] == {n for n, _ in child.named_parameters() if n not in copied}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_dataset("digits", seed=0)
+    return dataclasses.replace(data, train=data.train.subset(
+        stratified_subset(data.train.y, 12, seed=0)))
+
+
+def digits_evaluator(data):
+    return TrainEvaluator(functools.partial(nasnet.build_network, channels=4, cells_per_stage=1),
+                          data, epochs=2, batch_size=60, optimizer="sgd", lr=1e-3,
+                          new_lr_factor=10, device="cpu", seed=0)
+
+
+def test_evaluator_fine_tunes_from_the_parent_file(digits, tmp_path):
+    parent_file = save_weights(tmp_path / "parent.pt", tiny_net(PARENT, 0).state_dict())
+    child = NASNET(CHILD)
+    child.inherit_from, child.epochs = str(parent_file), 1
+    result = digits_evaluator(digits)(child)
+    fresh = tiny_net(CHILD, 1).state_dict()
+    parent = tiny_net(PARENT, 0).state_dict()
+    assert result.info["inherited"] == sum(1 for n, t in fresh.items()
+                                           if n in parent and parent[n].shape == t.shape)
+    assert result.info["epochs"] == 1 and result.info["reason"] is None
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+class MemoryJournal:
+    """A stand-in for the run journal: keeps the last checkpoint as data (individuals as their
+    JSON, fitness and attributes; tensors through ``torch.load(weights_only=True)``) with the
+    random states, and stops the search at checkpoint number ``stop_at``."""
+
+    def __init__(self, space, container, stop_at=None):
+        self.space, self.container, self.stop_at = space, container, stop_at
+        self.saved, self.calls = None, 0
+
+    def checkpoint(self, **state) -> bool:
+        self.calls += 1
+        frozen = {key: self._individuals(value) if key in ("population", "halloffame") else
+                  copy.deepcopy(value) for key, value in state.items()}
+        if "operators" in state:
+            buffer = io.BytesIO()
+            torch.save(state["operators"], buffer)
+            frozen["operators"] = buffer.getvalue()
+        self.saved = (frozen, random.getstate(), np.random.get_state(), torch.get_rng_state())
+        return self.calls != self.stop_at
+
+    def _individuals(self, individuals):
+        return json.dumps([{"genome": self.space.to_json(ind),
+                            "fitness": list(ind.fitness.values) if ind.fitness.valid else None,
+                            "attributes": {k: v for k, v in vars(ind).items() if k != "fitness"}}
+                           for ind in individuals])
+
+    def restore(self):
+        if self.saved is None:
+            return None
+        frozen, python, numpy, torch_state = self.saved
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(torch_state)
+        state = dict(frozen)
+        for key in ("population", "halloffame"):
+            state[key] = [self._individual(data) for data in json.loads(frozen[key])]
+        if "operators" in frozen:
+            state["operators"] = torch.load(io.BytesIO(frozen["operators"]), weights_only=True)
+        state["logbook"] = copy.deepcopy(frozen["logbook"])
+        return state
+
+    def _individual(self, data):
+        individual = self.space.from_json(data["genome"], self.container)
+        if data["fitness"] is not None:
+            individual.fitness.values = data["fitness"]
+        vars(individual).update(data["attributes"])
+        return individual
+
+
+@pytest.fixture(scope="module")
+def table():
+    if not NB201_CSV.exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
+    return TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC, NB201_REPORT)
+
+
+def nb201_toolbox(table, controller=None):
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", table)
+    if controller is None:
+        toolbox.register("mutate", mut_layout, layout=NB201_LAYOUT)
+        return toolbox
+    for name in ("mutate", "update", "state_dict", "load_state_dict"):
+        toolbox.register(name, getattr(controller, name))
+    return toolbox
+
+
+def test_the_worst_of_the_sample_dies_not_the_oldest(table):
+    population = [nb201.init_cell(NB201) for _ in range(8)]
+    toolbox = nb201_toolbox(table)
+    population, _ = renas(population, toolbox, steps=0, sample_size=8, verbose=False)
+    for _ in range(5):
+        worst = min(population, key=lambda ind: ind.fitness)
+        best = max(population, key=lambda ind: ind.fitness)
+        before = list(population)
+        population, _ = renas(population, toolbox, steps=1, sample_size=8, verbose=False)
+        assert all(ind is not worst for ind in population) and len(population) == 8
+        assert [ind for ind in before if ind is not worst] == population[:-1]
+        assert len(changed(best, population[-1])) == 1
+
+
+def test_tabular_search_with_the_controller(table):
+    controller = MutationController(NB201_LAYOUT, seed=0, fitness_scale=100)
+    toolbox = nb201_toolbox(table, controller)
+    halloffame = tools.HallOfFame(1)
+    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+    stats.register("mean", np.mean)
+    population = [nb201.init_cell(NB201) for _ in range(20)]
+    final, logbook = renas(population, toolbox, steps=150, sample_size=5, stats=stats,
+                           halloffame=halloffame, verbose=False)
+    assert len(final) == 20 and controller.updates == 150
+    assert logbook.select("step") == list(range(151))
+    assert not any(hasattr(ind, "mutation") for ind in final)
+    assert logbook[-1]["mean"] > logbook[0]["mean"] + 5  # the population improves
+    best = halloffame[0]
+    assert NB201_REPORT in best.info  # the test accuracy is recorded, never selected on
+
+
+def search_nb201(table, steps, journal=None):
+    random.seed(7)
+    controller = MutationController(NB201_LAYOUT, seed=1, fitness_scale=100)
+    population = [nb201.init_cell(NB201) for _ in range(10)]
+    final, logbook = renas(population, nb201_toolbox(table, controller), steps=steps,
+                           sample_size=3, verbose=False, journal=journal)
+    return final, logbook, controller
+
+
+def test_tabular_resume_continues_as_the_uninterrupted_run(table):
+    final, logbook, controller = search_nb201(table, 30)
+    journal = MemoryJournal(nb201.SPACE, NB201, stop_at=12)
+    stopped, _, _ = search_nb201(table, 30, journal)
+    journal.stop_at = None
+    resumed, resumed_logbook, resumed_controller = search_nb201(table, 30, journal)
+    assert len(stopped) == 10 and resumed_logbook == logbook
+    assert [list(ind) for ind in resumed] == [list(ind) for ind in final]
+    for name, tensor in controller.net.state_dict().items():
+        assert torch.equal(tensor, resumed_controller.net.state_dict()[name])
+
+
+def search_digits(digits, directory, steps, journal=None):
+    random.seed(11)
+    controller = MutationController(nasnet.layout(2), seed=2)
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", digits_evaluator(digits))
+    for name in ("mutate", "update", "state_dict", "load_state_dict"):
+        toolbox.register(name, getattr(controller, name))
+    population = [nasnet.init_cell(NASNET, blocks=2) for _ in range(4)]
+    return renas(population, toolbox, steps=steps, sample_size=2,
+                 weights=WeightStore(directory), verbose=False, journal=journal)[0]
+
+
+def test_search_on_digits_with_inheritance_and_resume(digits, tmp_path):
+    final = search_digits(digits, tmp_path / "a", steps=4)
+    files = {Path(ind.save_to).name for ind in final}
+    assert {p.name for p in (tmp_path / "a").iterdir()} == files  # the dead ones' are gone
+    children = [ind for ind in final if int(Path(ind.save_to).stem) >= 4]
+    assert children and all(ind.info["epochs"] == 1 and ind.info["inherited"] > 0
+                            for ind in children if hasattr(ind, "inherit_from"))
+    assert all(ind.info["epochs"] == 2 for ind in final if ind not in children)
+
+    journal = MemoryJournal(nasnet.SPACE, NASNET, stop_at=3)  # after the 2nd child
+    search_digits(digits, tmp_path / "b", steps=4, journal=journal)
+    journal.stop_at = None
+    resumed = search_digits(digits, tmp_path / "b", steps=4, journal=journal)
+    assert [(list(i), i.fitness.values) for i in resumed] == \
+        [(list(i), i.fitness.values) for i in final]
+    for ind in final:
+        a = torch.load(ind.save_to, weights_only=True)
+        b = torch.load(tmp_path / "b" / Path(ind.save_to).name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", digits_evaluator(digits))
+    best, retrained = retrain_population(final, toolbox, epochs=1)
+    assert best is max(retrained, key=lambda ind: ind.fitness)
+    assert [list(ind) for ind in retrained] == [list(ind) for ind in final]
+    assert all(ind.info["epochs"] == 1 and "inherited" not in ind.info for ind in retrained)
