@@ -415,8 +415,8 @@ def _draw_mini(dataset: Dataset, train_per_class: int, score_per_class: int, see
     score_index = candidates[stratified_subset(_labels_array(source.y)[candidates],
                                                score_per_class, seed + 1)]
     train, score = dataset.train.subset(train_index), source.subset(score_index)
-    return {"train_index": torch.as_tensor(train_index), "score_index": torch.as_tensor(score_index),
-            "train_x": train.x, "train_y": train.y, "score_x": score.x, "score_y": score.y}
+    return {"train_index": torch.as_tensor(train_index),
+            "score_index": torch.as_tensor(score_index), "train_x": train.x, "train_y": train.y, "score_x": score.x, "score_y": score.y}
 
 
 def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:

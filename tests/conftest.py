@@ -1,4 +1,5 @@
 """Shared locations of the real data beside the checkout (../shared/data), skipped when absent."""
+import random
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,16 @@ def nb201_toolbox(evaluate, sample_size: int = 5) -> base.Toolbox:
     toolbox.register("select", sel_best_of_sample, sample_size=sample_size)
     toolbox.register("evaluate", evaluate)
     return toolbox
+
+
+@pytest.fixture
+def seeded():
+    """The test draws from a fixed seed and leaves the global random state as it found it
+    (use it module-wide with ``pytestmark = pytest.mark.usefixtures("seeded")``)."""
+    state = random.getstate()
+    random.seed(1234)
+    yield
+    random.setstate(state)
 
 
 @pytest.fixture

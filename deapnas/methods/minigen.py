@@ -73,7 +73,8 @@ def sel_softmax(individuals: Sequence, k: int, score: Callable[[Any], float] = a
         raise ValueError(f"temperature must be positive, not {temperature}")
     pool = list(individuals)
     if not replace and k > len(pool):
-        raise ValueError(f"cannot draw {k} distinct individuals from {len(pool)}")
+        raise ValueError(f"cannot draw {k} distinct individuals from {len(pool)}; offer more "
+                         f"(e.g. keep more survivors) or draw with replace=True")
     if replace:
         return random.choices(pool, softmax_weights([score(i) for i in pool], temperature), k=k)
     chosen = []
@@ -201,17 +202,16 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
 
     :returns: the final population and the logbook (one record per generation).
     """
-    _check_settings(len(population), keep, restart_period, wins_needed, seeding)
-    size = len(population)
     saved = journal.restore() if journal is not None else None
+    state = (MiniGenState(list(population), _new_logbook(stats)) if saved is None else
+             MiniGenState(**{f.name: saved[f.name] for f in fields(MiniGenState)}))
+    size = len(state.population)
+    _check_settings(size, keep, restart_period, wins_needed, seeding)
     if saved is None:
-        state = MiniGenState(list(population), _new_logbook(stats))
         for ind in state.population:
             _newborn(ind, 0, toolbox, seeding)
-    else:
-        state = MiniGenState(**{f.name: saved[f.name] for f in fields(MiniGenState)})
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+    elif halloffame is not None:
+        halloffame.update(saved["halloffame"])
     report = dict(toolbox=toolbox, reuse=reuse_scores, threshold=win_threshold, stats=stats,
                   halloffame=halloffame, verbose=verbose)
 

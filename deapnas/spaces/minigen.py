@@ -47,7 +47,7 @@ import hashlib
 import json
 import random
 from collections import OrderedDict
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import networkx as nx
 import torch
