@@ -452,7 +452,7 @@ def test_a_tiny_search_on_mnist_finds_networks_that_learn(mnist_dir):
     data = mini_dataset(load_dataset("idx", mnist_dir), 20, 10)
     evaluator = TrainEvaluator(minigen.build_network, data, epochs=6, batch_size=16,
                                device="cpu", deterministic=True)
-    toolbox = tiny_toolbox(evaluator)
+    toolbox = make_toolbox(evaluator, channels=(8, 16, 24, 32))
     hof = tools.HallOfFame(1)
     ea_minigen(toolbox.population(n=4), toolbox, 1, keep=2, halloffame=hof, verbose=False)
     assert hof[0].fitness.values[0] > 0.5  # ten classes: chance is 0.1

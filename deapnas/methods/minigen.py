@@ -5,7 +5,8 @@ stratified mini dataset and selects on a score decayed by the network's age.
 The pieces work in any DEAP script:
 
 - :func:`generation_decay_score` and :func:`assign_scores`: the paper's performance score
-  ps = mean(recorded accuracies) - decay x |current generation - birth generation| (eq. 1);
+  ps = mean(recorded accuracies) - decay x abs(current generation - birth generation)
+  (eq. 1);
 - :func:`sel_softmax`: parents drawn with probability softmax(ps) (eq. 2); :func:`sel_top_score`:
   the top k by ps;
 - :class:`SmallModelEvaluator`: adds each network's accuracy-to-parameter ratio (Table III) and,
