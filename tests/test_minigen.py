@@ -103,6 +103,7 @@ def test_init_genome_scales_blocks_and_takes_a_container():
 
 def test_encodings_stay_valid_under_thousands_of_variations():
     population = [minigen.init_genome(creator.MiniGenIndividual) for _ in range(10)]
+    input_lengths = Counter()
     for _ in range(3000):
         i, j = random.sample(range(len(population)), 2)
         a, b = copy.deepcopy(population[i]), copy.deepcopy(population[j])
@@ -113,8 +114,9 @@ def test_encodings_stay_valid_under_thousands_of_variations():
         population[i], population[j] = a, b
         check_rules(a)
         check_rules(b)
-    # the input cell's identity comes and goes under variation, so both forms persist
-    assert {len(g[0][2]) for g in population} <= {2, 3}
+        input_lengths.update((len(a[0][2]), len(b[0][2])))
+    # the input cell's identity comes and goes under variation: both forms keep occurring
+    assert set(input_lengths) == {2, 3} and min(input_lengths.values()) > 600
     for genome in population:
         assert count_parameters(lambda: minigen.build_network(genome, (3, 32, 32), 10)) > 0
 
@@ -259,7 +261,7 @@ def test_the_papers_best_network_keeps_its_size_and_returns_logits():
     assert net.body.output_shape == (64, 32, 32)
     assert all(shape[1:] == (32, 32) for shape in net.body.shapes.values())
     out = net(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 10) and not torch.allclose(out.softmax(1).sum(1), out.sum(1))
+    assert out.shape == (2, 10) and not torch.allclose(out.sum(1), torch.ones(2))  # logits
     params = sum(p.numel() for p in net.parameters())
     assert params == count_parameters(lambda: minigen.build_network(genome, (3, 32, 32), 10))
     # the two full 3x3 dilated convolutions at 256 channels alone hold 2 * 256 * 256 * 9
