@@ -363,3 +363,96 @@ def _read_maybe_gzipped(path: Path) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"cannot read {path} ({exc}); the file is unreadable or a "
                            "corrupt gzip archive, replace it") from exc
+
+
+# -- MiniGen's stratified mini datasets --------------------------------------------------------
+
+#: Where a mini dataset's scoring subset may come from (see :func:`mini_dataset`).
+MINI_SCORE_SOURCES: tuple[str, ...] = ("train", "test")
+_MINI_FORMAT = 1
+
+
+def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: int = 10, *,
+                 seed: int = 0, score_from: str = "train",
+                 path: str | os.PathLike | None = None) -> Dataset:
+    """A stratified mini dataset (Zhang et al., 2024, MiniGen, section IV-A): ``train_per_class``
+    images of each class to train on and ``score_per_class`` of each class to score on.
+
+    The result's ``train`` split is the training subset, its ``val`` split the scoring subset,
+    its ``test`` split the full dataset's test images. Both subsets come from the training
+    split by default, disjoint; ``score_from="test"`` scores on a test subset as the paper does
+    (and then leaves those images out of ``test``), which makes the search select on test data.
+
+    With ``path``, the subsets are saved there on first use and read back afterwards (tensors
+    and plain values, loaded with ``torch.load(weights_only=True)``), so that runs with other
+    seeds compare on the same images; a file drawn with other counts is refused.
+    """
+    if score_from not in MINI_SCORE_SOURCES:
+        raise DatasetError(f"score_from must be one of {', '.join(MINI_SCORE_SOURCES)}, "
+                           f"not {score_from!r}")
+    request = {"train_per_class": train_per_class, "score_per_class": score_per_class,
+               "score_from": score_from, "num_classes": dataset.num_classes,
+               "input_shape": list(dataset.input_shape)}
+    if path is not None and Path(path).is_file():
+        saved = _load_mini(Path(path), request, dataset.train.x.device)
+    else:
+        saved = {**request, **_draw_mini(dataset, train_per_class, score_per_class, seed,
+                                         score_from)}
+        if path is not None:
+            _save_mini(Path(path), saved)
+    return _mini_from_saved(dataset, saved)
+
+
+def _draw_mini(dataset: Dataset, train_per_class: int, score_per_class: int, seed: int,
+               score_from: str) -> dict:
+    """Indices and images of the two subsets, drawn class by class."""
+    train_index = stratified_subset(dataset.train.y, train_per_class, seed)
+    if score_from == "test":
+        source, candidates = dataset.test, np.arange(len(dataset.test))
+    else:
+        source = dataset.train
+        candidates = np.setdiff1d(np.arange(len(dataset.train)), train_index)
+    score_index = candidates[stratified_subset(_labels_array(source.y)[candidates],
+                                               score_per_class, seed + 1)]
+    train, score = dataset.train.subset(train_index), source.subset(score_index)
+    return {"train_index": torch.as_tensor(train_index),
+            "score_index": torch.as_tensor(score_index), "train_x": train.x, "train_y": train.y, "score_x": score.x, "score_y": score.y}
+
+
+def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:
+    test = dataset.test
+    if saved["score_from"] == "test":
+        index = saved["score_index"].to(test.y.device)
+        if not torch.equal(test.y[index], saved["score_y"].to(test.y.device)):
+            raise DatasetError("the mini dataset scores on test images that this dataset's test "
+                               "split does not hold at the same places; load the dataset as it "
+                               "was loaded when the mini set was drawn (same seed), or draw a "
+                               "new mini set")
+        test = test.subset(np.setdiff1d(np.arange(len(test)), index.cpu().numpy()))
+    return Dataset(f"mini-{dataset.name}", Split(saved["train_x"], saved["train_y"]),
+                   Split(saved["score_x"], saved["score_y"]), test, dataset.num_classes)
+
+
+def _save_mini(path: Path, saved: dict) -> None:
+    from .training import save_weights  # training builds on this module
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(path, {**{k: v.cpu() if isinstance(v, torch.Tensor) else v
+                           for k, v in saved.items()}, "format": _MINI_FORMAT})
+
+
+def _load_mini(path: Path, request: dict, device: torch.device) -> dict:
+    from .training import load_weights  # training builds on this module
+
+    try:
+        saved = load_weights(path, device)
+    except ValueError as exc:
+        raise DatasetError(f"{exc}; delete it to draw a new mini dataset") from None
+    if not isinstance(saved, dict) or saved.get("format") != _MINI_FORMAT:
+        raise DatasetError(f"{path} is not a mini dataset file; delete it or choose another path")
+    differ = {k: saved.get(k) for k, v in request.items() if saved.get(k) != v}
+    if differ:
+        wanted = {k: request[k] for k in differ}
+        raise DatasetError(f"{path} holds a mini dataset drawn with {differ}, not {wanted}; "
+                           "delete it or choose another path")
+    return saved

@@ -72,6 +72,8 @@ class TrainEvaluator:
         :func:`~deapnas.training.evaluation_seed` ``(seed, individual.eval_seed)``.
     :param deterministic: use only deterministic kernels (identical candidates score identically
         on a GPU too, at some cost in speed).
+    :param cublas_workspace: the ``CUBLAS_WORKSPACE_CONFIG`` a deterministic evaluator sets when
+        the environment has none (cuBLAS is deterministic with ``":4096:8"`` or ``":16:8"``).
     :param max_params: candidates with more parameters fail before any memory is allocated.
 
     What varies from one evaluation to the next travels on the individual, never on the
@@ -89,7 +91,8 @@ class TrainEvaluator:
                  batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
                  weight_decay: float = 0.0, device: str = "auto", seed: int = 0,
                  deterministic: bool = False, max_params: Optional[int] = None,
-                 recipe: Optional[Recipe] = None, **recipe_options: Any):
+                 recipe: Optional[Recipe] = None, cublas_workspace: str = ":4096:8",
+                 **recipe_options: Any):
         self.recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                                        lr=lr, weight_decay=weight_decay, **recipe_options)
         if max_params is not None and max_params < 1:
@@ -99,7 +102,7 @@ class TrainEvaluator:
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
         if deterministic:  # cuBLAS needs a fixed workspace to be deterministic; set before use
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", cublas_workspace)
         self._on_device: Optional[Dataset] = None
 
     @property

@@ -61,6 +61,16 @@ def interrupt_evaluation(monkeypatch, at: int, crash: type = KeyboardInterrupt):
 
 
 @pytest.fixture
+def seeded():
+    """The test draws from a fixed seed and leaves the global random state as it found it
+    (use it module-wide with ``pytestmark = pytest.mark.usefixtures("seeded")``)."""
+    state = random.getstate()
+    random.seed(1234)
+    yield
+    random.setstate(state)
+
+
+@pytest.fixture
 def nb201_csv() -> Path:
     if not NB201_CSV.exists():
         pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
@@ -82,13 +92,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture
-def fixed_seed():
-    """The test draws from random seed 0 and leaves the global random state as it found it
-    (use with ``pytestmark = pytest.mark.usefixtures("fixed_seed")``)."""
-    state = random.getstate()
-    random.seed(0)
-    yield
-    random.setstate(state)

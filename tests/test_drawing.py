@@ -14,7 +14,7 @@ from deapnas.spaces import macro, nb201
 from deapnas.spaces.macro import Connection, MacroGenome
 
 
-pytestmark = pytest.mark.usefixtures("fixed_seed")
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from deapnas.spaces.macro import INPUT, OUTPUT
 Individual = macro.SPACE.individual()
 
 
-pytestmark = pytest.mark.usefixtures("fixed_seed")
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 def genome(layers: dict, connections: list) -> macro.MacroGenome:

@@ -27,13 +27,7 @@ NB201_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "na
     "nb201.csv"
 
 
-@pytest.fixture(autouse=True)
-def seeded():
-    """Every test draws from a fixed seed and leaves the global random state as it found it."""
-    state = random.getstate()
-    random.seed(1234)
-    yield
-    random.setstate(state)
+pytestmark = pytest.mark.usefixtures("seeded")  # every test draws from a fixed seed
 
 
 def connection_graph(genome: MacroGenome, enabled_only: bool = False) -> nx.DiGraph:

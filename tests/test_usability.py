@@ -15,7 +15,7 @@ from deapnas.ops import get_op
 from deapnas.spaces import macro, nb201
 
 
-pytestmark = pytest.mark.usefixtures("fixed_seed")
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 # -- clamped pools ------------------------------------------------------------------------------

@@ -1,0 +1,352 @@
+"""MiniGen's modular encoding (Zhang, Ebadi & Jing, 2024, "MiniGen: Efficient Evolutionary
+Search for Convolutional Neural Networks", section III-B).
+
+A genome is the paper's list of cells, each ``[c_i, b_i, action_list_i]``::
+
+    [['.', 1, ['identity', '3*3 conv', '3*3 conv']],
+     [256, 1, ['3*3 avgpool', '3*3 maxpool', '3*3 dil conv', '3*3 dil conv']],
+     [40, 1, ['3*3 avgpool', '3*3 dil conv', '5*5 dconv']],
+     [128, 1, ['5*5 dconv', '3*3 conv']],
+     [64, 1, ['1*7-7*1 conv', '3*3 avgpool', '3*3 avgpool']]]
+
+so it prints and serialises as the paper writes it, and it is a plain list (of lists), a DEAP
+list individual::
+
+    creator.create("Individual", minigen.MiniGenGenome, fitness=creator.FitnessMax)
+    toolbox.register("individual", minigen.init_genome, creator.Individual)
+    toolbox.register("mate", minigen.mate)
+    toolbox.register("mutate", minigen.mutate)
+
+Cell 0 is the *input cell*: its channel flow is fixed (image channels -> 32 -> 64, written
+``'.'``), one block, and two actions drawn from :data:`INPUT_OPERATIONS`, or three when the
+first is ``'identity'``. Cells 1.. are *normal cells*: ``c_i`` from :data:`CHANNELS`, ``b_i``
+blocks (1 in the paper's search; more in its scaled-up encodings), 2 to 4 actions from the nine
+:data:`OPERATIONS`.
+
+How an encoding becomes a network (:func:`to_graph`), including the choices the paper leaves
+open:
+
+- every action is a node of a chain; a block is the action list once, a cell ``b_i`` blocks;
+- an action list that starts with ``'identity'`` makes its block residual: the rest of the
+  list, summed with the block's input (a 1x1 convolution when the shape changes, as in the
+  input cell), and no activation after the sum (the paper names none);
+- a normal cell whose width ``c_i`` differs from the width it receives starts with a 1x1
+  convolution to ``c_i`` (the paper says every action of the cell works at ``c_i`` and is silent
+  on how the width changes between cells; pools cannot change it);
+- every operation but identity is followed by BatchNorm and ReLU (pools too, as the paper
+  says); ``'1*7-7*1 conv'`` is one operation, so one BatchNorm-ReLU after its second conv;
+  ``'3*3 dil conv'`` is a full 3x3 convolution with dilation 2 (paper, Table I; the authors'
+  code makes it depthwise-separable); pools are 3x3, stride 1, padded by 1, and average pooling
+  ignores the padding;
+- the spatial size never changes (the paper: "remains unchanged ... 32 by 32"); the head is
+  global average pooling and one linear layer giving logits (no softmax: the loss takes logits).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import networkx as nx
+import torch
+from deap import tools
+from torch import nn
+
+from ..graph import compile_graph
+from ..ops import Shape, conv_shape, register_op, same_shape
+from . import Space, register_space
+
+IDENTITY = "identity"
+#: The nine operations of the paper's Table I, as the encoding writes them.
+OPERATIONS = ("3*3 dconv", "5*5 dconv", "3*3 conv", "5*5 conv", "1*7-7*1 conv", "3*3 dil conv",
+              IDENTITY, "3*3 maxpool", "3*3 avgpool")
+#: The input cell's choices (the paper lists "5*5 conv" twice; it is one choice).
+INPUT_OPERATIONS = (IDENTITY, "3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")
+#: The input cell's operations that change the width (all its choices but identity).
+INPUT_CONVOLUTIONS = INPUT_OPERATIONS[1:]
+#: The widths a normal cell draws from (missing from the paper's text; the authors' code).
+CHANNELS = (24, 40, 64, 80, 128, 256)
+#: The input cell's fixed channel flow after the image: image -> 32 -> 64.
+INPUT_FLOW = (32, 64)
+#: The number of actions of a random normal cell, inclusive (the authors' code).
+ACTIONS = (2, 4)
+#: The input cell's written channel size: not a choice.
+FIXED = "."
+
+
+class MiniGenGenome(list):
+    """A MiniGen encoding: a list of cells ``[c_i, b_i, [action, ...]]``, cell 0 the input cell.
+
+    Plain data (lists, strings, ints): it copies, pickles and prints as the paper writes it.
+    """
+
+
+# -- operations (registered in the shared op registry under mg_ names) -------------------------
+
+def conv_bn_relu(c_in: int, channels: int, kernel: int, dilation: int = 1) -> nn.Module:
+    """A size-keeping k x k convolution (optionally dilated), then BatchNorm and ReLU."""
+    padding = dilation * (kernel - 1) // 2
+    return nn.Sequential(nn.Conv2d(c_in, channels, kernel, padding=padding, dilation=dilation,
+                                   bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU())
+
+
+def separable_bn_relu(c_in: int, channels: int, kernel: int) -> nn.Module:
+    """A depthwise-separable convolution (k x k per channel, then 1x1), BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, kernel, padding=kernel // 2, groups=c_in,
+                                   bias=False),
+                         nn.Conv2d(c_in, channels, 1, bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU())
+
+
+def factorized_bn_relu(c_in: int, channels: int, kernel: int = 7) -> nn.Module:
+    """A 1 x k convolution followed by a k x 1 one, then BatchNorm and ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, channels, (1, kernel), padding=(0, kernel // 2),
+                                   bias=False),
+                         nn.Conv2d(channels, channels, (kernel, 1), padding=(kernel // 2, 0),
+                                   bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU())
+
+
+def pool_bn_relu(c_in: int, kind: str) -> nn.Module:
+    """3x3 max or average pooling at stride 1 (size kept), then BatchNorm and ReLU."""
+    pools = {"max": lambda: nn.MaxPool2d(3, 1, 1),
+             "avg": lambda: nn.AvgPool2d(3, 1, 1, count_include_pad=False)}
+    if kind not in pools:
+        raise ValueError(f"pool kind must be 'max' or 'avg', not {kind!r}")
+    return nn.Sequential(pools[kind](), nn.BatchNorm2d(c_in), nn.ReLU())
+
+
+def identity_or_projection(c_in: int, channels: int) -> nn.Module:
+    """The identity, or a 1x1 convolution when the width must change to ``channels``."""
+    return nn.Identity() if c_in == channels else nn.Conv2d(c_in, channels, 1)
+
+
+register_op("mg_conv", conv_bn_relu, conv_shape)
+register_op("mg_separable", separable_bn_relu, conv_shape)
+register_op("mg_factorized", factorized_bn_relu, conv_shape)
+register_op("mg_pool", pool_bn_relu, same_shape)
+register_op("mg_identity", identity_or_projection, conv_shape)
+
+#: Graph node (op and arguments, less the width) of each encoded operation.
+_NODES = {
+    "3*3 dconv": ("mg_separable", {"kernel": 3}),
+    "5*5 dconv": ("mg_separable", {"kernel": 5}),
+    "3*3 conv": ("mg_conv", {"kernel": 3}),
+    "5*5 conv": ("mg_conv", {"kernel": 5}),
+    "1*7-7*1 conv": ("mg_factorized", {"kernel": 7}),
+    "3*3 dil conv": ("mg_conv", {"kernel": 3, "dilation": 2}),
+    IDENTITY: ("mg_identity", {}),
+    "3*3 maxpool": ("mg_pool", {"kind": "max"}),
+    "3*3 avgpool": ("mg_pool", {"kind": "avg"}),
+}
+
+
+def operation_node(operation: str, channels: int) -> dict:
+    """Graph node attributes of an encoded operation producing ``channels`` channels (pools
+    keep the width they receive)."""
+    op, args = _NODES[operation]
+    return {"op": op, "args": args if op == "mg_pool" else {**args, "channels": channels},
+            "label": operation}
+
+
+# -- random encodings and variation (DEAP operator contracts) ----------------------------------
+
+def random_input_actions() -> list[str]:
+    """An input cell's action list: a first choice among the five, then convolutions to make
+    the 32 -> 64 flow (two after a leading identity, one otherwise)."""
+    return _complete_input_actions([random.choice(INPUT_OPERATIONS)])
+
+
+def _complete_input_actions(actions: list[str]) -> list[str]:
+    """Bring an input cell's list to its rule, keeping its leading action and, in order, as
+    many of its other actions as fit: one more after a convolution, two after an identity,
+    drawn at random when missing."""
+    size = 3 if actions[0] == IDENTITY else 2
+    missing = max(size - len(actions), 0)
+    return actions[:size] + [random.choice(INPUT_CONVOLUTIONS) for _ in range(missing)]
+
+
+def random_actions(actions: tuple[int, int] = ACTIONS) -> list[str]:
+    """A normal cell's action list: a uniform length in ``actions``, operations uniform among
+    the nine."""
+    return [random.choice(OPERATIONS) for _ in range(random.randint(*actions))]
+
+
+def init_genome(container: Callable[..., list] = MiniGenGenome, blocks: Sequence[int] = (1,) * 5,
+                channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS) -> list:
+    """A random encoding with one cell per entry of ``blocks`` (its ``b_i``; the input cell's
+    must be 1), widths from ``channels``, normal cells of ``actions`` operations."""
+    if not blocks or blocks[0] != 1 or any(b < 1 for b in blocks):
+        raise ValueError(f"blocks must start with the input cell's 1 and be positive, "
+                         f"not {tuple(blocks)}")
+    cells = [[FIXED, 1, random_input_actions()]]
+    cells += [[random.choice(channels), b, random_actions(actions)] for b in blocks[1:]]
+    return container(cells)
+
+
+def mate(ind1: list, ind2: list, indpb: float = 0.5) -> tuple[list, list]:
+    """Uniform crossover per cell: each cell position is swapped between the two encodings with
+    probability ``indpb`` (the paper: each cell comes from either parent at random). Cells keep
+    their position, so an input cell stays an input cell."""
+    return tools.cxUniform(ind1, ind2, indpb)
+
+
+def mutate(individual: list, p_channels: float = 0.3, p_op: float = 0.5, p_actions: float = 0.2,
+           channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS
+           ) -> tuple[list]:
+    """The paper's three levels of mutation, applied to every cell (section III-C3b):
+
+    - ``p_channels`` (P_c): the cell's width is redrawn from ``channels`` (normal cells);
+    - ``p_op`` (P_o): each operation is redrawn from the cell's choices (for the input cell,
+      the leading position from its five, the others from its convolutions; a list whose
+      leading identity came or went is completed to the input cell's rule);
+    - ``p_actions`` (P_b): the whole action list is regenerated.
+
+    Cells are replaced, never changed in place, so an encoding sharing cells with another
+    (a shallow copy) leaves the other untouched.
+    """
+    for index, (width, blocks, operations) in enumerate(individual):
+        if index == 0:
+            operations = _complete_input_actions(
+                [_redraw(op, INPUT_OPERATIONS if i == 0 else INPUT_CONVOLUTIONS, p_op)
+                 for i, op in enumerate(operations)])
+            if random.random() < p_actions:
+                operations = random_input_actions()
+        else:
+            if random.random() < p_channels:
+                width = random.choice(channels)
+            operations = [_redraw(op, OPERATIONS, p_op) for op in operations]
+            if random.random() < p_actions:
+                operations = random_actions(actions)
+        individual[index] = [width, blocks, operations]
+    return individual,
+
+
+def _redraw(operation: str, choices: Sequence[str], probability: float) -> str:
+    return random.choice(choices) if random.random() < probability else operation
+
+
+# -- validation, encoding -> graph -> network --------------------------------------------------
+
+def validate(genome: Sequence) -> None:
+    """Raise ``ValueError`` saying what is wrong when ``genome`` is not a MiniGen encoding."""
+    if not genome:
+        raise ValueError("a MiniGen encoding needs at least the input cell")
+    for index, cell in enumerate(genome):
+        if not isinstance(cell, (list, tuple)) or len(cell) != 3:
+            raise ValueError(f"cell {index} must be [channels, blocks, actions], not {cell!r}")
+        width, blocks, operations = cell
+        if not isinstance(operations, (list, tuple)) or not operations:
+            raise ValueError(f"cell {index}: the action list must be a non-empty list")
+        if index == 0:
+            _validate_input_cell(width, blocks, list(operations))
+            continue
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"cell {index}: channels must be a positive int, not {width!r}")
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"cell {index}: blocks must be a positive int, not {blocks!r}")
+        unknown = [op for op in operations if op not in OPERATIONS]
+        if unknown:
+            raise ValueError(f"cell {index}: unknown operations {unknown}; choose from "
+                             f"{', '.join(OPERATIONS)}")
+
+
+def _validate_input_cell(width, blocks, operations: list) -> None:
+    if width != FIXED or blocks != 1:
+        raise ValueError(f"the input cell's channels are fixed (write {FIXED!r}) and it has one "
+                         f"block: [{FIXED!r}, 1, actions], not [{width!r}, {blocks!r}, ...]")
+    size = 3 if operations[0] == IDENTITY else 2
+    rest = operations[1:] if operations[0] == IDENTITY else operations
+    if (len(operations) != size or operations[0] not in INPUT_OPERATIONS
+            or any(op not in INPUT_CONVOLUTIONS for op in rest)):
+        raise ValueError(f"the input cell's actions must be two of {list(INPUT_CONVOLUTIONS)}, "
+                         f"after 'identity' or not, not {operations}")
+
+
+def to_graph(genome: Sequence) -> nx.DiGraph:
+    """The encoding as a compiler graph (see :mod:`deapnas.graph`): one chain of nodes, block
+    after block, with a skip node and a sum node for each residual block. Node names are
+    ``"c<cell>.b<block>.<position>"``; ``"c<cell>.in"`` brings a normal cell to its width."""
+    validate(genome)
+    graph = nx.DiGraph(inputs=["input"])
+    graph.add_node("input")
+    last = _add_block(graph, "input", "c0.b0", genome[0][2], INPUT_FLOW)
+    for index, (width, blocks, operations) in enumerate(genome[1:], start=1):
+        entry = f"c{index}.in"
+        graph.add_node(entry, **operation_node(IDENTITY, width))
+        graph.add_edge(last, entry)
+        last = entry
+        for block in range(blocks):
+            last = _add_block(graph, last, f"c{index}.b{block}", operations,
+                              [width] * len(operations))
+    graph.graph["output"] = last
+    return graph
+
+
+def _add_block(graph: nx.DiGraph, source: str, name: str, operations: Sequence[str],
+               widths: Sequence[int]) -> str:
+    """Add one block's chain after ``source``, the i-th operation after a leading identity (if
+    any) producing ``widths[i]`` channels; the block's output node."""
+    residual = operations[0] == IDENTITY
+    chain = operations[1:] if residual else operations
+    last = source
+    for position, (operation, channels) in enumerate(zip(chain, widths)):
+        node = f"{name}.{position}"
+        graph.add_node(node, **operation_node(operation, channels))
+        graph.add_edge(last, node)
+        last = node
+    if not residual:
+        return last
+    skip, total = f"{name}.skip", f"{name}.sum"
+    graph.add_node(skip, **operation_node(IDENTITY, widths[len(chain) - 1]))
+    graph.add_node(total, op="identity", combine="sum")
+    graph.add_edges_from([(source, skip), (last, total), (skip, total)])
+    return total
+
+
+class GlobalAveragePool(nn.Module):
+    """The mean over the spatial dimensions: global average pooling whose backward pass is
+    deterministic on CUDA (``AdaptiveAvgPool2d``'s is not, and refuses to run under
+    ``torch.use_deterministic_algorithms(True)``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def build_network(genome: Sequence, input_shape: Shape, num_classes: int) -> nn.Module:
+    """The trainable network: the compiled encoding (size kept throughout), global average
+    pooling, one linear layer; it returns logits."""
+    body = compile_graph(to_graph(genome), [input_shape])
+    return nn.Sequential(OrderedDict(body=body, pool=GlobalAveragePool(),
+                                     classifier=nn.Linear(body.output_shape[0], num_classes)))
+
+
+def to_json(genome: Sequence) -> list:
+    """The encoding as the paper writes it: ``[[c, b, [actions]], ...]`` (plain lists)."""
+    return [[width, blocks, list(operations)] for width, blocks, operations in genome]
+
+
+def from_json(data: Sequence, container: Callable[..., list] = MiniGenGenome) -> list:
+    """Inverse of :func:`to_json`; a ``ValueError`` says what is wrong with invalid data."""
+    validate(data)
+    return container(to_json(data))
+
+
+def key(genome: Sequence) -> str:
+    """The encoding's compact JSON text: equal encodings, equal keys."""
+    return json.dumps(to_json(genome), separators=(",", ":"))
+
+
+def network_seed(genome_key: str) -> int:
+    """A 31-bit seed derived from an architecture key: the same encoding always trains from the
+    same seed (the paper's determinism), different encodings from unrelated ones."""
+    return int.from_bytes(hashlib.sha256(genome_key.encode()).digest()[:4], "big") >> 1
+
+
+SPACE = register_space(Space(
+    "minigen", MiniGenGenome, init_genome, mutate, to_graph, build_network, key, to_json,
+    from_json, mate=mate,
+    description="MiniGen's five-cell [c_i, b_i, action list] encoding (Zhang et al., 2024)"))
