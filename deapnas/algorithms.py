@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 from statistics import fmean
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from deap import tools
 
@@ -46,13 +46,20 @@ def evaluate_invalid(individuals: Iterable, toolbox) -> int:
     return len(invalid)
 
 
-def sel_best_of_sample(individuals: Sequence, k: int, sample_size: int) -> list:
+def sel_best_of_sample(individuals: Sequence, k: int, sample_size: int,
+                       best: Callable[[list], Any] = None) -> list:
     """Aging evolution's selection: ``k`` times, draw ``sample_size`` distinct individuals
-    uniformly and keep the fittest."""
+    uniformly and keep the best, by default the fittest (for several objectives pass
+    ``best=best_nondominated``)."""
     if not 1 <= sample_size <= len(individuals):
         raise ValueError(f"sample_size must lie in [1, {len(individuals)}], not {sample_size}")
-    return [max(random.sample(list(individuals), sample_size), key=lambda ind: ind.fitness)
-            for _ in range(k)]
+    best = best or (lambda sample: max(sample, key=lambda ind: ind.fitness))
+    return [best(random.sample(list(individuals), sample_size)) for _ in range(k)]
+
+
+def best_nondominated(sample: list):
+    """The individual NSGA-II ranks first in ``sample`` (non-dominated, then most isolated)."""
+    return tools.selNSGA2(sample, 1)[0]
 
 
 def regularized_evolution(population: list, toolbox, cycles: int, stats=None,

@@ -20,7 +20,7 @@ from .options import RunConfig, TrainingOptions
 from .run import CONFIG, SearchFailed
 
 GROUPS = {  # RunConfig fields by help group
-    "what to search": ("algorithm", "space"),
+    "what to search": ("algorithm", "space", "objectives"),
     "data": ("dataset", "data_dir", "download", "table", "metric", "report"),
     "budget": ("evaluations", "time_limit", "seed"),
     "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",
@@ -63,6 +63,7 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="device (default: the run's)")
     train.add_argument("--channels", type=_at_least(1), default=None,
                        help="network width of the retrained network (default: the search's)")
+    parser.commands = commands.choices  # so that errors name the command (see main)
     return parser
 
 
@@ -177,7 +178,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"deapnas {command}: error: {error}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's parser: "deapnas search: error: ..."
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _dispatch(args)

@@ -30,6 +30,20 @@ from .training import (CandidateFailure, Recipe, accuracy, evaluation_seed, load
                        resolve_device, save_weights, shuffle_generator, train_epoch)
 
 
+#: The objectives an evaluator can return, and their DEAP weights (maximised: +1).
+OBJECTIVES = {"accuracy": 1.0, "params": -1.0, "train_seconds": -1.0}
+
+
+def objective_weights(objectives: Iterable[str]) -> tuple[float, ...]:
+    """The fitness weights of ``objectives`` (names in :data:`OBJECTIVES`)."""
+    objectives = tuple(objectives)
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives or len(set(objectives)) < len(objectives):
+        raise ValueError(f"objectives must be distinct names among {', '.join(OBJECTIVES)}, "
+                         f"not {', '.join(objectives) or 'none'}")
+    return tuple(OBJECTIVES[o] for o in objectives)
+
+
 class Evaluation(tuple):
     """A fitness tuple with an ``info`` dict of measurements (kept through pickling)."""
 
@@ -75,6 +89,9 @@ class TrainEvaluator:
     :param cublas_workspace: the ``CUBLAS_WORKSPACE_CONFIG`` a deterministic evaluator sets when
         the environment has none (cuBLAS is deterministic with ``":4096:8"`` or ``":16:8"``).
     :param max_params: candidates with more parameters fail before any memory is allocated.
+    :param objectives: what the fitness tuple holds, in order: ``"accuracy"`` (validation),
+        ``"params"``, ``"train_seconds"`` (see :data:`OBJECTIVES`); every one of them is also
+        in ``.info``.
 
     What varies from one evaluation to the next travels on the individual, never on the
     evaluator (pool workers keep their own copy of it). Attributes read when present:
@@ -173,8 +190,8 @@ class TrainEvaluator:
             _release_cuda_memory()
             return failure("out of memory", individual,
                            train_seconds=time.perf_counter() - start, **info)
-        return Evaluation((score,), reason=None, train_seconds=time.perf_counter() - start,
-                          **info)
+        info.update(accuracy=score, train_seconds=time.perf_counter() - start)
+        return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
     def _inherit(self, net: nn.Module, path) -> Optional[list[str]]:
         """Load the matching weights of ``path`` into ``net``; the names loaded (None: no file
@@ -237,23 +254,41 @@ class TableEvaluator:
     :param metric: the column used as fitness (e.g. ``cifar10valid_xvalid_acc_200ep_mean``).
     :param report: a column recorded beside it for the final report, never used for selection
         (e.g. ``cifar10_test_acc_200ep``).
+    :param objectives: what the fitness tuple holds, in order: ``"accuracy"`` (the ``metric``
+        column), ``"params"`` (``columns["params"]``, in millions in NAS-Bench-201, returned as
+        a parameter count) and ``"train_seconds"`` (``columns["train_seconds"]``).
+    :param columns: the table's column for each objective besides accuracy; by default the
+        ``*_params_M`` and ``*_train_time_s_200ep`` columns of the metric's dataset.
 
     Values are returned in the table's own units (NAS-Bench-201: percent).
     """
 
     def __init__(self, path: str | os.PathLike, key: Callable[[Any], str], metric: str,
-                 report: Optional[str] = None, key_column: str = "arch_str"):
+                 report: Optional[str] = None, key_column: str = "arch_str",
+                 objectives: Iterable[str] = ("accuracy",), columns: Optional[dict] = None):
+        objective_weights(objectives)
         self.path, self.key, self.metric, self.report = os.fspath(path), key, metric, report
-        self.rows = _read_table(self.path, key_column, [metric] + ([report] if report else []))
+        self.objectives = tuple(objectives)
+        header = _table_header(self.path)
+        columns = {"accuracy": metric, **_dataset_columns(header, metric), **(columns or {})}
+        missing = [o for o in self.objectives if o not in columns]
+        if missing:
+            raise ValueError(f"{self.path} has no column for the objective "
+                             f"{', '.join(missing)} of {metric}")
+        self.columns = [columns[o] for o in self.objectives] + ([report] if report else [])
+        self.rows = _read_table(self.path, key_column, self.columns)
 
     def __call__(self, individual) -> Evaluation:
         row = self.rows.get(self.key(individual))
         if row is None:
             return failure(f"{self.key(individual)} is not in {self.path}", individual)
-        info = {"reason": None}
+        values = [round(v * 1e6) if o == "params" and c.endswith("_params_M") else v
+                  for o, c, v in zip(self.objectives, self.columns, row)]
+        info = {"reason": None, **{o: v for o, v in zip(self.objectives, values)
+                                   if o != "accuracy"}}
         if self.report:
-            info[self.report] = row[1]
-        return Evaluation((row[0],), **info)
+            info[self.report] = row[-1]
+        return Evaluation(tuple(values), **info)
 
     def check_keys(self, keys: Iterable[str]) -> None:
         """Raise ``ValueError`` when none of ``keys`` (a few genomes' keys) is in the table:
@@ -264,6 +299,28 @@ class TableEvaluator:
             raise ValueError(f"none of {len(keys)} random architectures is in {self.path}: "
                              f"the space writes keys like {keys[0]!r}, the table holds keys "
                              f"like {example!r}; use the table made for this space")
+
+
+def _table_header(path: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"benchmark table {path!r} does not exist")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a readable CSV table ({error})") from None
+
+
+def _dataset_columns(header: list[str], metric: str) -> dict[str, str]:
+    """The ``params`` and ``train_seconds`` columns of the dataset ``metric`` belongs to:
+    NAS-Bench-201 names them ``<dataset>_params_M`` and ``<dataset>_train_time_s_200ep``."""
+    found = {}
+    for objective, suffix in (("params", "_params_M"), ("train_seconds", "_train_time_s_200ep")):
+        matches = [c for c in header if c.endswith(suffix)
+                   and metric.lower().startswith(c[:-len(suffix)].split("-")[0].lower())]
+        if matches:
+            found[objective] = max(matches, key=len)
+    return found
 
 
 def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tuple]:

@@ -111,6 +111,10 @@ class RunConfig:
     metric: Optional[str] = option(None, "the --table column used as fitness")
     report: Optional[str] = option(None, "a --table column reported for the pick, never used "
                                    "to select")
+    objectives: str = option("accuracy", "what the search optimises, comma-separated: accuracy "
+                             "(maximised), params, train_seconds (minimised); several make a "
+                             "multi-objective search (NSGA-II ranking) with its Pareto front "
+                             "in pareto.json")
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
                                         "unset: the method's own stopping rule)", minimum=1)
     time_limit: Optional[float] = option(None, "stop after this many seconds of search, "
@@ -137,6 +141,11 @@ class RunConfig:
     @property
     def tabular(self) -> bool:
         return self.table is not None
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        """``objectives`` as a tuple of names."""
+        return tuple(o.strip() for o in self.objectives.split(",") if o.strip())
 
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with the checkpoint it resumes."""

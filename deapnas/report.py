@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from .data import Split  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .fitness import TrainEvaluator  # noqa: E402
-from .run import BEST, CONFIG, holder, read_history, read_json, write_json  # noqa: E402
+from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
 from .runner import load_config, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
@@ -89,11 +89,35 @@ def describe_best(config, options, best: dict) -> str:
 
 
 def plots(directory: str | Path) -> list[Path]:
-    """Write the run's pictures: ``fitness.png`` and, once there is a pick, ``best.png``."""
+    """Write the run's pictures: ``fitness.png``, and once there is a pick ``best.png`` (and
+    ``pareto.png`` for a search of two objectives)."""
     written = [plot_history(directory)]
     if (Path(directory) / BEST).exists():
         written.append(plot_best(directory))
+    if (Path(directory) / PARETO).exists():
+        written.append(plot_pareto(directory))
     return written
+
+
+def plot_pareto(directory: str | Path) -> Path:
+    """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
+    config, _, _, history, _ = load_run(directory)
+    front = read_json(Path(directory) / PARETO, "Pareto front")
+    names = front["objectives"][:2]
+    points = [r["fitness"][:2] for r in history if r.get("reason") is None]
+    edge = sorted(r["fitness"][:2] for r in front["front"])
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    if points:
+        axes.scatter(*zip(*points), s=8, alpha=0.35, color="C0", label="evaluation")
+    if edge:
+        axes.step(*zip(*edge), where="post", color="C3", marker="o", markersize=4,
+                  label=f"Pareto front ({len(edge)})")
+    metric, units = _metric(config)
+    axes.set(xlabel=f"{metric} ({units})" if names[0] == "accuracy" and units else
+             metric if names[0] == "accuracy" else names[0], ylabel=names[1],
+             title=f"{names[0]} against {names[1]}")
+    axes.legend(loc="best")
+    return _save(figure, Path(directory) / "pareto.png")
 
 
 def plot_history(directory: str | Path) -> Path:

@@ -12,7 +12,8 @@ Files:
   loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
   checkpoint costs as much late in a long search as early;
 - ``lock``: held while a search or resume runs in the directory;
-- ``logbook.csv`` and ``best.json``: written when the search ends.
+- ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
+  the search ends.
 
 Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
 ``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), so a run directory received from
@@ -51,7 +52,7 @@ from .fitness import Evaluation, failure
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
-LOGBOOK, LOGBOOK_LINES, BEST = "logbook.csv", "logbook.jsonl", "best.json"
+LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
 
 
 class RunDirectoryError(ValueError):

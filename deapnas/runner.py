@@ -25,12 +25,12 @@ from tqdm import tqdm
 from . import __version__
 from . import options as opts
 from .data import Dataset, load_dataset
-from .fitness import TableEvaluator, TrainEvaluator
-from .individuals import worst_values
+from .fitness import TableEvaluator, TrainEvaluator, objective_weights
 from .methods import Method, get_method
 from .options import TABLE_DATASETS, RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import BEST, CONFIG, HISTORY, Journal, RunDirectoryError, read_json, write_json
+from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
+                  write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -63,9 +63,20 @@ class Run:
         return Path(self.config.out)
 
     @property
+    def weights(self) -> tuple[float, ...]:
+        """The fitness weights: the objectives' (``--objectives``), or the method's own."""
+        if self.config.objective_names == ("accuracy",):
+            return self.method.weights
+        return objective_weights(self.config.objective_names)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.weights) > 1
+
+    @property
     def individual(self) -> type:
-        """The individual class: the space's genome with the method's fitness weights."""
-        return self.space.individual(self.method.weights)
+        """The individual class: the space's genome with the run's fitness weights."""
+        return self.space.individual(self.weights)
 
     def toolbox(self) -> base.Toolbox:
         """A toolbox with the space's ``individual``, ``population``, ``mutate`` (and ``mate``
@@ -126,6 +137,7 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
     """Raise ``ValueError`` naming the first setting that cannot work, and what to do."""
     opts.check(config)
     opts.check(options)
+    objective_weights(config.objective_names)
     get_space(config.space)
     checks = [
         (not method.spaces or config.space in method.spaces,
@@ -137,6 +149,8 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         (not config.tabular or config.space == "nb201",
          "--table works with --space nb201 (the benchmark's cell space)"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
+        (config.objective_names == ("accuracy",) or method.multi_objective,
+         f"{method.name} optimises its own fitness: it takes no --objectives"),
     ]
     for ok, message in checks:
         if not ok:
@@ -151,7 +165,8 @@ def make_evaluator(config: RunConfig, options: Any, space: Space):
     """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` built from
     the method's :class:`~deapnas.options.TrainingOptions`."""
     if config.tabular:
-        table = TableEvaluator(config.table, space.key, config.metric, config.report)
+        table = TableEvaluator(config.table, space.key, config.metric, config.report,
+                               objectives=config.objective_names)
         state = random.getstate()  # the check must not move the run's random stream
         table.check_keys([space.key(space.init()) for _ in range(5)])
         random.setstate(state)
@@ -165,7 +180,8 @@ def make_evaluator(config: RunConfig, options: Any, space: Space):
                           weight_decay=training.weight_decay,
                           device=config.device.split(",")[0], seed=config.seed,
                           deterministic=training.deterministic,
-                          max_params=training.max_params or None)
+                          max_params=training.max_params or None,
+                          objectives=config.objective_names)
 
 
 def make_map(config: RunConfig):
@@ -300,9 +316,8 @@ def _over_finite(function):
 
 
 def best_record(run: Run) -> Optional[dict]:
-    """The default pick: the best single evaluation (first objective, by the method's
-    fitness weight)."""
-    sign = 1 if run.method.weights[0] > 0 else -1
+    """The default pick: the best single evaluation (first objective, by its weight)."""
+    sign = 1 if run.weights[0] > 0 else -1
     valid = [r for r in run.history() if r.get("reason") is None]
     return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
 
@@ -323,7 +338,24 @@ def write_best(run: Run) -> dict:
         same = [r for r in history if r.get("key") == pick.get("key") and r["reason"] is None]
         best["report"] = {run.config.report: fmean(r["info"][run.config.report] for r in same)}
     write_json(run.directory / BEST, best)
+    if run.multi_objective:
+        write_json(run.directory / PARETO, {"objectives": list(run.config.objective_names),
+                                            "front": pareto_front(history, run.weights)})
     return best
+
+
+def pareto_front(history: list[dict], weights: tuple[float, ...]) -> list[dict]:
+    """The records of ``history`` that no other valid record dominates (under ``weights``),
+    one per architecture and value, in order of evaluation."""
+    valid = [(tuple(w * v for w, v in zip(weights, r["fitness"])), r["evaluation"], r)
+             for r in history if r.get("reason") is None]
+    front: list = []
+    for values, _, record in sorted(valid, key=lambda t: (t[0], -t[1]), reverse=True):
+        if not any(all(a >= b for a, b in zip(kept, values)) and kept != values
+                   for kept, _ in front) and (values, record.get("key")) not in \
+                {(kept, r.get("key")) for kept, r in front}:
+            front.append((values, record))
+    return sorted((r for _, r in front), key=lambda r: r["evaluation"])
 
 
 class Progress:

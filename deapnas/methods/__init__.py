@@ -30,7 +30,10 @@ class Method:
 
     :param spaces: the spaces the method works on, its default first (empty: any space).
     :param tabular: whether it runs on a benchmark table (``--table``).
-    :param weights: the fitness weights of its individuals.
+    :param weights: the fitness weights of its individuals, for a method whose fitness is its
+        own (EG-NAS minimises a loss); others follow ``--objectives``.
+    :param multi_objective: whether its loop handles several objectives (``--objectives``),
+        through ``toolbox.select`` or a selection of its own.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Method:
     spaces: tuple[str, ...] = ()
     tabular: bool = True
     weights: tuple[float, ...] = (1.0,)
+    multi_objective: bool = False
     description: str = ""
 
 

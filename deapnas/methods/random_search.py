@@ -43,5 +43,5 @@ METHOD = register_method(Method(
              "tiny": dict(dataset="digits", evaluations=200, epochs=4, batch_size=64,
                           channels=32, cells=1,
                           clamp_pools=True)},
-    spaces=("macro", "nb201"),
+    spaces=("macro", "nb201"), multi_objective=True,
     description="random search: independent samples from the space"))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from deap import tools
 
-from ..algorithms import best_average, regularized_evolution, sel_best_of_sample
+from ..algorithms import (best_average, best_nondominated, regularized_evolution,
+                          sel_best_of_sample)
 from ..options import RunConfig, TrainingOptions, option
 from . import Method, register_method
 
@@ -50,7 +51,8 @@ def search(run) -> tools.Logbook:
                       "per step: raise --children-per-step to keep the workers busy",
                       stacklevel=2)
     toolbox = run.toolbox()
-    toolbox.register("select", sel_best_of_sample, sample_size=options.sample_size)
+    toolbox.register("select", sel_best_of_sample, sample_size=options.sample_size,
+                     best=best_nondominated if run.multi_objective else None)
     _, logbook = regularized_evolution(
         toolbox.population(n=options.population), toolbox,
         cycles=run.config.evaluations - options.population, stats=run.stats,
@@ -70,6 +72,6 @@ METHOD = register_method(Method(
              "tiny": dict(dataset="digits", evaluations=200, population=25, sample_size=5,
                           epochs=4, batch_size=64, channels=32, cells=1,
                           clamp_pools=True)},
-    spaces=("macro", "nb201"),
+    spaces=("macro", "nb201"), multi_objective=True,
     description="regularized (aging) evolution (Real et al., 2019), the macro search of "
                 "Kyriakides & Margaritis (2020)"))
