@@ -120,11 +120,11 @@ class Options:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "Options":
-        """A search that runs in seconds on a CPU (digits): 4 models of 4 channels, one cell
-        per stage, cells of 3 genes (head 2), 3 epochs each, small gene pools."""
+        """A search for a CPU (digits): 4 models of 4 channels, one cell per stage, cells of
+        3 genes (head 2), 3 epochs each in batches of 32, small gene pools."""
         settings = dict(population=4, reductions=4, genes=8, max_genes=16, new_genes=(2, 4),
                         cell_head=2, max_epochs=3, channels=4, cells=1, max_params=None,
-                        batch_size=128, lr=0.05)
+                        batch_size=32)
         return cls(**{**settings, **overrides})
 
     @property

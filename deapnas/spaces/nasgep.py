@@ -267,8 +267,9 @@ def _function_node(name: str) -> dict:
 def _add_expression(graph: nx.DiGraph, tree: gp.PrimitiveTree, prefix: str,
                     terminal: Callable[[str, str, int], str], **attrs) -> str:
     """Add the nodes of a decoded expression to ``graph`` (node ``<prefix><index>`` with
-    ``slot=index``, its index in the expression); return its root node. ``terminal(symbol,
-    node, index)`` adds a terminal's node(s) and returns the node that feeds the parent."""
+    ``slot=index``, its index in the prefix-ordered tree); return its root node.
+    ``terminal(symbol, node, index)`` adds a terminal's node(s) and returns the node that feeds
+    the parent."""
     arguments = gep.tree_arguments(tree)
 
     def visit(index: int) -> str:
@@ -287,10 +288,11 @@ def cell_graph(cell: Sequence, genes: Mapping[str, Sequence], reduction: bool = 
                ) -> nx.DiGraph:
     """The compiler graph of a decoded cell whose terminals are expanded into their genes.
 
-    Inputs ``h2`` and ``h1`` (the graph's inputs, in the order cells receive them); nodes
-    ``c<i>`` for the cell's functions and ``c<i>.<j>`` for position ``j`` of the gene at cell
-    position ``i``. Gene nodes carry ``gene`` (the id) and ``slot``; in a reduction cell the
-    convolutions reading an input have stride 2."""
+    Inputs ``h2`` and ``h1`` (the graph's inputs, in the order cells receive them); node
+    ``c<i>`` for node ``i`` of the decoded cell (``gep.karva(cell)``, prefix order) and
+    ``c<i>.<j>`` for node ``j`` of the decoded gene that is the cell's node ``i``. Gene nodes
+    carry ``gene`` (the id) and ``slot`` (``j``); in a reduction cell the convolutions reading
+    an input have stride 2."""
     graph = nx.DiGraph(inputs=list(INPUTS))
     for source in INPUTS:
         graph.add_node(source, label=source)
