@@ -16,8 +16,9 @@ Three pieces, so that parallel workers, retried evaluations and resumed runs sta
   checkpoint; workers never write it. A resumed run therefore sees the index of its checkpoint:
   entries written after it are simply not named, and the store never runs ahead of the history.
 - **Offers**: a worker scores a network, saves the units whose key's accuracy it beats (the
-  accuracies it was handed) and returns ``{key: entry}`` in its evaluation's ``info["shared"]``; the loop
-  applies the offers in the order it assigns evaluations (:func:`apply_offers`).
+  accuracies it was handed) and returns ``{key: entry}`` in its evaluation's
+  ``info["shared"]``; the loop applies the offers in the order it assigns evaluations
+  (:func:`apply_offers`).
 
 :class:`SharingEvaluator` is the :class:`~deapnas.fitness.TrainEvaluator` that does the worker's
 part; with ``store=None`` it shares nothing (the paper's "no weight sharing" ablation).

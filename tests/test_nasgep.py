@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deap import base, gp, tools
+from deap import gp, tools
 
 from deapnas import gep
 from deapnas.data import Dataset, load_dataset, stratified_subset
@@ -23,19 +23,9 @@ from deapnas.methods import nasgep as method
 from deapnas.spaces import get_space
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION
-from deapnas.weight_store import (SharingEvaluator, WeightStore, apply_offers, concerning,
-                                  entry_name)
+from deapnas.weight_store import WeightStore, apply_offers, concerning, entry_name
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def seeded():
-    """Every test draws from a fixed seed and leaves the global random state as it found it."""
-    state = random.getstate()
-    random.seed(2020)
-    yield
-    random.setstate(state)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +126,7 @@ def assert_valid(chromosome, pset, head):
 
 @pytest.mark.parametrize("name, pset, head, functions_only", chromosome_kinds())
 def test_every_operator_keeps_every_chromosome_valid(name, pset, head, functions_only):
+    random.seed(2020)
     changed = dict.fromkeys(["mutation", "is", "ris", "one point", "two point"], 0)
     for _ in range(2000):
         first = random_chromosome(pset, head, functions_only)
@@ -165,6 +156,7 @@ def test_every_operator_keeps_every_chromosome_valid(name, pset, head, functions
 
 @pytest.mark.parametrize("name, pset, head, functions_only", chromosome_kinds())
 def test_reproduction_keeps_parents_and_children_valid(name, pset, head, functions_only):
+    random.seed(2020)
     parents = [random_chromosome(pset, head, functions_only) for _ in range(20)]
     texts = [str(p) for p in parents]
     for _ in range(1000):
@@ -175,6 +167,7 @@ def test_reproduction_keeps_parents_and_children_valid(name, pset, head, functio
 
 
 def test_cell_heads_mutate_only_into_functions():
+    random.seed(2020)
     pset = space.cell_pset(GENE_IDS)
     functions = {"add", "cat"}
     for _ in range(2000):
@@ -192,6 +185,7 @@ def test_cell_heads_mutate_only_into_functions():
 
 
 def test_ris_puts_a_function_at_the_root_and_keeps_the_tail():
+    random.seed(2020)
     pset = toy_pset()
     changed = 0
     for _ in range(500):
@@ -278,6 +272,7 @@ def test_the_convolution_block(kind):
 
 
 def test_random_models_build_train_and_round_trip_through_json():
+    random.seed(2020)
     model_class = get_space("nasgep").individual()
     for _ in range(10):
         model = space.init_model(model_class)
@@ -361,6 +356,7 @@ def _write_entries(root: str, order: list, queue) -> None:
 def test_concurrent_writers_never_tear_an_entry(tmp_path):
     """Three processes (forked, so they start at once) write the same twelve entries in
     different orders into one store while reading everything there."""
+    random.seed(2020)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     root = str(tmp_path / "store")
@@ -489,6 +485,7 @@ def component(name, value=None, dead=False):
 
 
 def test_reduction_cells_in_use_survive_dead_ones_do_not_reproduce_or_stay():
+    random.seed(2020)
     cells = {c.id: c for c in [component("R1", 0.1), component("R2", 0.9, dead=True),
                                component("R3", 0.8), component("R4", 0.7), component("R5")]}
     models = [fake_model("m", 0.5, 0, reduction="R1"), fake_model("n", 0.5, 0, reduction="R1")]
@@ -499,6 +496,7 @@ def test_reduction_cells_in_use_survive_dead_ones_do_not_reproduce_or_stay():
 
 
 def test_gene_kill_and_breeding_counts():
+    random.seed(2020)
     pool = {c.id: c for c in [component("g0", 0.2), component("g1", 0.9), component("g2"),
                               component("g3", 0.1)]}
     assert list(method.kill_genes(pool, used={"g3"}, threshold=0.5)) == ["g1", "g2", "g3"]
@@ -661,6 +659,18 @@ def test_the_checkpoints_hold_the_three_populations_and_the_thresholds(search):
                                   last["thresholds"]])) == [last["reductions"], last["genes"],
                                                             last["store_index"],
                                                             list(last["thresholds"])]
+
+
+def test_stale_files_are_those_the_last_checkpoint_does_not_need(search):
+    directory, last = search["directory"], search["states"][-1]
+    stale = method.stale_files(last, directory / "models", directory / "store")
+    needed = {f"{m.model_id}-e{m.trained_epochs}.pt" for m in last["population"]} | \
+        {entry for entry, _ in last["store_index"].values()}
+    on_disk = {p.name for p in (directory / "models").glob("*.pt")} | \
+        {p.name for p in (directory / "store").glob("*.pt")}
+    assert {p.name for p in stale} == on_disk - needed - \
+        {f"{m.model_id}-e{m.trained_epochs}.pt" for m in last["halloffame"]}
+    assert stale and needed <= on_disk
 
 
 @pytest.mark.slow

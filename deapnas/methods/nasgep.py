@@ -14,8 +14,17 @@ Choices where the paper is silent, each a named option: a gene's or a reduction 
 (``component_fitness``: ``"best"``, the best fitness of any model whose cells use it, or
 ``"mean"`` over those models' evaluations); genes no model has used yet are not killed
 (``kill_untried``); the initial reduction population is as large as the model population
-(``reductions``); tournaments of 3 (``tournament_size``); the gene-count rule below; the
-search's momentum and weight decay are the paper's training values (0.9, 5e-4).
+(``reductions``); tournaments of 3 (``tournament_size``); the search's momentum and weight
+decay are the paper's training values (0.9, 5e-4).
+
+Readings of the paper's text, documented where they are implemented: a pool breeds C_max new
+genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
+the weakest unused genes make room (:func:`new_gene_count`, :func:`make_room`); the best model
+survives even after E_max epochs (elitism comes first in the paper's list), it is just not
+trained further; P_i children per generation, each with a new reduction cell bred for it;
+genes and reduction cells no model has used yet rank below every evaluated one; T_g and T_c
+are first set from the first population's fitness, after its one epoch; genes and reduction
+cells are identified by their content, so a child identical to a member is that member.
 """
 from __future__ import annotations
 
@@ -34,7 +43,7 @@ from ..individuals import individual_class
 from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION
 from ..training import Recipe
-from ..weight_store import SharingEvaluator, apply_offers, concerning
+from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
@@ -179,22 +188,32 @@ def _adopt(component, identity: str):
     return component
 
 
+def _join(members: dict, chromosome, identity: str):
+    """Add ``chromosome`` to ``members`` under its content id; the member (one with the same
+    content already there stays)."""
+    if identity not in members:
+        members[identity] = _adopt(chromosome, identity)
+    return members[identity]
+
+
 def init_populations(toolbox, population: int = 10, reductions: int = 10, genes: int = 50
                      ) -> tuple[list, dict, dict]:
     """Steps 1-3 of the paper's workflow: ``genes`` random genes for each pool (duplicates
     drawn are kept once), ``reductions`` random reduction cells, ``population`` models, each a
     random normal cell with a reduction cell picked at random. Returns ``(models, reduction
     cells by id, {kind: genes by id})``."""
-    pools = {}
-    for kind in KINDS:
-        drawn = (toolbox.gene(kind) for _ in range(genes))
-        pools[kind] = {gene_id: _adopt(g, gene_id) for g in drawn
-                       for gene_id in [space.gene_id(g, kind)]}
-    cells = (toolbox.cell(list(pools[REDUCTION])) for _ in range(reductions))
-    red = {cell_id: _adopt(c, cell_id) for c in cells for cell_id in [space.cell_id(c)]}
+    pools = {kind: {} for kind in KINDS}
+    for kind, pool in pools.items():
+        for _ in range(genes):
+            gene = toolbox.gene(kind)
+            _join(pool, gene, space.gene_id(gene, kind))
+    cells = {}
+    for _ in range(reductions):
+        cell = toolbox.cell(list(pools[REDUCTION]))
+        _join(cells, cell, space.cell_id(cell))
     models = [_new_model(toolbox, toolbox.cell(list(pools[NORMAL])),
-                         random.choice(list(red.values())), pools) for _ in range(population)]
-    return models, red, pools
+                         random.choice(list(cells.values())), pools) for _ in range(population)]
+    return models, cells, pools
 
 
 def _new_model(toolbox, normal: Chromosome, reduction, pools: dict):
@@ -366,7 +385,7 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
         search.generation += 1
         logbook.record(gen=search.generation, nevals=nevals, models=len(search.models),
                        genes=sum(map(len, search.genes.values())),
-                       reductions=len(search.reductions), T_g=(search.thresholds or [None])[0],
+                       reductions=len(search.reductions), T_g=search.thresholds[0],
                        **(stats.compile(search.models) if stats else {}))
         if verbose:
             print(logbook.stream)
@@ -463,7 +482,7 @@ def _renew_genes(search: _Search, kind: str, toolbox, options: Options) -> None:
     children = _offspring(list(pool.values()), count, toolbox,
                           lambda a, b: toolbox.vary_gene(a, b, kind))
     for child in children:
-        pool.setdefault(space.gene_id(child, kind), _adopt(child, space.gene_id(child, kind)))
+        _join(pool, child, space.gene_id(child, kind))
     search.genes[kind] = pool
 
 
@@ -486,13 +505,26 @@ def _breed_models(search: _Search, toolbox, options: Options) -> list:
                          lambda a, b: toolbox.vary_cell(a.normal, b.normal, normal_ids))
     children = []
     for normal, cell in zip(normals, cells):
-        cell = search.reductions.setdefault(space.cell_id(cell), _adopt(cell, space.cell_id(cell)))
+        cell = _join(search.reductions, cell, space.cell_id(cell))
         children.append(_new_model(toolbox, normal, cell, search.genes))
         _register(search, children[-1])
     return children
 
 
 # -- checkpoints -------------------------------------------------------------------------------
+
+def stale_files(state: dict, state_dir: str, store: Optional[str] = None) -> list[Path]:
+    """Files a checkpoint ``state`` no longer needs: training states in ``state_dir`` that no
+    model of its population or hall of fame continues from, and entries of the weight store
+    ``store`` that its index does not name. Delete them only once that checkpoint is on disk
+    and no evaluation is running (a run resumes from its last checkpoint)."""
+    keep = {f"{m.model_id}-e{m.trained_epochs}.pt"
+            for m in list(state["population"]) + list(state["halloffame"])}
+    stale = sorted(p for p in Path(state_dir).glob("*.pt") if p.name not in keep)
+    if store is not None:
+        stale += WeightStore(store).stale([state["store_index"]])
+    return stale
+
 
 def _component_json(component) -> dict:
     return {"id": component.id, "chromosome": str(component), "scores": component.scores,

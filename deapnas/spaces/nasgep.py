@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import random
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import networkx as nx
