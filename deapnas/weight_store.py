@@ -25,6 +25,7 @@ part; with ``store=None`` it shares nothing (the paper's "no weight sharing" abl
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -73,8 +74,9 @@ class WeightStore:
 
     def load(self, name: str, device: str | torch.device = "cpu") -> dict:
         """The units saved as ``name``, ``{key: state_dict}`` (loaded with
-        ``weights_only=True``)."""
-        return load_weights(self.path(name), device)
+        ``weights_only=True``). Entries never change, so each process keeps the entries it
+        loaded last in memory: treat the result as read-only."""
+        return _load_entry(str(self.path(name)), str(device))
 
     def stale(self, indexes: Iterable[Mapping[str, list]]) -> list[Path]:
         """Entries that none of ``indexes`` names: safe to delete once a checkpoint holding
@@ -83,6 +85,11 @@ class WeightStore:
         if not self.root.is_dir():
             return []
         return sorted(p for p in self.root.glob("*.pt") if p.name not in named)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_entry(path: str, device: str) -> dict:
+    return load_weights(path, device)
 
 
 def concerning(index: Mapping[str, list], identities: Iterable[str]) -> dict:
