@@ -1,20 +1,24 @@
 """Does NASGEP's weight sharing cut the epochs a model needs to reach a validation accuracy?
 (a script, not a test)
 
-Runs the same tiny NASGEP search (same seeds, same initial populations) with weight sharing on
-and off, and prints, per seed and on average:
+Two comparisons on digits, sharing on and off with the same seeds, printed per seed, on
+average and as ratios:
 
-- the accuracy of a new model after its first epoch (models born after the first generation,
-  when the store holds weights to load);
-- for those models, the share that reaches ``--target`` and the epochs each needed;
-- the epoch-trainings of the whole search until some model first reaches ``--target``;
-- the best validation accuracy, evaluations and wall time.
+1. **Controlled** (``--part models``): the same ``--models`` random models (cells over small
+   gene pools, so genes recur), trained one epoch per evaluation in the same order, each for
+   ``--epochs`` epochs, with the same initialisation and batches; with sharing on, a new model
+   starts from the store the earlier ones filled. Only the loaded weights differ.
+2. **Search** (``--part search``): the tiny NASGEP search for ``--generations`` generations.
+   The two searches diverge after the first evaluations (the fitness differs, so selection
+   differs), so compare averages over seeds.
 
-    python benchmarks/bench_nasgep_sharing.py                       # digits, 3 seeds
-    python benchmarks/bench_nasgep_sharing.py --seeds 0 --generations 2 --target 0.8
+Figures: the accuracy of a new model after its first epoch (in the search: models born after
+the first generation, when the store holds weights), the share of those models that reach
+``--target`` and the epochs each needed, the evaluations until some model first reaches
+``--target``, the best accuracy, evaluations and wall time.
 
-With sharing on, the two searches diverge after the first evaluations (the fitness differs, so
-selection differs): compare the averages over seeds, not single models.
+    python benchmarks/bench_nasgep_sharing.py                       # both parts, 3 seeds
+    python benchmarks/bench_nasgep_sharing.py --part models --seeds 0 1 --epochs 3
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ import torch
 
 from deapnas.data import load_dataset
 from deapnas.methods import nasgep
+from deapnas.spaces import nasgep as space
+from deapnas.weight_store import apply_offers, concerning
 
 
 class RecordingMap:
@@ -63,8 +69,33 @@ def run(seed: int, sharing: bool, generations: int, data, options: dict) -> dict
         return {"calls": recorder.calls, "seconds": time.perf_counter() - start}
 
 
+def train_in_order(seed: int, sharing: bool, data, models: int, epochs: int) -> dict:
+    """The controlled comparison: the same models trained in the same order; its evaluations
+    (model, position, epoch, accuracy) and wall time."""
+    random.seed(seed)
+    settings = nasgep.Options.tiny(sharing=sharing, max_epochs=epochs)
+    calls, index = [], {}
+    with tempfile.TemporaryDirectory() as directory:
+        evaluator = nasgep.make_evaluator(settings, data, store=f"{directory}/store",
+                                          device="cpu", seed=seed)
+        population, _, _ = nasgep.init_populations(nasgep.make_toolbox(settings, evaluator),
+                                                   models, settings.reductions, settings.genes)
+        start = time.perf_counter()
+        for position, model in enumerate(population):
+            for epoch in range(epochs):
+                model.eval_seed, model.epochs = 1000 * position + epoch, 1
+                model.resume_from = f"{directory}/m{position}-e{epoch}.pt" if epoch else None
+                model.save_state_to = f"{directory}/m{position}-e{epoch + 1}.pt"
+                model.shared = concerning(index, space.share_identities(model))
+                result = evaluator(model)
+                apply_offers(index, result.info.get("shared", {}), result[0])
+                calls.append((f"m{position}", position, epoch + 1, result[0]))
+        return {"calls": calls, "seconds": time.perf_counter() - start}
+
+
 def summarise(result: dict, target: float) -> dict:
-    """The figures printed for one search."""
+    """The figures printed for one comparison: of models after the first (position or
+    generation 0), whose start may come from the store."""
     calls = result["calls"]
     curves = defaultdict(dict)
     for model, born, epoch, accuracy in calls:
@@ -81,27 +112,16 @@ def summarise(result: dict, target: float) -> dict:
             "seconds": result["seconds"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--generations", type=int, default=4)
-    parser.add_argument("--target", type=float, default=0.9)
-    parser.add_argument("--population", type=int, default=4)
-    parser.add_argument("--max-epochs", type=int, default=3)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load_dataset("digits", seed=0)
-    options = {"population": args.population, "reductions": args.population,
-               "max_epochs": args.max_epochs}
+def compare(title: str, seeds: list, target: float, experiment) -> None:
+    """Run ``experiment(seed, sharing)`` both ways for every seed; print the figures."""
     rows = {True: [], False: []}
     fields = ["first epoch", "reach", "epochs to target", "evals to target", "best",
               "evaluations", "seconds"]
-    print(f"tiny NASGEP on digits, {args.generations} generations, target {args.target}")
+    print(title)
     print(f"{'seed':>4} {'sharing':>7} " + " ".join(f"{f:>16}" for f in fields))
-    for seed in args.seeds:
+    for seed in seeds:
         for sharing in (True, False):
-            row = summarise(run(seed, sharing, args.generations, data, options), args.target)
+            row = summarise(experiment(seed, sharing), target)
             rows[sharing].append(row)
             print(f"{seed:>4} {'on' if sharing else 'off':>7} " +
                   " ".join(f"{row[f]:>16.3f}" for f in fields), flush=True)
@@ -112,6 +132,33 @@ def main() -> None:
               " ".join(f"{means[sharing][f]:>16.3f}" for f in fields))
     print("ratios on/off: " + ", ".join(f"{f} {means[True][f] / means[False][f]:.2f}"
                                         for f in fields if means[False][f]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["models", "search", "both"], default="both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--population", type=int, default=4)
+    parser.add_argument("--max-epochs", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_dataset("digits", seed=0)
+    options = {"population": args.population, "reductions": args.population,
+               "max_epochs": args.max_epochs}
+    if args.part in ("models", "both"):
+        compare(f"controlled: {args.models} models in order, {args.epochs} epochs each, "
+                f"target {args.target}", args.seeds, args.target,
+                lambda seed, sharing: train_in_order(seed, sharing, data, args.models,
+                                                     args.epochs))
+    if args.part in ("search", "both"):
+        compare(f"tiny NASGEP search, {args.generations} generations, target {args.target}",
+                args.seeds, args.target,
+                lambda seed, sharing: run(seed, sharing, args.generations, data, options))
 
 
 if __name__ == "__main__":

@@ -72,11 +72,6 @@ class Chromosome(list):
         self.head = head
         check(self, pset)
 
-    @property
-    def tail(self) -> int:
-        """Length of the tail."""
-        return len(self) - self.head
-
     def plain(self) -> "Chromosome":
         """A copy as a plain :class:`Chromosome` (no fitness or other attributes)."""
         clone = Chromosome.__new__(Chromosome)
@@ -108,10 +103,9 @@ class Chromosome(list):
                    **kwargs)
 
 
-def check(chromosome: Sequence, pset: gp.PrimitiveSet, head: Optional[int] = None) -> None:
-    """Raise ``ValueError`` unless ``chromosome`` is a valid chromosome of ``pset`` with a head
-    of ``head`` symbols (default: ``chromosome.head``)."""
-    head = chromosome.head if head is None else head
+def check(chromosome: Chromosome, pset: gp.PrimitiveSet) -> None:
+    """Raise ``ValueError`` unless ``chromosome`` is a valid chromosome of ``pset``."""
+    head = chromosome.head
     if head < 1:
         raise ValueError(f"a chromosome needs a head of at least one symbol, not {head}")
     tail = tail_length(head, max_arity(pset))

@@ -517,7 +517,7 @@ def test_thresholds_follow_the_pith_best_model():
     assert method.thresholds([], 3) is None
 
 
-def test_options_validate_and_presets():
+def test_options_validate_and_presets(digits):
     paper = method.Options()
     assert (paper.population, paper.channels, paper.cells, paper.max_params, paper.max_epochs,
             paper.lr, paper.batch_size) == (10, 16, 3, 300_000, 10, 0.1, 512)
@@ -530,6 +530,8 @@ def test_options_validate_and_presets():
         method.Options(component_fitness="median")
     with pytest.raises(ValueError, match="new_genes"):
         method.Options(new_genes=(5, 2))
+    with pytest.raises(ValueError, match="store"):
+        method.make_evaluator(method.Options.tiny(), digits, device="cpu")
 
 
 # -- the loop ----------------------------------------------------------------------------------

@@ -155,6 +155,9 @@ def make_evaluator(options: Options, data: Dataset, store: Optional[str] = None,
     """The fitness: one epoch-training of a model per evaluation (``individual.epochs``),
     continued from its saved state, sharing weights through ``store`` when ``options.sharing``.
     """
+    if options.sharing and store is None:
+        raise ValueError("weight sharing needs a folder for its store: pass store=..., or "
+                         "turn sharing off (Options(sharing=False))")
     build = functools.partial(space.build_network, channels=options.channels,
                               cells_per_stage=options.cells)
     return SharingEvaluator(build, data, space.shared_units,

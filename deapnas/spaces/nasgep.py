@@ -161,8 +161,8 @@ def random_gene(container: Callable[..., Chromosome] = Chromosome, kind: str = N
     return gep.init_chromosome(container, gene_pset(kind, tuple(conv_inputs)), head)
 
 
-def random_cell(container: Callable[..., Chromosome] = Chromosome,
-                gene_ids: Iterable[str] = (), head: int = CELL_HEAD) -> Chromosome:
+def random_cell(container: Callable[..., Chromosome], gene_ids: Iterable[str],
+                head: int = CELL_HEAD) -> Chromosome:
     """A random cell over ``gene_ids``, its head all functions."""
     return gep.init_chromosome(container, cell_pset(gene_ids), head, head_functions_only=True)
 
@@ -231,7 +231,7 @@ def init_model(container: Callable[..., Model] = Model, genes: int = 5) -> Model
     for kind in (NORMAL, REDUCTION):
         drawn = [random_gene(kind=kind) for _ in range(genes)]
         pool.update((gene_id(gene, kind), gene) for gene in drawn)
-        cells[kind] = random_cell(gene_ids=[gene_id(gene, kind) for gene in drawn])
+        cells[kind] = random_cell(Chromosome, [gene_id(gene, kind) for gene in drawn])
     return container(cells[NORMAL], cells[REDUCTION], pool)
 
 
