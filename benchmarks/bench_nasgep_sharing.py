@@ -12,8 +12,9 @@ average and as ratios:
    The two searches diverge after the first evaluations (the fitness differs, so selection
    differs), so compare averages over seeds.
 
-Figures: the accuracy of a new model after its first epoch (in the search: models born after
-the first generation, when the store holds weights), the share of those models that reach
+Figures: the accuracy of a new model after its first, second and third epoch (mean over the
+models that trained that long; in the search: models born after the first generation, when
+the store holds weights), the share of those models that reach
 ``--target`` and the epochs each needed, the evaluations until some model first reaches
 ``--target``, the best accuracy, evaluations and wall time.
 
@@ -104,7 +105,10 @@ def summarise(result: dict, target: float) -> dict:
     to_target = [min(e for e, a in curve.items() if a >= target) for curve in curves.values()
                  if max(curve.values()) >= target]
     first_hit = next((i + 1 for i, call in enumerate(calls) if call[3] >= target), None)
+    after = {epoch: [curve[epoch] for curve in curves.values() if epoch in curve]
+             for epoch in (2, 3)}
     return {"first epoch": fmean(curve[1] for curve in curves.values()),
+            **{f"epoch {e}": fmean(a) if a else float("nan") for e, a in after.items()},
             "reach": len(to_target) / max(len(curves), 1),
             "epochs to target": fmean(to_target) if to_target else float("nan"),
             "evals to target": first_hit or float("nan"),
@@ -115,21 +119,21 @@ def summarise(result: dict, target: float) -> dict:
 def compare(title: str, seeds: list, target: float, experiment) -> None:
     """Run ``experiment(seed, sharing)`` both ways for every seed; print the figures."""
     rows = {True: [], False: []}
-    fields = ["first epoch", "reach", "epochs to target", "evals to target", "best",
-              "evaluations", "seconds"]
+    fields = ["first epoch", "epoch 2", "epoch 3", "reach", "epochs to target",
+              "evals to target", "best", "evaluations", "seconds"]
     print(title)
-    print(f"{'seed':>4} {'sharing':>7} " + " ".join(f"{f:>16}" for f in fields))
+    print(f"{'seed':>4} {'sharing':>7} " + " ".join(f"{f:>12}" for f in fields))
     for seed in seeds:
         for sharing in (True, False):
             row = summarise(experiment(seed, sharing), target)
             rows[sharing].append(row)
             print(f"{seed:>4} {'on' if sharing else 'off':>7} " +
-                  " ".join(f"{row[f]:>16.3f}" for f in fields), flush=True)
+                  " ".join(f"{row[f]:>12.3f}" for f in fields), flush=True)
     means = {sharing: {f: fmean(r[f] for r in rows[sharing]) for f in fields}
              for sharing in rows}
     for sharing in (True, False):
         print(f"{'mean':>4} {'on' if sharing else 'off':>7} " +
-              " ".join(f"{means[sharing][f]:>16.3f}" for f in fields))
+              " ".join(f"{means[sharing][f]:>12.3f}" for f in fields))
     print("ratios on/off: " + ", ".join(f"{f} {means[True][f] / means[False][f]:.2f}"
                                         for f in fields if means[False][f]))
 
