@@ -536,14 +536,20 @@ def test_options_validate_and_presets(digits):
 
 # -- the loop ----------------------------------------------------------------------------------
 
-def tiny_search(data, directory: Path, generations=2, journal=None, toolbox_map=map):
-    """The tiny preset with 2 models, on the small digits split."""
+def tiny_search(data, directory: Path, generations=2, journal=None, calls=None):
+    """The tiny preset with 2 models, on the small digits split; each evaluation is appended
+    to ``calls`` as (model id, epochs before, fitness) when it is a list."""
     random.seed(7)
     options = method.Options.tiny(population=2, reductions=2)
     evaluator = method.make_evaluator(options, data, store=str(directory / "store"),
                                       device="cpu", seed=3)
-    toolbox = method.make_toolbox(options, evaluator)
-    toolbox.register("map", toolbox_map)
+
+    def evaluate(model):
+        result = evaluator(model)
+        calls.append((model.model_id, model.trained_epochs, result[0]))
+        return result
+
+    toolbox = method.make_toolbox(options, evaluator if calls is None else evaluate)
     models, reductions, genes = method.init_populations(toolbox, options.population,
                                                         options.reductions, options.genes)
     halloffame = tools.HallOfFame(2)
@@ -552,19 +558,6 @@ def tiny_search(data, directory: Path, generations=2, journal=None, toolbox_map=
                                         state_dir=str(directory / "models"), options=options,
                                         halloffame=halloffame, verbose=False, journal=journal)
     return population, logbook, halloffame, options
-
-
-class RecordingMap:
-    """``toolbox.map`` that records each model it evaluates: (id, epochs before, fitness)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, function, models):
-        models = list(models)
-        results = list(map(function, models))
-        self.calls += [(m.model_id, m.trained_epochs, r[0]) for m, r in zip(models, results)]
-        return results
 
 
 class Journal:
@@ -594,11 +587,10 @@ class Journal:
 def search(digits, tmp_path_factory):
     """One tiny search of two generations, its evaluations and checkpoints recorded."""
     directory = tmp_path_factory.mktemp("search")
-    recorder, journal = RecordingMap(), Journal()
-    population, logbook, halloffame, options = tiny_search(digits, directory, 2, journal,
-                                                           recorder)
+    calls, journal = [], Journal()
+    population, logbook, halloffame, options = tiny_search(digits, directory, 2, journal, calls)
     return dict(population=population, logbook=logbook, halloffame=halloffame, options=options,
-                calls=recorder.calls, states=journal.states, directory=directory)
+                calls=calls, states=journal.states, directory=directory)
 
 
 def test_a_tiny_search_end_to_end(search):
