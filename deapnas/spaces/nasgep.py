@@ -11,7 +11,9 @@ Two kinds of chromosome (see :mod:`deapnas.gep`):
 
 The 19 convolutions, each ReLU -> convolution -> BatchNorm: ``conv1x1`` (pointwise);
 ``dep`` (depthwise), ``sep`` (separable: pointwise then depthwise) and ``isep`` (inverse
-separable: depthwise then pointwise), each with kernels 3x3, 5x5, 3x5, 5x3, 1x7 and 7x1.
+separable: depthwise then pointwise), each with kernels 3x3, 5x5, 3x5, 5x3, 1x7 and 7x1. They
+are graph nodes of the operation ``gep_conv`` (:func:`gep_conv`, registered here; a generic
+ReLU-conv-BN block that any space may use).
 
 **A convolution used as a terminal** has no argument in the expression, so its input is part of
 the terminal: the terminal set holds every convolution once per cell input it may read
