@@ -101,7 +101,17 @@ class TrainEvaluator:
     - ``inherit_from`` (path): start from the weights in this file (see
       :func:`~deapnas.training.save_weights`), copying each tensor whose name and shape match;
       parameters not inherited train at ``new_lr_factor`` times the learning rate;
-    - ``save_to`` (path): write the trained weights there.
+    - ``save_to`` (path): write the trained weights there;
+    - ``resume_from`` (path): continue the training saved there by ``save_state_to`` (weights,
+      optimizer and schedule; ``inherit_from`` is then ignored). The schedule spans the
+      recipe's epochs across evaluations, so a network trained ``epochs=1`` at a time follows
+      one cosine schedule, as a network that lives across generations does (NASGEP);
+    - ``save_state_to`` (path): write the whole training state there (``model``, ``optimizer``,
+      ``schedule``, ``epochs`` trained in all, ``inherited`` parameter names); ``info`` then
+      records ``trained_epochs``, the epochs in all.
+
+    Subclasses extend :meth:`inherit` (where a fresh network's weights come from) and
+    :meth:`after_training` (more measurements once the network is scored).
     """
 
     def __init__(self, build: Callable[..., nn.Module], data: Dataset, epochs: int = 10,
@@ -172,15 +182,24 @@ class TrainEvaluator:
             with self._seeded(seed):
                 net = self.network(individual)
                 info["params"] = sum(p.numel() for p in net.parameters())
-                inherited = self._inherit(net, getattr(individual, "inherit_from", None))
-                if inherited is not None:
+                resumed = self._resume(net, getattr(individual, "resume_from", None))
+                inherited = resumed["inherited"] if resumed else self.inherit(net, individual)
+                if inherited is not None and not resumed:
                     info["inherited"] = len(inherited)
+                trainer = self.trainer(net, inherited or (), resumed)
                 data = self.device_data
                 epochs = getattr(individual, "epochs", None) or self.recipe.epochs
-                info["epochs"] = self.fit(net, data.train, epochs, inherited or ())
+                info["epochs"] = self.fit(net, data.train, epochs, trainer=trainer)
                 score = self.accuracy(net, data.val)
+                info.update(self.after_training(individual, net, score))
             if getattr(individual, "save_to", None):
                 save_weights(individual.save_to, net.state_dict())
+            if getattr(individual, "save_state_to", None):
+                info["trained_epochs"] = (resumed["epochs"] if resumed else 0) + info["epochs"]
+                save_weights(individual.save_state_to, {
+                    "model": net.state_dict(), "optimizer": trainer[0].state_dict(),
+                    "schedule": trainer[1].state_dict(), "epochs": info["trained_epochs"],
+                    "inherited": list(inherited or ())})
         except (InvalidGraphError, CandidateFailure) as error:
             return failure(str(error), individual, train_seconds=time.perf_counter() - start,
                            **info)
@@ -193,24 +212,49 @@ class TrainEvaluator:
         info.update(accuracy=score, train_seconds=time.perf_counter() - start)
         return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
-    def _inherit(self, net: nn.Module, path) -> Optional[list[str]]:
-        """Load the matching weights of ``path`` into ``net``; the names loaded (None: no file
-        was given)."""
+    def inherit(self, net: nn.Module, individual) -> Optional[list[str]]:
+        """Load into a fresh ``net`` the matching weights of ``individual.inherit_from``; the
+        parameter names loaded (None: the individual names no file)."""
+        path = getattr(individual, "inherit_from", None)
         if not path:
             return None
         return load_matching(net, load_weights(path, self.device))
 
-    def fit(self, net: nn.Module, split: Split, epochs: int, inherited=()) -> int:
-        """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe; the number
-        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`."""
+    def after_training(self, individual, net: nn.Module, score: float) -> dict:
+        """More measurements for ``info`` once ``net`` is trained and scored (none here)."""
+        return {}
+
+    def _resume(self, net: nn.Module, path) -> Optional[dict]:
+        """The training state saved at ``path``, its weights loaded into ``net`` (None: no
+        path)."""
+        if not path:
+            return None
+        state = load_weights(path, self.device)
+        net.load_state_dict(state["model"])
+        return state
+
+    def trainer(self, net: nn.Module, inherited=(), state: Optional[dict] = None
+                ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The recipe's optimizer (``inherited`` parameters in their own group) and schedule
+        for ``net``, continuing a saved training ``state`` when one is given."""
         recipe = self.recipe
         optimizer = make_optimizer(param_groups(net, inherited, recipe.lr, recipe.new_lr_factor),
                                    recipe)
         schedule = make_schedule(optimizer, recipe)
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+        return optimizer, schedule
+
+    def fit(self, net: nn.Module, split: Split, epochs: int, inherited=(), trainer=None) -> int:
+        """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe (with the
+        ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`); the number
+        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`."""
+        optimizer, schedule = trainer or self.trainer(net, inherited)
         generator = shuffle_generator(split)
         for epoch in range(1, epochs + 1):
             try:
-                train_epoch(net, split, optimizer, recipe, generator)
+                train_epoch(net, split, optimizer, self.recipe, generator)
             except CandidateFailure as error:
                 raise CandidateFailure(f"{error} in epoch {epoch}") from None
             schedule.step()

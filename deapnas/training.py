@@ -194,8 +194,10 @@ def shuffle_generator(split: Split) -> torch.Generator:
 
 def save_weights(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` (a ``state_dict``, or any dict of tensors and plain values) to ``path``
-    atomically: the file holds the old or the new content, never a part."""
+    atomically: the file holds the old or the new content, never a part. Missing folders on
+    the way are created."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
     with open(tmp, "rb+") as handle:

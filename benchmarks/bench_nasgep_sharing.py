@@ -1,0 +1,169 @@
+"""Does NASGEP's weight sharing cut the epochs a model needs to reach a validation accuracy?
+(a script, not a test)
+
+Two comparisons on digits, sharing on and off with the same seeds, printed per seed, on
+average and as ratios:
+
+1. **Controlled** (``--part models``): the same ``--models`` random models (cells over small
+   gene pools, so genes recur), trained one epoch per evaluation in the same order, each for
+   ``--epochs`` epochs, with the same initialisation and batches; with sharing on, a new model
+   starts from the store the earlier ones filled. Only the loaded weights differ.
+2. **Search** (``--part search``): the tiny NASGEP search for ``--generations`` generations.
+   The two searches diverge after the first evaluations (the fitness differs, so selection
+   differs), so compare averages over seeds.
+
+Figures: the accuracy of a new model after its first, second and third epoch (mean over the
+models that trained that long; in the search: models born after the first generation, when
+the store holds weights), the share of those models that reach
+``--target`` and the epochs each needed, the evaluations until some model first reaches
+``--target``, the best accuracy, evaluations and wall time.
+
+    python benchmarks/bench_nasgep_sharing.py                       # both parts, 3 seeds
+    python benchmarks/bench_nasgep_sharing.py --part models --seeds 0 1 --epochs 3
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections import defaultdict
+from statistics import fmean
+
+import torch
+
+from deapnas.data import load_dataset
+from deapnas.methods import nasgep
+from deapnas.spaces import nasgep as space
+from deapnas.weight_store import apply_offers, concerning
+
+
+class RecordingMap:
+    """``toolbox.map`` recording (model id, birth generation, epochs after, accuracy)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, function, models):
+        models = list(models)
+        results = list(map(function, models))
+        self.calls += [(m.model_id, m.born, m.trained_epochs + 1, r[0])
+                       for m, r in zip(models, results)]
+        return results
+
+
+def run(seed: int, sharing: bool, generations: int, data, options: dict) -> dict:
+    """One tiny search; its evaluations and wall time."""
+    random.seed(seed)
+    settings = nasgep.Options.tiny(sharing=sharing, **options)
+    with tempfile.TemporaryDirectory() as directory:
+        evaluator = nasgep.make_evaluator(settings, data, store=f"{directory}/store",
+                                          device="cpu", seed=seed)
+        toolbox = nasgep.make_toolbox(settings, evaluator)
+        recorder = RecordingMap()
+        toolbox.register("map", recorder)
+        models, reductions, genes = nasgep.init_populations(
+            toolbox, settings.population, settings.reductions, settings.genes)
+        start = time.perf_counter()
+        nasgep.nasgep(models, toolbox, generations, genes=genes, reductions=reductions,
+                      state_dir=f"{directory}/models", options=settings, verbose=False)
+        return {"calls": recorder.calls, "seconds": time.perf_counter() - start}
+
+
+def train_in_order(seed: int, sharing: bool, data, models: int, epochs: int) -> dict:
+    """The controlled comparison: the same models trained in the same order; its evaluations
+    (model, position, epoch, accuracy) and wall time."""
+    random.seed(seed)
+    settings = nasgep.Options.tiny(sharing=sharing, max_epochs=epochs)
+    calls, index = [], {}
+    with tempfile.TemporaryDirectory() as directory:
+        evaluator = nasgep.make_evaluator(settings, data, store=f"{directory}/store",
+                                          device="cpu", seed=seed)
+        population, _, _ = nasgep.init_populations(nasgep.make_toolbox(settings, evaluator),
+                                                   models, settings.reductions, settings.genes)
+        start = time.perf_counter()
+        for position, model in enumerate(population):
+            for epoch in range(epochs):
+                model.eval_seed, model.epochs = 1000 * position + epoch, 1
+                model.resume_from = f"{directory}/m{position}-e{epoch}.pt" if epoch else None
+                model.save_state_to = f"{directory}/m{position}-e{epoch + 1}.pt"
+                model.shared = concerning(index, space.share_identities(model))
+                result = evaluator(model)
+                apply_offers(index, result.info.get("shared", {}), result[0])
+                calls.append((f"m{position}", position, epoch + 1, result[0]))
+        return {"calls": calls, "seconds": time.perf_counter() - start}
+
+
+def summarise(result: dict, target: float) -> dict:
+    """The figures printed for one comparison: of models after the first (position or
+    generation 0), whose start may come from the store."""
+    calls = result["calls"]
+    curves = defaultdict(dict)
+    for model, born, epoch, accuracy in calls:
+        if born >= 1:
+            curves[model][epoch] = accuracy
+    to_target = [min(e for e, a in curve.items() if a >= target) for curve in curves.values()
+                 if max(curve.values()) >= target]
+    first_hit = next((i + 1 for i, call in enumerate(calls) if call[3] >= target), None)
+    after = {epoch: [curve[epoch] for curve in curves.values() if epoch in curve]
+             for epoch in (2, 3)}
+    return {"first epoch": fmean(curve[1] for curve in curves.values()),
+            **{f"epoch {e}": fmean(a) if a else float("nan") for e, a in after.items()},
+            "reach": len(to_target) / max(len(curves), 1),
+            "epochs to target": fmean(to_target) if to_target else float("nan"),
+            "evals to target": first_hit or float("nan"),
+            "best": max(call[3] for call in calls), "evaluations": len(calls),
+            "seconds": result["seconds"]}
+
+
+def compare(title: str, seeds: list, target: float, experiment) -> None:
+    """Run ``experiment(seed, sharing)`` both ways for every seed; print the figures."""
+    rows = {True: [], False: []}
+    fields = ["first epoch", "epoch 2", "epoch 3", "reach", "epochs to target",
+              "evals to target", "best", "evaluations", "seconds"]
+    print(title)
+    print(f"{'seed':>4} {'sharing':>7} " + " ".join(f"{f:>12}" for f in fields))
+    for seed in seeds:
+        for sharing in (True, False):
+            row = summarise(experiment(seed, sharing), target)
+            rows[sharing].append(row)
+            print(f"{seed:>4} {'on' if sharing else 'off':>7} " +
+                  " ".join(f"{row[f]:>12.3f}" for f in fields), flush=True)
+    means = {sharing: {f: fmean(r[f] for r in rows[sharing]) for f in fields}
+             for sharing in rows}
+    for sharing in (True, False):
+        print(f"{'mean':>4} {'on' if sharing else 'off':>7} " +
+              " ".join(f"{means[sharing][f]:>12.3f}" for f in fields))
+    print("ratios on/off: " + ", ".join(f"{f} {means[True][f] / means[False][f]:.2f}"
+                                        for f in fields if means[False][f]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["models", "search", "both"], default="both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--population", type=int, default=4)
+    parser.add_argument("--max-epochs", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_dataset("digits", seed=0)
+    options = {"population": args.population, "reductions": args.population,
+               "max_epochs": args.max_epochs}
+    if args.part in ("models", "both"):
+        compare(f"controlled: {args.models} models in order, {args.epochs} epochs each, "
+                f"target {args.target}", args.seeds, args.target,
+                lambda seed, sharing: train_in_order(seed, sharing, data, args.models,
+                                                     args.epochs))
+    if args.part in ("search", "both"):
+        compare(f"tiny NASGEP search, {args.generations} generations, target {args.target}",
+                args.seeds, args.target,
+                lambda seed, sharing: run(seed, sharing, args.generations, data, options))
+
+
+if __name__ == "__main__":
+    main()
