@@ -119,7 +119,9 @@ class TrainEvaluator:
                  weight_decay: float = 0.0, device: str = "auto", seed: int = 0,
                  deterministic: bool = False, max_params: Optional[int] = None,
                  recipe: Optional[Recipe] = None, cublas_workspace: str = ":4096:8",
-                 **recipe_options: Any):
+                 objectives: Iterable[str] = ("accuracy",), **recipe_options: Any):
+        objective_weights(objectives)
+        self.objectives = tuple(objectives)
         self.recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                                        lr=lr, weight_decay=weight_decay, **recipe_options)
         if max_params is not None and max_params < 1:
