@@ -304,7 +304,8 @@ def darts_cell(weights: np.ndarray, edge_weights: Optional[np.ndarray] = None,
     the strongest operation other than ``none``; for every node the two incoming edges whose
     strongest such operation is strongest (weights are the softmax over each edge's row; with
     PC-DARTS edge normalisation, times the softmax of ``edge_weights`` over the node's edges).
-    Ties go to the earlier operation and the earlier edge."""
+    A node's two pairs are listed strongest first, as DARTS prints them; ties go to the
+    earlier operation and the earlier edge."""
     probabilities = _softmax(np.asarray(weights, dtype=np.float64))
     candidates = [i for i, name in enumerate(ops) if name != "none"]
     strongest = probabilities[:, candidates].max(axis=1)
@@ -315,7 +316,7 @@ def darts_cell(weights: np.ndarray, edge_weights: Optional[np.ndarray] = None,
         strength = strongest[edges]
         if edge_weights is not None:
             strength = strength * _softmax(np.asarray(edge_weights[edges], dtype=np.float64))
-        chosen = sorted(edges[np.argsort(-strength, kind="stable")[:2]])
+        chosen = edges[np.argsort(-strength, kind="stable")[:2]]
         pairs += [(best_op[e], darts.EDGES[e][0]) for e in chosen]
         start += node
     return pairs

@@ -26,6 +26,15 @@ DARTS_V2 = darts.Genotype(
     reduce_concat=[2, 3, 4, 5])
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many tiny kernels: one thread is faster than several on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     state = random.getstate()

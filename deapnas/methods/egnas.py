@@ -367,8 +367,10 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         size = alpha.size if alpha is not None else supernet.supernet.layout.size
         start = initial_alpha(size, seed) if alpha is None else np.asarray(alpha, np.float64)
         state = {"alpha": start, "epoch": 0, "es": None, "logbook": _logbook(stats)}
-    elif supernet is not None:
-        supernet.load_state_dict(state["weights"])
+    else:
+        weights = state.pop("weights")
+        if supernet is not None:
+            supernet.load_state_dict(weights)
     logbook = state["logbook"]
 
     while state["epoch"] < epochs:
