@@ -9,7 +9,7 @@ weights α (Algorithm 1 of the paper)::
         if t is past the warm-up epochs:
             for n = 1..N:                                  (N samplings)
                 x_n = α + σ_t · y,  y ~ N(0, I)
-                CMA-ES from x_n, population λ, for `iterations` generations; every candidate z
+                CMA-ES from x_n, population λ, for `iterations` generations (1); every candidate z
                 is scored with the compound fitness f(α, z) (Eq. 7) on the same validation
                 batches; x*_n = the best candidate seen (the set P, with the final mean)
             s = x*_n of highest validation accuracy (Eq. 9)
@@ -25,8 +25,13 @@ pulled towards α, one that does at least as well is pushed away from it, toward
 
 Where the paper is silent or cannot be followed literally, the choices are named parameters:
 
-- ``iterations``: CMA-ES generations per sampling. Algorithm 1 loops ``while k < λ``, so the
-  default is λ.
+- ``iterations``: CMA-ES generations per sampling, 1 by default: the paper states that its α
+  update costs N·λ evaluations per epoch ("a time complexity of N times λ"), and its search cost
+  (0.1 GPU-days, as PC-DARTS) leaves room for no more; Algorithm 1's loop ``while k < λ``
+  indexes the λ individuals z_k of one population, and the authors' code asks λ individuals
+  and tells pycma once. With one generation, P holds that population's best and the mean
+  m^1 recombined from its best half. More generations (λ would read the loop as generations)
+  multiply the ES cost by their number; ``benchmarks/bench_supernet.py`` measures it.
 - The update direction: the paper writes α ← α + ξ·s with s the chosen candidate itself, which
   multiplies α by 1 + ξ every epoch (the authors' code adds an ever-growing positive vector).
   s is read here as the step from α to the chosen candidate, s − α: α moves the fraction ξ of
@@ -220,13 +225,13 @@ class CMASampling:
     """
 
     def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 25,
-                 iterations: Optional[int] = None, bound: float = 3.0):
-        if popsize < 2 or sigma <= 0 or bound <= 0:
-            raise ValueError(f"CMA-ES needs popsize >= 2, sigma > 0 and bound > 0, not "
-                             f"{popsize}, {sigma} and {bound}")
+                 iterations: int = 1, bound: float = 3.0):
+        if popsize < 2 or iterations < 1 or sigma <= 0 or bound <= 0:
+            raise ValueError(f"CMA-ES needs popsize >= 2, iterations >= 1, sigma > 0 and "
+                             f"bound > 0, not {popsize}, {iterations}, {sigma} and {bound}")
         self.centroid = np.clip(np.asarray(centroid, dtype=np.float64), -bound, bound)
         self.sigma, self.seed, self.popsize = float(sigma), int(seed), popsize
-        self.iterations = popsize if iterations is None else iterations
+        self.iterations = iterations
         stream = np.random.default_rng(self.seed)
         self.es = cma.CMAEvolutionStrategy(self.centroid, self.sigma, {
             "popsize": popsize, "bounds": [-bound, bound], "verbose": -9, "seed": math.nan,
@@ -267,7 +272,7 @@ class CMASampling:
                 self.told.append(row.tolist())
 
 
-def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: Optional[int] = None,
+def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: int = 1,
                bound: float = 3.0) -> base.Toolbox:
     """A toolbox for :func:`egnas`: ``evaluate``, the in-process ``map``, and ``strategy``
     making a :class:`CMASampling` of population λ = ``popsize`` (paper: 25)."""
