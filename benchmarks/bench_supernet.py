@@ -63,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="default: --batch-size")
     parser.add_argument("--samplings", type=int, default=5, help="N (paper: 5)")
     parser.add_argument("--popsize", type=int, default=25, help="lambda (paper: 25)")
-    parser.add_argument("--iterations", type=int, default=None, help="default: lambda")
+    parser.add_argument("--iterations", type=int, default=1,
+                        help="CMA-ES generations per sampling (EG-NAS: 1)")
     parser.add_argument("--train-images", type=int, default=25_000, help="per search epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["fp32"])
@@ -180,7 +181,7 @@ def report(args, mode: str, result: dict) -> None:
     print(f"(b) scoring: {result['candidates_per_s']:.2f} candidates/s "
           f"({result['score_images']} images each, "
           f"{result['candidates_per_s'] * result['score_images']:.1f} images/s)")
-    iterations = args.iterations or args.popsize
+    iterations = args.iterations
     per_step = args.samplings * (args.popsize * iterations + 1) + 1
     es = per_step * per_candidate
     epoch = args.train_images / rate["deapnas"]

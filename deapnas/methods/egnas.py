@@ -221,7 +221,12 @@ class CMASampling:
     ``update(population)`` tells pycma their fitnesses (minimised). The state is data: the
     start, sigma, seed and the fitnesses told so far (:meth:`state`); :meth:`replay` brings a
     fresh sampling to the same state by telling them again (sampling is deterministic given the
-    stream), which needs no evaluation.
+    stream), which needs no evaluation. :attr:`done` turns true after ``iterations``
+    generations (see the module's docs for the default of 1).
+
+    pycma's linear algebra runs on one BLAS thread: a CMA-ES in a few hundred dimensions gains
+    nothing from more, and a multithreaded OpenBLAS on a busy machine made the eigendecomposition
+    of a 224 x 224 covariance 35 times slower (1 s instead of 28 ms, measured on 2 shared cores).
     """
 
     def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 25,
