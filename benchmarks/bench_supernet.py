@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench_fitness import median_time  # this folder is on the path when a script runs
 from deapnas.data import Split
 from deapnas.methods.egnas import (SEARCH_RECIPE, Candidate, SupernetEvaluator,
                                    SupernetTraining, initial_alpha)
@@ -70,23 +69,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["fp32"])
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
-
-
-def clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
-def median_time(function, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``function()`` over ``repeats`` calls, after one untimed warm-up."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = clock(device)
-        function()
-        times.append(clock(device) - start)
-    return statistics.median(times)
 
 
 def synthetic(count: int, size: int, device: torch.device, channels_last: bool,

@@ -26,20 +26,15 @@ DARTS_V2 = darts.Genotype(
     reduce_concat=[2, 3, 4, 5])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny kernels: one thread is faster than several on a shared machine."""
-    threads = torch.get_num_threads()
+@pytest.fixture(autouse=True)
+def seeded_on_one_thread():
+    """A fixed seed, and one torch thread (tiny networks run faster on one on a shared
+    machine); both restored afterwards."""
+    state, threads = random.getstate(), torch.get_num_threads()
+    random.seed(7)
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def seeded():
-    state = random.getstate()
-    random.seed(7)
-    yield
     random.setstate(state)
 
 
