@@ -14,7 +14,8 @@ copied: that is what an evolution strategy over ``alpha`` (EG-NAS) needs.
   6 edges and 5 operations; it derives a NAS-Bench-201 cell (a list of 6 operation names).
 
 ``alpha`` is one flat vector; :class:`AlphaLayout` maps it to and from its named blocks of
-``(edge, operation)`` weights. Every operation is built from the shared registry
+``(edge, operation)`` weights. :class:`SupernetTraining` trains a supernet's weights at a given
+``alpha`` with the shared training code. Every operation is built from the shared registry
 (:mod:`deapnas.ops`). All batch normalisations use the statistics of the batch they see, in
 training and in evaluation alike (no running averages), so a forward pass is a pure function of
 the weights, ``alpha`` and the batch: scoring a candidate never changes the supernet.
@@ -29,9 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import Split
 from .networks import ResidualReduction
 from .ops import Shape, get_op, relu_conv_bn
 from .spaces import darts, nb201
+from .training import Recipe, make_optimizer, make_schedule, param_groups, train_epoch
 
 Array = np.ndarray | torch.Tensor
 
@@ -89,13 +92,13 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of ``groups`` equal groups (ShuffleNet; PC-DARTS uses it so that
     every channel takes its turn in the mixed part)."""
     n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 def _batch_statistics(module: nn.Module) -> nn.Module:
     """Make every batch normalisation inside ``module`` use batch statistics only."""
     for norm in module.modules():
-        if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        if isinstance(norm, nn.BatchNorm2d):
             norm.track_running_stats = False
             norm.running_mean = norm.running_var = norm.num_batches_tracked = None
     return module
@@ -284,6 +287,58 @@ class NB201Supernet(nn.Module):
     def derive(self, alpha: Array) -> list[str]:
         """The NAS-Bench-201 cell of ``alpha`` (see :func:`derive_nb201`)."""
         return derive_nb201(_numpy(alpha), self.layout)
+
+
+# -- training the weights -----------------------------------------------------------------------
+
+class _AtAlpha(nn.Module):
+    """The supernet with α fixed: what the shared training loop trains."""
+
+    def __init__(self, supernet: nn.Module, alpha: torch.Tensor):
+        super().__init__()
+        self.supernet = supernet
+        self.register_buffer("alpha", alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.alpha)
+
+
+class SupernetTraining:
+    """A supernet's weights ω trained one pass over the training split at a time, at a given
+    α, with the shared training code (the gradient half of EG-NAS); the state of that training
+    as tensors (:meth:`state_dict`) for checkpoints.
+
+    :param recipe: optimizer, schedule (stepped once per pass) and clipping;
+        ``recipe.epochs`` is the schedule's length (EG-NAS:
+        :data:`deapnas.methods.egnas.SEARCH_RECIPE`).
+    :param seed: seeds the generator that shuffles the training batches.
+    """
+
+    def __init__(self, supernet: nn.Module, data: Split, recipe: Recipe, seed: int = 0):
+        self.supernet, self.data, self.recipe = supernet, data, recipe
+        self.optimizer = make_optimizer(param_groups(supernet, lr=recipe.lr), recipe)
+        self.schedule = make_schedule(self.optimizer, recipe)
+        self.generator = torch.Generator(data.x.device).manual_seed(seed)
+
+    def epoch(self, alpha: np.ndarray) -> float:
+        """One pass of SGD on ω over the training split at ``alpha``; the mean loss."""
+        at_alpha = _AtAlpha(self.supernet, torch.as_tensor(
+            alpha, dtype=torch.float32, device=self.data.x.device))
+        loss = train_epoch(at_alpha, self.data, self.optimizer, self.recipe, self.generator)
+        self.schedule.step()
+        return loss
+
+    def state_dict(self) -> dict:
+        """ω, the optimizer's and the schedule's state and the shuffling generator's state."""
+        return {"weights": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`."""
+        self.supernet.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
 
 
 # -- derivation ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import egnas as eg
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (AlphaLayout, DartsSupernet, MixedEdge, NB201Supernet,
-                              channel_shuffle, derive_darts, derive_nb201)
+                              SupernetTraining, channel_shuffle, derive_darts, derive_nb201)
 
 from conftest import NB201_CSV, NB201_METRIC, NB201_REPORT
 
@@ -100,8 +100,8 @@ def supernet_search(net, digits, epochs=2, warmup=1, journal=None, popsize=4, it
                     samplings=2, seed=0):
     """A tiny supernet search on digits: weight training, then ES steps."""
     recipe = replace(eg.SEARCH_RECIPE, epochs=epochs, batch_size=200, lr=0.025)
-    training = eg.SupernetTraining(net, digits.train, recipe, seed=seed)
-    evaluator = eg.SupernetEvaluator(net, digits.val, batches=1, batch_size=64)
+    training = SupernetTraining(net, digits.train, recipe, seed=seed)
+    evaluator = eg.SupernetEvaluator(net, digits.val, batches=1, batch_size=32)
     toolbox = eg.es_toolbox(evaluator, popsize=popsize, iterations=iterations)
     return eg.egnas(training, toolbox, epochs, warmup=warmup, samplings=samplings, seed=seed,
                     verbose=False, journal=journal)
@@ -314,7 +314,9 @@ def test_deap_ea_generate_update_drives_one_sampling(table):
 # -- the search loop ------------------------------------------------------------------------------
 
 def test_table_mode_reports_the_derived_cells_test_accuracy(table, nb201_csv):
-    alpha, logbook = table_search(table, epochs=5)
+    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+    stats.register("min", min)
+    alpha, logbook = table_search(table, epochs=5, stats=stats)
     cell = derive_nb201(alpha)
     reported = table(cell).info[NB201_REPORT]
     with open(nb201_csv, newline="") as handle:
@@ -323,6 +325,7 @@ def test_table_mode_reports_the_derived_cells_test_accuracy(table, nb201_csv):
     assert [record["epoch"] for record in logbook] == [1, 2, 3, 4, 5]
     assert all(record["nevals"] == 1 + 3 * (3 * 6 + 1) for record in logbook)
     assert all(0 < record["reference"] < 1 and 0 < record["accuracy"] < 1 for record in logbook)
+    assert all(record["min"] < 1 for record in logbook)  # the best of the directions
 
 
 def test_samplings_differ_and_the_search_is_reproducible_from_its_seed(table):
@@ -386,7 +389,7 @@ def test_options_that_cannot_work_are_refused(table, digits):
     toolbox = eg.es_toolbox(eg.TableScorer(table))
     with pytest.raises(ValueError, match="warmup=0"):
         eg.egnas(None, toolbox, 3, warmup=1, alpha=np.zeros(30))
-    training = eg.SupernetTraining(tiny_nb201(digits), digits.train,
+    training = SupernetTraining(tiny_nb201(digits), digits.train,
                                    replace(eg.SEARCH_RECIPE, epochs=5))
     with pytest.raises(ValueError, match="make them equal"):
         eg.egnas(training, toolbox, 3)

@@ -76,8 +76,8 @@ from ..algorithms import assign
 from ..data import Split
 from ..fitness import Evaluation, TableEvaluator, failed, failure
 from ..individuals import individual_class
-from ..supernet import derive_nb201
-from ..training import Recipe, make_optimizer, make_schedule, param_groups, train_epoch
+from ..supernet import SupernetTraining, derive_nb201
+from ..training import Recipe
 
 #: A candidate α: a list of floats with a minimised fitness.
 Candidate = individual_class(list, (-1.0,))
@@ -288,56 +288,6 @@ def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: int = 1,
     return toolbox
 
 
-# -- the weights ----------------------------------------------------------------------------------
-
-class _AtAlpha(nn.Module):
-    """The supernet with α fixed: what the shared training loop trains."""
-
-    def __init__(self, supernet: nn.Module, alpha: torch.Tensor):
-        super().__init__()
-        self.supernet = supernet
-        self.register_buffer("alpha", alpha)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, self.alpha)
-
-
-class SupernetTraining:
-    """The gradient half of EG-NAS: the supernet's weights ω, trained one pass over the
-    training split at a time (at the current α) with the shared training code, and the state
-    of that training as tensors (:meth:`state_dict`) for checkpoints.
-
-    :param recipe: optimizer, schedule (stepped once per pass) and clipping
-        (:data:`SEARCH_RECIPE` by default); ``recipe.epochs`` is the schedule's length.
-    :param seed: seeds the generator that shuffles the training batches.
-    """
-
-    def __init__(self, supernet: nn.Module, data: Split, recipe: Recipe = SEARCH_RECIPE,
-                 seed: int = 0):
-        self.supernet, self.data, self.recipe = supernet, data, recipe
-        self.optimizer = make_optimizer(param_groups(supernet, lr=recipe.lr), recipe)
-        self.schedule = make_schedule(self.optimizer, recipe)
-        self.generator = torch.Generator(data.x.device).manual_seed(seed)
-
-    def epoch(self, alpha: np.ndarray) -> float:
-        """One pass of SGD on ω over the training split at ``alpha``; the mean loss."""
-        at_alpha = _AtAlpha(self.supernet, torch.as_tensor(
-            alpha, dtype=torch.float32, device=self.data.x.device))
-        loss = train_epoch(at_alpha, self.data, self.optimizer, self.recipe, self.generator)
-        self.schedule.step()
-        return loss
-
-    def state_dict(self) -> dict:
-        return {"weights": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.supernet.load_state_dict(state["weights"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.generator.set_state(state["generator"])
-
-
 # -- the search -----------------------------------------------------------------------------------
 
 def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: int,
@@ -357,9 +307,20 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         scoring images, the samplings).
     :param alpha: the initial α (default: :func:`initial_alpha` for the supernet's layout).
     :param stats: compiled over the N directions of each ES step.
-    :param journal: checkpoints (see the module's docs); a resumed search continues after the
-        last finished CMA-ES generation.
-    :returns: the final α and the logbook (one record per epoch).
+    :param journal: checkpoints (the state is listed below); a resumed search continues
+        after the last finished CMA-ES generation.
+    :returns: the final α and the logbook (one record per epoch: ``loss`` of the weight
+        training, ``nevals``, the accuracy of α (``reference``) and of the chosen direction
+        (``accuracy``) on the step's scoring images, ``sigma``, ``alpha_max`` = max |α|).
+
+    The state handed to ``journal.checkpoint``: ``alpha`` (array), ``epoch`` (epochs
+    finished), ``logbook``, ``weights`` (:meth:`SupernetTraining.state_dict`: ω, optimizer,
+    schedule, shuffling generator; empty in the table-only mode) and ``es``, the ES step in
+    progress (None between epochs): the epoch's ``loss`` and ``nevals``, α's own score
+    (``reference``), the finished samplings' best candidates (``directions``) and the sampling
+    under way (``sampling``: the fitnesses told to its CMA-ES, one row per generation, and its
+    best candidate so far), each candidate as ``{"vector", "fitness", "accuracy"}``. The
+    samplings' starts and streams are derived from ``seed``, so no generator state is needed.
 
     Toolbox aliases: ``toolbox.strategy(centroid, sigma, seed)`` makes the ES of one sampling
     (with ``generate``/``update``, e.g. :class:`CMASampling`); ``toolbox.evaluate`` scores a
