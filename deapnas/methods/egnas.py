@@ -51,6 +51,10 @@ Where the paper is silent or cannot be followed literally, the choices are named
   from ``(seed, epoch, n)``; pycma gets its own ``randn`` from such a stream (and no ``seed``:
   pycma would reseed NumPy's global generator with it), so NumPy's global generator is never
   reseeded or drawn from, and the N samplings differ.
+- sim follows Eq. 6 (1 for vectors pointing the same way); the paper's prose says the
+  opposite ("when L2 tends to 0 ... the two architectures are similar"), and its own cases
+  only make sense with the formula.
+- The weight training (:data:`SEARCH_RECIPE`) is PC-DARTS', the supernet EG-NAS builds on.
 - A CMA-ES also ends early when pycma's own termination criteria fire (flat fitness...).
 - Batch normalisation in the supernets uses batch statistics only (see :mod:`deapnas.supernet`).
 
