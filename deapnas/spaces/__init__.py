@@ -82,4 +82,4 @@ def get_space(name: str) -> Space:
         raise ValueError(f"unknown space {name!r}; choose one of {', '.join(SPACES)}") from None
 
 
-from . import macro, minigen, nasgep, nasnet, nb201  # noqa: E402  (each module registers its space)
+from . import darts, macro, minigen, nasgep, nasnet, nb201  # noqa: E402,F401  (each registers its space)

@@ -27,7 +27,8 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (from node, to node) of each edge, in the order of the official architecture string.
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
-_NODE_OPS = {
+#: Compiler node attributes (op, args) of each operation.
+NODE_OPS = {
     "none": {"op": "zero"},
     "skip_connect": {"op": "identity"},
     "nor_conv_1x1": {"op": "relu_conv_bn", "args": {"kernel": 1}},
@@ -85,7 +86,7 @@ def to_graph(cell: Sequence[str]) -> nx.DiGraph:
     graph.add_nodes_from((node, {"op": "identity", "combine": "sum"}) for node in (1, 2, 3))
     for op, (source, target) in zip(cell, EDGES):
         edge = f"{source}{target}:{op}"
-        graph.add_node(edge, label=op, **_NODE_OPS[op])
+        graph.add_node(edge, label=op, **NODE_OPS[op])
         graph.add_edges_from([(source, edge), (edge, target)])
     return graph
 
