@@ -130,17 +130,20 @@ def plot_history(directory: str | Path) -> Path:
 
 
 def plot_best(directory: str | Path) -> Path:
-    """``best.png``: the pick's compiled graph, layered from input to output."""
+    """``best.png``: the pick's compiled graph (each of its cells, side by side), layered from
+    input to output."""
     config, _, _, _, best = load_run(directory)
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graph = space.to_graph(space.from_json(best["genome"]))
+    graphs = space.graphs(space.from_json(best["genome"]))
+    figure, axes = plt.subplots(1, len(graphs), figsize=(4.5 * len(graphs), 6), squeeze=False)
+    for ax, (name, graph) in zip(axes[0], graphs.items()):
+        draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
     times = best.get("times_evaluated")
     count = f" (mean of {times})" if times and times > 1 else ""
-    axes = draw_graph(graph, title=f"best architecture: {best['metric']} "
-                                   f"{best['fitness']:.4f}{count}")
-    return _save(axes.figure, Path(directory) / "best.png")
+    figure.suptitle(f"best architecture: {best['metric']} {best['fitness']:.4f}{count}")
+    return _save(figure, Path(directory) / "best.png")
 
 
 def _metric(config) -> tuple[str, str]:

@@ -284,6 +284,9 @@ class Journal:
         self._elapsed_before, self._started = 0.0, time.monotonic()
         self._written: Optional[int] = None  # evaluations at the last checkpoint written
         self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
+        #: Called with the state after each checkpoint is durable: the moment a method may
+        #: delete files that no checkpoint needs any more (weights of dead individuals...).
+        self.after_write: list[Callable[[dict], None]] = []
 
     def __enter__(self) -> "Journal":
         return self
@@ -414,6 +417,8 @@ class Journal:
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
         self._written = self.evaluations
+        for callback in self.after_write:
+            callback(state)
 
     def _write_tensors(self, tensors: dict) -> dict:
         name = f"checkpoint-{self.evaluations}.pt"

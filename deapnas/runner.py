@@ -56,7 +56,7 @@ class Run:
         self.halloffame = tools.HallOfFame(1)
         self.result: Optional[dict] = None
         self.map, self.workers, self._close = map, 1, lambda: None
-        self._evaluator = None
+        self._evaluator, self._data = None, None
 
     @property
     def directory(self) -> Path:
@@ -95,15 +95,25 @@ class Run:
 
     @property
     def evaluator(self):
-        """The fitness function the config describes: a table look-up or a training run."""
+        """The fitness function: the method's own (:attr:`Method.evaluator
+        <deapnas.methods.Method.evaluator>`), else the one the config describes, a table
+        look-up or a training run (:func:`make_evaluator`). Made once."""
         if self._evaluator is None:
-            self._evaluator = make_evaluator(self.config, self.options, self.space)
+            make = self.method.evaluator or (lambda run: make_evaluator(run.config, run.options,
+                                                                        run.space, run.data))
+            self._evaluator = make(self)
         return self._evaluator
 
     @property
-    def data(self) -> Dataset:
-        """The dataset (for training evaluators)."""
-        return self.evaluator.data
+    def data(self) -> Optional[Dataset]:
+        """The dataset, loaded once (None for a table search). A method's options may set
+        ``val_fraction``, the share of the training images held out for validation."""
+        if self._data is None and not self.config.tabular:
+            config = self.config
+            self._data = load_dataset(config.dataset, config.data_dir, download=config.download,
+                                      seed=config.seed,
+                                      val_fraction=getattr(self.options, "val_fraction", 0.2))
+        return self._data
 
     def history(self) -> list[dict]:
         """Every evaluation recorded so far, in order."""
@@ -161,9 +171,11 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         options.validate(config)
 
 
-def make_evaluator(config: RunConfig, options: Any, space: Space):
-    """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` built from
-    the method's :class:`~deapnas.options.TrainingOptions`."""
+def make_evaluator(config: RunConfig, options: Any, space: Space,
+                   data: Optional[Dataset] = None):
+    """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` on ``data``
+    (loaded from the config when not given) built from the method's
+    :class:`~deapnas.options.TrainingOptions`."""
     if config.tabular:
         table = TableEvaluator(config.table, space.key, config.metric, config.report,
                                objectives=config.objective_names)
@@ -171,8 +183,9 @@ def make_evaluator(config: RunConfig, options: Any, space: Space):
         table.check_keys([space.key(space.init()) for _ in range(5)])
         random.setstate(state)
         return table
-    data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                        seed=config.seed)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, download=config.download,
+                            seed=config.seed)
     training = options if isinstance(options, TrainingOptions) else TrainingOptions()
     build = functools.partial(space.build_network, **space.network_kwargs(training))
     return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,
@@ -268,7 +281,9 @@ def _search(run: Run, progress: bool) -> dict:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     bar = Progress(config.evaluations, enabled=progress)
-    journal = Journal(run.directory, run.space, run.individual, config=config.fingerprint(),
+    records = run.method.records(run) if run.method.records else run.space
+    journal = Journal(run.directory, records, records.individual(run.weights),
+                      config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every, budget=config.evaluations,
                       time_limit=config.time_limit, on_record=bar)
     try:

@@ -8,6 +8,11 @@ A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
 - ``search(run) -> logbook``: builds its toolbox from ``run.toolbox()`` and runs its loop
   (see :class:`deapnas.runner.Run`);
 - ``pick(run) -> dict``: the final architecture (default: the best single evaluation);
+- ``evaluator(run)``: the fitness function, when the method has its own (default: a training
+  run or a table look-up made from the shared settings and the method's training options);
+- ``records(run)``: the space the run directory describes its evaluations in, when the
+  individuals evaluated are not genomes of the searched space (EG-NAS scores vectors of
+  architecture weights);
 - ``presets``: named settings, ``"paper"`` and ``"tiny"`` at least, covering both the shared
   :class:`~deapnas.options.RunConfig` fields and the method's options.
 
@@ -34,6 +39,10 @@ class Method:
         own (EG-NAS minimises a loss); others follow ``--objectives``.
     :param multi_objective: whether its loop handles several objectives (``--objectives``),
         through ``toolbox.select`` or a selection of its own.
+    :param evaluator: ``evaluator(run)``, the method's own fitness function; it is made before
+        the run directory exists, so it must write nothing when made.
+    :param records: ``records(run) -> Space``, what describes and rebuilds the evaluated
+        individuals in the run directory (default: the run's space).
     """
 
     name: str
@@ -45,6 +54,8 @@ class Method:
     tabular: bool = True
     weights: tuple[float, ...] = (1.0,)
     multi_objective: bool = False
+    evaluator: Optional[Callable[[Any], Callable]] = None
+    records: Optional[Callable[[Any], Any]] = None
     description: str = ""
 
 

@@ -31,6 +31,8 @@ class Space:
     :param to_json: ``to_json(genome)``, a JSON-ready readable form; ``from_json(data,
         container)`` is its inverse.
     :param mate: ``mate(a, b) -> (a, b)`` when the space has a crossover.
+    :param cells: ``cells(genome) -> {name: graph}`` for a genome of several cells (normal and
+        reduction...), drawn side by side; default ``{"": to_graph(genome)}``.
     :param network_options: the run options ``build_network`` takes, each mapped to its keyword
         (``{"channels": "channels", "cells": "cells_per_stage"}``).
     """
@@ -45,6 +47,7 @@ class Space:
     to_json: Callable[[Any], Any]
     from_json: Callable[..., Any]
     mate: Optional[Callable[..., tuple]] = None
+    cells: Optional[Callable[[Any], dict]] = None
     network_options: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
 
@@ -57,6 +60,10 @@ class Space:
         """The ``build_network`` keywords taken from the attributes of ``options``."""
         return {keyword: getattr(options, name) for name, keyword in self.network_options.items()
                 if getattr(options, name, None) is not None}
+
+    def graphs(self, genome) -> dict:
+        """``{name: graph}`` of the genome's cells (one unnamed graph for most spaces)."""
+        return self.cells(genome) if self.cells is not None else {"": self.to_graph(genome)}
 
     def describe(self, genome) -> dict:
         """``{"genome": to_json(genome), "key": key(genome)}``, what a run records."""
