@@ -119,9 +119,9 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
     kind = opts.types(cls)[name]
     shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
     help_text = f"{field.metadata['help']}{shown}".replace("%", "%%")
-    if kind is bool:
-        group.add_argument(opts.flag(name), action="store_true", default=argparse.SUPPRESS,
-                           help=help_text)
+    if kind is bool:  # --clamp-pools / --no-clamp-pools: a preset's True can be turned off
+        group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=help_text)
     else:
         choices = field.metadata["choices"]
         group.add_argument(opts.flag(name), type=kind if kind in (int, float) else str,
