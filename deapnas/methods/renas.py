@@ -36,7 +36,8 @@ from deap import tools
 
 from ..algorithms import evaluate_invalid
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
-from ..data import stratified_subset
+from ..data import Dataset, stratified_subset
+from ..fitness import TrainEvaluator
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasnet, nb201
 from . import Method, register_method
@@ -237,9 +238,8 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
     (:func:`~deapnas.algorithms.evaluate_invalid`).
 
     The weights file of a dead individual is deleted at once without a ``journal``; with one,
-    the loop deletes nothing, so that no checkpoint ever names a deleted file: delete them once
-    a checkpoint is on disk, e.g. ``journal.after_write.append(lambda state:
-    weights.prune(state["population"]))`` with a :class:`~deapnas.run.Journal`.
+    the loop deletes nothing, so that no checkpoint ever names a deleted file: :func:`evolve`
+    deletes them once a checkpoint is on disk.
 
     :param steps: children made (the paper's #E).
     :param sample_size: S, at least 2 (the paper leaves it open).
@@ -346,22 +346,59 @@ def retrain_population(population: Iterable, toolbox, epochs: Optional[int] = No
 
 # -- the method --------------------------------------------------------------------------------
 
+def evolve(population: list, toolbox, options: Options, steps: int,
+           weights: Optional[WeightFiles] = None, stats: Optional[tools.Statistics] = None,
+           halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
+           journal=None) -> tuple[Any, list, tools.Logbook]:
+    """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
+    (``weights``) that made them all, :func:`retrain_population`.
+
+    With a :class:`~deapnas.run.Journal`, the weights files of dead individuals are deleted
+    each time a checkpoint is on disk (``journal.after_write``); once the loop is over, all but
+    the final population's (the evaluations after the last checkpoint are replayed on resume,
+    never redone).
+
+    :returns: ``(best, population, logbook)``: the retrained best, or None when nothing was
+        retrained (tabular fitness, a search stopped early, or every retraining failed).
+    """
+    if weights is not None and journal is not None:
+        journal.after_write.append(lambda state: weights.prune(state["population"]))
+    population, logbook = renas(population, toolbox, steps, options.sample_size, weights,
+                                stats=stats, halloffame=halloffame, verbose=verbose,
+                                journal=journal)
+    if weights is None or not logbook or logbook[-1]["step"] < steps:
+        return None, population, logbook
+    weights.prune(population)
+    best, _ = retrain_population(population, toolbox)
+    return (best if best.info.get("reason") is None else None), population, logbook
+
+
+def search_data(data: Dataset, options: Options, seed: int = 0) -> Dataset:
+    """The data candidates train on: ``options.train_per_class`` training images per class
+    when set (a stratified subset), all of them otherwise; the validation split is whole."""
+    if not options.train_per_class:
+        return data
+    chosen = stratified_subset(data.train.y, options.train_per_class, seed)
+    return dataclasses.replace(data, train=data.train.subset(chosen))
+
+
+def inheriting(evaluate: TrainEvaluator, options: Options) -> TrainEvaluator:
+    """``evaluate`` with RENAS's learning rates: a child's inherited parameters at ``lr /
+    new_lr_factor``, every other parameter at ``lr`` (paper: 0.001 and 0.01)."""
+    evaluate.recipe = dataclasses.replace(evaluate.recipe, lr=options.lr / options.new_lr_factor,
+                                          new_lr_factor=options.new_lr_factor)
+    return evaluate
+
+
 def evaluator(run):
-    """The run's fitness: a table look-up, or training on the training images
-    (``train_per_class`` of them per class when set) in which a child's inherited parameters
-    train at ``lr / new_lr_factor`` and every other parameter at ``lr``."""
+    """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
+    rates of :func:`inheriting`."""
     from ..runner import make_evaluator  # the runner imports the methods
 
-    options, data = run.options, run.data
-    if data is not None and options.train_per_class:
-        chosen = stratified_subset(data.train.y, options.train_per_class, run.config.seed)
-        data = dataclasses.replace(data, train=data.train.subset(chosen))
-    evaluate = make_evaluator(run.config, options, run.space, data)
-    if not run.config.tabular:
-        evaluate.recipe = dataclasses.replace(
-            evaluate.recipe, lr=options.lr / options.new_lr_factor,
-            new_lr_factor=options.new_lr_factor)
-    return evaluate
+    if run.config.tabular:
+        return make_evaluator(run.config, run.options, run.space)
+    data = search_data(run.data, run.options, run.config.seed)
+    return inheriting(make_evaluator(run.config, run.options, run.space, data), run.options)
 
 
 def search(run) -> tools.Logbook:
@@ -374,23 +411,15 @@ def search(run) -> tools.Logbook:
     toolbox.register("individual", init_layout, run.individual, layout)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     register_mutation(toolbox, layout, options, fitness_scale=100.0 if config.tabular else 1.0)
-    weights = None
-    if not config.tabular:
-        weights = WeightFiles(run.directory / "weights", options.finetune_epochs)
-        run.journal.after_write.append(lambda state: weights.prune(state["population"]))
-    steps = config.evaluations - first_evaluations(options.population, config.tabular)
-    population, logbook = renas(toolbox.population(n=options.population), toolbox, steps,
-                                options.sample_size, weights, stats=run.stats,
-                                halloffame=run.halloffame, verbose=False, journal=run.journal)
-    finished = bool(logbook) and logbook[-1]["step"] == steps
-    if weights is not None and finished:
-        # Evaluations after the last checkpoint are replayed on resume, never redone: from
-        # here on only the final population's weights are worth keeping.
-        weights.prune(population)
-        best, _ = retrain_population(population, toolbox)
-        if best.info.get("reason") is None:
-            run.result = {**run.space.describe(best), "fitness": list(best.fitness.values),
-                          "info": best.info}
+    weights = (None if config.tabular else
+               WeightFiles(run.directory / "weights", options.finetune_epochs))
+    best, _, logbook = evolve(
+        toolbox.population(n=options.population), toolbox, options,
+        config.evaluations - first_evaluations(options.population, config.tabular), weights,
+        stats=run.stats, halloffame=run.halloffame, verbose=False, journal=run.journal)
+    if best is not None:
+        run.result = {**run.space.describe(best), "fitness": list(best.fitness.values),
+                      "info": best.info}
     return logbook
 
 
