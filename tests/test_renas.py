@@ -20,14 +20,13 @@ from deapnas.controller import GenomeLayout, MutationController, init_layout, mu
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods import METHODS
-from deapnas.methods import renas as method
 from deapnas.methods.renas import WeightFiles, renas, retrain_population
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
 
-from conftest import NB201_CSV, NB201_METRIC, NB201_REPORT, without_clock
+from conftest import (NB201_CSV, NB201_METRIC, NB201_REPORT, interrupt_evaluation,
+                      without_clock)
 
 NASNET = nasnet.SPACE.individual()
 NB201 = nb201.SPACE.individual()
@@ -435,22 +434,18 @@ TINY_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
             "--quiet"]
 
 
-def interrupt_renas(monkeypatch, at: int):
-    """Make the renas method's evaluator raise KeyboardInterrupt at its ``at``-th call."""
-    calls = {"n": 0}
+def interrupt_training(monkeypatch, at: int):
+    """Make every TrainEvaluator raise KeyboardInterrupt at the ``at``-th training of the test
+    (the renas method's evaluator adjusts the runner's, so the runner's cannot be replaced)."""
+    train, calls = TrainEvaluator.__call__, {"n": 0}
 
-    def interrupting(run):
-        evaluate = method.evaluator(run)
+    def interrupted(evaluator, individual):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return train(evaluator, individual)
 
-        def wrapper(individual):
-            calls["n"] += 1
-            if calls["n"] == at:
-                raise KeyboardInterrupt
-            return evaluate(individual)
-        return wrapper
-
-    monkeypatch.setitem(METHODS, "renas", dataclasses.replace(method.METHOD,
-                                                              evaluator=interrupting))
+    monkeypatch.setattr(TrainEvaluator, "__call__", interrupted)
 
 
 def same_runs(a: Path, b: Path) -> bool:
@@ -464,10 +459,10 @@ def same_runs(a: Path, b: Path) -> bool:
 def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, monkeypatch,
                                                                      capsys):
     assert main(["search", "--out", str(tmp_path / "straight"), *TINY_RUN]) == 0
-    interrupt_renas(monkeypatch, 7)  # child 7; the checkpoint is after evaluation 4
+    interrupt_training(monkeypatch, 7)  # child 7; the checkpoint is after evaluation 4
     assert main(["search", "--out", str(tmp_path / "broken"), *TINY_RUN]) == 130
     assert len(read_history(tmp_path / "broken")) == 6
-    monkeypatch.setitem(METHODS, "renas", method.METHOD)
+    monkeypatch.undo()
     assert main(["resume", str(tmp_path / "broken"), "--quiet"]) == 0
     assert same_runs(tmp_path / "straight", tmp_path / "broken")
 
@@ -498,11 +493,11 @@ def table_search(csv, out, *extra):
 
 def test_a_tabular_search_resumes_with_its_controller(nb201_csv, tmp_path, monkeypatch):
     assert table_search(nb201_csv, tmp_path / "straight") == 0
-    interrupt_renas(monkeypatch, 33)
+    restore = interrupt_evaluation(monkeypatch, 33)
     assert table_search(nb201_csv, tmp_path / "broken") == 130
     operators = read_json(tmp_path / "broken" / CHECKPOINT)["state"]["operators"]
     assert "encoder.weight_ih_l0" in operators["net"] and operators["updates"] > 0
-    monkeypatch.setitem(METHODS, "renas", method.METHOD)
+    restore()
     assert main(["resume", str(tmp_path / "broken"), "--quiet"]) == 0
     assert same_runs(tmp_path / "straight", tmp_path / "broken")
     history = read_history(tmp_path / "broken")
