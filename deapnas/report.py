@@ -195,6 +195,7 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
                          "or raise the search's --max-params") from None
     evaluator.fit(net, both, epochs)
     result = {"epochs": epochs, "channels": getattr(options, "channels", None),
+              "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": evaluator.accuracy(net, data.test),
               "params": sum(p.numel() for p in net.parameters()), "test_images": len(data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
