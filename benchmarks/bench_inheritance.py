@@ -4,7 +4,8 @@ training from scratch, measured side by side on the same children.
 For each of ``--pairs`` random NASNet-like cells (the parent), trained from scratch for
 ``--epochs`` epochs with its weights saved, a child is made by the paper's random mutation (one
 change per block) and evaluated three ways by the same :class:`~deapnas.fitness.TrainEvaluator`
-RENAS uses (SGD, momentum 0.9, lr 0.001 for inherited parameters, 10x for new ones):
+RENAS uses (:func:`deapnas.methods.renas.inheriting`: SGD, momentum 0.9, weight decay 3e-4,
+lr 0.001 for inherited parameters, 10x for new ones):
 
 (a) inherit: the parent's matching parameters, then ``--finetune-epochs`` (the paper: one
     pass over the training data);
@@ -37,6 +38,7 @@ import torch
 
 from deapnas.data import DATASETS, load_dataset
 from deapnas.fitness import TrainEvaluator
+from deapnas.methods import renas
 from deapnas.spaces import nasnet
 
 INDIVIDUAL = nasnet.SPACE.individual()
@@ -76,11 +78,13 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
-    evaluator = TrainEvaluator(
+    options = renas.Options()  # the method's training: SGD, momentum 0.9, weight decay 3e-4
+    evaluator = renas.inheriting(TrainEvaluator(
         functools.partial(nasnet.build_network, channels=args.channels,
                           cells_per_stage=args.cells),
-        data, epochs=args.epochs, batch_size=args.batch_size, optimizer="sgd", lr=1e-3,
-        momentum=0.9, new_lr_factor=10.0, device=args.device, seed=args.seed)
+        data, epochs=args.epochs, batch_size=args.batch_size, optimizer=options.optimizer,
+        lr=options.lr, weight_decay=options.weight_decay, device=args.device, seed=args.seed),
+        options)
     short = args.finetune_epochs
     inherit, scratch_short, scratch = (f"inherit, {short} epoch(s)", f"scratch, {short} epoch(s)",
                                        f"scratch, {args.epochs} epochs")

@@ -35,7 +35,7 @@ import functools
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Optional, Sequence
+from typing import Any, Callable, Hashable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -108,6 +108,13 @@ class GenomeLayout:
         """The values ``position`` may be changed to (all but its current one by default)."""
         return [v for v in self.choices[position]
                 if not (exclude_current and v == tokens[position])]
+
+
+def init_layout(container: Callable[[list], Sequence], layout: GenomeLayout) -> Sequence:
+    """A genome of ``layout`` with every position drawn uniformly among its choices, in order
+    (the random initialisation of :func:`deapnas.spaces.nasnet.init_cell` and
+    :func:`deapnas.spaces.nb201.init_cell`, draw for draw)."""
+    return container([random.choice(options) for options in layout.choices])
 
 
 def mut_layout(individual: list, layout: GenomeLayout, exclude_current: bool = True

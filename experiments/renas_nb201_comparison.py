@@ -4,10 +4,13 @@ The paper (Chen et al., 2019, §5.3, Fig. 4) runs the same evolution twice, once
 reinforced mutation controller and once with random mutation actions, and reports that RENAS
 reaches the same population quality 1.5-2x faster. This script repeats the comparison on the
 NAS-Bench-201 table (tabular fitness, seconds per run on a CPU): for every seed both variants
-run :func:`deapnas.methods.renas.renas` with the same initial population, P, S and budget;
-only ``toolbox.mutate`` differs (the controller, learning through ``toolbox.update``, or
-:func:`deapnas.controller.mut_layout`: the same action, one edge per mutation, drawn
-uniformly).
+run the registered method's loop, :func:`deapnas.methods.renas.renas`, with the same initial
+population, P, S and budget; only ``toolbox.mutate`` differs, as
+:func:`deapnas.methods.renas.register_mutation` registers it for ``--mutation controller`` (the
+controller with the method's default settings, learning through ``toolbox.update``) or
+``--mutation random`` (:func:`deapnas.controller.mut_layout`: the same action, one edge per
+mutation, drawn uniformly). It is the same search as ``deapnas search --algorithm renas
+--space nb201 --table ...`` with ``--population 20 --sample-size 5``.
 
 Fitness is the CIFAR-10 validation accuracy (``cifar10valid_xvalid_acc_200ep_mean``); the test
 accuracy (``cifar10_test_acc_200ep``) of the best-by-validation architecture is only reported.
@@ -39,15 +42,14 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from deapnas.controller import GenomeLayout, MutationController, mut_layout
 from deapnas.fitness import TableEvaluator
-from deapnas.methods.renas import renas
+from deapnas.methods.renas import Options, genome_layout, register_mutation, renas
 from deapnas.spaces import nb201
 
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-201" / \
     "nb201.csv"
 INDIVIDUAL = nb201.SPACE.individual()
-LAYOUT = GenomeLayout.flat(nb201.OPS, len(nb201.EDGES))
+LAYOUT = genome_layout("nb201")
 VARIANTS = ("controller", "random")
 
 
@@ -60,8 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--evaluations", type=int, default=500,
                         help="budget per run, the initial population included")
-    parser.add_argument("--population", type=int, default=20, help="P (paper: 20)")
-    parser.add_argument("--sample-size", type=int, default=5,
+    parser.add_argument("--population", type=int, default=Options.population,
+                        help="P (paper: 20)")
+    parser.add_argument("--sample-size", type=int, default=Options.sample_size,
                         help="S (the paper does not give it; AmoebaNet's S/P = 1/4)")
     parser.add_argument("--counts", type=int, nargs="+", default=[30, 50, 100, 200, 300, 500],
                         help="evaluation counts at which the curves are printed")
@@ -75,19 +78,14 @@ def run(seed: int, variant: str, table: TableEvaluator, args) -> dict:
     """One search; per evaluation count: best validation accuracy so far, the test accuracy
     of that architecture, and the population's mean validation accuracy."""
     random.seed(seed)
+    population = [nb201.init_cell(INDIVIDUAL) for _ in range(args.population)]
     evaluations = []
     toolbox = base.Toolbox()
     toolbox.register("evaluate", table)
     toolbox.register("map", lambda f, items: _recorded(evaluations, map(f, items)))
-    if variant == "controller":
-        controller = MutationController(LAYOUT, seed=seed, fitness_scale=100.0)
-        toolbox.register("mutate", controller.mutate)
-        toolbox.register("update", controller.update)
-    else:
-        toolbox.register("mutate", mut_layout, layout=LAYOUT)
+    register_mutation(toolbox, LAYOUT, Options(mutation=variant), fitness_scale=100.0)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("mean", np.mean)
-    population = [nb201.init_cell(INDIVIDUAL) for _ in range(args.population)]
     _, logbook = renas(population, toolbox, args.evaluations - args.population,
                        args.sample_size, stats=stats, verbose=False)
     valid = np.array([e[0] for e in evaluations])

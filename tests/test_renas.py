@@ -1,5 +1,6 @@
-"""RENAS: the block-cell space, the mutation controller, parameter inheritance and the loop
-(on the real NAS-Bench-201 table and on real digits training)."""
+"""RENAS: the block-cell space, the mutation controller, parameter inheritance, the loop and
+the registered method through the command line (on the real NAS-Bench-201 table and on real
+digits training)."""
 import copy
 import dataclasses
 import functools
@@ -14,15 +15,18 @@ import pytest
 import torch
 from deap import base, tools
 
-from deapnas.controller import GenomeLayout, MutationController, mut_layout
+from deapnas.cli import main
+from deapnas.controller import GenomeLayout, MutationController, init_layout, mut_layout
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import WeightStore, renas, retrain_population
+from deapnas.methods.renas import WeightFiles, renas, retrain_population
+from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
 
-from conftest import NB201_CSV, NB201_METRIC, NB201_REPORT
+from conftest import (NB201_CSV, NB201_METRIC, NB201_REPORT, interrupt_evaluation,
+                      without_clock)
 
 NASNET = nasnet.SPACE.individual()
 NB201 = nb201.SPACE.individual()
@@ -318,53 +322,13 @@ def test_evaluator_fine_tunes_from_the_parent_file(digits, tmp_path):
 
 # -- the loop ----------------------------------------------------------------------------------
 
-class MemoryJournal:
-    """A stand-in for the run journal: keeps the last checkpoint as data (individuals as their
-    JSON, fitness and attributes; tensors through ``torch.load(weights_only=True)``) with the
-    random states, and stops the search at checkpoint number ``stop_at``."""
-
-    def __init__(self, space, container, stop_at=None):
-        self.space, self.container, self.stop_at = space, container, stop_at
-        self.saved, self.calls = None, 0
-
-    def checkpoint(self, **state) -> bool:
-        self.calls += 1
-        frozen = {key: self._individuals(value) if key in ("population", "halloffame") else
-                  copy.deepcopy(value) for key, value in state.items()}
-        if "operators" in state:
-            buffer = io.BytesIO()
-            torch.save(state["operators"], buffer)
-            frozen["operators"] = buffer.getvalue()
-        self.saved = (frozen, random.getstate(), np.random.get_state(), torch.get_rng_state())
-        return self.calls != self.stop_at
-
-    def _individuals(self, individuals):
-        return json.dumps([{"genome": self.space.to_json(ind),
-                            "fitness": list(ind.fitness.values) if ind.fitness.valid else None,
-                            "attributes": {k: v for k, v in vars(ind).items() if k != "fitness"}}
-                           for ind in individuals])
-
-    def restore(self):
-        if self.saved is None:
-            return None
-        frozen, python, numpy, torch_state = self.saved
-        random.setstate(python)
-        np.random.set_state(numpy)
-        torch.set_rng_state(torch_state)
-        state = dict(frozen)
-        for key in ("population", "halloffame"):
-            state[key] = [self._individual(data) for data in json.loads(frozen[key])]
-        if "operators" in frozen:
-            state["operators"] = torch.load(io.BytesIO(frozen["operators"]), weights_only=True)
-        state["logbook"] = copy.deepcopy(frozen["logbook"])
-        return state
-
-    def _individual(self, data):
-        individual = self.space.from_json(data["genome"], self.container)
-        if data["fitness"] is not None:
-            individual.fitness.values = data["fitness"]
-        vars(individual).update(data["attributes"])
-        return individual
+def test_random_genomes_of_a_layout_are_drawn_as_the_spaces_draw_them():
+    for space, layout in (("nasnet", nasnet.layout(5)), ("nb201", NB201_LAYOUT)):
+        init = nasnet.init_cell if space == "nasnet" else nb201.init_cell
+        random.seed(3)
+        expected = [init(list) for _ in range(20)]
+        random.seed(3)
+        assert [init_layout(list, layout) for _ in range(20)] == expected
 
 
 @pytest.fixture(scope="module")
@@ -411,33 +375,29 @@ def test_tabular_search_with_the_controller(table):
     assert len(final) == 20 and controller.updates == 150
     assert logbook.select("step") == list(range(151))
     assert not any(hasattr(ind, "mutation") for ind in final)
+    assert len({ind.eval_seed for ind in final}) == 20  # each evaluation its own seed
     assert logbook[-1]["mean"] > logbook[0]["mean"] + 5  # the population improves
     best = halloffame[0]
     assert NB201_REPORT in best.info  # the test accuracy is recorded, never selected on
 
 
-def search_nb201(table, steps, journal=None):
-    random.seed(7)
-    controller = MutationController(NB201_LAYOUT, seed=1, fitness_scale=100)
-    population = [nb201.init_cell(NB201) for _ in range(10)]
-    final, logbook = renas(population, nb201_toolbox(table, controller), steps=steps,
-                           sample_size=3, verbose=False, journal=journal)
-    return final, logbook, controller
+def test_weight_files_are_pruned_to_the_living_and_follow_a_moved_directory(tmp_path):
+    files = WeightFiles(tmp_path / "a")
+    population = [NASNET(PARENT) for _ in range(3)]
+    for number, individual in enumerate(population):
+        files.attach(individual, number)
+        save_weights(individual.save_to, {"w": torch.zeros(1)})
+    assert sorted(p.name for p in files.prune(population[1:])) == ["000000.pt"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["000001.pt", "000002.pt"]
+    (tmp_path / "a").rename(tmp_path / "b")
+    moved = WeightFiles(tmp_path / "b")
+    moved.adopt(population[1:])
+    assert [Path(ind.save_to) for ind in population[1:]] == \
+        [tmp_path / "b" / "000001.pt", tmp_path / "b" / "000002.pt"]
+    assert all(Path(ind.save_to).exists() for ind in population[1:])
 
 
-def test_tabular_resume_continues_as_the_uninterrupted_run(table):
-    final, logbook, controller = search_nb201(table, 30)
-    journal = MemoryJournal(nb201.SPACE, NB201, stop_at=12)
-    stopped, _, _ = search_nb201(table, 30, journal)
-    journal.stop_at = None
-    resumed, resumed_logbook, resumed_controller = search_nb201(table, 30, journal)
-    assert len(stopped) == 10 and resumed_logbook == logbook
-    assert [list(ind) for ind in resumed] == [list(ind) for ind in final]
-    for name, tensor in controller.net.state_dict().items():
-        assert torch.equal(tensor, resumed_controller.net.state_dict()[name])
-
-
-def search_digits(digits, directory, steps, journal=None):
+def search_digits(digits, directory, steps):
     random.seed(11)
     controller = MutationController(nasnet.layout(2), seed=2)
     toolbox = base.Toolbox()
@@ -445,33 +405,116 @@ def search_digits(digits, directory, steps, journal=None):
     for name in ("mutate", "update", "state_dict", "load_state_dict"):
         toolbox.register(name, getattr(controller, name))
     population = [nasnet.init_cell(NASNET, blocks=2) for _ in range(4)]
-    return renas(population, toolbox, steps=steps, sample_size=2,
-                 weights=WeightStore(directory), verbose=False, journal=journal)[0]
+    final, _ = renas(population, toolbox, steps=steps, sample_size=2,
+                     weights=WeightFiles(directory), verbose=False)
+    return final, toolbox
 
 
-def test_search_on_digits_with_inheritance_and_resume(digits, tmp_path):
-    final = search_digits(digits, tmp_path / "a", steps=4)
+def test_children_inherit_on_digits_and_the_dead_leave_no_files(digits, tmp_path):
+    final, toolbox = search_digits(digits, tmp_path, steps=4)
     files = {Path(ind.save_to).name for ind in final}
-    assert {p.name for p in (tmp_path / "a").iterdir()} == files  # the dead ones' are gone
+    assert {p.name for p in tmp_path.iterdir()} == files  # the dead ones' are gone
     children = [ind for ind in final if int(Path(ind.save_to).stem) >= 4]
     assert children and all(ind.info["epochs"] == 1 and ind.info["inherited"] > 0
                             for ind in children if hasattr(ind, "inherit_from"))
     assert all(ind.info["epochs"] == 2 for ind in final if ind not in children)
 
-    journal = MemoryJournal(nasnet.SPACE, NASNET, stop_at=3)  # after the 2nd child
-    search_digits(digits, tmp_path / "b", steps=4, journal=journal)
-    journal.stop_at = None
-    resumed = search_digits(digits, tmp_path / "b", steps=4, journal=journal)
-    assert [(list(i), i.fitness.values) for i in resumed] == \
-        [(list(i), i.fitness.values) for i in final]
-    for ind in final:
-        a = torch.load(ind.save_to, weights_only=True)
-        b = torch.load(tmp_path / "b" / Path(ind.save_to).name, weights_only=True)
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-    toolbox = base.Toolbox()
-    toolbox.register("evaluate", digits_evaluator(digits))
     best, retrained = retrain_population(final, toolbox, epochs=1)
     assert best is max(retrained, key=lambda ind: ind.fitness)
     assert [list(ind) for ind in retrained] == [list(ind) for ind in final]
     assert all(ind.info["epochs"] == 1 and "inherited" not in ind.info for ind in retrained)
+    assert {ind.eval_seed for ind in retrained}.isdisjoint(ind.eval_seed for ind in final)
+
+
+# -- the method, through the command line --------------------------------------------------------
+
+TINY_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
+            "--sample-size", "2", "--blocks", "2", "--channels", "4", "--epochs", "1",
+            "--batch-size", "50", "--train-per-class", "10", "--checkpoint-every", "3",
+            "--quiet"]
+
+
+def interrupt_training(monkeypatch, at: int):
+    """Make every TrainEvaluator raise KeyboardInterrupt at the ``at``-th training of the test
+    (the renas method's evaluator adjusts the runner's, so the runner's cannot be replaced)."""
+    train, calls = TrainEvaluator.__call__, {"n": 0}
+
+    def interrupted(evaluator, individual):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return train(evaluator, individual)
+
+    monkeypatch.setattr(TrainEvaluator, "__call__", interrupted)
+
+
+def same_runs(a: Path, b: Path) -> bool:
+    """Equal histories (but for clocks) and equal picks."""
+    def records(directory):
+        return [{**r, "info": {k: v for k, v in r["info"].items() if k != "train_seconds"}}
+                for r in without_clock(read_history(directory))]
+    return records(a) == records(b) and read_json(a / BEST) == read_json(b / BEST)
+
+
+def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, monkeypatch,
+                                                                     capsys):
+    assert main(["search", "--out", str(tmp_path / "straight"), *TINY_RUN]) == 0
+    interrupt_training(monkeypatch, 7)  # child 7; the checkpoint is after evaluation 4
+    assert main(["search", "--out", str(tmp_path / "broken"), *TINY_RUN]) == 130
+    assert len(read_history(tmp_path / "broken")) == 6
+    monkeypatch.undo()
+    assert main(["resume", str(tmp_path / "broken"), "--quiet"]) == 0
+    assert same_runs(tmp_path / "straight", tmp_path / "broken")
+
+    history = read_history(tmp_path / "broken")
+    children, retrained = history[4:8], history[8:]
+    assert all(r["info"]["epochs"] == 1 and r["info"]["inherited"] > 0 for r in children
+               if r["reason"] is None)
+    assert all("inherited" not in r["info"] for r in history[:4] + retrained)
+    best = read_json(tmp_path / "broken" / BEST)
+    valid = [r for r in retrained if r["reason"] is None]
+    assert best["fitness"] == max(r["fitness"][0] for r in valid)  # the retrained best
+    assert len(list((tmp_path / "broken" / "weights").glob("*.pt"))) == 4  # the population's
+    capsys.readouterr()
+
+    assert main(["show", str(tmp_path / "broken")]) == 0
+    shown = capsys.readouterr().out
+    assert "renas on the nasnet space" in shown and "best.png" in shown
+    assert main(["train", str(tmp_path / "broken"), "--epochs", "1"]) == 0
+    trained = read_json(tmp_path / "broken" / "train.json")
+    assert 0 <= trained["test_accuracy"] <= 1 and trained["params"] == best["params"]
+
+
+def table_search(csv, out, *extra):
+    return main(["search", "--algorithm", "renas", "--space", "nb201", "--dataset", "nb201",
+                 "--table", str(csv), "--metric", NB201_METRIC, "--report", NB201_REPORT,
+                 "--evaluations", "60", "--out", str(out), "--quiet", *extra])
+
+
+def test_a_tabular_search_resumes_with_its_controller(nb201_csv, tmp_path, monkeypatch):
+    assert table_search(nb201_csv, tmp_path / "straight") == 0
+    restore = interrupt_evaluation(monkeypatch, 33)
+    assert table_search(nb201_csv, tmp_path / "broken") == 130
+    operators = read_json(tmp_path / "broken" / CHECKPOINT)["state"]["operators"]
+    assert "encoder.weight_ih_l0" in operators["net"] and operators["updates"] > 0
+    restore()
+    assert main(["resume", str(tmp_path / "broken"), "--quiet"]) == 0
+    assert same_runs(tmp_path / "straight", tmp_path / "broken")
+    history = read_history(tmp_path / "broken")
+    best = read_json(tmp_path / "broken" / BEST)
+    assert len(history) == 60 and not (tmp_path / "broken" / "weights").exists()
+    assert best["fitness"] == max(r["fitness"][0] for r in history)
+    assert NB201_REPORT in best["report"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--evaluations", "9", "--population", "5"], "at least 10: the first population and "
+                                                  "its final retraining"),
+    (["--evaluations", "20", "--sample-size", "6", "--population", "5"], "--sample-size"),
+    (["--space", "macro"], "renas searches nasnet or nb201"),
+])
+def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_path, capsys,
+                                                                         argv, message):
+    out = tmp_path / "run"
+    assert main(["search", "--algorithm", "renas", "--out", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

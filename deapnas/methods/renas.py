@@ -1,53 +1,169 @@
-"""RENAS: reinforced evolutionary neural architecture search (Chen et al., 2019).
+"""RENAS: reinforced evolutionary neural architecture search (Chen et al., 2019):
+``deapnas search --algorithm renas``.
 
 Evolution by tournament selection in which the *worst* individual of each sample dies (not the
 oldest, as in aging evolution), with a learned mutation operator and parameter inheritance:
 
 - :func:`renas`, the loop (the paper's Algorithm 1);
-- :class:`~deapnas.controller.MutationController`, the reinforced mutation (register it as
-  ``toolbox.mutate`` / ``toolbox.update``; :func:`~deapnas.controller.mut_layout` is the
-  paper's random-mutation baseline);
-- :class:`WeightStore`, the trained weights of the population's members, from which children
+- :class:`~deapnas.controller.MutationController`, the reinforced mutation, registered by
+  :func:`register_mutation` as ``toolbox.mutate`` / ``toolbox.update`` (or the paper's
+  random-mutation baseline, :func:`~deapnas.controller.mut_layout`, with the same actions);
+- :class:`WeightFiles`, the trained weights of the population's members, from which children
   inherit every parameter whose name and shape match and are fine-tuned for one pass over the
   training data, new parameters at 10x the learning rate (0.01 vs 0.001);
 - :func:`retrain_population`, the final step: the population retrained from scratch and the
   best (on the validation split) picked.
 
-A tabular search (NAS-Bench-201) runs the same loop without a weight store.
+It searches the NASNet-like block cells of :mod:`deapnas.spaces.nasnet`, trained with
+inheritance, or NAS-Bench-201 cells (``--space nb201``) looked up in the benchmark's table
+(``--table``: the same loop without weights, the pick being the best evaluation).
+
+The budget ``--evaluations`` counts every evaluation: the first population (P), the children,
+and, for a trained search, the final retraining of the population (P); so a trained search
+makes ``evaluations - 2P`` children and a tabular one ``evaluations - P``.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from deap import tools
 
-from ..algorithms import assign
+from ..algorithms import evaluate_invalid
+from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
+from ..data import Dataset, stratified_subset
+from ..fitness import TrainEvaluator
+from ..options import RunConfig, TrainingOptions, option
+from ..spaces import nasnet, nb201
+from . import Method, register_method
 
-#: Per-evaluation attributes the loop sets on an individual (see TrainEvaluator).
-_TRAINING_ATTRIBUTES = ("inherit_from", "save_to", "epochs")
+#: Attributes that hold for one evaluation only (a clone must not carry its parent's).
+_PER_EVALUATION = ("eval_seed", "inherit_from", "save_to", "epochs")
 
 
-class WeightStore:
-    """The trained weights of a run's individuals, one file per evaluation in ``directory``.
+@dataclass
+class Options(TrainingOptions):
+    """RENAS's settings: the paper's where it gives them (Chen et al., 2019, §4.3 and §5.1),
+    otherwise the documented choices (see ``docs/methods/renas.rst``)."""
+
+    epochs: int = option(20, "epochs of training from scratch: the first population and the "
+                         "final retraining (not given in the paper; 20 is its own "
+                         "from-scratch evaluation, §5.3)", minimum=1)
+    optimizer: str = option("sgd", "the optimizer (SGD with momentum 0.9, as the paper trains)",
+                            choices=("adam", "sgd"))
+    lr: float = option(0.01, "learning rate of training from scratch and of a child's new "
+                       "parameters (paper: 0.01)", positive=True)
+    weight_decay: float = option(3e-4, "L2 weight decay (the paper's CIFAR-10 value)", minimum=0)
+    channels: int = option(24, "F, filters of the first cells (paper's search: 24)", minimum=1)
+    cells: int = option(2, "N, cells per stage (paper's search: 2)", minimum=1)
+    population: int = option(20, "population P", minimum=2)
+    sample_size: int = option(5, "sample size S: the best of S becomes the parent, the worst "
+                              "dies (not given in the paper; AmoebaNet's S/P = 1/4)", minimum=2)
+    blocks: int = option(5, "B, blocks per cell of the nasnet space", minimum=1)
+    mutation: str = option("controller", "controller: the reinforced mutation; random: the same "
+                           "actions drawn uniformly (the paper's EA baseline)",
+                           choices=("controller", "random"))
+    finetune_epochs: int = option(1, "epochs a child is fine-tuned from its parent's weights "
+                                  "(paper: one pass over the training data)", minimum=1)
+    new_lr_factor: float = option(10.0, "a child's inherited parameters train at --lr divided "
+                                  "by this (paper: 10, i.e. 0.001)", minimum=1)
+    val_fraction: float = option(0.1, "share of the training images held out for validation "
+                                 "(paper: 5,000 of CIFAR-10's 50,000)", positive=True,
+                                 maximum=0.5)
+    train_per_class: int = option(0, "train candidates on a stratified subset of this many "
+                                  "training images per class (0: all of them)", minimum=0)
+    controller_size: int = option(100, "the controller's embedding and LSTM sizes (paper: 100)",
+                                  minimum=1)
+    controller_lr: float = option(1e-3, "the controller's Adam learning rate (paper: 0.001)",
+                                  positive=True)
+    temperature: float = option(5.0, "the controller's logits are divided by it (paper: 5.0)",
+                                positive=True)
+    tanh_constant: float = option(2.5, "then squashed to C tanh(logits) (paper: 2.5)",
+                                  positive=True)
+    entropy_weight: float = option(0.1, "weight of the decisions' entropy added to the reward "
+                                   "(paper: 0.1)", minimum=0)
+    baseline_decay: float = option(0.95, "the REINFORCE baseline is a moving average keeping "
+                                   "this fraction at each reward (not given in the paper)",
+                                   minimum=0, maximum=0.999)
+
+    def validate(self, config: RunConfig) -> None:
+        if self.sample_size > self.population:
+            raise ValueError(f"--sample-size must lie between 2 and --population "
+                             f"({self.population})")
+        first = first_evaluations(self.population, config.tabular)
+        if config.evaluations is None or config.evaluations < first:
+            raise ValueError(
+                f"renas needs --evaluations of at least {first}: the first population "
+                + ("is" if config.tabular else "and its final retraining are")
+                + f" part of the budget (P = {self.population})")
+
+
+def first_evaluations(population: int, tabular: bool) -> int:
+    """Evaluations that are not children: the first population, and its final retraining in a
+    trained search."""
+    return population if tabular else 2 * population
+
+
+# -- the genome's layout and the mutation ------------------------------------------------------
+
+def genome_layout(space: str, blocks: int = 5) -> GenomeLayout:
+    """How the controller reads a genome of ``space``: nasnet cells of ``blocks`` blocks
+    (:func:`deapnas.spaces.nasnet.layout`), or NAS-Bench-201 cells, six edges in one block (a
+    mutation changes one edge, as the benchmark's own mutation does)."""
+    if space == "nasnet":
+        return nasnet.layout(blocks)
+    if space == "nb201":
+        return GenomeLayout.flat(nb201.OPS, len(nb201.EDGES))
+    raise ValueError(f"renas searches the nasnet or nb201 space, not {space!r}")
+
+
+def register_mutation(toolbox, layout: GenomeLayout, options: Options,
+                      fitness_scale: float = 1.0) -> Optional[MutationController]:
+    """Register ``options.mutation`` as ``toolbox.mutate``: the controller (also ``update``,
+    ``state_dict`` and ``load_state_dict``, which :func:`renas` calls), returned; or random
+    actions (:func:`~deapnas.controller.mut_layout`), None.
+
+    :param fitness_scale: the fitness that means 100 % accuracy (100 for NAS-Bench-201's
+        percentages).
+    """
+    if options.mutation == "random":
+        toolbox.register("mutate", mut_layout, layout=layout)
+        return None
+    controller = MutationController(
+        layout, embedding_size=options.controller_size, hidden_size=options.controller_size,
+        temperature=options.temperature, tanh_constant=options.tanh_constant,
+        entropy_weight=options.entropy_weight, lr=options.controller_lr,
+        baseline_decay=options.baseline_decay, fitness_scale=fitness_scale)
+    for name in ("mutate", "update", "state_dict", "load_state_dict"):
+        toolbox.register(name, getattr(controller, name))
+    return controller
+
+
+# -- weights -----------------------------------------------------------------------------------
+
+class WeightFiles:
+    """The trained weights of a run's individuals, one file per evaluation in ``directory``
+    (made when the first file is written).
 
     Each evaluation writes its network's weights to a new file named by the individual's birth
     number (``individual.save_to``, written by the evaluator); a child starts from its
     parent's file (``inherit_from``) and trains ``finetune_epochs`` (paper: one pass over the
-    training data); the file of an individual removed from the population is deleted. A file is
-    never overwritten, so the paths in a checkpoint stay valid: a resumed run's children
-    inherit exactly the weights they would have inherited. The directory must be reachable by
-    every evaluation worker (paths travel on the individuals).
+    training data). A file is never overwritten with other weights, so the paths in a
+    checkpoint stay valid: a resumed run's children inherit exactly the weights they would have
+    inherited. Files of individuals that left the population are deleted by :meth:`prune`
+    (call it once a checkpoint that no longer holds them is on disk) or :meth:`release`. The
+    directory must be reachable by every evaluation worker (paths travel on the individuals).
     """
 
     def __init__(self, directory: str | os.PathLike, finetune_epochs: int = 1):
         if finetune_epochs < 1:
             raise ValueError(f"finetune_epochs must be at least 1, not {finetune_epochs}")
-        self.directory, self.finetune_epochs = Path(directory), finetune_epochs
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.finetune_epochs = Path(os.path.abspath(directory)), finetune_epochs
 
     def path(self, number: int) -> str:
         """The weights file of the individual born ``number``-th."""
@@ -60,6 +176,21 @@ class WeightStore:
         if parent is not None and self.has_weights(parent):
             individual.inherit_from = parent.save_to
             individual.epochs = self.finetune_epochs
+
+    def adopt(self, individuals: Iterable) -> None:
+        """Point the individuals' weights files into this directory (a run directory resumed
+        from another place or working directory names its files where they are now)."""
+        for individual in individuals:
+            if getattr(individual, "save_to", None):
+                individual.save_to = os.fspath(self.directory / Path(individual.save_to).name)
+
+    def prune(self, keep: Iterable) -> list[Path]:
+        """Delete every weights file that no individual of ``keep`` saved; the files deleted."""
+        kept = {Path(ind.save_to).name for ind in keep if getattr(ind, "save_to", None)}
+        stale = [p for p in self.directory.glob("*.pt") if p.name not in kept]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     @staticmethod
     def has_weights(individual) -> bool:
@@ -74,8 +205,10 @@ class WeightStore:
             Path(individual.save_to).unlink(missing_ok=True)
 
 
+# -- the loop ----------------------------------------------------------------------------------
+
 def renas(population: list, toolbox, steps: int, sample_size: int,
-          weights: Optional[WeightStore] = None, stats: Optional[tools.Statistics] = None,
+          weights: Optional[WeightFiles] = None, stats: Optional[tools.Statistics] = None,
           halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
           journal=None) -> tuple[list, tools.Logbook]:
     """RENAS's evolution (Chen et al., 2019, Algorithm 1).
@@ -83,7 +216,7 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
     Toolbox aliases: ``mutate``, ``clone``, ``evaluate``, ``map``; ``update`` when registered
     (called with each scored child: the mutation controller learns from it); ``state_dict`` /
     ``load_state_dict`` when registered (the state of a learned operator, checkpointed with the
-    loop's).
+    loop's under ``operators``).
 
     ::
 
@@ -91,22 +224,29 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         repeat steps times:
             S <- sample_size individuals drawn at random from the population
             parent, worst <- the best and the worst of S
-            remove worst from the population (its weights file is deleted)
+            remove worst from the population
             child <- mutate(clone(parent)), starting from parent's weights
             evaluate child (fine-tune, score on the validation split); update([child])
             add child to the population
 
-    With ``weights`` (a :class:`WeightStore`), every evaluation saves its trained weights and
+    With ``weights`` (a :class:`WeightFiles`), every evaluation saves its trained weights and
     a child inherits its parent's, fine-tuned for the store's ``finetune_epochs``; the
     evaluator trains the parameters it did not inherit at ``new_lr_factor`` times its learning
     rate (:class:`~deapnas.fitness.TrainEvaluator` with ``lr=0.001, new_lr_factor=10``).
     Without, each child trains from scratch for the evaluator's epochs (tabular fitness needs
-    no weights). Each evaluation gets a fresh ``eval_seed``.
+    no weights). Each evaluation gets a fresh ``eval_seed``
+    (:func:`~deapnas.algorithms.evaluate_invalid`).
+
+    The weights file of a dead individual is deleted at once without a ``journal``; with one,
+    the loop deletes nothing, so that no checkpoint ever names a deleted file: :func:`evolve`
+    deletes them once a checkpoint is on disk.
 
     :param steps: children made (the paper's #E).
     :param sample_size: S, at least 2 (the paper leaves it open).
     :returns: the final population and the logbook (one record per step, step 0 being the
-        initial population; ``stats`` are compiled on the population).
+        initial population; ``stats`` are compiled on the population). State handed to the
+        journal: ``population``, ``logbook``, ``halloffame``, ``born`` (individuals made so
+        far, which numbers the weights files) and ``operators``.
     """
     logbook = tools.Logbook()
     logbook.header = ["step", "nevals"] + (stats.fields if stats else [])
@@ -121,6 +261,8 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
             halloffame.update(saved["halloffame"])
         if hasattr(toolbox, "load_state_dict"):
             toolbox.load_state_dict(saved["operators"])
+        if weights is not None:
+            weights.adopt(population)
     population = list(population)
     if not 2 <= sample_size <= len(population):
         raise ValueError(f"sample_size must lie in [2, {len(population)}] (the population "
@@ -130,10 +272,9 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
     if not logbook:  # the first population is not evaluated yet
         if not _checkpoint(journal, toolbox, population, logbook, halloffame, born):
             return population, logbook
-        invalid = [ind for ind in population if not ind.fitness.valid]
-        _evaluate(invalid, toolbox, update=True)
+        nevals = evaluate_invalid(population, toolbox)
         _record(logbook, population, stats, halloffame, population, verbose, step=0,
-                nevals=len(invalid))
+                nevals=nevals)
 
     step = logbook[-1]["step"]
     while step < steps and _checkpoint(journal, toolbox, population, logbook, halloffame, born):
@@ -144,38 +285,23 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         del child.fitness.values
         _prepare(child, born, weights, parent)
         born += 1
-        _evaluate([child], toolbox, update=True)
+        evaluate_invalid([child], toolbox)
         population.append(child)
-        if weights is not None:
+        if weights is not None and journal is None:
             weights.release(worst)
         step += 1
         _record(logbook, population, stats, halloffame, [child], verbose, step=step, nevals=1)
     return population, logbook
 
 
-def _prepare(individual, number: int, weights: Optional[WeightStore], parent: Any = None
+def _prepare(individual, number: int, weights: Optional[WeightFiles], parent: Any = None
              ) -> None:
-    """Ready ``individual`` for evaluation: :func:`_fresh`, then, with a weight store, the
-    weights it saves and inherits."""
-    _fresh(individual)
+    """Ready ``individual`` for a new evaluation: nothing of an earlier one (a clone carries
+    its parent's seed and files), and with ``weights`` the files it saves and inherits."""
+    for name in _PER_EVALUATION:
+        vars(individual).pop(name, None)
     if weights is not None:
         weights.attach(individual, number, parent)
-
-
-def _fresh(individual) -> None:
-    """A new ``eval_seed``, and no weights to save or inherit (a clone carries its parent's)."""
-    individual.eval_seed = random.getrandbits(31)
-    for name in _TRAINING_ATTRIBUTES:
-        vars(individual).pop(name, None)
-
-
-def _evaluate(individuals: list, toolbox, update: bool = False) -> None:
-    """Score ``individuals`` through ``toolbox.map(toolbox.evaluate, ...)``; then, with
-    ``update``, hand them to ``toolbox.update`` when the toolbox has it."""
-    for individual, evaluation in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
-        assign(individual, evaluation)
-    if update and individuals and hasattr(toolbox, "update"):
-        toolbox.update(individuals)
 
 
 def _checkpoint(journal, toolbox, population, logbook, halloffame, born: int) -> bool:
@@ -211,8 +337,108 @@ def retrain_population(population: Iterable, toolbox, epochs: Optional[int] = No
     for individual in retrained:
         del individual.fitness.values
         vars(individual).pop("mutation", None)
-        _fresh(individual)
+        _prepare(individual, 0, None)
         if epochs is not None:
             individual.epochs = epochs
-    _evaluate(retrained, toolbox)
+    evaluate_invalid(retrained, toolbox)
     return max(retrained, key=attrgetter("fitness")), retrained
+
+
+# -- the method --------------------------------------------------------------------------------
+
+def evolve(population: list, toolbox, options: Options, steps: int,
+           weights: Optional[WeightFiles] = None, stats: Optional[tools.Statistics] = None,
+           halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
+           journal=None) -> tuple[Any, list, tools.Logbook]:
+    """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
+    (``weights``) that made them all, :func:`retrain_population`.
+
+    With a :class:`~deapnas.run.Journal`, the weights files of dead individuals are deleted
+    each time a checkpoint is on disk (``journal.after_write``); once the loop is over, all but
+    the final population's (the evaluations after the last checkpoint are replayed on resume,
+    never redone).
+
+    :returns: ``(best, population, logbook)``: the retrained best, or None when nothing was
+        retrained (tabular fitness, a search stopped early, or every retraining failed).
+    """
+    if weights is not None and journal is not None:
+        journal.after_write.append(lambda state: weights.prune(state["population"]))
+    population, logbook = renas(population, toolbox, steps, options.sample_size, weights,
+                                stats=stats, halloffame=halloffame, verbose=verbose,
+                                journal=journal)
+    if weights is None or not logbook or logbook[-1]["step"] < steps:
+        return None, population, logbook
+    weights.prune(population)
+    best, _ = retrain_population(population, toolbox)
+    return (best if best.info.get("reason") is None else None), population, logbook
+
+
+def search_data(data: Dataset, options: Options, seed: int = 0) -> Dataset:
+    """The data candidates train on: ``options.train_per_class`` training images per class
+    when set (a stratified subset), all of them otherwise; the validation split is whole."""
+    if not options.train_per_class:
+        return data
+    chosen = stratified_subset(data.train.y, options.train_per_class, seed)
+    return dataclasses.replace(data, train=data.train.subset(chosen))
+
+
+def inheriting(evaluate: TrainEvaluator, options: Options) -> TrainEvaluator:
+    """``evaluate`` with RENAS's learning rates: a child's inherited parameters at ``lr /
+    new_lr_factor``, every other parameter at ``lr`` (paper: 0.001 and 0.01)."""
+    evaluate.recipe = dataclasses.replace(evaluate.recipe, lr=options.lr / options.new_lr_factor,
+                                          new_lr_factor=options.new_lr_factor)
+    return evaluate
+
+
+def evaluator(run):
+    """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
+    rates of :func:`inheriting`."""
+    from ..runner import make_evaluator  # the runner imports the methods
+
+    if run.config.tabular:
+        return make_evaluator(run.config, run.options, run.space)
+    data = search_data(run.data, run.options, run.config.seed)
+    return inheriting(make_evaluator(run.config, run.options, run.space, data), run.options)
+
+
+def search(run) -> tools.Logbook:
+    """RENAS over ``run.config.evaluations`` evaluations: the first population, the children,
+    and for a trained search the final retraining of the population, whose best is the pick
+    (:func:`pick`)."""
+    options, config = run.options, run.config
+    layout = genome_layout(run.space.name, options.blocks)
+    toolbox = run.toolbox()
+    toolbox.register("individual", init_layout, run.individual, layout)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    register_mutation(toolbox, layout, options, fitness_scale=100.0 if config.tabular else 1.0)
+    weights = (None if config.tabular else
+               WeightFiles(run.directory / "weights", options.finetune_epochs))
+    best, _, logbook = evolve(
+        toolbox.population(n=options.population), toolbox, options,
+        config.evaluations - first_evaluations(options.population, config.tabular), weights,
+        stats=run.stats, halloffame=run.halloffame, verbose=False, journal=run.journal)
+    if best is not None:
+        run.result = {**run.space.describe(best), "fitness": list(best.fitness.values),
+                      "info": best.info}
+    return logbook
+
+
+def pick(run) -> Optional[dict]:
+    """The best of the final population retrained from scratch (the paper's pick) in a trained
+    search; the best single evaluation in a tabular one (retraining changes no table entry), or
+    when the search stopped early (``--time-limit``) or every retraining failed."""
+    from ..runner import best_record  # the runner imports the methods
+
+    return run.result if run.result is not None else best_record(run)
+
+
+METHOD = register_method(Method(
+    "renas", Options, search, pick,
+    presets={"paper": dict(dataset="cifar10", evaluations=2000, population=20, blocks=5,
+                           channels=24, cells=2, val_fraction=0.1),
+             "tiny": dict(dataset="digits", evaluations=20, population=5, sample_size=3,
+                          blocks=3, channels=4, cells=1, epochs=3, batch_size=32, lr=0.1,
+                          train_per_class=30)},
+    spaces=("nasnet", "nb201"), evaluator=evaluator,
+    description="reinforced evolution: a learned mutation controller and parameter "
+                "inheritance (Chen et al., 2019)"))

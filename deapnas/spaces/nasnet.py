@@ -161,6 +161,12 @@ def to_graph(cell: Sequence, reduction: bool = False) -> nx.DiGraph:
     return graph
 
 
+def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
+    """The cell as the network uses it: a normal cell and a reduction cell (stride 2 on the
+    operations applied to the cell's inputs); ``deapnas show`` draws them side by side."""
+    return {"normal": to_graph(cell), "reduction": to_graph(cell, reduction=True)}
+
+
 def build_network(cell: Sequence, input_shape: Shape, num_classes: int, channels: int = 24,
                   cells_per_stage: int = 2) -> CellNetwork:
     """The search network: stem, three stages of ``cells_per_stage`` normal cells with the cell
@@ -194,6 +200,6 @@ def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = 
 
 SPACE = register_space(Space(
     "nasnet", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
-    network_options={"channels": "channels", "cells": "cells_per_stage"},
+    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
     description="NASNet-like cells of B blocks, one cell type used for reduction with stride 2 "
                 "(RENAS, Chen et al., 2019)"))
