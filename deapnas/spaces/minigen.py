@@ -40,6 +40,9 @@ open:
   ignores the padding;
 - the spatial size never changes (the paper: "remains unchanged ... 32 by 32"); the head is
   global average pooling and one linear layer giving logits (no softmax: the loss takes logits).
+
+:func:`cells` gives each cell's part of the graph apart, for ``deapnas show`` to draw side by
+side; a width change is labelled as the 1x1 convolution it is.
 """
 from __future__ import annotations
 
