@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import fields
 from types import SimpleNamespace
 
+import networkx as nx
 import pytest
 import torch
 from deap import base, creator, tools
@@ -298,6 +299,24 @@ def test_blocks_repeat_the_action_list():
     assert large > small
     assert architecture_key(graph) != architecture_key(minigen.to_graph(single))
     assert minigen.build_network(scaled, (3, 8, 8), 10)(torch.randn(1, 3, 8, 8)).shape == (1, 10)
+
+
+def test_cells_are_drawn_apart_and_together_make_the_network():
+    genome = minigen.from_json(PAPER_BEST[:2] + [[40, 2, PAPER_BEST[2][2]]] + PAPER_BEST[3:])
+    cells = minigen.SPACE.graphs(genome)
+    assert list(cells) == ["input", "#1 256-channel", "#2 40-channel 2-block", "#3 128-channel",
+                           "#4 64-channel"]
+    whole = minigen.to_graph(genome)
+    inner = [set(graph) - {"input", "output"} for graph in cells.values()]
+    assert set().union(*inner) == set(whole) - {"input"} and sum(map(len, inner)) == len(whole) - 1
+    residual = cells["input"]
+    assert set(residual.successors("input")) == {"c0.b0.0", "c0.b0.skip"}
+    assert list(residual.predecessors("output")) == ["c0.b0.sum"]
+    assert residual.nodes["c0.b0.skip"]["label"] == "1x1 conv ->64"
+    assert cells["#1 256-channel"].nodes["c1.in"]["label"] == "1x1 conv 64->256"
+    for graph in cells.values():
+        assert nx.is_directed_acyclic_graph(graph)
+        assert nx.has_path(graph, "input", graph.graph["output"])
 
 
 # -- the mini dataset ----------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def _add_width_change(graph: nx.DiGraph, source: str, node: str, received: Optio
 
 def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
     """Each cell of the encoding as a graph of its own, for drawing side by side
-    (``deapnas show``): ``{"input": ..., "1: 256 channels": ..., ...}``, each with an input
+    (``deapnas show``): ``{"input": ..., "#1 256-channel": ..., ...}``, each with an input
     node feeding the cell's first nodes and an output node after its last ones."""
     whole = to_graph(genome)
     drawings = {}
@@ -312,8 +312,8 @@ def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
                              if any(p not in members for p in whole.predecessors(n)))
         graph.add_edges_from((n, "output") for n in members
                              if not any(s in members for s in whole.successors(n)))
-        name = "input" if index == 0 else f"{index}: {width} channels" + \
-            (f", {blocks} blocks" if blocks > 1 else "")
+        name = "input" if index == 0 else f"#{index} {width}-channel" + \
+            (f" {blocks}-block" if blocks > 1 else "")
         drawings[name] = graph
     return drawings
 
