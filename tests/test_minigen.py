@@ -716,6 +716,8 @@ def test_pick_prefers_winners_and_can_favour_small_networks():
     assert by_accuracy["report"]["accuracy per million parameters"] == pytest.approx(0.65 / 4)
     assert pick_network(history, 0.4, by="ratio")["key"] == "small"  # tiny did not win
     assert pick_network(history, 0.9, by="ratio")["key"] == "tiny"  # no winner: all compete
+    tie = [record("wide", 0.65, 900_000), *history, record("narrow", 0.65, 800_000)]
+    assert pick_network(tie, 0.4)["key"] == "narrow"  # equal accuracy: fewer parameters
     assert pick_network(history[-1:]) is None
     with pytest.raises(ValueError, match="by must be"):
         pick_network(history, by="params")

@@ -514,19 +514,19 @@ def mini_data(run) -> Dataset:
     """The run's mini dataset: read back from the run directory (a resumed run) or from
     ``--mini-dataset``, else drawn from ``--seed``. Nothing is written here (the evaluator is
     made before the run directory exists); :func:`search` saves it."""
+    own, given = run.directory / MINI_FILE, run.options.mini_dataset
+    path = own if own.is_file() or not given else Path(given)
+    if given and not path.is_file():
+        raise ValueError(f"--mini-dataset {given} does not exist; give the {MINI_FILE} of an "
+                         "earlier run, or leave it unset to draw one")
+    return _mini_dataset(run, path if path.is_file() else None)
+
+
+def _mini_dataset(run, path: Optional[Path]) -> Dataset:
+    """:func:`~deapnas.data.mini_dataset` of the run's data with its options."""
     options = run.options
-    path = _mini_source(run)
-    if options.mini_dataset and not path.is_file():
-        raise ValueError(f"--mini-dataset {options.mini_dataset} does not exist; give the "
-                         f"{MINI_FILE} of an earlier run, or leave it unset to draw one")
     return mini_dataset(run.data, options.train_per_class, options.score_per_class,
-                        seed=run.config.seed, score_from=options.score_from,
-                        path=path if path.is_file() else None)
-
-
-def _mini_source(run) -> Path:
-    own = run.directory / MINI_FILE
-    return own if own.is_file() or not run.options.mini_dataset else Path(run.options.mini_dataset)
+                        seed=run.config.seed, score_from=options.score_from, path=path)
 
 
 def evaluator(run) -> SmallModelEvaluator:
@@ -550,8 +550,7 @@ def search(run) -> tools.Logbook:
         if options.mini_dataset:
             shutil.copyfile(options.mini_dataset, own)
         else:
-            mini_dataset(run.data, options.train_per_class, options.score_per_class,
-                         seed=run.config.seed, score_from=options.score_from, path=own)
+            _mini_dataset(run, own)
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
     _, logbook = ea_minigen(
         toolbox.population(n=options.population), toolbox, options.generations,
@@ -582,7 +581,7 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     mean = {key: fmean(values) for key, values in scores.items()}
     ratio = {key: mean[key] / (first[key]["info"]["params"] / 1e6) for key in mean}
     winners = [key for key in mean if mean[key] > threshold]
-    order = (lambda k: (mean[k], -ratio[k])) if by == "accuracy" else ratio.get
+    order = (lambda k: (mean[k], ratio[k])) if by == "accuracy" else ratio.get
     best = max(winners or mean, key=order)
     return {**first[best], "mean_fitness": mean[best],
             "report": {"accuracy per million parameters": ratio[best]}}
