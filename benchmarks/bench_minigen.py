@@ -12,6 +12,8 @@ must reach the same population (determinism), and the script says whether they d
     python benchmarks/bench_minigen.py                      # about 10 min on 2 busy CPU cores
     python benchmarks/bench_minigen.py --compare --generations 2
     python benchmarks/bench_minigen.py --dataset digits --epochs 6
+    python benchmarks/bench_minigen.py --dataset digits --epochs 10 --train-per-class 20 \
+        --batch-size 20 --population 10 --keep 5 --win-threshold 2 --compare
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--population", type=int, default=6)
     parser.add_argument("--keep", type=int, default=2)
     parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--win-threshold", type=float, default=0.40,
+                        help="the stop rule's accuracy (above 1: the search runs every "
+                             "generation)")
+    parser.add_argument("--wins-needed", type=int, default=10)
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 16, 24, 32])
     parser.add_argument("--final-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
@@ -61,7 +67,8 @@ def search(args, data, reuse: bool):
     begin = time.perf_counter()
     population, logbook = ea_minigen(toolbox.population(n=args.population), toolbox,
                                      args.generations, keep=args.keep, reuse_scores=reuse,
-                                     verbose=False)
+                                     win_threshold=args.win_threshold,
+                                     wins_needed=args.wins_needed, verbose=False)
     return population, logbook, time.perf_counter() - begin
 
 

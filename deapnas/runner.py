@@ -342,7 +342,8 @@ def best_record(run: Run) -> Optional[dict]:
 
 
 def write_best(run: Run) -> dict:
-    """Pick the final architecture with the method's ``pick`` and write ``best.json``."""
+    """Pick the final architecture with the method's ``pick`` and write ``best.json`` (with the
+    pick's ``report``, measurements the method adds, and the ``--report`` column)."""
     pick = (run.method.pick or best_record)(run)
     history = run.history()
     if pick is None:
@@ -353,9 +354,12 @@ def write_best(run: Run) -> dict:
             "metric": run.config.metric if run.config.tabular else "validation accuracy",
             "params": pick.get("info", {}).get("params"), "evaluations": len(history),
             **{k: pick[k] for k in ("times_evaluated", "fallback") if k in pick}}
+    report = dict(pick.get("report", {}))  # the method's own measurements of its pick
     if run.config.report:
         same = [r for r in history if r.get("key") == pick.get("key") and r["reason"] is None]
-        best["report"] = {run.config.report: fmean(r["info"][run.config.report] for r in same)}
+        report[run.config.report] = fmean(r["info"][run.config.report] for r in same)
+    if report:
+        best["report"] = report
     write_json(run.directory / BEST, best)
     if run.multi_objective:
         write_json(run.directory / PARETO, {"objectives": list(run.config.objective_names),

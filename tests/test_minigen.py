@@ -9,21 +9,27 @@ from collections import Counter
 from dataclasses import fields
 from types import SimpleNamespace
 
+import networkx as nx
 import pytest
 import torch
 from deap import base, creator, tools
 
+from deapnas.cli import main
 from deapnas.data import DatasetError, load_dataset, mini_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.graph import architecture_key
-from deapnas.methods.minigen import (MiniGenState, SmallModelEvaluator, assign_scores,
-                                     ea_minigen, generation_decay_score, make_toolbox,
-                                     sel_softmax, sel_top_score, softmax_weights)
+from deapnas.methods.minigen import (MINI_FILE, MiniGenState, SmallModelEvaluator,
+                                     assign_scores, ea_minigen, generation_decay_score,
+                                     make_toolbox, pick_network, sel_softmax, sel_top_score,
+                                     softmax_weights)
 from deapnas.networks import count_parameters
 from deapnas.ops import OPS
+from deapnas.run import BEST, Journal, read_history
 from deapnas.spaces import get_space, minigen
 from deapnas.spaces.minigen import (CHANNELS, IDENTITY, INPUT_CONVOLUTIONS, INPUT_OPERATIONS,
                                     OPERATIONS, MiniGenGenome)
+
+from conftest import interrupt_evaluation, without_clock
 
 creator.create("MiniGenFitness", base.Fitness, weights=(1.0,))
 creator.create("MiniGenIndividual", MiniGenGenome, fitness=creator.MiniGenFitness)
@@ -295,6 +301,24 @@ def test_blocks_repeat_the_action_list():
     assert minigen.build_network(scaled, (3, 8, 8), 10)(torch.randn(1, 3, 8, 8)).shape == (1, 10)
 
 
+def test_cells_are_drawn_apart_and_together_make_the_network():
+    genome = minigen.from_json(PAPER_BEST[:2] + [[40, 2, PAPER_BEST[2][2]]] + PAPER_BEST[3:])
+    cells = minigen.SPACE.graphs(genome)
+    assert list(cells) == ["input", "#1 256-channel", "#2 40-channel 2-block", "#3 128-channel",
+                           "#4 64-channel"]
+    whole = minigen.to_graph(genome)
+    inner = [set(graph) - {"input", "output"} for graph in cells.values()]
+    assert set().union(*inner) == set(whole) - {"input"} and sum(map(len, inner)) == len(whole) - 1
+    residual = cells["input"]
+    assert set(residual.successors("input")) == {"c0.b0.0", "c0.b0.skip"}
+    assert list(residual.predecessors("output")) == ["c0.b0.sum"]
+    assert residual.nodes["c0.b0.skip"]["label"] == "1x1 conv ->64"
+    assert cells["#1 256-channel"].nodes["c1.in"]["label"] == "1x1 conv 64->256"
+    for graph in cells.values():
+        assert nx.is_directed_acyclic_graph(graph)
+        assert nx.has_path(graph, "input", graph.graph["output"])
+
+
 # -- the mini dataset ----------------------------------------------------------------------------
 
 def test_mini_dataset_is_stratified_disjoint_and_saved_safely(digits, tmp_path):
@@ -382,19 +406,29 @@ def test_softmax_selection_without_replacement_is_distinct():
         sel_softmax(people, 4, replace=False)
 
 
-def test_small_model_evaluator_reports_the_ratio_and_a_second_objective(evaluator):
+def test_small_model_evaluator_reports_the_ratio_beside_any_objectives(evaluator):
     genome = minigen.init_genome(minigen.SPACE.individual(), channels=TINY_CHANNELS)
     single = SmallModelEvaluator(evaluator)(genome)
     params = single.info["params"]
     assert len(single) == 1 and single.info["acc_to_param"] == pytest.approx(
         single[0] / (params / 1e6))
     pair = minigen.from_json(minigen.to_json(genome), minigen.SPACE.individual((1.0, -1.0)))
-    double = SmallModelEvaluator(evaluator, multi_objective=True)(pair)
-    assert tuple(double) == (single[0], params)
-    capped = TrainEvaluator(minigen.build_network, evaluator.data, device="cpu", max_params=10)
-    failed = SmallModelEvaluator(capped, multi_objective=True)(pair)
+    double = SmallModelEvaluator(two_objectives(evaluator))(pair)
+    assert tuple(double) == (single[0], params) and double.info["acc_to_param"] > 0
+    capped = TrainEvaluator(minigen.build_network, evaluator.data, device="cpu", max_params=10,
+                            objectives=("accuracy", "params"))
+    failed = SmallModelEvaluator(capped)(pair)
     assert tuple(failed) == (-math.inf, math.inf) and failed.info["acc_to_param"] is None
     assert SmallModelEvaluator(evaluator).for_device("cpu").evaluate.device.type == "cpu"
+    with pytest.raises(ValueError, match="info\\['params'\\]"):
+        SmallModelEvaluator(lambda ind: (0.5,))(genome)
+
+
+def two_objectives(evaluator: TrainEvaluator) -> TrainEvaluator:
+    """The same training, returning (accuracy, parameters)."""
+    return TrainEvaluator(minigen.build_network, evaluator.data, epochs=evaluator.epochs,
+                          batch_size=evaluator.recipe.batch_size, device="cpu",
+                          deterministic=True, objectives=("accuracy", "params"))
 
 
 # -- determinism and the loop --------------------------------------------------------------------
@@ -460,14 +494,25 @@ def test_a_tiny_search_on_mnist_finds_networks_that_learn(mnist_dir):
     assert hof[0].fitness.values[0] > 0.5  # ten classes: chance is 0.1
 
 
-def test_restart_keeps_the_best_when_the_round_beat_the_threshold(evaluator):
-    journal = MemoryJournal()
+def search_with_journal(directory, evaluator, **loop) -> tuple[list, tools.Logbook]:
+    """A tiny search journaled in ``directory`` with a checkpoint at every generation."""
     toolbox = tiny_toolbox(evaluator)
-    population, logbook = ea_minigen(toolbox.population(n=5), toolbox, 2, keep=2,
-                                     restart_period=1, restart_threshold=-1.0, verbose=False,
-                                     journal=journal)
+    with Journal(directory, minigen.SPACE, checkpoint_every=1) as journal:
+        journal.wrap(toolbox)
+        return ea_minigen(toolbox.population(n=5), toolbox, verbose=False, journal=journal,
+                          **loop)
+
+
+def last_checkpoint(directory) -> dict:
+    with Journal(directory, minigen.SPACE) as journal:
+        return journal.restore()
+
+
+def test_restart_keeps_the_best_when_the_round_beat_the_threshold(evaluator, tmp_path):
+    population, logbook = search_with_journal(tmp_path, evaluator, generations=2, keep=2,
+                                              restart_period=1, restart_threshold=-1.0)
     assert logbook.select("round_gen") == [0, 1, 0] and logbook[-1]["restarts"] == 1
-    before = journal.states[-1]["population"]  # the round's last generation
+    before = last_checkpoint(tmp_path)["population"]  # the round's last generation
     assign_scores(before, 1)
     kept = {minigen.key(ind) for ind in sel_top_score(before, 2)}
     assert all(ind.birth == 0 for ind in population)
@@ -475,14 +520,11 @@ def test_restart_keeps_the_best_when_the_round_beat_the_threshold(evaluator):
     assert {minigen.key(ind) for ind in survivors} == kept and len(survivors) == 2
 
 
-def test_restart_draws_a_new_population_when_the_round_stayed_below(evaluator):
-    journal = MemoryJournal()
-    toolbox = tiny_toolbox(evaluator)
-    population, logbook = ea_minigen(toolbox.population(n=5), toolbox, 2, keep=2,
-                                     restart_period=1, restart_threshold=1.0, verbose=False,
-                                     journal=journal)
+def test_restart_draws_a_new_population_when_the_round_stayed_below(evaluator, tmp_path):
+    population, logbook = search_with_journal(tmp_path, evaluator, generations=2, keep=2,
+                                              restart_period=1, restart_threshold=1.0)
     assert logbook.select("round_gen") == [0, 1, 0] and logbook[-1]["restarts"] == 1
-    before = {minigen.key(ind) for ind in journal.states[-1]["population"]}
+    before = {minigen.key(ind) for ind in last_checkpoint(tmp_path)["population"]}
     assert all(ind.birth == 0 and len(ind.accuracies) == 1 for ind in population)
     assert not before & {minigen.key(ind) for ind in population}
 
@@ -517,7 +559,8 @@ def test_seeding_modes(evaluator, seeding):
 
 
 def test_multi_objective_run_yields_a_pareto_front(evaluator):
-    toolbox = tiny_toolbox(evaluator, multi_objective=True)
+    toolbox = tiny_toolbox(two_objectives(evaluator), weights=(1.0, -1.0))
+    assert toolbox.select.func is tools.selNSGA2
     front = tools.ParetoFront()
     population, logbook = ea_minigen(toolbox.population(n=5), toolbox, 1, keep=2,
                                      halloffame=front, verbose=False)
@@ -531,45 +574,150 @@ def test_multi_objective_run_yields_a_pareto_front(evaluator):
 
 # -- checkpoints ---------------------------------------------------------------------------------
 
-class MemoryJournal:
-    """A journal double keeping every checkpoint in memory with the global random states; it
-    answers False (stop) at the ``stop_at``-th checkpoint."""
-
-    def __init__(self, stop_at=None):
-        self.states, self.randoms, self.stop_at = [], [], stop_at
-
-    def restore(self):
-        if not self.states:
-            return None
-        random.setstate(self.randoms[-1])
-        return copy.deepcopy(self.states[-1])
-
-    def checkpoint(self, **state):
-        self.states.append(copy.deepcopy(state))
-        self.randoms.append(random.getstate())
-        return self.stop_at is None or len(self.states) < self.stop_at
-
-
-def test_checkpoint_state_and_resume_equivalence(evaluator):
-    def run(journal):
+def test_checkpoint_state_and_resume_equivalence(evaluator, tmp_path):
+    def run(directory, budget=None):
         random.seed(11)
         toolbox = tiny_toolbox(evaluator)
-        return ea_minigen(toolbox.population(n=3), toolbox, 3, keep=2, restart_period=2,
-                          restart_threshold=-1.0, verbose=False, journal=journal)
+        with Journal(directory, minigen.SPACE, checkpoint_every=1, budget=budget) as journal:
+            journal.wrap(toolbox)
+            return ea_minigen(toolbox.population(n=3), toolbox, 3, keep=2, restart_period=2,
+                              restart_threshold=-1.0, verbose=False, journal=journal)
 
-    whole, whole_log = run(None)
-    journal = MemoryJournal(stop_at=4)
-    _, cut = run(journal)
-    assert len(cut) == 3
-    state = journal.states[-1]
+    whole, whole_log = run(tmp_path / "straight")
+    _, cut = run(tmp_path / "broken", budget=4)  # stops after generation 1
+    assert len(cut) == 2
+    state = last_checkpoint(tmp_path / "broken")
     assert set(state) == {f.name for f in fields(MiniGenState)} | {"halloffame"}
-    assert state["generation"] == 2 and state["restarts"] == 0
+    assert state["generation"] == 1 and state["restarts"] == 0
+    assert len(state["record"]) == sum(cut.select("nevals"))  # every training, by key and seed
     assert all(isinstance(ind.birth, int) and isinstance(ind.accuracies, list)
                for ind in state["population"])
-    json.dumps(state["record"])  # plain data
-    journal.stop_at = None
-    resumed, resumed_log = run(journal)
+    resumed, resumed_log = run(tmp_path / "broken")
     assert [minigen.to_json(i) for i in resumed] == [minigen.to_json(i) for i in whole]
     assert [i.fitness.values for i in resumed] == [i.fitness.values for i in whole]
     assert [(i.birth, i.accuracies) for i in resumed] == [(i.birth, i.accuracies) for i in whole]
     assert list(resumed_log) == list(whole_log) and resumed_log[-1]["restarts"] == 1
+    assert untimed_history(tmp_path / "broken") == untimed_history(tmp_path / "straight")
+
+
+def untimed_history(directory) -> list[dict]:
+    """The run's evaluation records without what the clock measured."""
+    return [{**record, "info": {k: v for k, v in record["info"].items() if k != "train_seconds"}}
+            for record in without_clock(read_history(directory))]
+
+
+# -- the method through the command line ---------------------------------------------------------
+
+#: A search small enough for a test: 4 networks, 2 kept, a restart after 2 generations.
+CLI_SEARCH = ["--algorithm", "minigen", "--quiet", "--population", "4", "--keep", "2",
+              "--epochs", "1", "--batch-size", "50", "--train-per-class", "5",
+              "--score-per-class", "3", "--widths", "4,8", "--restart-period", "2",
+              "--restart-threshold", "0", "--evaluations", "12", "--checkpoint-every", "2"]
+
+
+def cli_search(out, *extra) -> int:
+    return main(["search", "--out", str(out), *CLI_SEARCH, *extra])
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted tiny search through the command line."""
+    out = tmp_path_factory.mktemp("minigen") / "straight"
+    assert cli_search(out) == 0
+    return out
+
+
+def test_cli_search_resumes_to_the_uninterrupted_result(straight, tmp_path, monkeypatch,
+                                                         capsys):
+    restore = interrupt_evaluation(monkeypatch, 10)  # inside the restart's generation
+    assert cli_search(tmp_path) == 130
+    assert "deapnas resume" in capsys.readouterr().err
+    assert len(read_history(tmp_path)) == 9
+    restore()
+    assert main(["resume", str(tmp_path), "--quiet"]) == 0
+    assert untimed_history(tmp_path) == untimed_history(straight)
+    best = [json.loads((d / BEST).read_text()) for d in (straight, tmp_path)]
+    assert best[0] == best[1]
+    logbook = (straight / "logbook.csv").read_text().splitlines()
+    assert logbook[0].startswith("gen,round_gen,restarts,nevals,nreused,nwinners")
+    assert len(logbook) - 1 == 5 and logbook[-1].split(",")[2] == "1"  # one restart
+    assert sum(int(row.split(",")[4]) for row in logbook[2:]) > 0  # survivors looked up
+
+
+def test_cli_reports_the_pick_with_its_parameters_and_ratio(straight, capsys):
+    best = json.loads((straight / BEST).read_text())
+    history = read_history(straight)
+    assert best["method"] == "minigen" and best["evaluations"] == len(history) == 12
+    record = next(r for r in history if r["key"] == best["key"])
+    assert best["params"] == record["info"]["params"]
+    ratio = best["report"]["accuracy per million parameters"]
+    assert ratio == pytest.approx(best["fitness"] / (best["params"] / 1e6))
+    assert record["info"]["acc_to_param"] == pytest.approx(record["fitness"][0]
+                                                           / (best["params"] / 1e6))
+    assert main(["show", str(straight)]) == 0
+    out = capsys.readouterr().out
+    assert f"{best['params']:,} parameters" in out and "accuracy per million parameters" in out
+    assert (straight / "best.png").stat().st_size > 0
+
+
+def test_cli_saves_the_mini_dataset_and_another_run_reuses_it(straight, tmp_path, capsys):
+    saved = torch.load(straight / MINI_FILE, weights_only=True)
+    assert torch.bincount(saved["train_y"]).tolist() == [5] * 10
+    assert torch.bincount(saved["score_y"]).tolist() == [3] * 10
+    assert cli_search(tmp_path / "other", "--seed", "1", "--evaluations", "4",
+                      "--mini-dataset", str(straight / MINI_FILE)) == 0
+    copied = torch.load(tmp_path / "other" / MINI_FILE, weights_only=True)
+    assert torch.equal(copied["train_x"], saved["train_x"])
+    assert cli_search(tmp_path / "missing", "--mini-dataset", str(tmp_path / "nothing.pt")) == 2
+    assert "--mini-dataset" in capsys.readouterr().err
+
+
+def test_cli_trains_the_pick(straight, capsys):
+    assert main(["train", str(straight), "--epochs", "1"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    result = json.loads((straight / "train.json").read_text())
+    assert 0 <= result["test_accuracy"] <= 1
+    assert result["params"] == json.loads((straight / BEST).read_text())["params"]
+
+
+def test_cli_multi_objective_search_writes_its_pareto_front(tmp_path):
+    assert cli_search(tmp_path, "--objectives", "accuracy,params", "--evaluations", "6") == 0
+    front = json.loads((tmp_path / "pareto.json").read_text())
+    assert front["objectives"] == ["accuracy", "params"] and front["front"]
+    points = [r["fitness"] for r in front["front"]]
+    assert all(params == r["info"]["params"] for (_, params), r in zip(points, front["front"]))
+    for a in points:
+        assert not any(b[0] >= a[0] and b[1] <= a[1] and b != a for b in points)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--keep", "4"], "--keep must lie between 2"),
+    (["--keep", "1"], "--keep must lie between 2"),
+    (["--objectives", "params,accuracy"], "must start with accuracy"),
+    (["--widths", "8,x"], "--widths takes positive integers"),
+    (["--blocks", "2,1,1"], "input cell's 1"),
+    (["--min-actions", "5"], "--min-actions"),
+    (["--space", "macro"], "minigen searches minigen"),
+])
+def test_cli_refuses_settings_that_cannot_work(tmp_path, capsys, extra, message):
+    assert cli_search(tmp_path / "run", *extra) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_pick_prefers_winners_and_can_favour_small_networks():
+    def record(key, accuracy, params):
+        return {"key": key, "fitness": [accuracy], "reason": None, "info": {"params": params}}
+
+    history = [record("big", 0.6, 4_000_000), record("small", 0.5, 500_000),
+               record("tiny", 0.3, 10_000), record("big", 0.7, 4_000_000),
+               {"key": "broken", "fitness": None, "reason": "out of memory", "info": {}}]
+    by_accuracy = pick_network(history, 0.4)
+    assert by_accuracy["key"] == "big" and by_accuracy["mean_fitness"] == pytest.approx(0.65)
+    assert by_accuracy["report"]["accuracy per million parameters"] == pytest.approx(0.65 / 4)
+    assert pick_network(history, 0.4, by="ratio")["key"] == "small"  # tiny did not win
+    assert pick_network(history, 0.9, by="ratio")["key"] == "tiny"  # no winner: all compete
+    tie = [record("wide", 0.65, 900_000), *history, record("narrow", 0.65, 800_000)]
+    assert pick_network(tie, 0.4)["key"] == "narrow"  # equal accuracy: fewer parameters
+    assert pick_network(history[-1:]) is None
+    with pytest.raises(ValueError, match="by must be"):
+        pick_network(history, by="params")

@@ -111,4 +111,4 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-from . import random_search, regularized, renas  # noqa: E402,F401  (each registers its method)
+from . import minigen, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)

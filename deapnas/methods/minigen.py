@@ -9,11 +9,13 @@ The pieces work in any DEAP script:
   (eq. 1);
 - :func:`sel_softmax`: parents drawn with probability softmax(ps) (eq. 2); :func:`sel_top_score`:
   the top k by ps;
-- :class:`SmallModelEvaluator`: adds each network's accuracy-to-parameter ratio (Table III) and,
-  optionally, makes the fitness (accuracy, parameters) for a multi-objective run;
+- :class:`SmallModelEvaluator`: adds each network's accuracy-to-parameter ratio (Table III);
 - :func:`ea_minigen`: the generational loop with elitism, the 25-generation restart rule and the
   stop rule (section III-C and IV-D);
-- :func:`make_toolbox`: the paper's operators and selections registered in a toolbox.
+- :func:`register_operators` and :func:`make_toolbox`: the paper's operators and selections
+  registered in a toolbox;
+- :data:`METHOD`: ``deapnas search --algorithm minigen``, with :class:`Options` (the paper's
+  settings as defaults), the mini dataset saved in the run directory and :func:`pick_network`.
 
 Accuracies are fractions in [0, 1] (the evaluators' unit), so the paper's thresholds 35 % and
 40 % are 0.35 and 0.40 and its decay 0.01 is one percentage point per generation.
@@ -21,17 +23,24 @@ Accuracies are fractions in [0, 1] (the evaluators' unit), so the paper's thresh
 from __future__ import annotations
 
 import math
+import os
 import random
+import shutil
+from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
+from pathlib import Path
 from statistics import fmean
 from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
 from ..algorithms import assign
+from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
+from ..options import TrainingOptions, option
 from ..spaces import minigen
+from . import Method, register_method
 
 #: How a network's ``eval_seed`` is chosen at birth (see :func:`ea_minigen`).
 SEEDINGS = ("encoding", "fixed", "fresh")
@@ -95,19 +104,19 @@ def sel_top_score(individuals: Sequence, k: int,
 
 class SmallModelEvaluator:
     """Wrap an evaluator that reports ``info["params"]`` (such as
-    :class:`~deapnas.fitness.TrainEvaluator`): record ``info["acc_to_param"]``, the accuracy per
-    million parameters (the paper's Table III: 74.7 % at 0.9 M gives 0.83), and with
-    ``multi_objective`` return ``(accuracy, parameters)`` for fitness weights ``(1.0, -1.0)``.
+    :class:`~deapnas.fitness.TrainEvaluator`) to record ``info["acc_to_param"]``, the accuracy
+    per million parameters (the paper's Table III: 74.7 % at 0.9 M gives 0.83). The fitness is
+    the wrapped evaluator's: for a multi-objective search on (accuracy, parameters), make it
+    ``TrainEvaluator(..., objectives=("accuracy", "params"))``.
     """
 
-    def __init__(self, evaluate: Callable[[Any], tuple], multi_objective: bool = False):
-        self.evaluate, self.multi_objective = evaluate, multi_objective
+    def __init__(self, evaluate: Callable[[Any], tuple]):
+        self.evaluate = evaluate
 
     def for_device(self, device: str) -> "SmallModelEvaluator":
         """The same wrapper around the inner evaluator's copy for ``device`` (pool workers)."""
         retarget = getattr(self.evaluate, "for_device", None)
-        return self if retarget is None else SmallModelEvaluator(retarget(device),
-                                                                 self.multi_objective)
+        return self if retarget is None else SmallModelEvaluator(retarget(device))
 
     def __call__(self, individual) -> Evaluation:
         evaluation = self.evaluate(individual)
@@ -119,8 +128,7 @@ class SmallModelEvaluator:
             raise ValueError("SmallModelEvaluator needs an evaluator that reports "
                              "info['params'], such as TrainEvaluator")
         info["acc_to_param"] = evaluation[0] / (params / 1e6)
-        values = (evaluation[0], params) if self.multi_objective else tuple(evaluation)
-        return Evaluation(values, **info)
+        return Evaluation(tuple(evaluation), **info)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -357,30 +365,240 @@ def _checkpoint(journal, state: MiniGenState, halloffame) -> bool:
 
 # -- the paper's toolbox --------------------------------------------------------------------------
 
-def make_toolbox(evaluate: Callable[[Any], tuple], multi_objective: bool = False,
-                 blocks: Sequence[int] = (1,) * 5, channels: Sequence[int] = minigen.CHANNELS,
-                 actions: tuple[int, int] = minigen.ACTIONS, p_channels: float = 0.3,
-                 p_op: float = 0.5, p_actions: float = 0.2, indpb: float = 0.5,
-                 temperature: float = 1.0, distinct_parents: bool = True) -> base.Toolbox:
-    """A toolbox for :func:`ea_minigen` with the paper's operators (P_c = 0.3, P_o = 0.5,
-    P_b = 0.2, uniform crossover per cell) and selections: survivors by ps
-    (:func:`sel_top_score`), or by ``tools.selNSGA2`` on (accuracy, parameters) with
-    ``multi_objective`` (then pass ``halloffame=tools.ParetoFront()`` for the Pareto front);
-    parents by softmax(ps), two distinct ones per child with ``distinct_parents`` (the paper's
-    "two parent networks"; it does not say whether one network may be drawn twice).
-    ``evaluate`` is wrapped in :class:`SmallModelEvaluator`.
+def register_operators(toolbox: base.Toolbox, individual: type,
+                       blocks: Sequence[int] = (1,) * 5,
+                       channels: Sequence[int] = minigen.CHANNELS,
+                       actions: tuple[int, int] = minigen.ACTIONS, p_channels: float = 0.3,
+                       p_op: float = 0.5, p_actions: float = 0.2, indpb: float = 0.5,
+                       temperature: float = 1.0, distinct_parents: bool = True
+                       ) -> base.Toolbox:
+    """Register on ``toolbox`` what :func:`ea_minigen` calls besides ``evaluate`` and ``map``:
+    ``individual`` (random encodings of ``individual``, a MiniGen genome class with a fitness),
+    ``population``, ``key``, and the paper's operators (P_c = 0.3, P_o = 0.5, P_b = 0.2,
+    uniform crossover per cell) and selections: survivors by ps (:func:`sel_top_score`), or by
+    ``tools.selNSGA2`` when the fitness has several objectives (accuracy first, e.g.
+    (accuracy, parameters)); parents by softmax(ps), two distinct ones per child with
+    ``distinct_parents`` (the paper's "two parent networks"; it does not say whether one
+    network may be drawn twice). Returns ``toolbox``.
     """
-    weights = (1.0, -1.0) if multi_objective else (1.0,)
-    toolbox = base.Toolbox()
-    toolbox.register("individual", minigen.init_genome, minigen.SPACE.individual(weights),
-                     blocks=blocks, channels=channels, actions=actions)
+    several = len(individual.fitness.weights) > 1
+    toolbox.register("individual", minigen.init_genome, individual, blocks=blocks,
+                     channels=channels, actions=actions)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("key", minigen.key)
     toolbox.register("mate", minigen.mate, indpb=indpb)
     toolbox.register("mutate", minigen.mutate, p_channels=p_channels, p_op=p_op,
                      p_actions=p_actions, channels=channels, actions=actions)
-    toolbox.register("select", tools.selNSGA2 if multi_objective else sel_top_score)
+    toolbox.register("select", tools.selNSGA2 if several else sel_top_score)
     toolbox.register("select_parents", sel_softmax, temperature=temperature,
                      replace=not distinct_parents)
-    toolbox.register("evaluate", SmallModelEvaluator(evaluate, multi_objective))
     return toolbox
+
+
+def make_toolbox(evaluate: Callable[[Any], tuple], weights: Sequence[float] = (1.0,),
+                 **settings: Any) -> base.Toolbox:
+    """A toolbox for :func:`ea_minigen`: :func:`register_operators` (``settings`` are its
+    keywords) for MiniGen individuals with fitness ``weights``, and ``evaluate`` wrapped in
+    :class:`SmallModelEvaluator`. For a multi-objective search pass ``weights=(1.0, -1.0)``
+    with an evaluator returning (accuracy, parameters), and ``halloffame=tools.ParetoFront()``
+    to the loop for the front."""
+    toolbox = register_operators(base.Toolbox(), minigen.SPACE.individual(weights), **settings)
+    toolbox.register("evaluate", SmallModelEvaluator(evaluate))
+    return toolbox
+
+
+# -- the method: deapnas search --algorithm minigen -------------------------------------------------
+
+#: The mini dataset's file in the run directory.
+MINI_FILE = "mini-dataset.pt"
+#: What the final pick maximises among the winners (see :func:`pick_network`).
+PICKS = ("accuracy", "ratio")
+
+
+@dataclass
+class Options(TrainingOptions):
+    """MiniGen; every default is the paper's (sections III-C and IV): n = 15, k = 5, decay
+    0.01, restarts after 25 generations (keep the top 5 when the best exceeds 35 %), stop when
+    10 networks exceed 40 %, 20 epochs on 100 images per class, scored on 10 per class,
+    deterministic training, P_c = 0.3, P_o = 0.5, P_b = 0.2."""
+
+    epochs: int = option(20, "training epochs per network on the mini training set (E_mini)",
+                         minimum=1)
+    max_params: int = option(0, "networks with more parameters fail without training (0: no "
+                             "cap, as in the paper)", minimum=0)
+    deterministic: bool = option(True, "only deterministic kernels, so that an encoding always "
+                                 "scores the same and a survivor's score is looked up, not "
+                                 "retrained")
+    population: int = option(15, "population n", minimum=2)
+    keep: int = option(5, "networks k kept by their score ps each generation and at a restart",
+                       minimum=1)
+    decay: float = option(0.01, "ps's penalty per generation of a network's age (eq. 1)",
+                          minimum=0)
+    temperature: float = option(1.0, "temperature of the softmax that draws parents (eq. 2: 1)",
+                                positive=True)
+    restart_period: int = option(25, "generations per round; then a restart", minimum=1)
+    restart_threshold: float = option(0.35, "a round whose best accuracy exceeds this keeps its "
+                                      "top k at the restart; else a random population")
+    win_threshold: float = option(0.40, "a network whose mean accuracy exceeds this is a winner")
+    wins_needed: int = option(10, "stop once this many distinct networks won", minimum=1)
+    generations: Optional[int] = option(None, "stop after this many generations after the first "
+                                        "(unset: the paper's stop rule and --evaluations)",
+                                        minimum=0)
+    train_per_class: int = option(100, "mini training set: images per class", minimum=1)
+    score_per_class: int = option(10, "mini scoring set: images per class", minimum=1)
+    score_from: str = option("train", "where the scoring images come from: the training split "
+                             "(disjoint from the mini training set), or the test split as in "
+                             "the paper (the search then selects on test images)",
+                             choices=MINI_SCORE_SOURCES)
+    mini_dataset: Optional[str] = option(None, "a mini dataset saved by another run (its "
+                                         f"{MINI_FILE}), so that runs compare on the same images "
+                                         "(unset: drawn from --seed)")
+    widths: str = option(",".join(map(str, minigen.CHANNELS)), "the channel sizes c_i a normal "
+                         "cell draws from, comma-separated (the authors' code's list)")
+    blocks: str = option("1,1,1,1,1", "b_i of each cell, comma-separated, the input cell's (1) "
+                         "first: more cells or blocks scale the networks up (section IV-C)")
+    min_actions: int = option(2, "fewest operations in a normal cell's action list", minimum=1)
+    max_actions: int = option(4, "most operations in a normal cell's action list", minimum=1)
+    p_channels: float = option(0.3, "P_c: a cell's width is redrawn", minimum=0, maximum=1)
+    p_op: float = option(0.5, "P_o: each operation is redrawn", minimum=0, maximum=1)
+    p_actions: float = option(0.2, "P_b: a cell's whole action list is regenerated", minimum=0,
+                              maximum=1)
+    cell_swap: float = option(0.5, "uniform crossover: each cell comes from the second parent "
+                              "with this probability", minimum=0, maximum=1)
+    repeat_parents: bool = option(False, "a child's two parents may be one network drawn twice "
+                                  "(the paper draws 'two parent networks')")
+    seeding: str = option("encoding", "each network's training seed: derived from its encoding "
+                          "(an encoding always trains the same), 0 for all, or a fresh draw",
+                          choices=SEEDINGS)
+    pick_by: str = option("accuracy", "the final pick among the winners: the best mean "
+                          "accuracy, or the best accuracy per parameter (Table III's order)",
+                          choices=PICKS)
+
+    def validate(self, config) -> None:
+        parents = 1 if self.repeat_parents else 2
+        if not parents <= self.keep < self.population:
+            raise ValueError(f"--keep must lie between {parents} (the parents of a child) and "
+                             f"--population - 1 ({self.population - 1}), not {self.keep}")
+        if self.min_actions > self.max_actions:
+            raise ValueError(f"--min-actions ({self.min_actions}) exceeds --max-actions "
+                             f"({self.max_actions})")
+        if config.objective_names[0] != "accuracy":
+            raise ValueError("minigen scores networks by their accuracy: --objectives must "
+                             "start with accuracy (e.g. accuracy,params)")
+        self.operators()
+
+    def operators(self) -> dict:
+        """The keywords of :func:`register_operators` these options give."""
+        blocks = _integers(self.blocks, "--blocks")
+        if blocks[0] != 1:
+            raise ValueError(f"--blocks must start with the input cell's 1, not {self.blocks}")
+        return dict(blocks=blocks, channels=_integers(self.widths, "--widths"),
+                    actions=(self.min_actions, self.max_actions), p_channels=self.p_channels,
+                    p_op=self.p_op, p_actions=self.p_actions, indpb=self.cell_swap,
+                    temperature=self.temperature, distinct_parents=not self.repeat_parents)
+
+
+def _integers(text: str, flag: str) -> tuple[int, ...]:
+    """``"24,40,64"`` as ``(24, 40, 64)``; a ``ValueError`` naming ``flag`` otherwise."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ValueError(f"{flag} takes positive integers separated by commas (e.g. 24,40,64), "
+                         f"not {text!r}")
+    return values
+
+
+def mini_data(run) -> Dataset:
+    """The run's mini dataset: read back from the run directory (a resumed run) or from
+    ``--mini-dataset``, else drawn from ``--seed``. Nothing is written here (the evaluator is
+    made before the run directory exists); :func:`search` saves it."""
+    own, given = run.directory / MINI_FILE, run.options.mini_dataset
+    path = own if own.is_file() or not given else Path(given)
+    if given and not path.is_file():
+        raise ValueError(f"--mini-dataset {given} does not exist; give the {MINI_FILE} of an "
+                         "earlier run, or leave it unset to draw one")
+    return _mini_dataset(run, path if path.is_file() else None)
+
+
+def _mini_dataset(run, path: Optional[Path]) -> Dataset:
+    """:func:`~deapnas.data.mini_dataset` of the run's data with its options."""
+    options = run.options
+    return mini_dataset(run.data, options.train_per_class, options.score_per_class,
+                        seed=run.config.seed, score_from=options.score_from, path=path)
+
+
+def evaluator(run) -> SmallModelEvaluator:
+    """Training on the mini dataset with the options' recipe (deterministic, with the paper's
+    cuBLAS workspace ``:16:8`` unless the environment sets one), wrapped in
+    :class:`SmallModelEvaluator`."""
+    from .. import runner  # the runner imports the methods
+
+    if run.options.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    return SmallModelEvaluator(runner.make_evaluator(run.config, run.options, run.space,
+                                                     mini_data(run)))
+
+
+def search(run) -> tools.Logbook:
+    """Save the mini dataset in the run directory, then run :func:`ea_minigen` until the stop
+    rule, ``--generations`` or the journal's budget ends it."""
+    options = run.options
+    own = run.directory / MINI_FILE
+    if not own.is_file():
+        if options.mini_dataset:
+            shutil.copyfile(options.mini_dataset, own)
+        else:
+            _mini_dataset(run, own)
+    toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
+    _, logbook = ea_minigen(
+        toolbox.population(n=options.population), toolbox, options.generations,
+        keep=options.keep, decay=options.decay, restart_period=options.restart_period,
+        restart_threshold=options.restart_threshold, win_threshold=options.win_threshold,
+        wins_needed=options.wins_needed, reuse_scores=options.deterministic,
+        seeding=options.seeding, stats=run.stats, halloffame=run.halloffame, verbose=False,
+        journal=run.journal)
+    return logbook
+
+
+def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "accuracy"
+                 ) -> Optional[dict]:
+    """The final network of a MiniGen search from its evaluation records: among the winners
+    (mean accuracy above ``threshold``; all networks when none won), the best mean accuracy
+    (ties: fewer parameters) or, ``by="ratio"``, the best accuracy per parameter. The record
+    returned is the network's first, with ``mean_fitness`` and ``report`` (its accuracy per
+    million parameters, which ``best.json`` and ``deapnas show`` report)."""
+    if by not in PICKS:
+        raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
+    scores, first = defaultdict(list), {}
+    for record in history:
+        if record.get("reason") is None:
+            scores[record["key"]].append(record["fitness"][0])
+            first.setdefault(record["key"], record)
+    if not scores:
+        return None
+    mean = {key: fmean(values) for key, values in scores.items()}
+    ratio = {key: mean[key] / (first[key]["info"]["params"] / 1e6) for key in mean}
+    winners = [key for key in mean if mean[key] > threshold]
+    order = (lambda k: (mean[k], ratio[k])) if by == "accuracy" else ratio.get
+    best = max(winners or mean, key=order)
+    return {**first[best], "mean_fitness": mean[best],
+            "report": {"accuracy per million parameters": ratio[best]}}
+
+
+def pick(run) -> Optional[dict]:
+    """:func:`pick_network` over the run's history with its options."""
+    return pick_network(run.history(), run.options.win_threshold, run.options.pick_by)
+
+
+METHOD = register_method(Method(
+    "minigen", Options, search, pick,
+    presets={"paper": dict(dataset="cifar10"),
+             "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
+                          batch_size=20, train_per_class=20, score_per_class=10,
+                          widths="8,16,24,32", restart_period=5, restart_threshold=0.8,
+                          win_threshold=0.9, wins_needed=5)},
+    spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
+    description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "
+                "score (Zhang et al., 2024)"))

@@ -40,6 +40,9 @@ open:
   ignores the padding;
 - the spatial size never changes (the paper: "remains unchanged ... 32 by 32"); the head is
   global average pooling and one linear layer giving logits (no softmax: the loss takes logits).
+
+:func:`cells` gives each cell's part of the graph apart, for ``deapnas show`` to draw side by
+side; a width change is labelled as the 1x1 convolution it is.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ import hashlib
 import json
 import random
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import networkx as nx
 import torch
@@ -273,23 +276,53 @@ def to_graph(genome: Sequence) -> nx.DiGraph:
     validate(genome)
     graph = nx.DiGraph(inputs=["input"])
     graph.add_node("input")
-    last = _add_block(graph, "input", "c0.b0", genome[0][2], INPUT_FLOW)
+    last = _add_block(graph, "input", None, "c0.b0", genome[0][2], INPUT_FLOW)
+    received = INPUT_FLOW[-1]
     for index, (width, blocks, operations) in enumerate(genome[1:], start=1):
-        entry = f"c{index}.in"
-        graph.add_node(entry, **operation_node(IDENTITY, width))
-        graph.add_edge(last, entry)
-        last = entry
+        last = _add_width_change(graph, last, f"c{index}.in", received, width)
         for block in range(blocks):
-            last = _add_block(graph, last, f"c{index}.b{block}", operations,
+            last = _add_block(graph, last, width, f"c{index}.b{block}", operations,
                               [width] * len(operations))
+        received = width
     graph.graph["output"] = last
     return graph
 
 
-def _add_block(graph: nx.DiGraph, source: str, name: str, operations: Sequence[str],
-               widths: Sequence[int]) -> str:
-    """Add one block's chain after ``source``, the i-th operation after a leading identity (if
-    any) producing ``widths[i]`` channels; the block's output node."""
+def _add_width_change(graph: nx.DiGraph, source: str, node: str, received: Optional[int],
+                      width: int) -> str:
+    """Add ``node`` after ``source``: the identity, or a 1x1 convolution from ``received``
+    channels (None: the image's) to ``width``, labelled as what it is."""
+    label = IDENTITY if received == width else f"1x1 conv {received or ''}->{width}"
+    graph.add_node(node, **{**operation_node(IDENTITY, width), "label": label})
+    graph.add_edge(source, node)
+    return node
+
+
+def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
+    """Each cell of the encoding as a graph of its own, for drawing side by side
+    (``deapnas show``): ``{"input": ..., "#1 256-channel": ..., ...}``, each with an input
+    node feeding the cell's first nodes and an output node after its last ones."""
+    whole = to_graph(genome)
+    drawings = {}
+    for index, (width, blocks, _) in enumerate(genome):
+        members = [n for n in whole if n.startswith(f"c{index}.")]
+        graph = nx.DiGraph(whole.subgraph(members), inputs=["input"], output="output")
+        graph.add_nodes_from(["input", ("output", {"op": "identity"})])
+        graph.add_edges_from(("input", n) for n in members
+                             if any(p not in members for p in whole.predecessors(n)))
+        graph.add_edges_from((n, "output") for n in members
+                             if not any(s in members for s in whole.successors(n)))
+        name = "input" if index == 0 else f"#{index} {width}-channel" + \
+            (f" {blocks}-block" if blocks > 1 else "")
+        drawings[name] = graph
+    return drawings
+
+
+def _add_block(graph: nx.DiGraph, source: str, received: Optional[int], name: str,
+               operations: Sequence[str], widths: Sequence[int]) -> str:
+    """Add one block's chain after ``source`` (which gives ``received`` channels, None for the
+    image), the i-th operation after a leading identity (if any) producing ``widths[i]``
+    channels; the block's output node."""
     residual = operations[0] == IDENTITY
     chain = operations[1:] if residual else operations
     last = source
@@ -300,10 +333,10 @@ def _add_block(graph: nx.DiGraph, source: str, name: str, operations: Sequence[s
         last = node
     if not residual:
         return last
-    skip, total = f"{name}.skip", f"{name}.sum"
-    graph.add_node(skip, **operation_node(IDENTITY, widths[len(chain) - 1]))
-    graph.add_node(total, op="identity", combine="sum")
-    graph.add_edges_from([(source, skip), (last, total), (skip, total)])
+    skip = _add_width_change(graph, source, f"{name}.skip", received, widths[len(chain) - 1])
+    total = f"{name}.sum"
+    graph.add_node(total, op="identity", combine="sum", label="residual")
+    graph.add_edges_from([(last, total), (skip, total)])
     return total
 
 
@@ -348,5 +381,5 @@ def network_seed(genome_key: str) -> int:
 
 SPACE = register_space(Space(
     "minigen", MiniGenGenome, init_genome, mutate, to_graph, build_network, key, to_json,
-    from_json, mate=mate,
+    from_json, mate=mate, cells=cells,
     description="MiniGen's five-cell [c_i, b_i, action list] encoding (Zhang et al., 2024)"))
