@@ -427,10 +427,9 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
     else:
         for model in search.models:
             _register(search, model)
-        if not _checkpoint(journal, search, logbook, halloffame):
-            return search.models, logbook
 
-    while generations is None or search.generation < generations:
+    while _checkpoint(journal, search, logbook, halloffame) and \
+            (generations is None or search.generation < generations):
         first = search.generation == 0
         nevals = _train(search, search.models, toolbox, state_dir, options, halloffame,
                         bonus=not first)
@@ -454,8 +453,6 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
                        **(stats.compile(search.models) if stats else {}))
         if verbose:
             print(logbook.stream)
-        if not _checkpoint(journal, search, logbook, halloffame):
-            break
     return search.models, logbook
 
 
