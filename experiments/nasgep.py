@@ -20,7 +20,7 @@ published result (Table I "CutOut + AA", Table II) trains without drop-path; ``-
 gives its ablation rows.
 
 ``--tiny`` is a smoke preset (digits, 4 models of 4 channels, one cell per stage, 30
-epoch-trainings, a final training of 5 epochs at 8 channels), not a reproduction.
+epoch-trainings, a final training of 15 epochs at 8 channels), not a reproduction.
 
 Every epoch-training is journaled in ``--out`` as it completes; an interrupted run continues
 where it stopped when the same command is run again with the same ``--out``.
@@ -68,7 +68,7 @@ def parse_args(argv=None):
                         help="stop after this many epoch-trainings (tiny: 30)")
     parser.add_argument("--no-sharing", action="store_true", help="weight sharing off")
     parser.add_argument("--final-epochs", type=int,
-                        help="epochs of the final training (300; tiny: 5); 0 skips it")
+                        help="epochs of the final training (300; tiny: 15); 0 skips it")
     parser.add_argument("--final-channels", type=int, help="width of the final training (64)")
     parser.add_argument("--drop-path", type=float, default=0.0,
                         help="drop-path rate of the final training (Table I: 0.1)")

@@ -178,11 +178,11 @@ class Options(TrainingOptions):
 
 
 #: The ``tiny`` preset's options: 4 models of 4 channels, one cell per stage, cells of 3 genes
-#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 5 epochs at
+#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 15 epochs at
 #: 8 channels with crops of 1 pixel, Cutout 4 and no flips (digits are not mirror images).
 TINY = dict(population=4, reductions=4, genes=8, max_genes=16, min_new_genes=2,
             max_new_genes=4, cell_head=2, epochs=3, channels=4, cells=1, batch_size=32,
-            val_fraction=0.2, final_channels=8, final_epochs=5, final_batch_size=32,
+            val_fraction=0.2, final_channels=8, final_epochs=15, final_batch_size=32,
             crop_padding=1, no_flip=True, cutout=4)
 
 
