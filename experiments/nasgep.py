@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from deap import base, creator, tools
 
-from deapnas.data import DATASETS, DatasetError, Split, load_dataset
+from deapnas.data import DATASETS, DatasetError, load_dataset
 from deapnas.methods import nasgep
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasgep as space
@@ -103,19 +103,6 @@ def make_toolbox(options, data, args, out: Path) -> base.Toolbox:
     return nasgep.make_toolbox(options, toolbox, creator.Model)
 
 
-def final_training(model, options, data, args) -> tuple[float, int]:
-    """The model retrained from scratch at the final width on train + validation; its test
-    accuracy (the test split's only use) and parameters."""
-    evaluator = nasgep.final_evaluator(options, data, device=args.device, seed=args.seed)
-    on_device = evaluator.device_data
-    both = Split(torch.cat([on_device.train.x, on_device.val.x]),
-                 torch.cat([on_device.train.y, on_device.val.y]))
-    torch.manual_seed(args.seed)
-    net = evaluator.network(model)
-    evaluator.fit(net, both, options.final_epochs)
-    return evaluator.accuracy(net, on_device.test), sum(p.numel() for p in net.parameters())
-
-
 def main(argv=None):
     args = parse_args(argv)
     options = make_options(args)
@@ -163,11 +150,12 @@ def main(argv=None):
     print(f"best model {best.model_id}: validation accuracy {best.fitness.values[0]:.4f} after "
           f"{best.trained_epochs} epoch(s), {best.info['params']:,} parameters at "
           f"C={options.channels}\n  {best!r}")
-    if options.final_epochs:
-        accuracy, params = final_training(best, options, data, args)
+    if options.final_epochs:  # from scratch, on train + validation; scored on the test split
+        final = nasgep.final_evaluator(options, data, device=args.device, seed=args.seed)
+        accuracy, net = final.train_and_test(best, seed=args.seed)
         print(f"final training: {options.final_epochs} epochs at C={options.final_channels} "
-              f"({params:,} parameters): test accuracy {accuracy:.4f}, test error "
-              f"{100 * (1 - accuracy):.2f} %")
+              f"({sum(p.numel() for p in net.parameters()):,} parameters): test accuracy "
+              f"{accuracy:.4f}, test error {100 * (1 - accuracy):.2f} %")
     return population, logbook, hof
 
 
