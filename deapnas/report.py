@@ -199,10 +199,11 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None
-    width = getattr(evaluator.build, "keywords", {}).get("channels")
-    result = {"epochs": epochs, "channels": width, "test_accuracy": accuracy,
-              "params": sum(p.numel() for p in net.parameters()),
-              "test_images": len(evaluator.data.test)}
+    data, width = evaluator.data, getattr(evaluator.build, "keywords", {}).get("channels")
+    result = {"epochs": epochs, "channels": width,
+              "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+              "test_accuracy": accuracy, "params": sum(p.numel() for p in net.parameters()),
+              "test_images": len(data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)
     return result
