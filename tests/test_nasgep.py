@@ -14,6 +14,7 @@ import pytest
 import torch
 from deap import gp
 
+import deapnas
 from deapnas import gep, runner
 from deapnas.augment import Augment
 from deapnas.cli import main
@@ -662,7 +663,8 @@ def test_an_interrupted_search_resumes_to_the_same_history_and_pick(finished, tm
     assert json.loads((out / BEST).read_text()) == json.loads((finished / BEST).read_text())
 
 
-def test_show_draws_both_cells_and_train_runs_the_final_recipe(finished, capsys):
+def test_show_draws_both_cells_train_runs_the_final_recipe_and_export_rebuilds_it(finished,
+                                                                                 capsys):
     assert main(["show", str(finished)]) == 0
     assert (finished / "best.png").stat().st_size > 10_000
     best = json.loads((finished / BEST).read_text())
@@ -672,6 +674,9 @@ def test_show_draws_both_cells_and_train_runs_the_final_recipe(finished, capsys)
     assert (trained["epochs"], trained["channels"]) == (1, method.TINY["final_channels"])
     assert 0 <= trained["test_accuracy"] <= 1 and trained["params"] > best["params"]
     assert "test accuracy" in capsys.readouterr().out
+    net = deapnas.load_model(finished)  # the final width, as deapnas export rebuilds it
+    assert sum(p.numel() for p in net.parameters()) == trained["params"]
+    assert main(["export", str(finished)]) == 0 and (finished / "export" / "model.pt2").exists()
 
 
 def test_the_final_training_builds_wider_with_drop_path_and_augments(digits):
