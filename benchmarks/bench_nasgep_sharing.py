@@ -8,15 +8,17 @@ average and as ratios:
    gene pools, so genes recur), trained one epoch per evaluation in the same order, each for
    ``--epochs`` epochs, with the same initialisation and batches; with sharing on, a new model
    starts from the store the earlier ones filled. Only the loaded weights differ.
-2. **Search** (``--part search``): the tiny NASGEP search for ``--generations`` generations.
-   The two searches diverge after the first evaluations (the fitness differs, so selection
-   differs), so compare averages over seeds.
+2. **Search** (``--part search``): the registered method, as ``deapnas search --algorithm
+   nasgep`` runs it (tiny preset, ``--population`` models, E_max ``--max-epochs``), for
+   ``--evaluations`` epoch-trainings, with and without ``--no-sharing``. The two searches
+   diverge after the first evaluations (the fitness differs, so selection differs), so compare
+   averages over seeds.
 
 Figures: the accuracy of a new model after its first, second and third epoch (mean over the
 models that trained that long; in the search: models born after the first generation, when
-the store holds weights), the share of those models that reach
-``--target`` and the epochs each needed, the evaluations until some model first reaches
-``--target``, the best accuracy, evaluations and wall time.
+the store holds weights), the share of those models that reach ``--target`` and the epochs
+each needed, the evaluations until some model first reaches ``--target``, the best accuracy,
+evaluations and wall time.
 
     python benchmarks/bench_nasgep_sharing.py                       # both parts, 3 seeds
     python benchmarks/bench_nasgep_sharing.py --part models --seeds 0 1 --epochs 3
@@ -31,55 +33,42 @@ from collections import defaultdict
 from statistics import fmean
 
 import torch
+from deap import base
 
+from deapnas import runner
 from deapnas.data import load_dataset
 from deapnas.methods import nasgep
+from deapnas.run import read_history
 from deapnas.spaces import nasgep as space
 from deapnas.weight_store import apply_offers, concerning
 
 
-class RecordingMap:
-    """``toolbox.map`` recording (model id, birth generation, epochs after, accuracy)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, function, models):
-        models = list(models)
-        results = list(map(function, models))
-        self.calls += [(m.model_id, m.born, m.trained_epochs + 1, r[0])
-                       for m, r in zip(models, results)]
-        return results
-
-
-def run(seed: int, sharing: bool, generations: int, data, options: dict) -> dict:
-    """One tiny search; its evaluations and wall time."""
-    random.seed(seed)
-    settings = nasgep.Options.tiny(sharing=sharing, **options)
+def search(seed: int, sharing: bool, evaluations: int, options: dict) -> dict:
+    """One tiny search through the registered method; its evaluations as (model, born after
+    the first generation, epochs, accuracy), and its wall time."""
     with tempfile.TemporaryDirectory() as directory:
-        evaluator = nasgep.make_evaluator(settings, data, store=f"{directory}/store",
-                                          device="cpu", seed=seed)
-        toolbox = nasgep.make_toolbox(settings, evaluator)
-        recorder = RecordingMap()
-        toolbox.register("map", recorder)
-        models, reductions, genes = nasgep.init_populations(
-            toolbox, settings.population, settings.reductions, settings.genes)
+        config, settings = runner.settings(nasgep.METHOD, "tiny", seed=seed,
+                                           evaluations=evaluations, no_sharing=not sharing,
+                                           out=f"{directory}/run", **options)
         start = time.perf_counter()
-        nasgep.nasgep(models, toolbox, generations, genes=genes, reductions=reductions,
-                      state_dir=f"{directory}/models", options=settings, verbose=False)
-        return {"calls": recorder.calls, "seconds": time.perf_counter() - start}
+        runner.start(config, settings, progress=False)
+        seconds = time.perf_counter() - start
+        calls = [(r["info"]["model"], int(r["info"]["model"][1:]) >= settings.population,
+                  r["info"]["trained_epochs"], r["fitness"][0])
+                 for r in read_history(config.out) if r["reason"] is None]
+    return {"calls": calls, "seconds": seconds}
 
 
 def train_in_order(seed: int, sharing: bool, data, models: int, epochs: int) -> dict:
     """The controlled comparison: the same models trained in the same order; its evaluations
     (model, position, epoch, accuracy) and wall time."""
     random.seed(seed)
-    settings = nasgep.Options.tiny(sharing=sharing, max_epochs=epochs)
+    settings = nasgep.Options.tiny(no_sharing=not sharing, epochs=epochs)
     calls, index = [], {}
     with tempfile.TemporaryDirectory() as directory:
         evaluator = nasgep.make_evaluator(settings, data, store=f"{directory}/store",
                                           device="cpu", seed=seed)
-        population, _, _ = nasgep.init_populations(nasgep.make_toolbox(settings, evaluator),
+        population, _, _ = nasgep.init_populations(nasgep.make_toolbox(settings, base.Toolbox()),
                                                    models, settings.reductions, settings.genes)
         start = time.perf_counter()
         for position, model in enumerate(population):
@@ -146,23 +135,23 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--evaluations", type=int, default=40)
     parser.add_argument("--population", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = load_dataset("digits", seed=0)
-    options = {"population": args.population, "reductions": args.population,
-               "max_epochs": args.max_epochs}
     if args.part in ("models", "both"):
+        data = load_dataset("digits", seed=0)
         compare(f"controlled: {args.models} models in order, {args.epochs} epochs each, "
                 f"target {args.target}", args.seeds, args.target,
                 lambda seed, sharing: train_in_order(seed, sharing, data, args.models,
                                                      args.epochs))
     if args.part in ("search", "both"):
-        compare(f"tiny NASGEP search, {args.generations} generations, target {args.target}",
-                args.seeds, args.target,
-                lambda seed, sharing: run(seed, sharing, args.generations, data, options))
+        options = {"population": args.population, "reductions": args.population,
+                   "epochs": args.max_epochs}
+        compare(f"tiny NASGEP search through the registered method, {args.evaluations} "
+                f"evaluations, target {args.target}", args.seeds, args.target,
+                lambda seed, sharing: search(seed, sharing, args.evaluations, options))
 
 
 if __name__ == "__main__":

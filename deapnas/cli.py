@@ -59,10 +59,13 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
         "train", help="retrain the picked architecture longer and report its test accuracy",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
-    train.add_argument("--epochs", type=_at_least(1), default=20, help="training epochs")
+    train.add_argument("--epochs", type=_at_least(1), default=None,
+                       help="training epochs (default: the method's final training; 20 for a "
+                            "method without one)")
     train.add_argument("--device", default=None, help="device (default: the run's)")
     train.add_argument("--channels", type=_at_least(1), default=None,
-                       help="network width of the retrained network (default: the search's)")
+                       help="network width of the retrained network (default: the method's "
+                            "final training; the search's for a method without one)")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
                        "runs without deapnas, and its genome as JSON")

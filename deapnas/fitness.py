@@ -214,6 +214,20 @@ class TrainEvaluator:
         info.update(accuracy=score, train_seconds=time.perf_counter() - start)
         return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
+    def train_and_test(self, individual, epochs: Optional[int] = None, seed: int = 0
+                       ) -> tuple[float, nn.Module]:
+        """A search's final step: ``individual``'s network built afresh (torch seeded with
+        ``seed``), trained on the training and validation splits together for ``epochs``
+        epochs (default: the recipe's), and scored on the test split, its only use.
+        ``(test accuracy, trained network)``; :class:`~deapnas.training.CandidateFailure`
+        when the network exceeds the parameter cap or its loss is not finite."""
+        data = self.device_data
+        both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+        torch.manual_seed(seed)
+        net = self.network(individual)
+        self.fit(net, both, epochs or self.recipe.epochs)
+        return self.accuracy(net, data.test), net
+
     def inherit(self, net: nn.Module, individual) -> Optional[list[str]]:
         """Load into a fresh ``net`` the matching weights of ``individual.inherit_from``; the
         parameter names loaded (None: the individual names no file)."""

@@ -161,8 +161,21 @@ class Merge(nn.Module):
         return f"{self.combine} to {self.size[0]}x{self.size[1]}"
 
 
+def drop_path(x: torch.Tensor, rate: float) -> torch.Tensor:
+    """Drop-path (Larsson et al., 2017): each sample of ``x`` is zeroed with probability
+    ``rate`` and the others are scaled by ``1 / (1 - rate)``, so the expectation is ``x``."""
+    keep = 1.0 - rate
+    mask = torch.empty((len(x),) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+    return x * mask.bernoulli_(keep) / keep
+
+
 class GraphModule(nn.Module):
-    """A compiled graph: one merge-then-op module per node, run in topological order."""
+    """A compiled graph: one merge-then-op module per node, run in topological order.
+
+    :ivar drop_path: while training, the output of every node whose op is not ``identity`` goes
+        through :func:`drop_path` at this rate, as DARTS-style cells drop their operations
+        (0, the default: never). :class:`~deapnas.networks.CellNetwork` sets it in its cells.
+    """
 
     def __init__(self, graph: nx.DiGraph, input_shapes: Sequence[Shape]):
         super().__init__()
@@ -172,6 +185,9 @@ class GraphModule(nn.Module):
         self.output = output_of(self.graph)
         self.order = [n for n in nx.topological_sort(self.graph) if n not in self.inputs]
         self.sources = {n: _predecessors(self.graph, n) for n in self.order}
+        self.droppable = {n for n in self.order
+                          if self.graph.nodes[n].get("op", "identity") != "identity"}
+        self.drop_path = 0.0
         self.merges = nn.ModuleDict()
         self.ops = nn.ModuleDict()
         self.keys = self._keys(self.order, self.ops)
@@ -211,6 +227,8 @@ class GraphModule(nn.Module):
             key = self.keys[node]
             merged = self.merges[key]([values[p] for p in self.sources[node]])
             values[node] = self.ops[key](merged)
+            if self.drop_path and self.training and node in self.droppable:
+                values[node] = drop_path(values[node], self.drop_path)
         return values[self.output]
 
 

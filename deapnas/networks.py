@@ -116,9 +116,12 @@ def _latest(states: Sequence, arity: int) -> list:
 
 
 class Cell(nn.Module):
-    """A compiled cell graph with its inputs adapted to the cell's width."""
+    """A compiled cell graph with its inputs adapted to the cell's width; ``drop_path``: the
+    rate at which its operations are dropped while training (see
+    :class:`~deapnas.graph.GraphModule`)."""
 
-    def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int):
+    def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int,
+                 drop_path: float = 0.0):
         super().__init__()
         arity = len(inputs_of(graph))
         sources = _latest(previous, arity)
@@ -126,6 +129,7 @@ class Cell(nn.Module):
         self.arity = arity
         self.adapt = nn.ModuleList(Adapt(s, target) for s in sources)
         self.body = compile_graph(graph, [target] * arity)
+        self.body.drop_path = drop_path
 
     @property
     def output_shape(self) -> Shape:
@@ -144,11 +148,12 @@ class CellNetwork(nn.Module):
     width doubles at every reduction). Without a ``reduction`` graph the stages are joined by
     NAS-Bench-201's residual reduction block. A reduction graph receives inputs at the doubled
     width and full size, and must itself halve the size (stride-2 ops on its input edges).
+    ``drop_path`` is the drop-path rate of the cells' operations while training (0: none).
     """
 
     def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
                  reduction: Optional[nx.DiGraph] = None, channels: int = 16,
-                 cells_per_stage: int = 5, stages: int = 3):
+                 cells_per_stage: int = 5, stages: int = 3, drop_path: float = 0.0):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels))
@@ -158,13 +163,13 @@ class CellNetwork(nn.Module):
         for stage in range(stages):
             if stage > 0:
                 width *= 2
-                block = (Cell(reduction, shapes, width) if reduction is not None else
+                block = (Cell(reduction, shapes, width, drop_path) if reduction is not None else
                          ResidualReduction(shapes[-1][0], width))
                 self.cells.append(block)
                 shapes.append(block.output_shape if reduction is not None else
                               (width, -(-shapes[-1][1] // 2), -(-shapes[-1][2] // 2)))
             for _ in range(cells_per_stage):
-                cell = Cell(normal, shapes, width)
+                cell = Cell(normal, shapes, width, drop_path)
                 self.cells.append(cell)
                 shapes.append(cell.output_shape)
         self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),

@@ -10,11 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
-from .data import Split  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
-from .fitness import TrainEvaluator  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
 from .runner import load_config, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
@@ -160,15 +157,22 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
+#: Epochs of ``deapnas train`` for a method without a final training of its own.
+RETRAIN_EPOCHS = 20
+
+
+def retrain(directory: str | Path, epochs: int | None = None, device: str | None = None,
             channels: int | None = None) -> dict:
-    """Train the pick from scratch on training + validation data for ``epochs`` epochs and
-    score it on the test split (used here for the first and only time), optionally wider
-    (``channels``; the macro paper retrains its pick at C = 128 and 256). Writes
-    ``train.json`` and the weights to ``model.pt``. No augmentation is applied."""
-    if epochs < 1:
+    """Train the pick from scratch on training + validation data and score it on the test
+    split (used here for the first and only time). A method with a final training of its own
+    (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
+    recipe (augmentation, schedule, width); otherwise the search's training options apply,
+    without augmentation, for :data:`RETRAIN_EPOCHS` epochs. ``epochs`` and ``channels`` (the
+    macro paper retrains its pick at C = 128 and 256) override either. Writes ``train.json``
+    and the weights to ``model.pt``."""
+    if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
-    config, options, _, _, best = load_run(directory)
+    config, options, method, _, best = load_run(directory)
     running = holder(directory)
     if running:
         raise ValueError(f"the search in {directory} is still running ({running}); train its "
@@ -181,23 +185,25 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
                          "trained accuracies (see best.json's report)")
     if device:
         config.device = device
-    options = replace(options, channels=channels) if channels else options
     space = get_space(best.get("space", config.space))
-    evaluator: TrainEvaluator = make_evaluator(config, options, space)
-    genome = space.from_json(best["genome"])
-    data = evaluator.device_data
-    both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    torch.manual_seed(config.seed)
+    if method.final_training is not None:
+        evaluator = method.final_training(config, options, epochs=epochs, channels=channels)
+        epochs = evaluator.epochs
+    else:
+        options = replace(options, channels=channels) if channels else options
+        evaluator = make_evaluator(config, options, space)
+        epochs = epochs or RETRAIN_EPOCHS
     try:
-        net = evaluator.network(genome)
+        accuracy, net = evaluator.train_and_test(space.from_json(best["genome"]), epochs,
+                                                 config.seed)
     except CandidateFailure as error:
-        raise ValueError(f"the retrained network cannot be built: {error}; lower --channels "
-                         "or raise the search's --max-params") from None
-    evaluator.fit(net, both, epochs)
-    result = {"epochs": epochs, "channels": getattr(options, "channels", None),
+        raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
+                         "--channels or raise the search's --max-params)") from None
+    data, width = evaluator.data, getattr(evaluator.build, "keywords", {}).get("channels")
+    result = {"epochs": epochs, "channels": width,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-              "test_accuracy": evaluator.accuracy(net, data.test),
-              "params": sum(p.numel() for p in net.parameters()), "test_images": len(data.test)}
+              "test_accuracy": accuracy, "params": sum(p.numel() for p in net.parameters()),
+              "test_images": len(data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)
     return result

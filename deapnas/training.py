@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import Augment, pixel_bounds
 from .data import Split, batches
 
 OPTIMIZERS = ("adam", "sgd")
@@ -53,6 +54,8 @@ class Recipe:
     :param grad_clip: clip the gradients' global norm to this value (None: no clipping).
     :param new_lr_factor: learning rate multiplier of the parameters a network did *not*
         inherit (RENAS trains new parameters at 10x the rate of inherited ones).
+    :param augment: the augmentation of every training batch (crops, flips, AutoAugment,
+        Cutout: :class:`~deapnas.augment.Augment`), None for none.
     """
 
     epochs: int = 10
@@ -66,6 +69,7 @@ class Recipe:
     min_lr: float = 0.0
     grad_clip: Optional[float] = None
     new_lr_factor: float = 1.0
+    augment: Optional[Augment] = None
 
     def __post_init__(self):
         problems = [
@@ -156,11 +160,14 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
     """One pass of ``net`` over ``split`` in shuffled batches; the mean training loss.
 
     Losses are summed on the device and read back once, at the end: a non-finite loss raises
-    :class:`CandidateFailure`.
+    :class:`CandidateFailure`. The recipe's ``augment`` transforms each batch.
     """
     net.train()
     total = torch.zeros((), device=split.x.device)
+    bounds = pixel_bounds(split.x) if recipe.augment is not None else None
     for x, y in batches(split, recipe.batch_size, shuffle=True, generator=generator):
+        if recipe.augment is not None:
+            x = recipe.augment(x, bounds, generator)
         loss = nn.functional.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

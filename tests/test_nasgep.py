@@ -1,5 +1,6 @@
 """NASGEP: GEP chromosomes on DEAP, the nasgep space, the weight store, continued training,
-the survivor rules and the loop end to end on digits."""
+the survivor rules, the options, and the registered method end to end through the command line
+on digits (search, interrupted and resumed, show, train)."""
 import copy
 import json
 import math
@@ -9,21 +10,27 @@ import pickle
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from deap import gp, tools
+from deap import gp
 
-from deapnas import gep
+import deapnas
+from deapnas import gep, runner
+from deapnas.augment import Augment
+from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.gep import Chromosome
 from deapnas.graph import compile_graph
 from deapnas.methods import nasgep as method
+from deapnas.networks import Cell
+from deapnas.run import BEST, Journal, read_history
 from deapnas.spaces import get_space
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION
 from deapnas.weight_store import WeightStore, apply_offers, concerning, entry_name
+
+from conftest import without_clock
 
 torch.set_num_threads(1)
 
@@ -379,7 +386,7 @@ def test_concurrent_writers_never_tear_an_entry(tmp_path):
 
 def sharing_evaluator(data, store, sharing=True):
     """The tiny preset's evaluator, one batch per epoch."""
-    options = method.Options.tiny(batch_size=len(data.train), sharing=sharing)
+    options = method.Options.tiny(batch_size=len(data.train), no_sharing=not sharing)
     return method.make_evaluator(options, data, store=store, device="cpu")
 
 
@@ -470,7 +477,7 @@ def test_survivors_keep_the_best_kill_the_oldest_drop_retired_and_trim():
               fake_model("b", 0.7, born=2), fake_model("c", 0.6, born=3),
               fake_model("failed", -math.inf, born=3, reason="too big")]
     # the best survives although retired; the oldest dies although fit
-    assert names(method.select_survivors(models, 3, max_epochs=10)) == ["best", "b", "c"]
+    assert names(method.select_survivors(models, 3, 10)) == ["best", "b", "c"]
     assert names(method.select_survivors(models, 10, 10)) == ["best", "b", "c", "a"]
     # the oldest to die is the oldest other than the best
     assert names(method.select_survivors(models[:1] + models[3:], 10, 10)) == ["old", "b", "c"]
@@ -517,163 +524,176 @@ def test_thresholds_follow_the_pith_best_model():
     assert method.thresholds([], 3) is None
 
 
-def test_options_validate_and_presets(digits):
+def test_options_are_the_papers_and_refuse_what_cannot_work(digits):
     paper = method.Options()
-    assert (paper.population, paper.channels, paper.cells, paper.max_params, paper.max_epochs,
-            paper.lr, paper.batch_size) == (10, 16, 3, 300_000, 10, 0.1, 512)
-    assert (paper.genes, paper.max_genes, paper.new_genes, paper.bonus_factor) == \
-        (50, 100, (2, 10), 0.75)
+    assert (paper.population, paper.channels, paper.cells, paper.max_params, paper.epochs,
+            paper.lr, paper.batch_size, paper.val_fraction) == (10, 16, 3, 300_000, 10, 0.1,
+                                                                 512, 0.1)
+    assert (paper.genes, paper.max_genes, paper.min_new_genes, paper.max_new_genes,
+            paper.bonus_factor, paper.cell_head, paper.gene_head) == (50, 100, 2, 10, 0.75, 4, 1)
     recipe = paper.recipe()
-    assert (recipe.optimizer, recipe.schedule, recipe.epochs) == ("sgd", "cosine", 10)
-    assert method.Options.tiny().population < paper.population
-    with pytest.raises(ValueError, match="component_fitness"):
-        method.Options(component_fitness="median")
-    with pytest.raises(ValueError, match="new_genes"):
-        method.Options(new_genes=(5, 2))
+    assert (recipe.optimizer, recipe.schedule, recipe.epochs, recipe.momentum,
+            recipe.weight_decay, recipe.augment) == ("sgd", "cosine", 10, 0.9, 5e-4, None)
+    final = paper.final_recipe()
+    assert (final.epochs, final.batch_size, final.lr, final.schedule, final.weight_decay) == \
+        (300, 128, 0.025, "cosine", 5e-4)
+    assert final.augment == Augment(crop_padding=4, flip=True, autoaugment="cifar10", cutout=16)
+    assert paper.final_recipe(epochs=7).epochs == 7 and paper.final_channels == 64
+    config, options = runner.settings(method.METHOD, "paper")
+    assert (config.dataset, config.time_limit, config.evaluations) == ("cifar10", 86400, None)
+    assert options == paper
+    config, options = runner.settings(method.METHOD, "tiny", population=3)
+    assert config.dataset == "digits" and options == method.Options.tiny(population=3)
+    for bad, message in [(dict(min_new_genes=5, max_new_genes=2), "--min-new-genes"),
+                         (dict(genes=20, max_genes=10), "--genes"),
+                         (dict(evaluations=None), "--time-limit")]:
+        config, options = runner.settings(method.METHOD, "tiny", **bad)
+        with pytest.raises(ValueError, match=message):
+            runner.validate(config, options, method.METHOD)
     with pytest.raises(ValueError, match="store"):
         method.make_evaluator(method.Options.tiny(), digits, device="cpu")
 
 
-# -- the loop ----------------------------------------------------------------------------------
+# -- the registered method, through the command line ---------------------------------------------
 
-def tiny_search(data, directory: Path, generations=2, journal=None, calls=None):
-    """The tiny preset with 2 models, on the small digits split; each evaluation is appended
-    to ``calls`` as (model id, epochs before, fitness) when it is a list."""
-    random.seed(7)
-    options = method.Options.tiny(population=2, reductions=2)
-    evaluator = method.make_evaluator(options, data, store=str(directory / "store"),
-                                      device="cpu", seed=3)
-
-    def evaluate(model):
-        result = evaluator(model)
-        calls.append((model.model_id, model.trained_epochs, result[0]))
-        return result
-
-    toolbox = method.make_toolbox(options, evaluator if calls is None else evaluate)
-    models, reductions, genes = method.init_populations(toolbox, options.population,
-                                                        options.reductions, options.genes)
-    halloffame = tools.HallOfFame(2)
-    population, logbook = method.nasgep(models, toolbox, generations, genes=genes,
-                                        reductions=reductions,
-                                        state_dir=str(directory / "models"), options=options,
-                                        halloffame=halloffame, verbose=False, journal=journal)
-    return population, logbook, halloffame, options
+def search_args(out, *extra):
+    """A tiny search of 2 models, stopped at the generation in which 8 epoch-trainings are
+    done, with a checkpoint at every generation."""
+    return ["search", "--algorithm", "nasgep", "--evaluations", "8", "--population", "2",
+            "--reductions", "2", "--batch-size", "64", "--checkpoint-every", "1", "--out",
+            str(out), "--quiet", *extra]
 
 
-class Journal:
-    """A checkpoint journal kept in memory with the global random states; it stops the search
-    after ``stop_after`` checkpoints, and restores ``saved`` when given."""
+def comparable(records):
+    """History records without what the clock decides (elapsed, training seconds)."""
+    return [{**r, "info": {k: v for k, v in r["info"].items() if k != "train_seconds"}}
+            for r in without_clock(records)]
 
-    def __init__(self, stop_after=None, saved=None):
-        self.stop_after, self.saved, self.states = stop_after, saved, []
 
-    def restore(self):
-        if self.saved is None:
-            return None
-        state, randoms = copy.deepcopy(self.saved)
-        random.setstate(randoms[0])
-        np.random.set_state(randoms[1])
-        torch.set_rng_state(randoms[2])
-        return state
-
-    def checkpoint(self, **state):
-        self.states.append(copy.deepcopy(state))
-        self.saved = (copy.deepcopy(state), (random.getstate(), np.random.get_state(),
-                                            torch.get_rng_state()))
-        return self.stop_after is None or len(self.states) < self.stop_after
+def last_checkpoint(directory):
+    with Journal(directory, space.SPACE, MODEL) as journal:
+        return journal.restore()
 
 
 @pytest.fixture(scope="module")
-def search(digits, tmp_path_factory):
-    """One tiny search of two generations, its evaluations and checkpoints recorded."""
-    directory = tmp_path_factory.mktemp("search")
-    calls, journal = [], Journal()
-    population, logbook, halloffame, options = tiny_search(digits, directory, 2, journal, calls)
-    return dict(population=population, logbook=logbook, halloffame=halloffame, options=options,
-                calls=calls, states=journal.states, directory=directory)
+def finished(tmp_path_factory):
+    """A tiny search run to its end by ``deapnas search``; its run directory."""
+    out = tmp_path_factory.mktemp("nasgep") / "run"
+    torch.manual_seed(0)
+    assert main(search_args(out)) == 0
+    return out
 
 
-def test_a_tiny_search_end_to_end(search):
-    population, options, directory = search["population"], search["options"], \
-        search["directory"]
-    assert [record["gen"] for record in search["logbook"]] == [1, 2]
-    assert 1 <= len(population) <= options.population
-    assert all(m.fitness.valid and 1 <= m.trained_epochs <= options.max_epochs
-               for m in population)
-    best = search["halloffame"][0].fitness.values[0]
-    assert best == max(fitness for _, _, fitness in search["calls"])
-    assert best > 0.2  # it learns digits (10 classes)
-    # every epoch-training wrote the model's training state to a file of its own
-    assert len(list((directory / "models").glob("*.pt"))) == len(search["calls"])
-    for model in population:
-        for epoch in range(1, model.trained_epochs + 1):
-            assert (directory / "models" / f"{model.model_id}-e{epoch}.pt").exists()
-    # the store index names entries on disk
-    index = search["states"][-1]["store_index"]
-    assert index and {entry for entry, _ in index.values()} <= \
-        {p.name for p in (directory / "store").glob("*.pt")}
+def test_a_tiny_search_through_the_cli(finished):
+    history, options = read_history(finished), method.Options.tiny(population=2)
+    logbook = [json.loads(line) for line in (finished / "logbook.jsonl").read_text().split("\n")
+               if line]
+    assert [record["gen"] for record in logbook] == [1, 2] and len(history) >= 8
+    assert len(history) == sum(record["nevals"] for record in logbook)
+    assert all(r["reason"] is None and r["info"]["epochs"] == 1 for r in history)
+    best = json.loads((finished / BEST).read_text())
+    assert best["fitness"] == max(r["fitness"][0] for r in history) > 0.2
+    models = {}
+    for record in history:  # each model's records: epochs 1, 2, 3... and the same genome
+        models.setdefault(record["info"]["model"], []).append(record)
+    for records in models.values():
+        assert [r["info"]["trained_epochs"] for r in records] == \
+            list(range(1, len(records) + 1))
+        assert len({json.dumps(r["genome"]) for r in records}) == 1
+        assert len(records) <= options.epochs
 
 
-def test_every_evaluation_is_one_epoch_with_a_bonus_epoch_above_t_c(search):
-    calls, states, options = search["calls"], search["states"], search["options"]
-    assert len(calls) == sum(r["nevals"] for r in search["logbook"])
-    epochs = {}
-    for model_id, before, _ in calls:  # each model's epochs go 0, 1, 2... by one
-        assert before == epochs.get(model_id, 0)
-        epochs[model_id] = before + 1
-    assert max(epochs.values()) <= options.max_epochs
-    first = calls[:options.population]  # the first population: one epoch each, no bonus
+def test_every_epoch_training_is_recorded_with_the_bonus_epoch_above_t_c(finished):
+    history, population = read_history(finished), 2
+    calls = [(r["info"]["model"], r["info"]["trained_epochs"] - 1, r["fitness"][0])
+             for r in history]
+    first = calls[:population]  # the first population: one epoch each, no bonus
     assert all(before == 0 for _, before, _ in first)
-    assert calls[options.population][1] == 0  # then the children
-    # the first children get their bonus epoch by T_c of the first population (P_i = 2)
-    t_c = 0.75 * min(value for _, _, value in first)
-    children = [call for call in calls[options.population:]
-                if call[0] not in {model_id for model_id, _, _ in first}]
-    fitness = {model_id: value for model_id, before, value in children[:options.population]}
-    bonus = {model_id for model_id, before, _ in children if before == 1}
+    assert calls[population][1] == 0  # then the children
+    t_c = 0.75 * min(value for _, _, value in first)  # T_g is the P_i-th best (P_i = 2)
+    children = [c for c in calls[population:] if c[0] not in {m for m, _, _ in first}]
+    fitness = {model: value for model, before, value in children[:population]}
+    bonus = {model for model, before, _ in children if before == 1}
     assert bonus == {m for m, value in fitness.items() if value >= t_c}
-    t_g, t_c = states[1]["thresholds"]
+
+
+def test_the_checkpoint_holds_the_three_populations_and_only_their_files_stay(finished):
+    state, options = last_checkpoint(finished), method.Options.tiny()
+    assert state["generation"] == 2
+    t_g, t_c = state["thresholds"]
     assert t_c == pytest.approx(0.75 * t_g)
-
-
-def test_the_checkpoints_hold_the_three_populations_and_the_thresholds(search):
-    states, options = search["states"], search["options"]
-    assert [s["generation"] for s in states] == [0, 1, 2]
-    last = states[-1]
-    assert set(last) >= {"population", "reductions", "genes", "store_index", "thresholds",
-                         "logbook", "halloffame", "next_model"}
-    assert set(last["genes"]) == {NORMAL, REDUCTION}
     for kind in (NORMAL, REDUCTION):
-        assert len(last["genes"][kind]) <= options.max_genes
-        used = {g for m in last["population"] for g in m.genes}
-        assert used & {g["id"] for g in last["genes"][kind]} == \
-            {g for g in used if g[0] == kind[0]}  # the genes in use survive
-    assert {m.reduction_id for m in last["population"]} <= {c["id"] for c in last["reductions"]}
-    assert json.loads(json.dumps([last["reductions"], last["genes"], last["store_index"],
-                                  last["thresholds"]])) == [last["reductions"], last["genes"],
-                                                            last["store_index"],
-                                                            list(last["thresholds"])]
+        assert len(state["genes"][kind]) <= options.max_genes
+        used = {g for m in state["population"] for g in m.genes if g[0] == kind[0]}
+        assert used <= {g["id"] for g in state["genes"][kind]}  # the genes in use survive
+    assert {m.reduction_id for m in state["population"]} <= \
+        {c["id"] for c in state["reductions"]}
+    # the run kept the files this checkpoint needs (the models' latest training states, the
+    # hall of fame's, the store entries of the index) and deleted every other one
+    needed = {f"{m.model_id}-e{m.trained_epochs}.pt"
+              for m in state["population"] + state["halloffame"]}
+    assert {p.name for p in (finished / method.MODELS).iterdir()} == needed
+    entries = {entry for entry, _ in state["store_index"].values()}
+    assert entries and {p.name for p in (finished / method.STORE).iterdir()} == entries
+    assert method.stale_files(state, finished / method.MODELS, finished / method.STORE) == []
 
 
-def test_stale_files_are_those_the_last_checkpoint_does_not_need(search):
-    directory, last = search["directory"], search["states"][-1]
-    stale = method.stale_files(last, directory / "models", directory / "store")
-    needed = {f"{m.model_id}-e{m.trained_epochs}.pt" for m in last["population"]} | \
-        {entry for entry, _ in last["store_index"].values()}
-    on_disk = {p.name for p in (directory / "models").glob("*.pt")} | \
-        {p.name for p in (directory / "store").glob("*.pt")}
-    assert {p.name for p in stale} == on_disk - needed - \
-        {f"{m.model_id}-e{m.trained_epochs}.pt" for m in last["halloffame"]}
-    assert stale and needed <= on_disk
+def test_an_interrupted_search_resumes_to_the_same_history_and_pick(finished, tmp_path,
+                                                                     monkeypatch, capsys):
+    real, calls = method.make_evaluator, {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        evaluate = real(*args, **kwargs)
+
+        def wrapper(individual):
+            calls["n"] += 1
+            if calls["n"] == 7:
+                raise KeyboardInterrupt
+            return evaluate(individual)
+        return wrapper
+
+    monkeypatch.setattr(method, "make_evaluator", interrupting)
+    out = tmp_path / "broken"
+    torch.manual_seed(0)
+    assert main(search_args(out)) == 130
+    assert "deapnas resume" in capsys.readouterr().err and len(read_history(out)) == 6
+    monkeypatch.setattr(method, "make_evaluator", real)
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert comparable(read_history(out)) == comparable(read_history(finished))
+    assert json.loads((out / BEST).read_text()) == json.loads((finished / BEST).read_text())
+
+
+def test_show_draws_both_cells_train_runs_the_final_recipe_and_export_rebuilds_it(finished,
+                                                                                 capsys):
+    assert main(["show", str(finished)]) == 0
+    assert (finished / "best.png").stat().st_size > 10_000
+    best = json.loads((finished / BEST).read_text())
+    assert set(space.SPACE.graphs(space.from_json(best["genome"]))) == {NORMAL, REDUCTION}
+    assert main(["train", str(finished), "--epochs", "1"]) == 0
+    trained = json.loads((finished / "train.json").read_text())
+    assert (trained["epochs"], trained["channels"]) == (1, method.TINY["final_channels"])
+    assert 0 <= trained["test_accuracy"] <= 1 and trained["params"] > best["params"]
+    assert "test accuracy" in capsys.readouterr().out
+    net = deapnas.load_model(finished)  # the final width, as deapnas export rebuilds it
+    assert sum(p.numel() for p in net.parameters()) == trained["params"]
+    assert main(["export", str(finished)]) == 0 and (finished / "export" / "model.pt2").exists()
+
+
+def test_the_final_training_builds_wider_with_drop_path_and_augments(digits):
+    options = method.Options.tiny(drop_path=0.2, final_channels=6)
+    evaluator = method.final_evaluator(options, digits, device="cpu", epochs=1)
+    assert evaluator.recipe == options.final_recipe(1) and evaluator.max_params is None
+    model = hand_model()
+    net = evaluator.network(model)
+    cells = [c for c in net.cells if isinstance(c, Cell)]
+    assert net.stem[0].out_channels == 6 and all(c.body.drop_path == 0.2 for c in cells)
+    result = evaluator(model)
+    assert result.info["epochs"] == 1 and 0 <= result[0] <= 1
 
 
 @pytest.mark.slow
-def test_a_resumed_search_equals_the_uninterrupted_one(digits, tmp_path):
-    whole, whole_log, _, _ = tiny_search(digits, tmp_path / "a", generations=3)
-    interrupted = Journal(stop_after=2)
-    tiny_search(digits, tmp_path / "b", generations=3, journal=interrupted)
-    resumed, resumed_log, _, _ = tiny_search(digits, tmp_path / "b", generations=3,
-                                             journal=Journal(saved=interrupted.saved))
-    assert [space.to_json(m) for m in resumed] == [space.to_json(m) for m in whole]
-    assert [m.fitness.values for m in resumed] == [m.fitness.values for m in whole]
-    assert [r["T_g"] for r in resumed_log] == [r["T_g"] for r in whole_log]
+def test_a_search_on_mnist_images_learns(mnist_dir, tmp_path):
+    out = tmp_path / "mnist"
+    assert main(["search", "--algorithm", "nasgep", "--dataset", "idx", "--data-dir",
+                 str(mnist_dir), "--evaluations", "30", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / BEST).read_text())["fitness"] > 0.8

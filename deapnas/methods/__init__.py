@@ -13,6 +13,9 @@ A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
 - ``records(run)``: the space the run directory describes its evaluations in, when the
   individuals evaluated are not genomes of the searched space (EG-NAS scores vectors of
   architecture weights);
+- ``final_training(config, options, epochs=, channels=)``: the evaluator ``deapnas train``
+  retrains the pick with, when the method has a final training of its own (augmentation,
+  schedule, width; default: the search's training options);
 - ``presets``: named settings, ``"paper"`` and ``"tiny"`` at least, covering both the shared
   :class:`~deapnas.options.RunConfig` fields and the method's options.
 
@@ -43,6 +46,9 @@ class Method:
         the run directory exists, so it must write nothing when made.
     :param records: ``records(run) -> Space``, what describes and rebuilds the evaluated
         individuals in the run directory (default: the run's space).
+    :param final_training: ``final_training(config, options, epochs=None, channels=None) ->
+        TrainEvaluator``, the method's final training for ``deapnas train`` (its recipe's epochs
+        and width unless ``--epochs`` / ``--channels`` are given).
     """
 
     name: str
@@ -56,6 +62,7 @@ class Method:
     multi_objective: bool = False
     evaluator: Optional[Callable[[Any], Callable]] = None
     records: Optional[Callable[[Any], Any]] = None
+    final_training: Optional[Callable[..., Any]] = None
     description: str = ""
 
 
@@ -111,4 +118,4 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-from . import minigen, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)
+from . import minigen, nasgep, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)

@@ -1,21 +1,30 @@
 """NASGEP (Alves & de Oliveira, 2020): gene expression programming of cells built from a pool
-of genes (ADFs), three populations, models trained one epoch per generation, weight sharing.
+of genes (ADFs), three populations, models trained one epoch per generation, weight sharing:
+``deapnas search --algorithm nasgep``.
 
 The pieces, each usable alone:
 
-- :class:`Options`: the paper's search settings as defaults (:meth:`Options.tiny` for CPU);
-- :func:`make_evaluator` and :func:`make_toolbox`: the fitness and the toolbox aliases;
+- :class:`Options`: the paper's settings as defaults, the search's (Sec. IV-A) and the final
+  training's; presets ``paper`` and ``tiny`` (:data:`TINY`, :meth:`Options.tiny`);
+- :func:`make_evaluator` (one epoch-training of a model, with weight sharing) and
+  :func:`make_toolbox` (the aliases of the loop);
 - :func:`init_populations`: the gene pools, the reduction cells and the models (steps 1-3);
 - :func:`nasgep`: the loop (steps 3-9), with its survivor rules as plain functions
   (:func:`select_survivors`, :func:`select_reductions`, :func:`kill_genes`,
-  :func:`new_gene_count`) and the thresholds (:func:`thresholds`).
+  :func:`new_gene_count`) and the thresholds (:func:`thresholds`);
+- :func:`final_evaluator`: the paper's final training of the picked model (64 channels, 300
+  epochs, batch 128, lr 0.025, crops, flips, AutoAugment, Cutout 16, optional drop-path), what
+  ``deapnas train`` runs.
 
 Choices where the paper is silent, each a named option: a gene's or a reduction cell's fitness
 (``component_fitness``: ``"best"``, the best fitness of any model whose cells use it, or
 ``"mean"`` over those models' evaluations); genes no model has used yet are not killed
 (``kill_untried``); the initial reduction population is as large as the model population
 (``reductions``); tournaments of 3 (``tournament_size``); the search's momentum and weight
-decay are the paper's training values (0.9, 5e-4).
+decay are the paper's training values (0.9, 5e-4); the operator rates are Ferreira's usual
+ones (the paper cites "default parameters" of Ferreira (2001) without listing them); the final
+training's crop pads 4 pixels (``crop_padding``) and its drop-path rate is 0 (``drop_path``:
+the published result, Table I's "CutOut + AA", trains without it).
 
 Readings of the paper's text, documented where they are implemented: a pool breeds C_max new
 genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
@@ -37,148 +46,198 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from ..data import Dataset
+from ..augment import POLICIES, Augment
+from ..data import Dataset, load_dataset
+from ..fitness import Evaluation, TrainEvaluator
 from ..gep import Chromosome
 from ..individuals import individual_class
+from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION
 from ..training import Recipe
 from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
+from . import Method, register_method
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
+#: Where a run directory keeps the models' training states and the weight store.
+MODELS, STORE = "models", "store"
 #: Genes and reduction cells: chromosomes with a maximised fitness.
 Component = individual_class(Chromosome, (1.0,))
 
 
 @dataclass
-class Options:
-    """NASGEP's settings. Defaults: the paper's search (Sec. IV-A) with Ferreira's operator
-    rates; on CIFAR-10 the fitness is the accuracy on 5,000 training images held out.
+class Options(TrainingOptions):
+    """NASGEP's settings. Defaults: the paper's search (Sec. IV-A; the fitness is the accuracy
+    on 5,000 of CIFAR-10's 50,000 training images) and final training, with Ferreira's operator
+    rates. ``epochs`` is E_max, the epochs after which a model retires."""
 
-    :param population: P_i, models per generation (10).
-    :param reductions: P_r, initial reduction cells (not given in the paper: P_i).
-    :param genes: P_g, initial genes of each pool, normal and reduction (50).
-    :param max_genes: P_g^max, the size at which a pool stops growing (100).
-    :param new_genes: (C_g^min, C_g^max), new genes per pool and generation (2, 10).
-    :param cell_head: head of cells (4; tail 5), ``gene_head``: head of genes (1; tail 2).
-    :param max_epochs: E_max, epochs after which a model retires (10).
-    :param bonus_factor: T_c = bonus_factor x T_g (0.75).
-    :param tournament_size: contestants of each tournament (not given: 3).
-    :param component_fitness: a gene's / reduction cell's fitness, ``"best"`` or ``"mean"``.
-    :param kill_untried: also kill unused genes that no model has used yet.
-    :param conv_inputs: the cell inputs a convolution terminal may read.
-    :param mutation: point mutations per symbol (None: two per chromosome, Ferreira's rate);
-        ``is_transposition``, ``ris_transposition``, ``transposon_lengths``, ``one_point``,
-        ``two_point``: Ferreira's other rates.
-    :param sharing: weight sharing on (off: the paper's ablation).
-    :param channels, cells, max_params: the search network (C = 16, N = 3, 300k parameters).
-    :param batch_size, lr, momentum, weight_decay: SGD with a cosine schedule over
-        ``max_epochs`` (512, 0.1, 0.9, 5e-4).
-    """
+    epochs: int = option(10, "E_max: epochs after which a model retires", minimum=1)
+    batch_size: int = option(512, "batch size of the search", minimum=1)
+    optimizer: str = option("sgd", "the optimizer (cosine schedule)", choices=("adam", "sgd"))
+    lr: float = option(0.1, "initial learning rate of the search", positive=True)
+    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0)
+    channels: int = option(16, "initial channels of the search networks", minimum=1)
+    cells: int = option(3, "N, normal cells per stage", minimum=1)
+    max_params: int = option(300_000, "models with more parameters fail without training "
+                             "(0: no cap)", minimum=0)
+    momentum: float = option(0.9, "SGD momentum", minimum=0, maximum=0.999)
+    val_fraction: float = option(0.1, "share of the training images held out for the fitness "
+                                 "(paper: 5,000 of 50,000)", positive=True, maximum=0.9)
+    population: int = option(10, "P_i, models per generation", minimum=2)
+    reductions: int = option(10, "P_r, initial reduction cells (not given: P_i)", minimum=1)
+    genes: int = option(50, "P_g, initial genes of each pool", minimum=1)
+    max_genes: int = option(100, "P_g^max, the size at which a gene pool stops growing",
+                            minimum=1)
+    min_new_genes: int = option(2, "C_g^min, new genes per pool and generation, at least",
+                                minimum=0)
+    max_new_genes: int = option(10, "C_g^max, new genes per pool and generation, at most",
+                                minimum=0)
+    cell_head: int = option(space.CELL_HEAD, "head of the cells (tail: head + 1)", minimum=1)
+    gene_head: int = option(space.GENE_HEAD, "head of the genes (tail: head + 1)", minimum=1)
+    bonus_factor: float = option(0.75, "T_c = bonus_factor x T_g: a model at T_c or above "
+                                 "trains a bonus epoch", minimum=0)
+    tournament_size: int = option(3, "contestants of each tournament (not given)", minimum=1)
+    component_fitness: str = option("best", "a gene's or reduction cell's fitness: the best or "
+                                    "the mean fitness of the models using it (not given)",
+                                    choices=COMPONENT_FITNESS)
+    kill_untried: bool = option(False, "also kill unused genes no model has used yet")
+    conv_inputs: str = option("both", "the cell inputs a convolution terminal may read: "
+                              "both, or only h1 = h(i-1) or h2 = h(i-2) (not given)",
+                              choices=("both", "h1", "h2"))
+    mutation: Optional[float] = option(None, "point mutation rate per symbol (unset: two "
+                                       "mutations per chromosome)", minimum=0, maximum=1)
+    is_transposition: float = option(0.1, "IS transposition rate", minimum=0, maximum=1)
+    ris_transposition: float = option(0.1, "RIS transposition rate", minimum=0, maximum=1)
+    max_transposon: int = option(3, "IS and RIS elements are 1 to this many symbols long",
+                                 minimum=1)
+    one_point: float = option(0.3, "one-point recombination rate", minimum=0, maximum=1)
+    two_point: float = option(0.3, "two-point recombination rate", minimum=0, maximum=1)
+    no_sharing: bool = option(False, "turn weight sharing off (the paper's ablation)")
+    final_channels: int = option(64, "initial channels of the final training", minimum=1)
+    final_epochs: int = option(300, "epochs of the final training", minimum=1)
+    final_batch_size: int = option(128, "batch size of the final training", minimum=1)
+    final_lr: float = option(0.025, "initial learning rate of the final training",
+                             positive=True)
+    crop_padding: int = option(4, "final training: random crops after padding this many "
+                               "pixels (0: none; not given)", minimum=0)
+    no_flip: bool = option(False, "final training: no random horizontal flips")
+    autoaugment: str = option("cifar10", "final training: the AutoAugment policy",
+                              choices=POLICIES + ("none",))
+    cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
+    drop_path: float = option(0.0, "final training: drop-path rate (the paper's rate, 0.1, "
+                              "is in its ablation; its published result uses none)",
+                              minimum=0, maximum=0.9)
 
-    population: int = 10
-    reductions: int = 10
-    genes: int = 50
-    max_genes: int = 100
-    new_genes: tuple[int, int] = (2, 10)
-    cell_head: int = space.CELL_HEAD
-    gene_head: int = space.GENE_HEAD
-    max_epochs: int = 10
-    bonus_factor: float = 0.75
-    tournament_size: int = 3
-    component_fitness: str = "best"
-    kill_untried: bool = False
-    conv_inputs: tuple[str, ...] = ("h1", "h2")
-    mutation: Optional[float] = None
-    is_transposition: float = 0.1
-    ris_transposition: float = 0.1
-    transposon_lengths: tuple[int, ...] = (1, 2, 3)
-    one_point: float = 0.3
-    two_point: float = 0.3
-    sharing: bool = True
-    channels: int = 16
-    cells: int = 3
-    max_params: Optional[int] = 300_000
-    batch_size: int = 512
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-
-    def __post_init__(self):
-        self.new_genes, self.conv_inputs = tuple(self.new_genes), tuple(self.conv_inputs)
-        self.transposon_lengths = tuple(self.transposon_lengths)
-        low, high = self.new_genes
-        problems = [
-            (self.population >= 2, f"population must be at least 2, not {self.population}"),
-            (self.reductions >= 1, f"reductions must be at least 1, not {self.reductions}"),
-            (1 <= self.genes <= self.max_genes,
-             f"genes must lie in [1, max_genes={self.max_genes}], not {self.genes}"),
-            (0 <= low <= high, f"new_genes must be (min, max) with 0 <= min <= max, not "
-                               f"{self.new_genes}"),
-            (self.max_epochs >= 1, f"max_epochs must be at least 1, not {self.max_epochs}"),
-            (self.component_fitness in COMPONENT_FITNESS,
-             f"component_fitness must be one of {COMPONENT_FITNESS}, not "
-             f"{self.component_fitness!r}"),
-            (self.tournament_size >= 1, "tournament_size must be at least 1"),
-            (self.cell_head >= 1 and self.gene_head >= 1, "heads must be at least 1"),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise ValueError(message)
+    def validate(self, config: RunConfig) -> None:
+        """Combinations of settings that cannot work, with what to do."""
+        if self.min_new_genes > self.max_new_genes:
+            raise ValueError(f"--min-new-genes ({self.min_new_genes}) must not exceed "
+                             f"--max-new-genes ({self.max_new_genes})")
+        if self.genes > self.max_genes:
+            raise ValueError(f"--genes ({self.genes}) must not exceed --max-genes "
+                             f"({self.max_genes})")
+        if config.evaluations is None and config.time_limit is None:
+            raise ValueError("nasgep runs until --time-limit (the paper: 86400 s, 24 GPU "
+                             "hours) or --evaluations (epoch-trainings) is spent: give one")
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "Options":
-        """A search for a CPU (digits): 4 models of 4 channels, one cell per stage, cells of
-        3 genes (head 2), 3 epochs each in batches of 32, small gene pools."""
-        settings = dict(population=4, reductions=4, genes=8, max_genes=16, new_genes=(2, 4),
-                        cell_head=2, max_epochs=3, channels=4, cells=1, max_params=None,
-                        batch_size=32)
-        return cls(**{**settings, **overrides})
+        """The ``tiny`` preset's options (:data:`TINY`), with ``overrides``."""
+        return cls(**{**TINY, **overrides})
+
+    @property
+    def input_terminals(self) -> tuple[str, ...]:
+        """``conv_inputs`` as a tuple of input names."""
+        return ("h1", "h2") if self.conv_inputs == "both" else (self.conv_inputs,)
 
     @property
     def rates(self) -> dict:
         """The operator rates, as :func:`deapnas.gep.reproduce` takes them."""
         return dict(mutation=self.mutation, is_transposition=self.is_transposition,
-                    ris_transposition=self.ris_transposition, lengths=self.transposon_lengths,
+                    ris_transposition=self.ris_transposition,
+                    lengths=tuple(range(1, self.max_transposon + 1)),
                     one_point=self.one_point, two_point=self.two_point)
 
     def recipe(self) -> Recipe:
-        """SGD with momentum, cosine schedule over E_max epochs (one model's whole life)."""
-        return Recipe(epochs=self.max_epochs, batch_size=self.batch_size, optimizer="sgd",
+        """The search: SGD with momentum, cosine schedule over E_max epochs (one model's whole
+        life, one epoch per evaluation)."""
+        return Recipe(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
                       lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                       schedule="cosine")
 
+    def final_recipe(self, epochs: Optional[int] = None) -> Recipe:
+        """The final training (``epochs`` instead of ``final_epochs`` when given): the search's
+        optimizer, momentum and weight decay, batch 128, lr 0.025 on a cosine schedule, random
+        crops and flips, AutoAugment and Cutout."""
+        augment = Augment(crop_padding=self.crop_padding, flip=not self.no_flip, cutout=self.cutout,
+                          autoaugment=None if self.autoaugment == "none" else self.autoaugment)
+        return Recipe(epochs=epochs or self.final_epochs, batch_size=self.final_batch_size,
+                      optimizer=self.optimizer, lr=self.final_lr, momentum=self.momentum,
+                      weight_decay=self.weight_decay, schedule="cosine", augment=augment)
+
+
+#: The ``tiny`` preset's options: 4 models of 4 channels, one cell per stage, cells of 3 genes
+#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 15 epochs at
+#: 8 channels with crops of 1 pixel, Cutout 4 and no flips (digits are not mirror images).
+TINY = dict(population=4, reductions=4, genes=8, max_genes=16, min_new_genes=2,
+            max_new_genes=4, cell_head=2, epochs=3, channels=4, cells=1, batch_size=32,
+            val_fraction=0.2, final_channels=8, final_epochs=15, final_batch_size=32,
+            crop_padding=1, no_flip=True, cutout=4)
+
+
+class ModelEvaluator(SharingEvaluator):
+    """A :class:`~deapnas.weight_store.SharingEvaluator` that names the model it trained in
+    ``info["model"]`` (its ``model_id``), so that the history tells models apart."""
+
+    def __call__(self, individual) -> Evaluation:
+        evaluation = super().__call__(individual)
+        evaluation.info["model"] = getattr(individual, "model_id", None)
+        return evaluation
+
 
 def make_evaluator(options: Options, data: Dataset, store: Optional[str] = None,
-                   device: str = "auto", seed: int = 0, **kwargs: Any) -> SharingEvaluator:
+                   device: str = "auto", seed: int = 0, **kwargs: Any) -> ModelEvaluator:
     """The fitness: one epoch-training of a model per evaluation (``individual.epochs``),
-    continued from its saved state, sharing weights through ``store`` when ``options.sharing``.
-    """
-    if options.sharing and store is None:
+    continued from its saved state, sharing weights through ``store`` unless
+    ``options.no_sharing``."""
+    if not options.no_sharing and store is None:
         raise ValueError("weight sharing needs a folder for its store: pass store=..., or "
-                         "turn sharing off (Options(sharing=False))")
+                         "turn sharing off (no_sharing=True)")
     build = functools.partial(space.build_network, channels=options.channels,
                               cells_per_stage=options.cells)
-    return SharingEvaluator(build, data, space.shared_units,
-                            store if options.sharing else None, recipe=options.recipe(),
-                            device=device, seed=seed, max_params=options.max_params, **kwargs)
+    return ModelEvaluator(build, data, space.shared_units,
+                          None if options.no_sharing else store, recipe=options.recipe(),
+                          device=device, seed=seed, max_params=options.max_params or None,
+                          deterministic=options.deterministic, **kwargs)
 
 
-def make_toolbox(options: Options, evaluate: Callable, model_class: Optional[type] = None
-                 ) -> base.Toolbox:
-    """The aliases :func:`init_populations` and :func:`nasgep` call, configured by
-    ``options``; models are ``model_class`` individuals (default: the space's, maximised)."""
-    toolbox = base.Toolbox()
-    toolbox.register("gene", space.random_gene, Component, conv_inputs=options.conv_inputs,
+def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed: int = 0,
+                    epochs: Optional[int] = None, channels: Optional[int] = None
+                    ) -> TrainEvaluator:
+    """The paper's final training (Sec. IV-A) as an evaluator: the model rebuilt at
+    ``final_channels`` (or ``channels``) with drop-path, no parameter cap, trained by
+    :meth:`Options.final_recipe` for ``final_epochs`` (or ``epochs``)."""
+    build = functools.partial(space.build_network, channels=channels or options.final_channels,
+                              cells_per_stage=options.cells, drop_path=options.drop_path)
+    return TrainEvaluator(build, data, recipe=options.final_recipe(epochs), device=device,
+                          seed=seed, deterministic=options.deterministic)
+
+
+def make_toolbox(options: Options, toolbox: Optional[base.Toolbox] = None,
+                 model_class: Optional[type] = None) -> base.Toolbox:
+    """Register on ``toolbox`` (a new one when None) the aliases :func:`init_populations` and
+    :func:`nasgep` call, configured by ``options``; models are ``model_class`` individuals
+    (default: the space's, maximised). ``evaluate`` and ``map`` are the caller's to register."""
+    toolbox = toolbox or base.Toolbox()
+    toolbox.register("gene", space.random_gene, Component, conv_inputs=options.input_terminals,
                      head=options.gene_head)
     toolbox.register("cell", space.random_cell, Component, head=options.cell_head)
     toolbox.register("model", space.assemble, model_class or space.SPACE.individual())
-    toolbox.register("vary_gene", space.vary_gene, conv_inputs=options.conv_inputs,
+    toolbox.register("vary_gene", space.vary_gene, conv_inputs=options.input_terminals,
                      **options.rates)
     toolbox.register("vary_cell", space.vary_cell, **options.rates)
     toolbox.register("select", tools.selTournament, tournsize=options.tournament_size)
-    toolbox.register("evaluate", evaluate)
     return toolbox
 
 
@@ -334,9 +393,9 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
        fitness of the P_i-th best model, T_c = 0.75 T_g (both first set from the first
        generation's trained models).
 
-    Stops after ``generations`` generations, or when the journal says so (wall clock,
-    evaluation budget). Every epoch-training of a model is one evaluation through
-    ``toolbox.map(toolbox.evaluate, models)``; a model carries ``model_id``, ``born``,
+    Stops after ``generations`` generations, or at the end of the generation in which the
+    journal says so (wall clock, evaluation budget). Every epoch-training of a model is one
+    evaluation through ``toolbox.map(toolbox.evaluate, models)``; a model carries ``model_id``, ``born``,
     ``reduction_id`` and ``trained_epochs``, and for its evaluation ``eval_seed``, ``epochs``
     (1), ``resume_from`` / ``save_state_to`` (its training state in ``state_dir``, one file per
     epoch) and ``shared`` (the weight-store index entries that concern it). Weight-store offers
@@ -344,14 +403,17 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
 
     :param population: the initial models; ``genes`` ({kind: {id: gene}}) and ``reductions``
         ({id: cell}) the initial pools (see :func:`init_populations`).
-    :param options: the settings the loop uses (population, max_epochs, bonus_factor,
-        max_genes, new_genes, kill_untried, component_fitness).
+    :param options: the settings the loop uses (population, epochs: E_max, bonus_factor,
+        max_genes, min_new_genes, max_new_genes, kill_untried, component_fitness).
     :returns: the final models (best first) and the logbook (one record per generation).
 
     Toolbox aliases: ``model(normal, reduction, genes)``, ``vary_gene(a, b, kind)``,
     ``vary_cell(a, b, gene_ids)``, ``select(individuals, k)``, ``evaluate``, ``map``, and
     ``update(models)`` when registered.
     """
+    if generations is None and journal is None:
+        raise ValueError("nasgep runs until generations are done or its journal stops it: "
+                         "give generations, or a journal with a budget or a time limit")
     options = options or Options()
     logbook = tools.Logbook()
     logbook.header = ["gen", "nevals", "models", "genes", "reductions", "T_g"] + \
@@ -365,10 +427,9 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
     else:
         for model in search.models:
             _register(search, model)
-        if not _checkpoint(journal, search, logbook, halloffame):
-            return search.models, logbook
 
-    while generations is None or search.generation < generations:
+    while _checkpoint(journal, search, logbook, halloffame) and \
+            (generations is None or search.generation < generations):
         first = search.generation == 0
         nevals = _train(search, search.models, toolbox, state_dir, options, halloffame,
                         bonus=not first)
@@ -380,7 +441,7 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
         children = _breed_models(search, toolbox, options)
         nevals += _train(search, children, toolbox, state_dir, options, halloffame, bonus=True)
         search.models = select_survivors(search.models + children, options.population,
-                                         options.max_epochs)
+                                         options.epochs)
         search.reductions = select_reductions(search.reductions, search.models,
                                               options.population)
         search.thresholds = thresholds(search.models, options.population,
@@ -392,8 +453,6 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
                        **(stats.compile(search.models) if stats else {}))
         if verbose:
             print(logbook.stream)
-        if not _checkpoint(journal, search, logbook, halloffame):
-            break
     return search.models, logbook
 
 
@@ -408,10 +467,10 @@ def _train(search: _Search, models: list, toolbox, state_dir: str, options: Opti
            halloffame, bonus: bool) -> int:
     """One epoch for each model in training, then, with ``bonus``, one more for those whose
     fitness reached T_c; the number of evaluations."""
-    nevals = _train_epoch(search, [m for m in models if in_training(m, options.max_epochs)],
+    nevals = _train_epoch(search, [m for m in models if in_training(m, options.epochs)],
                           toolbox, state_dir, options, halloffame)
     if bonus and search.thresholds is not None:
-        again = [m for m in models if in_training(m, options.max_epochs)
+        again = [m for m in models if in_training(m, options.epochs)
                  and m.fitness.values[0] >= search.thresholds[1]]
         nevals += _train_epoch(search, again, toolbox, state_dir, options, halloffame)
     return nevals
@@ -452,7 +511,7 @@ def _learn(search: _Search, model, options: Options) -> None:
         [search.genes[REDUCTION][g] for g in space.terminal_names(model.reduction)]
     for component in components + [reduction]:
         _score(component, value, options.component_fitness)
-    if model.trained_epochs >= options.max_epochs:
+    if model.trained_epochs >= options.epochs:
         reduction.dead = True
 
 
@@ -480,7 +539,8 @@ def _renew_genes(search: _Search, kind: str, toolbox, options: Options) -> None:
     used = search.used(kind)
     pool = kill_genes(search.genes[kind], used, search.thresholds and search.thresholds[0],
                       options.kill_untried)
-    count = new_gene_count(len(pool), options.new_genes, options.max_genes)
+    count = new_gene_count(len(pool), (options.min_new_genes, options.max_new_genes),
+                           options.max_genes)
     pool = make_room(pool, used, count, options.max_genes)
     children = _offspring(list(pool.values()), count, toolbox,
                           lambda a, b: toolbox.vary_gene(a, b, kind))
@@ -529,6 +589,13 @@ def stale_files(state: dict, state_dir: str, store: Optional[str] = None) -> lis
     return stale
 
 
+def remove_stale(state: dict, state_dir: str, store: Optional[str] = None) -> None:
+    """Delete the :func:`stale_files` of a checkpoint ``state`` that is on disk (a
+    ``journal.after_write`` callback)."""
+    for path in stale_files(state, state_dir, store):
+        path.unlink(missing_ok=True)
+
+
 def _component_json(component) -> dict:
     return {"id": component.id, "chromosome": str(component), "scores": component.scores,
             "fitness": list(component.fitness.values), "dead": component.dead}
@@ -567,3 +634,49 @@ def _checkpoint(journal, search: _Search, logbook, halloffame) -> bool:
                for kind in KINDS},
         store_index=search.index, thresholds=search.thresholds,
         generation=search.generation, next_model=search.next_model) is not False
+
+
+# -- the registered method ---------------------------------------------------------------------
+
+def evaluator(run) -> ModelEvaluator:
+    """The run's fitness: :func:`make_evaluator` on the run's data, its store in the run
+    directory (made when first written)."""
+    return make_evaluator(run.options, run.data, store=str(run.directory / STORE),
+                          device=run.config.device.split(",")[0], seed=run.config.seed)
+
+
+def search(run) -> tools.Logbook:
+    """The NASGEP loop until ``--time-limit`` or ``--evaluations`` (epoch-trainings) is spent;
+    the models' training states in ``models/`` and the weight store in ``store/`` of the run
+    directory, files no checkpoint needs deleted after each checkpoint."""
+    options = run.options
+    toolbox = make_toolbox(options, run.toolbox(), run.individual)
+    state_dir = run.directory / MODELS
+    store = None if options.no_sharing else run.directory / STORE
+    run.journal.after_write.append(functools.partial(remove_stale, state_dir=state_dir,
+                                                     store=store))
+    models, reductions, genes = init_populations(toolbox, options.population,
+                                                 options.reductions, options.genes)
+    _, logbook = nasgep(models, toolbox, genes=genes, reductions=reductions,
+                        state_dir=str(state_dir), options=options, stats=run.stats,
+                        halloffame=run.halloffame, verbose=False, journal=run.journal)
+    return logbook
+
+
+def final_training(config: RunConfig, options: Options, *, epochs: Optional[int] = None,
+                   channels: Optional[int] = None) -> TrainEvaluator:
+    """What ``deapnas train`` retrains the pick with: :func:`final_evaluator` on the run's
+    dataset."""
+    data = load_dataset(config.dataset, config.data_dir, download=config.download,
+                        seed=config.seed, val_fraction=options.val_fraction)
+    return final_evaluator(options, data, device=config.device.split(",")[0],
+                           seed=config.seed, epochs=epochs, channels=channels)
+
+
+METHOD = register_method(Method(
+    "nasgep", Options, search,
+    presets={"paper": dict(dataset="cifar10", time_limit=24 * 3600.0),
+             "tiny": dict(dataset="digits", evaluations=30, **TINY)},
+    spaces=("nasgep",), tabular=False, evaluator=evaluator, final_training=final_training,
+    description="gene expression programming of cells from a pool of genes, three "
+                "populations, weight sharing (Alves & de Oliveira, 2020)"))

@@ -321,19 +321,26 @@ def to_graph(model: Model) -> nx.DiGraph:
     return cell_graph(model.normal, model.genes)
 
 
+def cells(model: Model) -> dict[str, nx.DiGraph]:
+    """``{"normal": graph, "reduction": graph}``, the model's two cells (see
+    :func:`cell_graph`), as ``deapnas show`` draws them."""
+    return {NORMAL: to_graph(model),
+            REDUCTION: cell_graph(model.reduction, model.genes, reduction=True)}
+
+
 def build_network(model: Model, input_shape: Shape, num_classes: int, channels: int = 16,
-                  cells_per_stage: int = 3) -> CellNetwork:
-    """The search network: stem, 3 stages of ``cells_per_stage`` normal cells joined by the
-    reduction cell (at doubled width), BN-ReLU, global pooling, linear (paper: C = 16, N = 3)."""
-    return CellNetwork(input_shape, num_classes, to_graph(model),
-                       cell_graph(model.reduction, model.genes, reduction=True),
-                       channels=channels, cells_per_stage=cells_per_stage)
+                  cells_per_stage: int = 3, drop_path: float = 0.0) -> CellNetwork:
+    """The network: stem, 3 stages of ``cells_per_stage`` normal cells joined by the reduction
+    cell (at doubled width), BN-ReLU, global pooling, linear (the paper's search: C = 16,
+    N = 3; its final training: C = 64 with drop-path, rate ``drop_path``)."""
+    graphs = cells(model)
+    return CellNetwork(input_shape, num_classes, graphs[NORMAL], graphs[REDUCTION],
+                       channels=channels, cells_per_stage=cells_per_stage, drop_path=drop_path)
 
 
 def key(model: Model) -> str:
     """The architecture: the keys of the normal and the reduction cell's graphs."""
-    return (architecture_key(to_graph(model)) + "/" +
-            architecture_key(cell_graph(model.reduction, model.genes, reduction=True)))
+    return "/".join(architecture_key(graph) for graph in cells(model).values())
 
 
 def shared_units(net: CellNetwork) -> list[tuple[str, nn.Module]]:
@@ -364,7 +371,7 @@ def share_identities(model: Model) -> set[str]:
     """The identities (``conv:<label>``, ``gene:<id>``) of the units a model's network has, so
     the weight store entries that concern it are found without building it."""
     identities = set()
-    for graph in (to_graph(model), cell_graph(model.reduction, model.genes, reduction=True)):
+    for graph in cells(model).values():
         for _, attrs in graph.nodes(data=True):
             if attrs.get("op") == "gep_conv":
                 identities |= {f"conv:{attrs['label']}", f"gene:{attrs['gene']}"}
@@ -401,5 +408,5 @@ def from_json(data: dict, container: Callable[..., Model] = Model) -> Model:
 
 SPACE = register_space(Space(
     "nasgep", Model, init_model, mutate, to_graph, build_network, key, to_json, from_json,
-    network_options={"channels": "channels", "cells": "cells_per_stage"},
+    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
     description="GEP cells of ADF genes (Alves & de Oliveira, 2020)"))
