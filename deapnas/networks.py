@@ -4,7 +4,9 @@
   layers.
 - :class:`CellNetwork`: a stem, stages of stacked cells joined by reductions, global average
   pooling and a linear classifier; cells are graphs with one input (NAS-Bench-201) or two (the
-  outputs of the two previous cells, as in DARTS-style spaces).
+  outputs of the two previous cells, as in DARTS-style spaces). DARTS' retraining aids are
+  options: an auxiliary classifier (:class:`AuxiliaryHead`) and drop-path
+  (:func:`set_drop_path`).
 """
 from __future__ import annotations
 
@@ -117,6 +119,51 @@ class Cell(nn.Module):
         return self.body(*(adapt(x) for adapt, x in zip(self.adapt, sources)))
 
 
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary classifier (from Inception, Szegedy et al., 2015), used in training
+    only: ReLU, average pooling to 2x2, 1x1 convolution to 128 channels, BN, ReLU, 2x2
+    convolution to 768, BN, ReLU, linear. DARTS pools CIFAR's 8x8 maps with a 5x5 window at
+    stride 3, which gives 2x2; the pooling here is adaptive, so maps of any size give 2x2."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768), nn.ReLU(), nn.Flatten())
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def set_drop_path(net: nn.Module, rate: float) -> None:
+    """Drop-path (Larsson et al., 2017, as DARTS retrains): in training, every operation of
+    every :class:`Cell` of ``net`` but the identity outputs zeros for a sample with probability
+    ``rate``, and its output divided by 1 - ``rate`` otherwise. Call it again to change the
+    rate (DARTS raises it linearly over the epochs); 0 turns it off. Nothing changes in
+    evaluation mode, nor in the network's parameters."""
+    for cell in net.modules():
+        if not isinstance(cell, Cell):
+            continue
+        body = cell.body
+        for node in body.order:
+            if body.graph.nodes[node].get("op", "identity") == "identity":
+                continue
+            op = body.ops[body.keys[node]]
+            if not hasattr(op, "drop_path_rate"):
+                op.register_forward_hook(_drop_path)
+            op.drop_path_rate = rate
+
+
+def _drop_path(module: nn.Module, inputs, output: torch.Tensor) -> Optional[torch.Tensor]:
+    rate = module.drop_path_rate
+    if not module.training or rate <= 0:
+        return None
+    keep = torch.rand(output.shape[0], 1, 1, 1, device=output.device) < 1 - rate
+    return output * keep / (1 - rate)
+
+
 class CellNetwork(nn.Module):
     """Stem, ``stages`` stages of ``cells_per_stage`` normal cells, a reduction between stages,
     then BN-ReLU, global average pooling and a linear classifier.
@@ -125,12 +172,18 @@ class CellNetwork(nn.Module):
     width doubles at every reduction). Without a ``reduction`` graph the stages are joined by
     NAS-Bench-201's residual reduction block. A reduction graph receives inputs at the doubled
     width and full size, and must itself halve the size (stride-2 ops on its input edges).
+
+    With ``auxiliary``, an :class:`AuxiliaryHead` reads the output of the last reduction (at
+    2/3 of the depth, as in DARTS), and in training the network returns ``(logits, auxiliary
+    logits)``; :func:`deapnas.training.train_epoch` weighs the second loss.
     """
 
     def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
                  reduction: Optional[nx.DiGraph] = None, channels: int = 16,
-                 cells_per_stage: int = 5, stages: int = 3):
+                 cells_per_stage: int = 5, stages: int = 3, auxiliary: bool = False):
         super().__init__()
+        if auxiliary and stages < 2:
+            raise ValueError("an auxiliary head reads the last reduction: it needs stages >= 2")
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels))
         shapes = [(channels, *input_shape[1:])]
@@ -144,6 +197,7 @@ class CellNetwork(nn.Module):
                 self.cells.append(block)
                 shapes.append(block.output_shape if reduction is not None else
                               (width, -(-shapes[-1][1] // 2), -(-shapes[-1][2] // 2)))
+                self.auxiliary_after = len(self.cells) - 1
             for _ in range(cells_per_stage):
                 cell = Cell(normal, shapes, width)
                 self.cells.append(cell)
@@ -151,9 +205,14 @@ class CellNetwork(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   nn.Linear(shapes[-1][0], num_classes))
+        self.auxiliary = (AuxiliaryHead(shapes[self.auxiliary_after + 1][0], num_classes)
+                          if auxiliary else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states = [self.stem(x)]
-        for block in self.cells:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        states, auxiliary = [self.stem(x)], None
+        for index, block in enumerate(self.cells):
             states.append(block(states) if isinstance(block, Cell) else block(states[-1]))
-        return self.head(states[-1])
+            if self.auxiliary is not None and self.training and index == self.auxiliary_after:
+                auxiliary = self.auxiliary(states[-1])
+        logits = self.head(states[-1])
+        return logits if auxiliary is None else (logits, auxiliary)

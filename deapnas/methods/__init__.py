@@ -43,6 +43,8 @@ class Method:
         the run directory exists, so it must write nothing when made.
     :param records: ``records(run) -> Space``, what describes and rebuilds the evaluated
         individuals in the run directory (default: the run's space).
+    :param fitness_name: what its fitness is, for plots and summaries, when the fitness is its
+        own (default: the validation accuracy, or the ``--metric`` of a table search).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Method:
     multi_objective: bool = False
     evaluator: Optional[Callable[[Any], Callable]] = None
     records: Optional[Callable[[Any], Any]] = None
+    fitness_name: Optional[str] = None
     description: str = ""
 
 
@@ -111,4 +114,4 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-from . import random_search, regularized  # noqa: E402,F401  (each registers its method)
+from . import egnas, random_search, regularized  # noqa: E402,F401  (each registers its method)
