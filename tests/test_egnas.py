@@ -16,9 +16,10 @@ from deapnas.supernet import derive_darts, derive_nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, without_clock
 
-#: A small DARTS supernet search on digits: two reduction cells, one warm-up epoch, one ES step.
-TINY_DARTS = ["--algorithm", "egnas", "--space", "darts", "--epochs", "2", "--cells", "2",
-              "--batch-size", "128", "--checkpoint-every", "1", "--quiet"]
+#: A small DARTS supernet search on digits: two reduction cells, one epoch and its ES step.
+TINY_DARTS = ["--algorithm", "egnas", "--space", "darts", "--epochs", "1", "--warmup", "0",
+              "--cells", "2", "--score-batch-size", "64",
+              "--batch-size", "256", "--checkpoint-every", "1", "--quiet"]
 
 
 @pytest.fixture(autouse=True)

@@ -395,8 +395,9 @@ def test_an_interrupted_supernet_search_resumes_mid_epoch_to_the_same_result(dig
     assert [r["nevals"] for r in logbook] == [0, 1 + 2 * (4 + 1)]
     with open_journal(tmp_path, budget=4, checkpoint_every=1) as journal:
         supernet_search(tiny_nb201(digits), digits, journal=journal)
-    saved = json.loads((tmp_path / CHECKPOINT).read_text())
-    assert saved["evaluations"] == 4 and saved["state"]["epoch"] == 1  # in the first sampling
+    saved = json.loads((tmp_path / CHECKPOINT).read_text())  # alpha and one CMA-ES population:
+    assert saved["evaluations"] == 5 and saved["state"]["epoch"] == 1  # in the first sampling
+    assert saved["state"]["es"]["sampling"] is not None
     net = tiny_nb201(digits, seed=1)  # other initial weights: the checkpoint must restore them
     with open_journal(tmp_path) as journal:
         resumed, _ = supernet_search(net, digits, journal=journal)
