@@ -315,7 +315,7 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         after the last finished CMA-ES generation.
     :returns: the final α and the logbook (one record per epoch: ``loss`` of the weight
         training, ``nevals``, the accuracy of α (``reference``) and of the chosen direction
-        (``accuracy``) on the step's scoring images, ``sigma``, ``alpha_max`` = max |α|).
+        (``accuracy``) on the step's scoring images, ``sigma``, ``alpha_max``, the largest ``|α|``).
 
     The state handed to ``journal.checkpoint``: ``alpha`` (array), ``epoch`` (epochs
     finished), ``logbook``, ``weights`` (:meth:`SupernetTraining.state_dict`: ω, optimizer,
