@@ -266,6 +266,18 @@ class TrainEvaluator:
             schedule.step()
         return epochs
 
+    def retrain(self, individual, epochs: int, seed: int = 0) -> tuple[nn.Module, float]:
+        """The final evaluation of a search's pick: its network trained from scratch (torch
+        seeded with ``seed``) on the training and validation splits together for ``epochs``
+        epochs, then scored once on the test split: ``(network, test accuracy)``. Raises
+        :class:`~deapnas.training.CandidateFailure` when it cannot be built or trained."""
+        data = self.device_data
+        both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+        torch.manual_seed(seed)
+        net = self.network(individual)
+        self.fit(net, both, epochs)
+        return net, self.accuracy(net, data.test)
+
     def accuracy(self, net: nn.Module, split: Split) -> float:
         """Top-1 accuracy of ``net`` on ``split`` (in [0, 1])."""
         return accuracy(net, split, 4 * self.recipe.batch_size)

@@ -10,9 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
-from .data import Split  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .fitness import TrainEvaluator  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
@@ -191,19 +189,15 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
     options = replace(options, channels=channels) if channels else options
     space = get_space(best.get("space", config.space))
     evaluator: TrainEvaluator = make_evaluator(config, options, space)
-    genome = space.from_json(best["genome"])
-    data = evaluator.device_data
-    both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
-    torch.manual_seed(config.seed)
     try:
-        net = evaluator.network(genome)
+        net, test_accuracy = evaluator.retrain(space.from_json(best["genome"]), epochs,
+                                               config.seed)
     except CandidateFailure as error:
-        raise ValueError(f"the retrained network cannot be built: {error}; lower --channels "
-                         "or raise the search's --max-params") from None
-    evaluator.fit(net, both, epochs)
+        raise ValueError(f"the retrained network failed: {error}; lower --channels or raise "
+                         "the search's --max-params") from None
     result = {"epochs": epochs, "channels": getattr(options, "channels", None),
-              "test_accuracy": evaluator.accuracy(net, data.test),
-              "params": sum(p.numel() for p in net.parameters()), "test_images": len(data.test)}
+              "test_accuracy": test_accuracy, "params": sum(p.numel() for p in net.parameters()),
+              "test_images": len(evaluator.data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)
     return result

@@ -26,7 +26,7 @@ from . import options as opts
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import Method, get_method
-from .options import TABLE_DATASETS, RunConfig, TrainingOptions
+from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
                   write_json)

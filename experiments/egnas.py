@@ -43,7 +43,7 @@ import signal
 import numpy as np
 import torch
 
-from deapnas.data import DATASETS, DatasetError, Split, load_dataset
+from deapnas.data import DATASETS, DatasetError, load_dataset
 from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, TableScorer,
                                            egnas, es_toolbox, initial_alpha)
 from deapnas.fitness import TableEvaluator, TrainEvaluator
@@ -164,15 +164,10 @@ def retrain(genotype, data, args):
     build = functools.partial(darts.build_network, channels=args.final_channels,
                               layers=args.final_cells, auxiliary=args.auxiliary_weight > 0)
     evaluator = TrainEvaluator(build, data, recipe=recipe, device=args.device)
-    on_device = evaluator.device_data
-    both = Split(torch.cat([on_device.train.x, on_device.val.x]),
-                 torch.cat([on_device.train.y, on_device.val.y]))
-    torch.manual_seed(args.seed)
-    net = evaluator.network(genotype)
-    evaluator.fit(net, both, args.final_epochs)
+    net, accuracy = evaluator.retrain(genotype, args.final_epochs, args.seed)
     params = sum(p.numel() for name, p in net.named_parameters()
                  if not name.startswith("auxiliary."))  # as DARTS counts them
-    return evaluator.accuracy(net, on_device.test), params
+    return accuracy, params
 
 
 def main(argv=None):

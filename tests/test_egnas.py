@@ -16,19 +16,12 @@ from deapnas.supernet import derive_darts, derive_nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, without_clock
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 #: A small DARTS supernet search on digits: two reduction cells, one epoch and its ES step.
 TINY_DARTS = ["--algorithm", "egnas", "--space", "darts", "--epochs", "1", "--warmup", "0",
               "--cells", "2", "--score-batch-size", "64",
               "--batch-size", "256", "--checkpoint-every", "1", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny kernels: one thread is faster than several on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def table_args(csv, out, *extra):

@@ -24,6 +24,8 @@ from deapnas.supernet import (AlphaLayout, DartsSupernet, MixedEdge, NB201Supern
 
 from conftest import NB201_CSV, NB201_METRIC, NB201_REPORT, without_clock
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 OP = {name: i for i, name in enumerate(darts.OPS)}
 NB201_RECORDS = AlphaRecords(nb201.SPACE, derive_nb201)
 
@@ -31,15 +33,6 @@ NB201_RECORDS = AlphaRecords(nb201.SPACE, derive_nb201)
 def open_journal(directory, **options) -> Journal:
     """The run directory's journal for candidates of the NAS-Bench-201 cell."""
     return Journal(directory, NB201_RECORDS, NB201_RECORDS.individual(), **options)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny kernels: one thread is faster than several on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from deapnas.networks import set_drop_path
 from deapnas.spaces import darts
 from deapnas.training import Recipe, train_epoch
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 GENOTYPE = darts.Genotype(
     normal=[("sep_conv_3x3", 0), ("skip_connect", 1), ("dil_conv_3x3", 0), ("max_pool_3x3", 2),
             ("avg_pool_3x3", 1), ("sep_conv_5x5", 3), ("skip_connect", 0), ("dil_conv_5x5", 4)],
