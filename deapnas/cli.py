@@ -1,4 +1,4 @@
-"""The ``deapnas`` command: ``search``, ``resume``, ``show`` and ``train``.
+"""The ``deapnas`` command: ``search``, ``resume``, ``show``, ``train`` and ``export``.
 
 ``search`` is generic over the method registry: its options are generated from the shared
 :class:`~deapnas.options.RunConfig` and from every method's options dataclass, grouped by
@@ -63,6 +63,10 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="device (default: the run's)")
     train.add_argument("--channels", type=_at_least(1), default=None,
                        help="network width of the retrained network (default: the search's)")
+    export = commands.add_parser(
+        "export", help="write the trained pick as a torch.export program (model.pt2) that "
+                       "runs without deapnas, and its genome as JSON")
+    export.add_argument("directory", help="the run directory (after `deapnas train`)")
     parser.commands = commands.choices  # so that errors name the command (see main)
     return parser
 
@@ -214,6 +218,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(report.summary(args.directory))
         for path in report.plots(args.directory):
             print(f"wrote {path}")
+    elif args.command == "export":
+        from .export import export
+        print(f"wrote {export(args.directory)} and its genome.json; load it with "
+              "torch.export.load(path).module()")
     elif args.command == "train":
         result = report.retrain(args.directory, args.epochs, args.device, args.channels)
         print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "

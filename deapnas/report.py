@@ -196,7 +196,9 @@ def retrain(directory: str | Path, epochs: int = 20, device: str | None = None,
         raise ValueError(f"the retrained network failed: {error}; lower --channels or raise "
                          "the search's --max-params") from None
     result = {"epochs": epochs, "channels": getattr(options, "channels", None),
-              "test_accuracy": test_accuracy, "params": sum(p.numel() for p in net.parameters()),
+              "input_shape": list(evaluator.data.input_shape),
+              "num_classes": evaluator.data.num_classes, "test_accuracy": test_accuracy,
+              "params": sum(p.numel() for p in net.parameters()),
               "test_images": len(evaluator.data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)

@@ -170,6 +170,10 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    if config.tabular and "test" in config.metric.lower():
+        warnings.warn(f"--metric {config.metric} looks like a test column: selecting on test "
+                      "data makes the result optimistic; use a validation column, and give "
+                      "the test column as --report", stacklevel=2)
     if not config.tabular:
         resolve_device(config.device.split(",")[0])
     if config.table and not config.tabular:
@@ -393,7 +397,8 @@ class Progress:
     """A progress bar over evaluations: rate, best so far, failures (fed history records)."""
 
     def __init__(self, total: Optional[int], enabled: bool = True, maximize: bool = True):
-        self.bar = tqdm(total=total, disable=not enabled, unit="eval", dynamic_ncols=True)
+        self.bar = tqdm(total=total, disable=not enabled, unit="eval", dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self.sign, self.failed = 1 if maximize else -1, 0
         self.best = -self.sign * math.inf
 
@@ -412,7 +417,10 @@ class Progress:
                 self.best = record["fitness"][0]
         else:
             self.failed += 1
-        self.bar.set_postfix(best=f"{self.best:.4g}", failed=self.failed, refresh=False)
+        elapsed = self.bar.format_dict["elapsed"]
+        rate = f"{60 * (self.bar.n + 1) / elapsed:.1f}" if elapsed > 0 else "-"
+        self.bar.set_postfix_str(f"{rate} eval/min, best {self.best:.4g}, failed {self.failed}",
+                                 refresh=False)
 
     def close(self) -> None:
         self.bar.close()
