@@ -59,7 +59,8 @@ Where the paper is silent or cannot be followed literally, the choices are named
 - Batch normalisation in the supernets uses batch statistics only (see :mod:`deapnas.supernet`).
 
 The ES is written with DEAP's ``generate``/``update`` strategy interface (:class:`CMASampling`),
-so ``deap.algorithms.eaGenerateUpdate`` drives one sampling as well as :func:`egnas` does.
+so ``deap.algorithms.eaGenerateUpdate`` drives one sampling as well as :func:`egnas` does. The
+method ``deapnas search --algorithm egnas`` is :mod:`deapnas.methods.egnas`.
 """
 from __future__ import annotations
 

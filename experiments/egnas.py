@@ -188,12 +188,16 @@ def main(argv=None):
         journal = Journal(args.out, records, records.individual(), config=settings)
     except RunDirectoryError as error:
         raise SystemExit(f"error: {error}") from None
-    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
-        if args.table_only:
-            alpha, logbook = table_search(args, journal)
-        else:
-            alpha, logbook = supernet_search(args, data, journal)
-        journal.write_logbook(logbook)
+    try:
+        with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+            if args.table_only:
+                alpha, logbook = table_search(args, journal)
+            else:
+                alpha, logbook = supernet_search(args, data, journal)
+            journal.write_logbook(logbook)
+    except KeyboardInterrupt:
+        raise SystemExit(f"\ninterrupted: every candidate scored is in {args.out}; run the same "
+                         "command again to continue") from None
     architecture = records.derive(np.asarray(alpha))
     print(f"\n{len(journal.history)} candidates scored, in {args.out}")
     print(f"derived architecture: {architecture!r}" if args.space == "darts" else
