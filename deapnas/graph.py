@@ -127,6 +127,17 @@ def _node_error(node, error: Exception) -> InvalidGraphError:
     return InvalidGraphError(f"node {node!r}: {reason}")
 
 
+def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Average-pool ``x`` to the spatial ``size``: with exact windows when the size divides
+    (``avg_pool2d``, whose backward is deterministic on CUDA), else adaptively."""
+    height, width = x.shape[-2:]
+    if (height, width) == tuple(size):
+        return x
+    if height % size[0] == 0 and width % size[1] == 0:
+        return nn.functional.avg_pool2d(x, (height // size[0], width // size[1]))
+    return nn.functional.adaptive_avg_pool2d(x, tuple(size))
+
+
 class Merge(nn.Module):
     """Brings several inputs to one spatial size (and, for a sum, one channel count) and merges."""
 
@@ -140,8 +151,7 @@ class Merge(nn.Module):
             for c, _, _ in in_shapes)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        resized = [x if tuple(x.shape[-2:]) == self.size else nn.functional.adaptive_avg_pool2d(
-            x, self.size) for x in inputs]
+        resized = [resize(x, self.size) for x in inputs]
         projected = [p(x) for p, x in zip(self.project, resized)]
         if self.combine == "concat":
             return torch.cat(projected, dim=1)

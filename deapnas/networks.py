@@ -17,7 +17,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from .graph import compile_graph, inputs_of
+from .graph import compile_graph, inputs_of, resize
 from .ops import Shape, relu_conv_bn
 
 
@@ -73,6 +73,25 @@ class ResidualReduction(nn.Module):
         return self.branch(x) + self.shortcut(x)
 
 
+class Resize(nn.Module):
+    """Average pooling to a fixed spatial size (:func:`deapnas.graph.resize`)."""
+
+    def __init__(self, size: Sequence[int]):
+        super().__init__()
+        self.size = tuple(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resize(x, self.size)
+
+
+class GlobalAveragePool(nn.Module):
+    """The mean over the spatial dimensions, N x C x H x W -> N x C (deterministic on CUDA,
+    unlike ``AdaptiveAvgPool2d``'s backward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
 class Adapt(nn.Module):
     """Brings a cell input to the cell's width and spatial size: ReLU -> 1x1 conv -> BN, with
     stride 2 when the input comes from before a reduction, then average pooling to the exact
@@ -85,7 +104,7 @@ class Adapt(nn.Module):
         self.body = (nn.Identity() if shape == target else
                      relu_conv_bn(shape[0], 1, target[0], stride=stride))
         if shape != target and (-(-shape[1] // stride), -(-shape[2] // stride)) != target[1:]:
-            self.body = nn.Sequential(self.body, nn.AdaptiveAvgPool2d(target[1:]))
+            self.body = nn.Sequential(self.body, Resize(target[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -203,7 +222,7 @@ class CellNetwork(nn.Module):
                 self.cells.append(cell)
                 shapes.append(cell.output_shape)
         self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  GlobalAveragePool(),
                                   nn.Linear(shapes[-1][0], num_classes))
         self.auxiliary = (AuxiliaryHead(shapes[self.auxiliary_after + 1][0], num_classes)
                           if auxiliary else None)

@@ -68,7 +68,7 @@ def test_table_search_show_and_refusal_to_overwrite(nb201_csv, tmp_path, capsys)
 def test_digits_search_writes_the_run_and_trains_the_pick(tmp_path, capsys):
     out = tmp_path / "digits"
     assert main(["search", "--evaluations", "10", "--population", "5", "--sample-size", "3",
-                 "--epochs", "2", "--channels", "16", "--out", str(out), "--quiet"]) == 0
+                 "--epochs", "6", "--lr", "0.005", "--out", str(out), "--quiet"]) == 0
     history = read_history(out)
     assert len(history) == 10 and all("params" in r["info"] and "train_seconds" in r["info"]
                                     for r in history)
