@@ -142,12 +142,13 @@ class AuxiliaryHead(nn.Module):
     """DARTS' auxiliary classifier (from Inception, Szegedy et al., 2015), used in training
     only: ReLU, average pooling to 2x2, 1x1 convolution to 128 channels, BN, ReLU, 2x2
     convolution to 768, BN, ReLU, linear. DARTS pools CIFAR's 8x8 maps with a 5x5 window at
-    stride 3, which gives 2x2; the pooling here is adaptive, so maps of any size give 2x2."""
+    stride 3, which gives 2x2; here maps of any size are pooled to 2x2 (:class:`Resize`: 4x4
+    windows on 8x8 maps)."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Conv2d(channels, 128, 1, bias=False),
+            nn.ReLU(), Resize((2, 2)), nn.Conv2d(channels, 128, 1, bias=False),
             nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 768, 2, bias=False),
             nn.BatchNorm2d(768), nn.ReLU(), nn.Flatten())
         self.classifier = nn.Linear(768, num_classes)

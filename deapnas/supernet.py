@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .data import Split
-from .networks import ResidualReduction
+from .networks import GlobalAveragePool, ResidualReduction
 from .ops import Shape, get_op, relu_conv_bn
 from .spaces import darts, nb201
 from .training import Recipe, make_optimizer, make_schedule, param_groups, train_epoch
@@ -227,8 +227,7 @@ class DartsSupernet(nn.Module):
             self.cells.append(DartsSearchCell(c_prev_prev, c_prev, width, reduction,
                                               index - 1 in self.reductions, partial))
             c_prev_prev, c_prev = c_prev, darts.NODES * width
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                        nn.Linear(c_prev, num_classes))
+        self.classifier = nn.Sequential(GlobalAveragePool(), nn.Linear(c_prev, num_classes))
         self.layout = darts_layout(edge_normalisation)
         _batch_statistics(self)
 
@@ -284,8 +283,8 @@ class NB201Supernet(nn.Module):
                 self.cells.append(ResidualReduction(width, 2 * width))
                 width *= 2
             self.cells.extend(NB201SearchCell(width, partial) for _ in range(cells_per_stage))
-        self.classifier = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                        nn.Flatten(), nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), GlobalAveragePool(),
+                                        nn.Linear(width, num_classes))
         self.layout = NB201_LAYOUT
         _batch_statistics(self)
 
