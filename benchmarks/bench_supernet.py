@@ -37,7 +37,7 @@ from torch import nn
 
 from bench_fitness import median_time  # this folder is on the path when a script runs
 from deapnas.data import Split
-from deapnas.methods.egnas import SEARCH_RECIPE, Candidate, SupernetEvaluator, initial_alpha
+from deapnas.evolutionary_gradient import SEARCH_RECIPE, Candidate, SupernetEvaluator, initial_alpha
 from deapnas.supernet import DartsSupernet, SupernetTraining
 from deapnas.training import make_optimizer, resolve_device
 

@@ -153,12 +153,13 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
             raise ValueError(f"{opts.flag(name)} is not an option of {method.name}"
                              + (f" (it belongs to {', '.join(m.name for m in users)})"
                                 if users else ""))
-    if given.get("table"):
+    config, options = runner.settings(method, args.preset, **given)
+    if config.tabular:
         unused = sorted(set(given) & {f.name for f in opts.fields(TrainingOptions)})
         if unused:
             raise ValueError(f"{', '.join(map(opts.flag, unused))}: a table search trains "
                              "nothing, so these have no effect")
-    return runner.settings(method, args.preset, **given)
+    return config, options
 
 
 def _interrupt(signum, frame) -> None:

@@ -24,7 +24,7 @@ from torch import nn
 from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
-from .networks import count_parameters
+from .networks import count_parameters, set_drop_path
 from .training import (CandidateFailure, Recipe, accuracy, evaluation_seed, load_matching,
                        load_weights, make_optimizer, make_schedule, param_groups,
                        resolve_device, save_weights, shuffle_generator, train_epoch)
@@ -265,10 +265,14 @@ class TrainEvaluator:
     def fit(self, net: nn.Module, split: Split, epochs: int, inherited=(), trainer=None) -> int:
         """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe (with the
         ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`); the number
-        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`."""
+        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`.
+        With ``recipe.drop_path``, the cells' drop-path rate rises linearly from 0 in the first
+        epoch to ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
         optimizer, schedule = trainer or self.trainer(net, inherited)
         generator = shuffle_generator(split)
         for epoch in range(1, epochs + 1):
+            if self.recipe.drop_path:
+                set_drop_path(net, self.recipe.drop_path * (epoch - 1) / epochs)
             try:
                 train_epoch(net, split, optimizer, self.recipe, generator)
             except CandidateFailure as error:

@@ -174,7 +174,7 @@ class GraphModule(nn.Module):
 
     :ivar drop_path: while training, the output of every node whose op is not ``identity`` goes
         through :func:`drop_path` at this rate, as DARTS-style cells drop their operations
-        (0, the default: never). :class:`~deapnas.networks.CellNetwork` sets it in its cells.
+        (0, the default: never); :func:`deapnas.networks.set_drop_path` sets it.
     """
 
     def __init__(self, graph: nx.DiGraph, input_shapes: Sequence[Shape]):

@@ -4,7 +4,9 @@
   layers.
 - :class:`CellNetwork`: a stem, stages of stacked cells joined by reductions, global average
   pooling and a linear classifier; cells are graphs with one input (NAS-Bench-201) or two (the
-  outputs of the two previous cells, as in DARTS-style spaces).
+  outputs of the two previous cells, as in DARTS-style spaces). DARTS' retraining aids are
+  options: an auxiliary classifier (:class:`AuxiliaryHead`) and drop-path
+  (:func:`set_drop_path`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from .graph import compile_graph, inputs_of, resize
+from .graph import GraphModule, compile_graph, inputs_of, resize
 from .ops import Shape, relu_conv_bn
 
 
@@ -116,12 +118,9 @@ def _latest(states: Sequence, arity: int) -> list:
 
 
 class Cell(nn.Module):
-    """A compiled cell graph with its inputs adapted to the cell's width; ``drop_path``: the
-    rate at which its operations are dropped while training (see
-    :class:`~deapnas.graph.GraphModule`)."""
+    """A compiled cell graph with its inputs adapted to the cell's width."""
 
-    def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int,
-                 drop_path: float = 0.0):
+    def __init__(self, graph: nx.DiGraph, previous: Sequence[Shape], width: int):
         super().__init__()
         arity = len(inputs_of(graph))
         sources = _latest(previous, arity)
@@ -129,7 +128,6 @@ class Cell(nn.Module):
         self.arity = arity
         self.adapt = nn.ModuleList(Adapt(s, target) for s in sources)
         self.body = compile_graph(graph, [target] * arity)
-        self.body.drop_path = drop_path
 
     @property
     def output_shape(self) -> Shape:
@@ -140,6 +138,37 @@ class Cell(nn.Module):
         return self.body(*(adapt(x) for adapt, x in zip(self.adapt, sources)))
 
 
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary classifier (from Inception, Szegedy et al., 2015), used in training
+    only: ReLU, average pooling to 2x2, 1x1 convolution to 128 channels, BN, ReLU, 2x2
+    convolution to 768, BN, ReLU, linear. DARTS pools CIFAR's 8x8 maps with a 5x5 window at
+    stride 3, which gives 2x2; here maps of any size are pooled to 2x2 (:class:`Resize`: 4x4
+    windows on 8x8 maps)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(), Resize((2, 2)), nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768), nn.ReLU(), nn.Flatten())
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def set_drop_path(net: nn.Module, rate: float) -> None:
+    """Drop-path (Larsson et al., 2017, as DARTS retrains) in every compiled graph of ``net``:
+    in training, the output of every operation but the identity is zeroed for a sample with
+    probability ``rate`` and divided by 1 - ``rate`` otherwise
+    (:attr:`GraphModule.drop_path <deapnas.graph.GraphModule>`). Call it again to change the
+    rate (DARTS raises it linearly over the epochs); 0 turns it off. Nothing changes in
+    evaluation mode, nor in the network's parameters."""
+    for module in net.modules():
+        if isinstance(module, GraphModule):
+            module.drop_path = rate
+
+
 class CellNetwork(nn.Module):
     """Stem, ``stages`` stages of ``cells_per_stage`` normal cells, a reduction between stages,
     then BN-ReLU, global average pooling and a linear classifier.
@@ -148,13 +177,19 @@ class CellNetwork(nn.Module):
     width doubles at every reduction). Without a ``reduction`` graph the stages are joined by
     NAS-Bench-201's residual reduction block. A reduction graph receives inputs at the doubled
     width and full size, and must itself halve the size (stride-2 ops on its input edges).
-    ``drop_path`` is the drop-path rate of the cells' operations while training (0: none).
+
+    With ``auxiliary``, an :class:`AuxiliaryHead` reads the output of the last reduction (at
+    2/3 of the depth, as in DARTS), and in training the network returns ``(logits, auxiliary
+    logits)``; :func:`deapnas.training.train_epoch` weighs the second loss. Drop-path is off
+    until :func:`set_drop_path` sets a rate.
     """
 
     def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
                  reduction: Optional[nx.DiGraph] = None, channels: int = 16,
-                 cells_per_stage: int = 5, stages: int = 3, drop_path: float = 0.0):
+                 cells_per_stage: int = 5, stages: int = 3, auxiliary: bool = False):
         super().__init__()
+        if auxiliary and stages < 2:
+            raise ValueError("an auxiliary head reads the last reduction: it needs stages >= 2")
         self.stem = nn.Sequential(nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels))
         shapes = [(channels, *input_shape[1:])]
@@ -163,21 +198,27 @@ class CellNetwork(nn.Module):
         for stage in range(stages):
             if stage > 0:
                 width *= 2
-                block = (Cell(reduction, shapes, width, drop_path) if reduction is not None else
+                block = (Cell(reduction, shapes, width) if reduction is not None else
                          ResidualReduction(shapes[-1][0], width))
                 self.cells.append(block)
                 shapes.append(block.output_shape if reduction is not None else
                               (width, -(-shapes[-1][1] // 2), -(-shapes[-1][2] // 2)))
+                self.auxiliary_after = len(self.cells) - 1
             for _ in range(cells_per_stage):
-                cell = Cell(normal, shapes, width, drop_path)
+                cell = Cell(normal, shapes, width)
                 self.cells.append(cell)
                 shapes.append(cell.output_shape)
         self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),
                                   GlobalAveragePool(),
                                   nn.Linear(shapes[-1][0], num_classes))
+        self.auxiliary = (AuxiliaryHead(shapes[self.auxiliary_after + 1][0], num_classes)
+                          if auxiliary else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states = [self.stem(x)]
-        for block in self.cells:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        states, auxiliary = [self.stem(x)], None
+        for index, block in enumerate(self.cells):
             states.append(block(states) if isinstance(block, Cell) else block(states[-1]))
-        return self.head(states[-1])
+            if self.auxiliary is not None and self.training and index == self.auxiliary_after:
+                auxiliary = self.auxiliary(states[-1])
+        logits = self.head(states[-1])
+        return logits if auxiliary is None else (logits, auxiliary)

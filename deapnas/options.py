@@ -110,7 +110,7 @@ class RunConfig:
     table: Optional[str] = option(None, "a benchmark CSV: fitness is looked up, not trained")
     metric: Optional[str] = option(None, "the --table column used as fitness")
     report: Optional[str] = option(None, "a --table column reported for the pick, never used "
-                                   "to select")
+                                   "to select (also for an nb201 search trained on images)")
     objectives: str = option("accuracy", "what the search optimises, comma-separated: accuracy "
                              "(maximised), params, train_seconds (minimised); several make a "
                              "multi-objective search (NSGA-II ranking) with its Pareto front "
@@ -140,7 +140,10 @@ class RunConfig:
 
     @property
     def tabular(self) -> bool:
-        return self.table is not None
+        """Whether the fitness is looked up in ``--table`` (``--dataset nb201``). A search
+        trained on another dataset may still name a ``--table``: it serves only the
+        ``--report`` of the pick."""
+        return self.dataset in TABLE_DATASETS
 
     @property
     def objective_names(self) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def summary(directory: str | Path) -> str:
              f"seed {config.seed}",
              f"evaluations: {len(history)}" + (f" of {config.evaluations}"
                                                if config.evaluations else "")
-             + (f", best single fitness {max(valid):.4f}" if valid else "")]
+             + (f", best single fitness {_best(valid, method):.4f}" if valid else "")]
     if failures:
         lines.append(f"{sum(failures.values())} of {len(history)} candidates could not be "
                      "built or trained:")
@@ -56,6 +56,11 @@ def summary(directory: str | Path) -> str:
     else:
         lines.append(describe_best(config, options, best))
     return "\n".join(lines)
+
+
+def _best(values: list[float], method) -> float:
+    """The best of ``values`` under the method's fitness weight."""
+    return max(values) if method.weights[0] > 0 else min(values)
 
 
 def _cause(reason: str) -> str:
@@ -76,12 +81,12 @@ def describe_best(config, options, best: dict) -> str:
                f"best mean of architectures evaluated at least {minimum} times")
         count = f" (mean of {best['times_evaluated']} evaluation(s))"
     else:
-        how, count = "best single evaluation", ""
+        how, count = best.get("chosen_by", "best single evaluation"), ""
     text = f"best architecture ({how}):\n  {genome}\n  {best['metric']} {best['fitness']:.4f}{count}"
     if best.get("params") is not None:
         text += f", {best['params']:,} parameters"
     for column, value in best.get("report", {}).items():
-        text += f"\n  {column}: {value:.4f}"
+        text += f"\n  {column}: " + ("not in the table" if value is None else f"{value:.4f}")
     return text
 
 
@@ -121,7 +126,7 @@ def plot_history(directory: str | Path) -> Path:
     """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
     config, _, method, history, _ = load_run(directory)
     figure, axes = plt.subplots(figsize=(7, 4))
-    metric, units = _metric(config)
+    metric, units = _metric(config, method)
     plot_fitness(history, metric, units, ax=axes, maximize=method.weights[0] > 0)
     return _save(figure, Path(directory) / "fitness.png")
 
@@ -143,9 +148,11 @@ def plot_best(directory: str | Path) -> Path:
     return _save(figure, Path(directory) / "best.png")
 
 
-def _metric(config) -> tuple[str, str]:
-    """The fitness's name and units: a table's column (NAS-Bench-201: percent), else the
-    validation accuracy (a fraction)."""
+def _metric(config, method=None) -> tuple[str, str]:
+    """The fitness's name and units: the method's own fitness, a table's column (NAS-Bench-201:
+    percent), else the validation accuracy (a fraction)."""
+    if method is not None and method.fitness_name:
+        return method.fitness_name, ""
     if config.tabular:
         return config.metric, "%" if "acc" in config.metric else ""
     return "validation accuracy", ""

@@ -248,6 +248,8 @@ class Journal:
         refused, naming the settings that differ.
     :param checkpoint_every: evaluations between checkpoints (the first is written before any
         evaluation).
+    :param checkpoint_seconds: a checkpoint is also due this long after the last one, so that
+        work which makes no evaluation (EG-NAS's weight training) is saved too (None: never).
     :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
     :param time_limit: seconds of search (counted across resumes) after which it says stop.
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
@@ -260,14 +262,16 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike, space: Any, container: Optional[type] = None,
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
-                 budget: Optional[int] = None, time_limit: Optional[float] = None,
-                 fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None):
+                 checkpoint_seconds: Optional[float] = 600.0, budget: Optional[int] = None,
+                 time_limit: Optional[float] = None, fail_fast: int = 25,
+                 on_record: Optional[Callable[[dict], None]] = None):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
         self.space, self.config = space, config
         self.container = container or space.individual()
-        self.checkpoint_every, self.budget, self.time_limit = checkpoint_every, budget, time_limit
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.budget, self.time_limit = budget, time_limit
         self.fail_fast, self.on_record = fail_fast, on_record
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = Lock(self.directory).acquire()
@@ -283,6 +287,7 @@ class Journal:
         self.evaluations = 0
         self._elapsed_before, self._started = 0.0, time.monotonic()
         self._written: Optional[int] = None  # evaluations at the last checkpoint written
+        self._written_at = time.monotonic()
         self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
         #: Called with the state after each checkpoint is durable: the moment a method may
         #: delete files that no checkpoint needs any more (weights of dead individuals...).
@@ -394,7 +399,9 @@ class Journal:
     def checkpoint(self, **state: Any) -> bool:
         """A safe point of the loop: write ``state`` when a checkpoint is due; whether the search
         may go on (False once the evaluation budget or the time limit is spent)."""
-        if self._written is None or self.evaluations - self._written >= self.checkpoint_every:
+        if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
+                or (self.checkpoint_seconds is not None and
+                    time.monotonic() - self._written_at >= self.checkpoint_seconds):
             self.write_checkpoint(state)
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
@@ -416,7 +423,7 @@ class Journal:
         for old in self.directory.glob("checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
-        self._written = self.evaluations
+        self._written, self._written_at = self.evaluations, time.monotonic()
         for callback in self.after_write:
             callback(state)
 

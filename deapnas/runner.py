@@ -14,7 +14,6 @@ import random
 import tempfile
 import warnings
 from pathlib import Path
-from statistics import fmean
 from typing import Any, Optional
 
 import numpy as np
@@ -25,9 +24,9 @@ from tqdm import tqdm
 from . import __version__
 from . import options as opts
 from .data import Dataset, load_dataset
-from .fitness import TableEvaluator, TrainEvaluator, objective_weights
+from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import Method, get_method
-from .options import TABLE_DATASETS, RunConfig, TrainingOptions
+from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
                   write_json)
@@ -152,12 +151,18 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
     checks = [
         (not method.spaces or config.space in method.spaces,
          f"{method.name} searches {' or '.join(method.spaces)}, not --space {config.space}"),
-        (config.dataset not in TABLE_DATASETS or config.tabular,
+        (not config.tabular or config.table,
          f"--dataset {config.dataset} is a benchmark table: give its CSV with --table PATH"),
         (not config.tabular or config.metric,
          "--table needs --metric COLUMN, the column used as fitness"),
-        (not config.tabular or config.space == "nb201",
+        (config.table is None or config.space == "nb201",
          "--table works with --space nb201 (the benchmark's cell space)"),
+        (config.tabular or config.metric is None,
+         f"--metric is the fitness column of a table search (--dataset nb201); a search "
+         f"trained on --dataset {config.dataset} uses --table only to --report its pick"),
+        (config.tabular or config.table is None or config.report,
+         f"--table with --dataset {config.dataset} serves only the report of the pick: give "
+         "--report COLUMN, or search the table itself with --dataset nb201"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
         (config.objective_names == ("accuracy",) or method.multi_objective,
          f"{method.name} optimises its own fitness: it takes no --objectives"),
@@ -171,6 +176,8 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
                       "the test column as --report", stacklevel=2)
     if not config.tabular:
         resolve_device(config.device.split(",")[0])
+    if config.table and not config.tabular:
+        report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
         options.validate(config)
 
@@ -199,6 +206,11 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           deterministic=training.deterministic,
                           max_params=training.max_params or None,
                           objectives=config.objective_names)
+
+
+def report_table(config: RunConfig) -> TableEvaluator:
+    """``--table`` read for the ``--report`` column, keyed by architecture key."""
+    return TableEvaluator(config.table, str, config.report)
 
 
 def make_map(config: RunConfig):
@@ -284,7 +296,7 @@ def _search(run: Run, progress: bool) -> dict:
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    bar = Progress(config.evaluations, enabled=progress)
+    bar = Progress(config.evaluations, enabled=progress, maximize=run.weights[0] > 0)
     records = run.method.records(run) if run.method.records else run.space
     journal = Journal(run.directory, records, records.individual(run.weights),
                       config=config.fingerprint(),
@@ -342,8 +354,12 @@ def best_record(run: Run) -> Optional[dict]:
 
 
 def write_best(run: Run) -> dict:
-    """Pick the final architecture with the method's ``pick`` and write ``best.json`` (with the
-    pick's ``report``, measurements the method adds, and the ``--report`` column)."""
+    """Pick the final architecture with the method's ``pick`` and write ``best.json``.
+
+    The pick is a history record, or a record-like dict (``genome``, ``key``, ``fitness``,
+    ``info``) with, optionally, ``chosen_by``: how the method chose it, in words, and
+    ``report``: measurements the method adds. With ``--report``, the pick's row of
+    ``--table`` gives the reported value."""
     pick = (run.method.pick or best_record)(run)
     history = run.history()
     if pick is None:
@@ -353,11 +369,11 @@ def write_best(run: Run) -> dict:
             "key": pick.get("key"), "fitness": pick.get("mean_fitness", pick["fitness"][0]),
             "metric": run.config.metric if run.config.tabular else "validation accuracy",
             "params": pick.get("info", {}).get("params"), "evaluations": len(history),
-            **{k: pick[k] for k in ("times_evaluated", "fallback") if k in pick}}
+            **{k: pick[k] for k in ("times_evaluated", "fallback", "chosen_by") if k in pick}}
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick
-    if run.config.report:
-        same = [r for r in history if r.get("key") == pick.get("key") and r["reason"] is None]
-        report[run.config.report] = fmean(r["info"][run.config.report] for r in same)
+    if run.config.report:  # looked up: the pick need not be an evaluated architecture
+        row = report_table(run.config)(pick.get("key"))
+        report[run.config.report] = None if failed(row) else row[0]
     if report:
         best["report"] = report
     write_json(run.directory / BEST, best)
@@ -384,10 +400,11 @@ def pareto_front(history: list[dict], weights: tuple[float, ...]) -> list[dict]:
 class Progress:
     """A progress bar over evaluations: rate, best so far, failures (fed history records)."""
 
-    def __init__(self, total: Optional[int], enabled: bool = True):
+    def __init__(self, total: Optional[int], enabled: bool = True, maximize: bool = True):
         self.bar = tqdm(total=total, disable=not enabled, unit="eval", dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-        self.best, self.failed = -math.inf, 0
+        self.sign, self.failed = 1 if maximize else -1, 0
+        self.best = -self.sign * math.inf
 
     def resume(self, history: list[dict]) -> None:
         for record in history:
@@ -400,7 +417,8 @@ class Progress:
 
     def _count(self, record: dict) -> None:
         if record.get("reason") is None:
-            self.best = max(self.best, record["fitness"][0])
+            if self.sign * record["fitness"][0] > self.sign * self.best:
+                self.best = record["fitness"][0]
         else:
             self.failed += 1
         elapsed = self.bar.format_dict["elapsed"]

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .data import Split
-from .networks import ResidualReduction
+from .networks import GlobalAveragePool, ResidualReduction
 from .ops import Shape, get_op, relu_conv_bn
 from .spaces import darts, nb201
 from .training import Recipe, make_optimizer, make_schedule, param_groups, train_epoch
@@ -86,6 +86,22 @@ class AlphaLayout:
                 return start + int(np.ravel_multi_index(index, shape))
             start += math.prod(shape)
         raise KeyError(f"no block {name!r}; the layout has {[b for b, _ in self.blocks]}")
+
+
+def darts_layout(edge_normalisation: bool = False) -> AlphaLayout:
+    """The layout of :class:`DartsSupernet`'s ``alpha``: blocks ``normal`` and ``reduce`` of
+    shape ``(14, 8)`` (edges in :data:`deapnas.spaces.darts.EDGES` order, operations in
+    :data:`deapnas.spaces.darts.OPS` order), then, with PC-DARTS' edge normalisation, one
+    weight per edge in ``normal_edges`` and ``reduce_edges``."""
+    edges = (len(darts.EDGES), len(darts.OPS))
+    blocks = [("normal", edges), ("reduce", edges)]
+    if edge_normalisation:
+        blocks += [("normal_edges", edges[:1]), ("reduce_edges", edges[:1])]
+    return AlphaLayout(tuple(blocks))
+
+
+#: The layout of :class:`NB201Supernet`'s ``alpha``: one block ``cell`` of shape ``(6, 5)``.
+NB201_LAYOUT = AlphaLayout((("cell", (len(nb201.EDGES), len(nb201.OPS))),))
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -211,13 +227,8 @@ class DartsSupernet(nn.Module):
             self.cells.append(DartsSearchCell(c_prev_prev, c_prev, width, reduction,
                                               index - 1 in self.reductions, partial))
             c_prev_prev, c_prev = c_prev, darts.NODES * width
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                        nn.Linear(c_prev, num_classes))
-        edges = (len(darts.EDGES), len(darts.OPS))
-        blocks = [("normal", edges), ("reduce", edges)]
-        if edge_normalisation:
-            blocks += [("normal_edges", edges[:1]), ("reduce_edges", edges[:1])]
-        self.layout = AlphaLayout(tuple(blocks))
+        self.classifier = nn.Sequential(GlobalAveragePool(), nn.Linear(c_prev, num_classes))
+        self.layout = darts_layout(edge_normalisation)
         _batch_statistics(self)
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -272,9 +283,9 @@ class NB201Supernet(nn.Module):
                 self.cells.append(ResidualReduction(width, 2 * width))
                 width *= 2
             self.cells.extend(NB201SearchCell(width, partial) for _ in range(cells_per_stage))
-        self.classifier = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                        nn.Flatten(), nn.Linear(width, num_classes))
-        self.layout = AlphaLayout((("cell", (len(nb201.EDGES), len(nb201.OPS))),))
+        self.classifier = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), GlobalAveragePool(),
+                                        nn.Linear(width, num_classes))
+        self.layout = NB201_LAYOUT
         _batch_statistics(self)
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -310,7 +321,7 @@ class SupernetTraining:
 
     :param recipe: optimizer, schedule (stepped once per pass) and clipping;
         ``recipe.epochs`` is the schedule's length (EG-NAS:
-        :data:`deapnas.methods.egnas.SEARCH_RECIPE`).
+        :data:`deapnas.evolutionary_gradient.SEARCH_RECIPE`).
     :param seed: seeds the generator that shuffles the training batches.
     """
 
@@ -377,9 +388,10 @@ def darts_cell(weights: np.ndarray, edge_weights: Optional[np.ndarray] = None,
     return pairs
 
 
-def derive_darts(alpha: np.ndarray, layout: AlphaLayout) -> darts.Genotype:
-    """The DARTS genotype of a flat ``alpha`` laid out as :class:`DartsSupernet`'s."""
-    parts = layout.split(np.asarray(alpha, dtype=np.float64))
+def derive_darts(alpha: np.ndarray, layout: Optional[AlphaLayout] = None) -> darts.Genotype:
+    """The DARTS genotype of a flat ``alpha`` laid out as :class:`DartsSupernet`'s
+    (``layout``; default :func:`darts_layout` without edge normalisation)."""
+    parts = (layout or darts_layout()).split(np.asarray(alpha, dtype=np.float64))
     normal, reduce = (darts_cell(parts[cell], parts.get(f"{cell}_edges"))
                       for cell in darts.CELLS)
     return darts.Genotype(normal=normal, reduce=reduce)
@@ -388,6 +400,5 @@ def derive_darts(alpha: np.ndarray, layout: AlphaLayout) -> darts.Genotype:
 def derive_nb201(alpha: np.ndarray, layout: Optional[AlphaLayout] = None) -> list[str]:
     """The NAS-Bench-201 cell of a flat ``alpha``: the strongest operation on every edge
     (``none`` included, a benchmark operation like any other)."""
-    layout = layout or AlphaLayout((("cell", (len(nb201.EDGES), len(nb201.OPS))),))
-    weights = layout.split(np.asarray(alpha, dtype=np.float64))["cell"]
+    weights = (layout or NB201_LAYOUT).split(np.asarray(alpha, dtype=np.float64))["cell"]
     return [nb201.OPS[int(i)] for i in weights.argmax(axis=1)]

@@ -55,7 +55,12 @@ class Recipe:
     :param new_lr_factor: learning rate multiplier of the parameters a network did *not*
         inherit (RENAS trains new parameters at 10x the rate of inherited ones).
     :param augment: the augmentation of every training batch (crops, flips, AutoAugment,
-        Cutout: :class:`~deapnas.augment.Augment`), None for none.
+        Cutout: :class:`~deapnas.augment.Augment`; DARTS retrains with
+        ``Augment(crop_padding=4, flip=True, cutout=16)``), None for none.
+    :param auxiliary_weight: weight of the auxiliary classifier's loss, for a network that
+        returns ``(logits, auxiliary logits)`` in training (DARTS: 0.4).
+    :param drop_path: the drop-path rate of the cells' operations at the last epoch, raised
+        linearly from 0 (:func:`deapnas.networks.set_drop_path`; DARTS: 0.2).
     """
 
     epochs: int = 10
@@ -70,6 +75,8 @@ class Recipe:
     grad_clip: Optional[float] = None
     new_lr_factor: float = 1.0
     augment: Optional[Augment] = None
+    auxiliary_weight: float = 0.4
+    drop_path: float = 0.0
 
     def __post_init__(self):
         problems = [
@@ -88,6 +95,9 @@ class Recipe:
              f"grad_clip must be positive, not {self.grad_clip}"),
             (math.isfinite(self.new_lr_factor) and self.new_lr_factor > 0,
              f"new_lr_factor must be positive, not {self.new_lr_factor}"),
+            (math.isfinite(self.auxiliary_weight) and self.auxiliary_weight >= 0,
+             f"auxiliary_weight must be >= 0, not {self.auxiliary_weight}"),
+            (0 <= self.drop_path < 1, f"drop_path must lie in [0, 1), not {self.drop_path}"),
         ]
         for ok, message in problems:
             if not ok:
@@ -159,8 +169,10 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
                 generator: Optional[torch.Generator] = None) -> float:
     """One pass of ``net`` over ``split`` in shuffled batches; the mean training loss.
 
-    Losses are summed on the device and read back once, at the end: a non-finite loss raises
-    :class:`CandidateFailure`. The recipe's ``augment`` transforms each batch.
+    The recipe's ``augment`` transforms each batch (drawing from ``generator``); a network
+    that returns ``(logits, auxiliary logits)`` adds ``recipe.auxiliary_weight`` times the
+    auxiliary loss. Losses are summed on the device and read back once, at the end: a
+    non-finite loss raises :class:`CandidateFailure`.
     """
     net.train()
     total = torch.zeros((), device=split.x.device)
@@ -168,7 +180,7 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
     for x, y in batches(split, recipe.batch_size, shuffle=True, generator=generator):
         if recipe.augment is not None:
             x = recipe.augment(x, bounds, generator)
-        loss = nn.functional.cross_entropy(net(x), y)
+        loss = _loss(net(x), y, recipe.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.grad_clip is not None:
@@ -179,6 +191,16 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
     if not math.isfinite(mean):
         raise CandidateFailure("non-finite training loss")
     return mean
+
+
+def _loss(output: torch.Tensor | tuple, y: torch.Tensor, auxiliary_weight: float
+          ) -> torch.Tensor:
+    """Cross-entropy of the logits, plus the weighted auxiliary one when there is one."""
+    if isinstance(output, tuple):
+        logits, auxiliary = output
+        return nn.functional.cross_entropy(logits, y) + \
+            auxiliary_weight * nn.functional.cross_entropy(auxiliary, y)
+    return nn.functional.cross_entropy(output, y)
 
 
 @torch.no_grad()

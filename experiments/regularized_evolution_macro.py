@@ -46,7 +46,7 @@ import torch
 from deap import base, creator, tools
 
 from deapnas import algorithms
-from deapnas.data import DATASETS, DatasetError, Split, load_dataset, stratified_subset
+from deapnas.data import DATASETS, DatasetError, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
@@ -130,13 +130,8 @@ def retrain(genome, data, args):
     evaluator = TrainEvaluator(
         functools.partial(macro.build_network, channels=args.final_channels), data,
         batch_size=args.batch_size, optimizer="adam", lr=args.lr, device=args.device)
-    on_device = evaluator.device_data
-    both = Split(torch.cat([on_device.train.x, on_device.val.x]),
-                 torch.cat([on_device.train.y, on_device.val.y]))
-    torch.manual_seed(args.seed)
-    net = evaluator.network(genome)
-    evaluator.fit(net, both, args.final_epochs)
-    return evaluator.accuracy(net, on_device.test), sum(p.numel() for p in net.parameters())
+    accuracy, net = evaluator.train_and_test(genome, args.final_epochs, args.seed)
+    return accuracy, sum(p.numel() for p in net.parameters())
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ from deapnas.augment import (Augment, auto_augment, cutout, pixel_bounds, random
                              random_flip)
 from deapnas.data import Split
 from deapnas.graph import compile_graph, drop_path
-from deapnas.networks import CellNetwork
+from deapnas.networks import CellNetwork, set_drop_path
 from deapnas.training import Recipe, make_optimizer, train_epoch
 
 torch.set_num_threads(1)
@@ -113,8 +113,8 @@ def conv_cell() -> nx.DiGraph:
 def test_cells_drop_their_operations_while_training_only():
     body = compile_graph(conv_cell(), [(4, 5, 5)] * 2)
     assert body.droppable == {"conv"} and body.drop_path == 0.0
-    net = CellNetwork((1, 10, 10), 3, conv_cell(), channels=4, cells_per_stage=2,
-                      drop_path=0.5)
+    net = CellNetwork((1, 10, 10), 3, conv_cell(), channels=4, cells_per_stage=2)
+    set_drop_path(net, 0.5)
     assert all(cell.body.drop_path == 0.5 for cell in net.cells if hasattr(cell, "body"))
     x = torch.randn(8, 1, 10, 10)
     net.eval()
@@ -127,3 +127,7 @@ def test_cells_drop_their_operations_while_training_only():
     first = net(x)
     torch.manual_seed(2)
     assert not torch.allclose(first, net(x))  # another draw drops other paths
+    set_drop_path(net, 0.0)
+    torch.manual_seed(1)
+    plain.train()
+    assert torch.equal(net(x), plain(x))  # rate 0 turns it off

@@ -49,6 +49,8 @@ class Method:
     :param final_training: ``final_training(config, options, epochs=None, channels=None) ->
         TrainEvaluator``, the method's final training for ``deapnas train`` (its recipe's epochs
         and width unless ``--epochs`` / ``--channels`` are given).
+    :param fitness_name: what its fitness is, for plots and summaries, when the fitness is its
+        own (default: the validation accuracy, or the ``--metric`` of a table search).
     """
 
     name: str
@@ -63,6 +65,7 @@ class Method:
     evaluator: Optional[Callable[[Any], Callable]] = None
     records: Optional[Callable[[Any], Any]] = None
     final_training: Optional[Callable[..., Any]] = None
+    fitness_name: Optional[str] = None
     description: str = ""
 
 
@@ -118,4 +121,4 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-from . import minigen, nasgep, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)
+from . import egnas, minigen, nasgep, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)

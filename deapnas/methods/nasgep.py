@@ -125,7 +125,8 @@ class Options(TrainingOptions):
     autoaugment: str = option("cifar10", "final training: the AutoAugment policy",
                               choices=POLICIES + ("none",))
     cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
-    drop_path: float = option(0.0, "final training: drop-path rate (the paper's rate, 0.1, "
+    drop_path: float = option(0.0, "final training: drop-path rate, raised linearly from 0 "
+                              "over the epochs (the paper's rate, 0.1, "
                               "is in its ablation; its published result uses none)",
                               minimum=0, maximum=0.9)
 
@@ -169,12 +170,13 @@ class Options(TrainingOptions):
     def final_recipe(self, epochs: Optional[int] = None) -> Recipe:
         """The final training (``epochs`` instead of ``final_epochs`` when given): the search's
         optimizer, momentum and weight decay, batch 128, lr 0.025 on a cosine schedule, random
-        crops and flips, AutoAugment and Cutout."""
+        crops and flips, AutoAugment and Cutout, drop-path rising to ``drop_path``."""
         augment = Augment(crop_padding=self.crop_padding, flip=not self.no_flip, cutout=self.cutout,
                           autoaugment=None if self.autoaugment == "none" else self.autoaugment)
         return Recipe(epochs=epochs or self.final_epochs, batch_size=self.final_batch_size,
                       optimizer=self.optimizer, lr=self.final_lr, momentum=self.momentum,
-                      weight_decay=self.weight_decay, schedule="cosine", augment=augment)
+                      weight_decay=self.weight_decay, schedule="cosine", augment=augment,
+                      drop_path=self.drop_path)
 
 
 #: The ``tiny`` preset's options: 4 models of 4 channels, one cell per stage, cells of 3 genes
@@ -216,10 +218,10 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
                     epochs: Optional[int] = None, channels: Optional[int] = None
                     ) -> TrainEvaluator:
     """The paper's final training (Sec. IV-A) as an evaluator: the model rebuilt at
-    ``final_channels`` (or ``channels``) with drop-path, no parameter cap, trained by
+    ``final_channels`` (or ``channels``), no parameter cap, trained by
     :meth:`Options.final_recipe` for ``final_epochs`` (or ``epochs``)."""
     build = functools.partial(space.build_network, channels=channels or options.final_channels,
-                              cells_per_stage=options.cells, drop_path=options.drop_path)
+                              cells_per_stage=options.cells)
     return TrainEvaluator(build, data, recipe=options.final_recipe(epochs), device=device,
                           seed=seed, deterministic=options.deterministic)
 

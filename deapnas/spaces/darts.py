@@ -206,16 +206,23 @@ def to_graph(genotype: Genotype, cell: str = "normal", affine: bool = True) -> n
     return graph
 
 
+def cells(genotype: Genotype) -> dict[str, nx.DiGraph]:
+    """``{"normal": graph, "reduce": graph}``: both cells, as ``deapnas show`` draws them."""
+    return {name: to_graph(genotype, name) for name in CELLS}
+
+
 def build_network(genotype: Genotype, input_shape: Shape, num_classes: int,
-                  channels: int = 36, layers: int = 20) -> CellNetwork:
+                  channels: int = 36, layers: int = 20, auxiliary: bool = False
+                  ) -> CellNetwork:
     """The network of ``layers`` cells (DARTS retraining: C = 36, 20 cells) with reduction
-    cells at 1/3 and 2/3 of the depth, so ``layers`` must be 3k + 2."""
+    cells at 1/3 and 2/3 of the depth, so ``layers`` must be 3k + 2; with ``auxiliary``, DARTS'
+    auxiliary classifier after the second reduction (see :class:`~deapnas.networks.CellNetwork`)."""
     if layers < 2 or (layers - 2) % 3:
         raise ValueError(f"layers must be 3k + 2 (2, 5, 8, ..., 20) so that the two reduction "
                          f"cells sit at 1/3 and 2/3 of the depth, not {layers}")
     return CellNetwork(input_shape, num_classes, to_graph(genotype, "normal"),
                        to_graph(genotype, "reduce"), channels=channels,
-                       cells_per_stage=(layers - 2) // 3)
+                       cells_per_stage=(layers - 2) // 3, auxiliary=auxiliary)
 
 
 def key(genotype: Genotype) -> str:
@@ -268,5 +275,5 @@ def _check_cell(name: str, pairs: list, concat: list) -> None:
 
 SPACE = register_space(Space(
     "darts", Genotype, init_genotype, mutate, to_graph, build_network, key, to_json, from_json,
-    network_options={"channels": "channels", "cells": "layers"},
+    cells=cells, network_options={"channels": "channels", "cells": "layers"},
     description="DARTS normal and reduction cells (Liu et al., 2019); EG-NAS derives them"))

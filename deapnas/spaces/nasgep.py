@@ -329,13 +329,13 @@ def cells(model: Model) -> dict[str, nx.DiGraph]:
 
 
 def build_network(model: Model, input_shape: Shape, num_classes: int, channels: int = 16,
-                  cells_per_stage: int = 3, drop_path: float = 0.0) -> CellNetwork:
+                  cells_per_stage: int = 3) -> CellNetwork:
     """The network: stem, 3 stages of ``cells_per_stage`` normal cells joined by the reduction
     cell (at doubled width), BN-ReLU, global pooling, linear (the paper's search: C = 16,
-    N = 3; its final training: C = 64 with drop-path, rate ``drop_path``)."""
+    N = 3; its final training: C = 64)."""
     graphs = cells(model)
     return CellNetwork(input_shape, num_classes, graphs[NORMAL], graphs[REDUCTION],
-                       channels=channels, cells_per_stage=cells_per_stage, drop_path=drop_path)
+                       channels=channels, cells_per_stage=cells_per_stage)
 
 
 def key(model: Model) -> str:
