@@ -55,6 +55,8 @@ from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, Supern
                               derive_darts, derive_nb201)
 from deapnas.training import Recipe, resolve_device
 
+from script_options import add_run_options, fill_preset
+
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
              cells=8, partial=4, samplings=5, popsize=25, iterations=1, step_size=0.6,
@@ -99,14 +101,9 @@ def parse_args(argv=None):
             ("drop-path", float, "drop-path rate at the end (0.2)")]:
         add(f"--{name}", type=kind, help=text)
     add("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips (paper: on)")
-    add("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    add("--seed", type=int, default=0)
-    add("--out", help="run directory (default runs/egnas-SPACE-DATASET-seedSEED)")
-    add("--quiet", action="store_true", help="no per-epoch statistics")
+    add_run_options(parser, "egnas-SPACE-DATASET-seedSEED", "epoch")
     args = parser.parse_args(argv)
-    for name, value in (TINY if args.tiny else PAPER).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_preset(args, TINY if args.tiny else PAPER)
     if args.table_only and args.table is None:
         parser.error("--table-only needs --table, the NAS-Bench-201 csv")
     if args.table and args.space != "nb201" and not args.table_only:

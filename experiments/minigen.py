@@ -51,6 +51,8 @@ from deapnas.methods.minigen import (MINI_FILE, SmallModelEvaluator, ea_minigen,
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import minigen
 
+from script_options import add_run_options, fill_preset
+
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", minigen.MiniGenGenome, fitness=creator.FitnessMax)
@@ -105,14 +107,9 @@ def parse_args(argv=None):
     parser.add_argument("--pareto", action="store_true",
                         help="select survivors by NSGA-II on (accuracy, parameters) and print "
                              "the Pareto front")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="run directory (default runs/minigen-...)")
-    parser.add_argument("--quiet", action="store_true", help="no per-generation statistics")
+    add_run_options(parser, "minigen", "generation")
     args = parser.parse_args(argv)
-    for name, value in (TINY if args.tiny else PAPER).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_preset(args, TINY if args.tiny else PAPER)
     if not 2 <= args.keep < args.population:
         parser.error(f"--keep must lie between 2 and --population - 1 ({args.population - 1})")
     if args.out is None:

@@ -44,6 +44,8 @@ from deapnas.methods import nasgep
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasgep as space
 
+from script_options import add_run_options, fill_preset
+
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Model", space.Model, fitness=creator.FitnessMax)
@@ -72,14 +74,9 @@ def parse_args(argv=None):
     parser.add_argument("--final-channels", type=int, help="width of the final training (64)")
     parser.add_argument("--drop-path", type=float, default=0.0,
                         help="drop-path rate of the final training (Table I: 0.1)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="run directory (default runs/nasgep-...)")
-    parser.add_argument("--quiet", action="store_true", help="no per-generation statistics")
+    add_run_options(parser, "nasgep", "generation")
     args = parser.parse_args(argv)
-    for name, value in (TINY if args.tiny else PAPER).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_preset(args, TINY if args.tiny else PAPER)
     if args.hours is None and args.evaluations is None:
         parser.error("give --hours or --evaluations: the search needs a stopping rule")
     if args.out is None:

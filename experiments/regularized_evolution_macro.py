@@ -51,6 +51,8 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
 
+from script_options import add_run_options, fill_preset
+
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
@@ -93,14 +95,9 @@ def parse_args(argv=None):
     parser.add_argument("--final-epochs", type=int,
                         help="retrain the pick for this many epochs on train + validation and "
                              "score it on the test split; 0 skips it (default 0, tiny: 5)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="run directory (default runs/remacro-...)")
-    parser.add_argument("--quiet", action="store_true", help="no per-cycle statistics")
+    add_run_options(parser, "remacro", "cycle")
     args = parser.parse_args(argv)
-    for name, value in (TINY if args.tiny else PAPER).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_preset(args, TINY if args.tiny else PAPER)
     if args.random_search:
         args.sample_size = 1
     if not 1 <= args.sample_size <= args.population:

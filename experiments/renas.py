@@ -53,6 +53,8 @@ from deapnas.options import as_dict
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasnet
 
+from script_options import add_run_options, fill_preset
+
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", list, fitness=creator.FitnessMax)
@@ -72,17 +74,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "retraining included (paper preset: 2000, tiny: 20)")
     parser.add_argument("--data-dir", help="where CIFAR-10 is read (and downloaded)")
     parser.add_argument("--download", action="store_true", help="fetch CIFAR-10 if missing")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--final-epochs", type=int, help="epochs of the final network; 0 skips "
                         f"it (paper: {FINAL['final_epochs']}, tiny: "
                         f"{TINY_FINAL['final_epochs']})")
-    parser.add_argument("--out", help="run directory (default runs/renas-experiment-...)")
-    parser.add_argument("--quiet", action="store_true", help="no per-step statistics")
+    add_run_options(parser, "renas-experiment", "step")
     args = parser.parse_args(argv)
-    for name, value in (TINY_FINAL if args.tiny else FINAL).items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
+    fill_preset(args, TINY_FINAL if args.tiny else FINAL)
     if args.out is None:
         args.out = f"runs/renas-experiment{'-tiny' if args.tiny else ''}-seed{args.seed}"
     return args

@@ -1,0 +1,37 @@
+"""The experiment scripts import, and their presets fill every option (``--tiny`` and the
+paper's); each script's own run is measured in its method's docs page."""
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+SCRIPTS = ("egnas", "minigen", "nasgep", "regularized_evolution_macro", "renas")
+
+
+@pytest.fixture
+def script(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+
+    def load(name):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+    return load
+
+
+PRESETS = {"renas": ("TINY_FINAL", "FINAL")}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("tiny", [True, False])
+def test_a_script_fills_its_options_from_a_preset(script, name, tiny):
+    module = script(name)
+    extra = ["--evaluations", "10"] if name == "nasgep" and not tiny else []
+    args = module.parse_args(["--tiny"] * tiny + extra + ["--seed", "3", "--device", "cpu"])
+    assert args.seed == 3 and args.device == "cpu"
+    assert args.out.startswith("runs/") and "seed3" in args.out
+    preset = getattr(module, PRESETS.get(name, ("TINY", "PAPER"))[0 if tiny else 1])
+    given = {"evaluations"} if extra else set()
+    assert {k: getattr(args, k) for k in preset if k not in given} == \
+        {k: v for k, v in preset.items() if k not in given}
