@@ -55,7 +55,7 @@ from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, Supern
                               derive_darts, derive_nb201)
 from deapnas.training import Recipe, resolve_device
 
-from script_options import add_run_options, fill_preset
+from experiment import add_run_options, fill_preset
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,

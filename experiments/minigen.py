@@ -35,23 +35,20 @@ Published: ten winners of 0.9 M to 5.4 M parameters with 64.6 % to 75.0 % test a
 search about 10 minutes on one A100.
 """
 import argparse
-import random
-import signal
 from pathlib import Path
 from statistics import fmean
 
 import numpy as np
-import torch
 from deap import base, creator, tools
 
-from deapnas.data import DATASETS, DatasetError, load_dataset, mini_dataset
+from deapnas.data import DATASETS, mini_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.methods.minigen import (MINI_FILE, SmallModelEvaluator, ea_minigen,
                                      register_operators)
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import minigen
 
-from script_options import add_run_options, fill_preset
+from experiment import add_run_options, fill_preset, load_data, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -142,14 +139,8 @@ def finalists(winners, population, args) -> list:
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        data = load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed)
-    except DatasetError as error:  # the message says what to do (e.g. pass --download)
-        raise SystemExit(f"error: {error}") from None
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    data = load_data(args)
+    start(args.seed)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     mini = mini_dataset(data, args.train_per_class, args.score_per_class, seed=args.seed,
                         score_from=args.score_from, path=Path(args.out) / MINI_FILE)

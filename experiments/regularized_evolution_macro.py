@@ -38,20 +38,17 @@ final network REMNet 94.46 % (C = 256, 3.1 M parameters, 20 epochs with augmenta
 import argparse
 import dataclasses
 import functools
-import random
-import signal
 
 import numpy as np
-import torch
 from deap import base, creator, tools
 
 from deapnas import algorithms
-from deapnas.data import DATASETS, DatasetError, load_dataset, stratified_subset
+from deapnas.data import DATASETS, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
 
-from script_options import add_run_options, fill_preset
+from experiment import add_run_options, fill_preset, load_data, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -133,14 +130,8 @@ def retrain(genome, data, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        data = load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed)
-    except DatasetError as error:  # the message says what to do (e.g. pass --download)
-        raise SystemExit(f"error: {error}") from None
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    data = load_data(args)
+    start(args.seed)
     search_data = data
     if args.train_per_class:  # a stratified subset of the training split, to search faster
         subset = stratified_subset(data.train.y, args.train_per_class, args.seed)

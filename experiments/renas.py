@@ -53,7 +53,7 @@ from deapnas.options import as_dict
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasnet
 
-from script_options import add_run_options, fill_preset
+from experiment import add_run_options, fill_preset
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))

@@ -3,7 +3,6 @@
 import copy
 import json
 import pickle
-import random
 
 import pytest
 import torch
@@ -26,16 +25,7 @@ DARTS_V2 = darts.Genotype(
     reduce_concat=[2, 3, 4, 5])
 
 
-@pytest.fixture(autouse=True)
-def seeded_on_one_thread():
-    """A fixed seed, and one torch thread (tiny networks run faster on one on a shared
-    machine); both restored afterwards."""
-    state, threads = random.getstate(), torch.get_num_threads()
-    random.seed(7)
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    random.setstate(state)
+pytestmark = pytest.mark.usefixtures("seeded", "one_thread")
 
 
 def assert_valid(genotype):

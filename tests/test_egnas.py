@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from deapnas.cli import main
 from deapnas.evolutionary_gradient import SupernetEvaluator, TableScorer

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+pytestmark = pytest.mark.filterwarnings("ignore:A class named:RuntimeWarning")  # scripts call creator.create
 SCRIPTS = ("egnas", "minigen", "nasgep", "regularized_evolution_macro", "renas")
 
 

@@ -43,16 +43,7 @@ PAPER_BEST = [['.', 1, ['identity', '3*3 conv', '3*3 conv']],
 TINY_CHANNELS = (4, 8)
 
 
-pytestmark = pytest.mark.usefixtures("seeded")  # every test draws from a fixed seed
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks train fastest on one thread (and two threads on a shared machine contend)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded", "one_thread")  # a fixed seed, one thread
 
 
 @pytest.fixture(scope="module")

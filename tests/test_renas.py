@@ -36,16 +36,7 @@ TINY = GenomeLayout(((0, 1), ("a", "b", "c"), (0, 1, 2), ("a", "b", "c")), ((0, 
                     frozenset({0, 2}), external=2)
 
 
-@pytest.fixture(autouse=True)
-def seeded_on_one_thread():
-    """Each test draws from a fixed seed, on one torch thread (tiny networks and the
-    controller's LSTM run faster so than on two busy cores); both are put back afterwards."""
-    state, threads = random.getstate(), torch.get_num_threads()
-    random.seed(1234)
-    torch.set_num_threads(1)
-    yield
-    random.setstate(state)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded", "one_thread")
 
 
 def changed(a, b) -> list[int]:

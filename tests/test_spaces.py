@@ -4,7 +4,6 @@ import copy
 import csv
 import json
 import pickle
-import random
 from collections import Counter
 from pathlib import Path
 
