@@ -15,7 +15,7 @@ from deapnas.algorithms import evaluate_invalid, random_search, regularized_evol
 from deapnas.cli import main
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
-from deapnas.methods import Method, get_method, register_method
+from deapnas.methods import Method, available, get_method, register_method
 from deapnas.options import option
 from deapnas.parallel import DevicePool
 from deapnas.run import BEST, CHECKPOINT, Journal, read_history
@@ -60,8 +60,20 @@ def test_an_option_of_another_method_is_refused_naming_both(tmp_path, capsys):
     assert main(["search", "--algorithm", "random", "--sample-size", "3", "--out",
                  str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "--sample-size is not an option of random (it belongs to re)" in err
+    assert "--sample-size is not an option of random (it belongs to re, renas)" in err
     assert not (tmp_path / "x").exists()
+
+
+@dataclass
+class _Clashing:
+    population: str = option("ten", "a population given in words")
+
+
+def test_an_option_another_method_declares_with_another_type_is_refused():
+    with pytest.raises(ValueError, match="--population is a str, but .* declares --population "
+                                         "as a int"):
+        register_method(Method("clash", _Clashing, lambda run: None))
+    assert "clash" not in available()
 
 
 def test_registering_a_method_twice_needs_replace():

@@ -686,7 +686,7 @@ def test_cli_multi_objective_search_writes_its_pareto_front(tmp_path):
     (["--keep", "1"], "--keep must lie between 2"),
     (["--objectives", "params,accuracy"], "must start with accuracy"),
     (["--widths", "8,x"], "--widths takes positive integers"),
-    (["--blocks", "2,1,1"], "input cell's 1"),
+    (["--cell-blocks", "2,1,1"], "input cell's 1"),
     (["--min-actions", "5"], "--min-actions"),
     (["--space", "macro"], "minigen searches minigen"),
 ])

@@ -29,6 +29,8 @@ import importlib.metadata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
+from ..options import RunConfig, flag, types
+
 ENTRY_POINTS = "deapnas.methods"
 
 
@@ -78,8 +80,23 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
         raise TypeError(f"register a deapnas.methods.Method, not {type(method).__name__}")
     if method.name in METHODS and not replace:
         raise ValueError(f"method {method.name!r} is already registered; pass replace=True")
+    _check_shared_options(method)
     METHODS[method.name] = method
     return method
+
+
+def _check_shared_options(method: Method) -> None:
+    """The command line has one flag per option name, so an option that other registered
+    methods (or the run settings) also declare must have the same type in all of them."""
+    declared = types(method.options)
+    for other in [RunConfig] + [m.options for m in METHODS.values() if m.name != method.name]:
+        for name, kind in types(other).items():
+            if name in declared and declared[name] is not kind:
+                owner = "the run settings" if other is RunConfig else other.__qualname__
+                raise ValueError(
+                    f"{method.name}'s option {flag(name)} is a {declared[name].__name__}, but "
+                    f"{owner} declares {flag(name)} as a {kind.__name__}: an option shared by "
+                    "methods must mean the same thing; rename one of them")
 
 
 def get_method(name: str) -> Method:

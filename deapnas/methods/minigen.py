@@ -455,7 +455,7 @@ class Options(TrainingOptions):
                                          "(unset: drawn from --seed)")
     widths: str = option(",".join(map(str, minigen.CHANNELS)), "the channel sizes c_i a normal "
                          "cell draws from, comma-separated (the authors' code's list)")
-    blocks: str = option("1,1,1,1,1", "b_i of each cell, comma-separated, the input cell's (1) "
+    cell_blocks: str = option("1,1,1,1,1", "b_i of each cell, comma-separated, the input cell's (1) "
                          "first: more cells or blocks scale the networks up (section IV-C)")
     min_actions: int = option(2, "fewest operations in a normal cell's action list", minimum=1)
     max_actions: int = option(4, "most operations in a normal cell's action list", minimum=1)
@@ -489,9 +489,10 @@ class Options(TrainingOptions):
 
     def operators(self) -> dict:
         """The keywords of :func:`register_operators` these options give."""
-        blocks = _integers(self.blocks, "--blocks")
+        blocks = _integers(self.cell_blocks, "--cell-blocks")
         if blocks[0] != 1:
-            raise ValueError(f"--blocks must start with the input cell's 1, not {self.blocks}")
+            raise ValueError(f"--cell-blocks must start with the input cell's 1, not "
+                             f"{self.cell_blocks}")
         return dict(blocks=blocks, channels=_integers(self.widths, "--widths"),
                     actions=(self.min_actions, self.max_actions), p_channels=self.p_channels,
                     p_op=self.p_op, p_actions=self.p_actions, indpb=self.cell_swap,

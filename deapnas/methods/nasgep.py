@@ -105,8 +105,9 @@ class Options(TrainingOptions):
     conv_inputs: str = option("both", "the cell inputs a convolution terminal may read: "
                               "both, or only h1 = h(i-1) or h2 = h(i-2) (not given)",
                               choices=("both", "h1", "h2"))
-    mutation: Optional[float] = option(None, "point mutation rate per symbol (unset: two "
-                                       "mutations per chromosome)", minimum=0, maximum=1)
+    mutation_rate: Optional[float] = option(None, "point mutation rate per symbol (unset: "
+                                            "two mutations per chromosome)", minimum=0,
+                                            maximum=1)
     is_transposition: float = option(0.1, "IS transposition rate", minimum=0, maximum=1)
     ris_transposition: float = option(0.1, "RIS transposition rate", minimum=0, maximum=1)
     max_transposon: int = option(3, "IS and RIS elements are 1 to this many symbols long",
@@ -155,7 +156,7 @@ class Options(TrainingOptions):
     @property
     def rates(self) -> dict:
         """The operator rates, as :func:`deapnas.gep.reproduce` takes them."""
-        return dict(mutation=self.mutation, is_transposition=self.is_transposition,
+        return dict(mutation=self.mutation_rate, is_transposition=self.is_transposition,
                     ris_transposition=self.ris_transposition,
                     lengths=tuple(range(1, self.max_transposon + 1)),
                     one_point=self.one_point, two_point=self.two_point)
