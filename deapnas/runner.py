@@ -357,7 +357,8 @@ def write_best(run: Run) -> dict:
     """Pick the final architecture with the method's ``pick`` and write ``best.json``.
 
     The pick is a history record, or a record-like dict (``genome``, ``key``, ``fitness``,
-    ``info``) with, optionally, ``chosen_by``: how the method chose it, in words, and
+    ``info``) with, optionally, ``chosen_by``: how the method chose it, in words,
+    ``metric``: what its fitness measures (default: the validation accuracy or ``--metric``), and
     ``report``: measurements the method adds. With ``--report``, the pick's row of
     ``--table`` gives the reported value."""
     pick = (run.method.pick or best_record)(run)
@@ -367,7 +368,8 @@ def write_best(run: Run) -> dict:
                                 f"reasons in {run.directory / HISTORY}")
     best = {"method": run.method.name, "space": run.space.name, "genome": pick["genome"],
             "key": pick.get("key"), "fitness": pick.get("mean_fitness", pick["fitness"][0]),
-            "metric": run.config.metric if run.config.tabular else "validation accuracy",
+            "metric": pick.get("metric") or (run.config.metric if run.config.tabular
+                                              else "validation accuracy"),
             "params": pick.get("info", {}).get("params"), "evaluations": len(history),
             **{k: pick[k] for k in ("times_evaluated", "fallback", "chosen_by") if k in pick}}
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick

@@ -705,6 +705,8 @@ def test_pick_prefers_winners_and_can_favour_small_networks():
     by_accuracy = pick_network(history, 0.4)
     assert by_accuracy["key"] == "big" and by_accuracy["mean_fitness"] == pytest.approx(0.65)
     assert by_accuracy["report"]["accuracy per million parameters"] == pytest.approx(0.65 / 4)
+    assert by_accuracy["chosen_by"] == "best mean accuracy among the 2 winners (above 0.4)"
+    assert pick_network(history, 0.9)["chosen_by"].endswith("of all networks (none above 0.9)")
     assert pick_network(history, 0.4, by="ratio")["key"] == "small"  # tiny did not win
     assert pick_network(history, 0.9, by="ratio")["key"] == "tiny"  # no winner: all compete
     tie = [record("wide", 0.65, 900_000), *history, record("narrow", 0.65, 800_000)]

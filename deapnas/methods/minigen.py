@@ -563,13 +563,18 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
+#: What a MiniGen fitness is: the accuracy on the mini dataset's scoring images.
+FITNESS_NAME = "mini-set accuracy"
+
+
 def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "accuracy"
                  ) -> Optional[dict]:
     """The final network of a MiniGen search from its evaluation records: among the winners
     (mean accuracy above ``threshold``; all networks when none won), the best mean accuracy
     (ties: fewer parameters) or, ``by="ratio"``, the best accuracy per parameter. The record
-    returned is the network's first, with ``mean_fitness`` and ``report`` (its accuracy per
-    million parameters, which ``best.json`` and ``deapnas show`` report)."""
+    returned is the network's first, with ``mean_fitness``, ``chosen_by`` (the rule, in words)
+    and ``report`` (its accuracy per million parameters, which ``best.json`` and ``deapnas
+    show`` report)."""
     if by not in PICKS:
         raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
     scores, first = defaultdict(list), {}
@@ -584,8 +589,11 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     winners = [key for key in mean if mean[key] > threshold]
     order = (lambda k: (mean[k], ratio[k])) if by == "accuracy" else ratio.get
     best = max(winners or mean, key=order)
-    return {**first[best], "mean_fitness": mean[best],
-            "report": {"accuracy per million parameters": ratio[best]}}
+    how = "best mean accuracy" if by == "accuracy" else "best accuracy per parameter"
+    among = (f"among the {len(winners)} winners (above {threshold})" if winners else
+             f"of all networks (none above {threshold})")
+    return {**first[best], "mean_fitness": mean[best], "chosen_by": f"{how} {among}",
+            "metric": FITNESS_NAME, "report": {"accuracy per million parameters": ratio[best]}}
 
 
 def pick(run) -> Optional[dict]:
@@ -601,5 +609,6 @@ METHOD = register_method(Method(
                           widths="8,16,24,32", restart_period=5, restart_threshold=0.8,
                           win_threshold=0.9, wins_needed=5)},
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
+    fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "
                 "score (Zhang et al., 2024)"))
