@@ -397,14 +397,16 @@ class Journal:
     # -- checkpoints -------------------------------------------------------------------------------
 
     def checkpoint(self, **state: Any) -> bool:
-        """A safe point of the loop: write ``state`` when a checkpoint is due; whether the search
-        may go on (False once the evaluation budget or the time limit is spent)."""
-        if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
-                or (self.checkpoint_seconds is not None and
-                    time.monotonic() - self._written_at >= self.checkpoint_seconds):
-            self.write_checkpoint(state)
+        """A safe point of the loop: write ``state`` when a checkpoint is due, and at the end
+        (so that files only earlier states needed are deleted); whether the search may go on
+        (False once the evaluation budget or the time limit is spent)."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
+        if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
+                or (self.checkpoint_seconds is not None and
+                    time.monotonic() - self._written_at >= self.checkpoint_seconds) \
+                or ((spent or late) and self.evaluations != self._written):
+            self.write_checkpoint(state)
         return not (spent or late)
 
     def write_checkpoint(self, state: dict) -> None:
