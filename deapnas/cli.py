@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -191,7 +192,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _dispatch(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_warning(args.command)
+            return _dispatch(args)
     except (ValueError, DatasetError, FileNotFoundError, SearchFailed) as error:
         print(f"deapnas {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -204,6 +207,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("\ninterrupted before the search started; nothing was written",
                   file=sys.stderr)
         return 130
+
+
+def _plain_warning(command: str):
+    """Warnings printed as ``deapnas COMMAND: warning: ...``, without the source line."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"deapnas {command}: warning: {message}", file=file or sys.stderr)
+    return show
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -55,7 +55,27 @@ def summary(directory: str | Path) -> str:
                      f"`deapnas resume {directory}`")
     else:
         lines.append(describe_best(config, options, best))
+        if (Path(directory) / PARETO).exists():
+            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
     return "\n".join(lines)
+
+
+def describe_front(pareto: dict) -> list[str]:
+    """The lines of a Pareto front (``pareto.json``): one per architecture, objective by
+    objective, in the order of the first objective."""
+    names, front = pareto["objectives"], sorted(pareto["front"], key=lambda r: r["fitness"][0])
+    lines = [f"Pareto front: {len(front)} architecture(s) that no other beats on every one of "
+             f"{', '.join(names)}:"]
+    for record in front:
+        values = ", ".join(f"{name} {_number(value)}"
+                           for name, value in zip(names, record["fitness"]))
+        lines.append(f"  {values}  (evaluation {record['evaluation']}: {record['key']})")
+    return lines
+
+
+def _number(value: float) -> str:
+    """A whole number with thousands separators (parameters), others to 6 digits."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}"
 
 
 def _best(values: list[float], method) -> float:

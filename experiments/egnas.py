@@ -48,7 +48,7 @@ from deapnas.data import DATASETS, DatasetError, load_dataset
 from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, TableScorer,
                                            egnas, es_toolbox, initial_alpha)
 from deapnas.fitness import TableEvaluator, TrainEvaluator
-from deapnas.methods.egnas import AlphaRecords
+from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
@@ -59,7 +59,7 @@ from experiment import add_run_options, fill_preset
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
-             cells=8, partial=4, samplings=5, popsize=25, iterations=1, step_size=0.6,
+             partial=4, samplings=5, popsize=25, iterations=1, step_size=0.6,
              zeta=1.0, eta=0.4, score_batches=1, score_batch_size=256, final_epochs=600,
              final_batch_size=96, final_lr=0.025, final_channels=36, final_cells=20,
              crop_padding=4, flip=True, cutout=16, auxiliary_weight=0.4, drop_path=0.2)
@@ -85,7 +85,7 @@ def parse_args(argv=None):
     for name, kind, text in [
             ("epochs", int, "search epochs (50)"), ("warmup", int, "epochs without ES (15)"),
             ("batch-size", int, "search batch (256)"), ("lr", float, "search SGD lr (0.1)"),
-            ("channels", int, "supernet C (16)"), ("cells", int, "supernet cells (8)"),
+            ("channels", int, "supernet C (16)"), ("cells", int, "supernet cells (DARTS 8; NB201 5 per stage)"),
             ("partial", int, "PC-DARTS K (4)"), ("samplings", int, "N (5)"),
             ("popsize", int, "λ (25)"), ("iterations", int, "CMA-ES generations (1)"),
             ("step-size", float, "ξ (0.6)"), ("zeta", float, "ζ (1.0)"), ("eta", float, "η (0.4)"),
@@ -110,6 +110,8 @@ def parse_args(argv=None):
         parser.error("--table looks up NAS-Bench-201 cells: add --space nb201")
     if args.table_only:
         args.space = "nb201"
+    if args.cells is None:  # the space's own supernet depth
+        args.cells = SUPERNET_CELLS[args.space]
     if args.out is None:
         where = "table" if args.table_only else args.dataset
         args.out = f"runs/egnas-{args.space}-{where}{'-tiny' if args.tiny else ''}-seed{args.seed}"

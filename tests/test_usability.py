@@ -1,6 +1,7 @@
-"""Rough edges a new user met: the macro space on small images (``clamp_pools``), and API calls
-that failed with confusing errors."""
+"""Rough edges a new user met: the macro space on small images (``clamp_pools``), API calls
+that failed with confusing errors, multi-objective search and the command line."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -8,10 +9,13 @@ import torch
 from deap import tools
 from torch import nn
 
-from conftest import chain_genome
+from conftest import NB201_METRIC, NB201_REPORT, chain_genome
+from deapnas.cli import main
+from deapnas.fitness import TableEvaluator
 from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
 from deapnas.networks import count_parameters
 from deapnas.ops import get_op
+from deapnas.run import CONFIG, PARETO, read_history
 from deapnas.spaces import macro, nb201
 
 
@@ -113,3 +117,85 @@ def test_nb201_strings_become_individuals_ready_for_a_toolbox():
     assert type(nb201.from_arch_string(text, list)) is list
     assert isinstance(nb201.build_network(cell, (3, 8, 8), 10, channels=4, cells_per_stage=1),
                       nn.Module)
+
+
+# -- multi-objective search and the command line a new user meets --------------------------------
+
+def table_search(csv, out, *extra):
+    return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
+                 "--metric", NB201_METRIC, "--evaluations", "60", "--population", "10",
+                 "--out", str(out), "--quiet", *extra])
+
+
+def test_pareto_json_holds_exactly_the_non_dominated_records(nb201_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert table_search(nb201_csv, out, "--objectives", "accuracy,params") == 0
+    history = read_history(out)
+    values = {r["evaluation"]: r["fitness"] for r in history if r["reason"] is None}
+    assert all(len(v) == 2 and v[1] > 1000 for v in values.values())  # parameters, not millions
+
+    def dominated(a):  # more accuracy is better, fewer parameters too
+        return any(b[0] >= a[0] and b[1] <= a[1] and b != a for b in values.values())
+
+    front = json.loads((out / PARETO).read_text())
+    assert front["objectives"] == ["accuracy", "params"]
+    assert {r["evaluation"] for r in front["front"]} == \
+        {e for e, v in values.items() if not dominated(v)
+         and min(f for f, w in values.items() if w == v) == e}  # an equal pair: the first
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"Pareto front: {len(front['front'])} architecture(s)" in shown
+    assert (out / "pareto.png").exists()
+
+
+def test_the_command_line_says_what_a_table_run_searched_and_warns_plainly(nb201_csv,
+                                                                           tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(nb201_csv),
+                 "--metric", NB201_REPORT, "--evaluations", "30", "--population", "10",
+                 "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert f"table {nb201_csv} ({NB201_REPORT})" in captured.out
+    assert "dataset digits" not in captured.out
+    assert "deapnas search: warning: --metric cifar10_test_acc_200ep looks like a test column" \
+        in captured.err and "UserWarning" not in captured.err
+    assert json.loads((out / CONFIG).read_text())["run"]["metric"] == NB201_REPORT
+
+
+def test_resume_takes_quiet_and_an_unfinished_run_shows_what_to_do(nb201_csv, tmp_path,
+                                                                   capsys, monkeypatch):
+    out = tmp_path / "run"
+    real = TableEvaluator.__call__
+
+    def stop_at_20(self, individual, calls=[0]):
+        calls[0] += 1
+        if calls[0] > 20:
+            raise KeyboardInterrupt
+        return real(self, individual)
+
+    monkeypatch.setattr(TableEvaluator, "__call__", stop_at_20)
+    assert table_search(nb201_csv, out) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    assert f"continue it with `deapnas resume {out}`" in capsys.readouterr().out
+    assert main(["resume", str(out), "--quiet"]) == 0 and len(read_history(out)) == 60
+
+
+def test_errors_name_the_command_and_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit, match="2"):
+        main(["search", "--bogus"])
+    assert "deapnas search: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    assert "random seed of the run [default: 0]" in " ".join(capsys.readouterr().out.split())
+
+
+def test_train_past_the_parameter_cap_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--evaluations", "6", "--population", "5", "--sample-size", "2",
+                 "--epochs", "1", "--channels", "4", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", str(out), "--channels", "4096", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "deapnas train: error:" in err and "--channels" in err and "Traceback" not in err
+    assert not (out / "model.pt").exists()
