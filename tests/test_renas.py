@@ -20,7 +20,7 @@ from deapnas.controller import GenomeLayout, MutationController, init_layout, mu
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import WeightFiles, renas, retrain_population
+from deapnas.methods.renas import Options, WeightFiles, inheriting, renas, retrain_population
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
@@ -284,6 +284,16 @@ def test_new_parameters_train_at_ten_times_the_inherited_rate():
                                            if n in copied})
     assert by_name["new"][0] == pytest.approx(1e-2)
     assert by_name["new"][1] == {n for n, _ in child.named_parameters() if n not in copied}
+
+
+def test_the_method_trains_inherited_parameters_at_a_tenth_of_its_learning_rate(digits):
+    options = Options(lr=0.01)  # the paper's: 0.01 for new parameters, 0.001 for inherited ones
+    evaluate = inheriting(digits_evaluator(digits), options)
+    child = tiny_net(CHILD, 1)
+    copied = set(load_matching(child, tiny_net(PARENT, 0).state_dict()))
+    optimizer, _ = evaluate.trainer(child, copied)
+    rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
+    assert rates == {"inherited": pytest.approx(0.001), "new": pytest.approx(0.01)}
 
 
 @pytest.fixture(scope="module")
