@@ -9,7 +9,6 @@ Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.jso
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -36,10 +35,9 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     best, trained = read_json(directory / BEST, "result"), read_json(directory / TRAINED,
                                                                        "training result")
     space = get_space(best.get("space", config.space))
-    if trained.get("channels") is not None and hasattr(options, "channels"):
-        options = dataclasses.replace(options, channels=trained["channels"])
+    network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
-                              trained["num_classes"], **space.network_kwargs(options))
+                              trained["num_classes"], **network)
     net.load_state_dict(load_weights(directory / WEIGHTS))
     return net.eval()
 

@@ -213,8 +213,9 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
-    if method.final_training is not None:
-        evaluator = method.final_training(config, options, epochs=epochs, channels=channels)
+    evaluator = (method.final_training(config, options, epochs=epochs, channels=channels)
+                 if method.final_training is not None else None)
+    if evaluator is not None:
         epochs = evaluator.epochs
     else:
         options = replace(options, channels=channels) if channels else options
@@ -226,10 +227,12 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None
-    data, width = evaluator.data, getattr(evaluator.build, "keywords", {}).get("channels")
-    result = {"epochs": epochs, "channels": width,
+    data, network = evaluator.data, dict(getattr(evaluator.build, "keywords", {}))
+    result = {"epochs": epochs, "channels": network.get("channels"), "network": network,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-              "test_accuracy": accuracy, "params": sum(p.numel() for p in net.parameters()),
+              "test_accuracy": accuracy, "params": sum(  # an auxiliary head serves training only
+                  p.numel() for name, p in net.named_parameters()
+                  if not name.startswith("auxiliary.")),
               "test_images": len(data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)

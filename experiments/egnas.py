@@ -36,24 +36,23 @@ ImageNet16-120 (mean of 4 runs).
 """
 import argparse
 import dataclasses
-import functools
 import random
 import signal
 
 import numpy as np
 import torch
 
-from deapnas.augment import Augment
 from deapnas.data import DATASETS, DatasetError, load_dataset
 from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, TableScorer,
                                            egnas, es_toolbox, initial_alpha)
-from deapnas.fitness import TableEvaluator, TrainEvaluator
-from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords
+from deapnas.fitness import TableEvaluator
+from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator
+from deapnas.methods.egnas import Options as EGNASOptions
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                               derive_darts, derive_nb201)
-from deapnas.training import Recipe, resolve_device
+from deapnas.training import resolve_device
 
 from experiment import add_run_options, fill_preset
 
@@ -66,6 +65,9 @@ PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, ch
 TINY = dict(PAPER, dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4, cells=5,
             samplings=2, popsize=4, final_epochs=3, final_batch_size=64, final_channels=8,
             final_cells=5, crop_padding=1, flip=False, cutout=0)
+# The final training's settings (deapnas.methods.egnas.final_recipe).
+FINAL = ("final_epochs", "final_batch_size", "final_lr", "final_channels", "final_cells",
+         "crop_padding", "cutout", "auxiliary_weight", "drop_path")
 # Settings that may change between an interrupted run and its resumption.
 FREE_TO_CHANGE = ("device", "download", "data_dir", "quiet", "final_epochs", "final_batch_size",
                   "final_lr", "final_channels", "final_cells", "crop_padding", "flip", "cutout",
@@ -156,15 +158,9 @@ def retrain(genotype, data, args):
     """DARTS' evaluation: the genotype's network at the final width and depth, trained from
     scratch on train + validation, scored once on the test split: ``(accuracy, parameters
     without the auxiliary head)``."""
-    recipe = Recipe(epochs=args.final_epochs, batch_size=args.final_batch_size,
-                    optimizer="sgd", lr=args.final_lr, momentum=0.9, weight_decay=3e-4,
-                    schedule="cosine", grad_clip=5.0, auxiliary_weight=args.auxiliary_weight,
-                    augment=Augment(crop_padding=args.crop_padding, flip=args.flip,
-                                    cutout=args.cutout), drop_path=args.drop_path)
-    build = functools.partial(darts.build_network, channels=args.final_channels,
-                              layers=args.final_cells, auxiliary=args.auxiliary_weight > 0)
-    evaluator = TrainEvaluator(build, data, recipe=recipe, device=args.device)
-    accuracy, net = evaluator.train_and_test(genotype, args.final_epochs, args.seed)
+    options = EGNASOptions(**{name: getattr(args, name) for name in FINAL}, no_flip=not args.flip)
+    evaluator = final_evaluator(options, data, device=args.device)
+    accuracy, net = evaluator.train_and_test(genotype, seed=args.seed)
     params = sum(p.numel() for name, p in net.named_parameters()
                  if not name.startswith("auxiliary."))  # as DARTS counts them
     return accuracy, params

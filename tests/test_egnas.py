@@ -5,10 +5,13 @@ import json
 import numpy as np
 import pytest
 
+import deapnas
+from deapnas.augment import Augment
 from deapnas.cli import main
 from deapnas.evolutionary_gradient import SupernetEvaluator, TableScorer
 from deapnas.fitness import TableEvaluator
 from deapnas.methods import get_method
+from deapnas.methods.egnas import final_recipe
 from deapnas.run import BEST, CONFIG, read_history
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import derive_darts, derive_nb201
@@ -97,6 +100,11 @@ def test_a_tiny_darts_search_resumes_mid_epoch_then_shows_and_retrains(tmp_path,
     assert main(["train", str(tmp_path / "broken"), "--epochs", "1"]) == 0
     trained = json.loads((tmp_path / "broken" / "train.json").read_text())
     assert trained["epochs"] == 1 and 0 <= trained["test_accuracy"] <= 1
+    # the tiny preset's DARTS retraining: 8 channels, 5 cells; the auxiliary head not counted
+    assert trained["network"] == {"channels": 8, "layers": 5, "auxiliary": True}
+    net = deapnas.load_model(tmp_path / "broken")  # rebuilt as trained, head included
+    assert net.auxiliary is not None and trained["params"] == sum(
+        p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary."))
 
 
 def test_an_nb201_supernet_search_reports_its_cell_from_the_table(nb201_csv, tmp_path):
@@ -139,3 +147,8 @@ def test_paper_defaults_and_presets():
             options.partial, options.val_fraction) == (5, 25, 0.6, 1.0, 0.4, 4, 0.5)
     assert method.presets["paper"]["dataset"] == "cifar10"
     assert {"paper", "tiny"} <= set(method.presets) and method.weights == (-1.0,)
+    recipe = final_recipe(options)  # DARTS' retraining, which EG-NAS follows
+    assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.weight_decay, recipe.grad_clip,
+            recipe.auxiliary_weight, recipe.drop_path) == (600, 96, 0.025, 3e-4, 5.0, 0.4, 0.2)
+    assert recipe.augment == Augment(crop_padding=4, flip=True, cutout=16)
+    assert (options.final_channels, options.final_cells) == (36, 20)

@@ -31,13 +31,15 @@ import numpy as np
 import torch
 from deap import tools
 
+from ..augment import Augment
+from ..data import Dataset, load_dataset
 from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
                                      TableScorer, egnas, initial_alpha)
-from ..fitness import TableEvaluator
+from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
 from ..networks import count_parameters
 from ..options import RunConfig, TrainingOptions, option
-from ..spaces import Space, nb201
+from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                         darts_layout, derive_darts, derive_nb201)
 from ..training import Recipe, resolve_device
@@ -88,6 +90,22 @@ class Options(TrainingOptions):
     score_batches: int = option(1, "batches of validation images that score each ES step's "
                                 "candidates (the same ones for all of them)", minimum=1)
     score_batch_size: int = option(256, "images per scoring batch", minimum=1)
+    final_epochs: int = option(600, "final training (darts): epochs of DARTS' retraining of the "
+                               "derived genotype, what `deapnas train` runs", minimum=1)
+    final_batch_size: int = option(96, "final training: batch size", minimum=1)
+    final_lr: float = option(0.025, "final training: initial learning rate (SGD, momentum 0.9, "
+                             "cosine schedule, weight decay 3e-4, gradients clipped to 5)",
+                             positive=True)
+    final_channels: int = option(36, "final training: width C", minimum=1)
+    final_cells: int = option(20, "final training (darts): cells, 3k + 2", minimum=2)
+    crop_padding: int = option(4, "final training: random crops after padding this many "
+                               "pixels (0: none)", minimum=0)
+    no_flip: bool = option(False, "final training: no random horizontal flips")
+    cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
+    auxiliary_weight: float = option(0.4, "final training (darts): weight of the auxiliary "
+                                     "head's loss (0: no head)", minimum=0)
+    drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
+                              "the epochs", minimum=0, maximum=0.9)
 
     def validate(self, config: RunConfig) -> None:
         cells = supernet_cells(self, config.space)
@@ -108,6 +126,9 @@ class Options(TrainingOptions):
              "--workers 1 and no --ray"),
             (self.sigma_min <= self.sigma, f"--sigma-min {self.sigma_min} exceeds --sigma "
                                            f"{self.sigma}"),
+            ((self.final_cells - 2) % 3 == 0,
+             f"--final-cells {self.final_cells}: a DARTS network has 3k + 2 cells (2, 5, 8, ..., "
+             "20)"),
         ]
         for ok, message in problems:
             if not ok:
@@ -125,6 +146,44 @@ def search_recipe(options: Options) -> Recipe:
     return replace(SEARCH_RECIPE, epochs=options.epochs, batch_size=options.batch_size,
                    optimizer=options.optimizer, lr=options.lr,
                    weight_decay=options.weight_decay)
+
+
+def final_recipe(options: Options, epochs: Optional[int] = None) -> Recipe:
+    """DARTS' retraining (Liu et al., 2019), which EG-NAS follows: SGD with momentum 0.9 on a
+    cosine schedule, weight decay 3e-4, gradients clipped to norm 5, crops, flips, Cutout,
+    the auxiliary head's loss and drop-path, for ``epochs`` (default ``final_epochs``)."""
+    augment = Augment(crop_padding=options.crop_padding, flip=not options.no_flip,
+                      cutout=options.cutout)
+    return Recipe(epochs=epochs or options.final_epochs, batch_size=options.final_batch_size,
+                  optimizer="sgd", lr=options.final_lr, momentum=0.9, weight_decay=3e-4,
+                  schedule="cosine", grad_clip=5.0, augment=augment,
+                  auxiliary_weight=options.auxiliary_weight, drop_path=options.drop_path)
+
+
+def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed: int = 0,
+                    epochs: Optional[int] = None, channels: Optional[int] = None
+                    ) -> TrainEvaluator:
+    """The derived genotype's DARTS network at ``final_channels`` (or ``channels``) and
+    ``final_cells``, with the auxiliary head when its loss has a weight, trained by
+    :func:`final_recipe`."""
+    build = functools.partial(darts.build_network, channels=channels or options.final_channels,
+                              layers=options.final_cells,
+                              auxiliary=options.auxiliary_weight > 0)
+    return TrainEvaluator(build, data, recipe=final_recipe(options, epochs), device=device,
+                          seed=seed)
+
+
+def final_training(config: RunConfig, options: Options, *, epochs: Optional[int] = None,
+                   channels: Optional[int] = None) -> Optional[TrainEvaluator]:
+    """What ``deapnas train`` retrains a DARTS pick with (:func:`final_evaluator` on the run's
+    dataset); None for a NAS-Bench-201 cell, which the generic retraining trains in the
+    benchmark's skeleton."""
+    if config.space != "darts":
+        return None
+    data = load_dataset(config.dataset, config.data_dir, download=config.download,
+                        seed=config.seed, val_fraction=options.val_fraction)
+    return final_evaluator(options, data, device=config.device.split(",")[0], seed=config.seed,
+                           epochs=epochs, channels=channels)
 
 
 def derivation(space: str, options: Options) -> Callable[[np.ndarray], Any]:
@@ -267,8 +326,11 @@ METHOD = register_method(Method(
     "egnas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
              "tiny": dict(dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4,
-                          cells=5, samplings=2, popsize=4)},
+                          cells=5, samplings=2, popsize=4, final_epochs=3, final_batch_size=64,
+                          final_channels=8, final_cells=5, crop_padding=1, no_flip=True,
+                          cutout=0)},
     spaces=("darts", "nb201"), weights=(-1.0,), evaluator=evaluator, records=records,
+    final_training=final_training,
     fitness_name="compound fitness (ζ·CE ± η·similarity to α)",
     description="EG-NAS (Cai et al., 2024): CMA-ES on a PC-DARTS supernet's architecture "
                 "weights, gradient descent on its weights"))
