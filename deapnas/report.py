@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
-from .runner import load_config, make_evaluator  # noqa: E402
+from .runner import load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
 
@@ -213,7 +213,8 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
-    evaluator = (method.final_training(config, options, epochs=epochs, channels=channels)
+    evaluator = (method.final_training(config, options, load_data(config, options),
+                                       epochs=epochs, channels=channels)
                  if method.final_training is not None else None)
     if evaluator is not None:
         epochs = evaluator.epochs

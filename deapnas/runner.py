@@ -105,13 +105,9 @@ class Run:
 
     @property
     def data(self) -> Optional[Dataset]:
-        """The dataset, loaded once (None for a table search). A method's options may set
-        ``val_fraction``, the share of the training images held out for validation."""
+        """The dataset, loaded once (None for a table search; see :func:`load_data`)."""
         if self._data is None and not self.config.tabular:
-            config = self.config
-            self._data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                                      seed=config.seed,
-                                      val_fraction=getattr(self.options, "val_fraction", 0.2))
+            self._data = load_data(self.config, self.options)
         return self._data
 
     def history(self) -> list[dict]:
@@ -182,6 +178,13 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         options.validate(config)
 
 
+def load_data(config: RunConfig, options: Any) -> Dataset:
+    """The run's dataset; a method's options may set ``val_fraction``, the share of the
+    training images held out for validation (default 0.2)."""
+    return load_dataset(config.dataset, config.data_dir, download=config.download,
+                        seed=config.seed, val_fraction=getattr(options, "val_fraction", 0.2))
+
+
 def make_evaluator(config: RunConfig, options: Any, space: Space,
                    data: Optional[Dataset] = None):
     """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` on ``data``
@@ -195,8 +198,7 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
         random.setstate(state)
         return table
     if data is None:
-        data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                            seed=config.seed)
+        data = load_data(config, options)
     training = options if isinstance(options, TrainingOptions) else TrainingOptions()
     build = functools.partial(space.build_network, **space.network_kwargs(training))
     return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,

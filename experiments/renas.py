@@ -34,8 +34,6 @@ of the found cell, not the paper's training recipe. Published: 2.88 +- 0.02 % te
 CIFAR-10 (3.5 M parameters, 630 epochs with all of the above), searched in 1.5 days on 4 GPUs.
 """
 import argparse
-import dataclasses
-import functools
 import random
 import signal
 from pathlib import Path
@@ -46,24 +44,18 @@ from deap import base, creator, tools
 
 from deapnas import runner
 from deapnas.controller import init_layout
-from deapnas.data import DatasetError, Split, load_dataset
-from deapnas.fitness import TrainEvaluator
+from deapnas.data import DatasetError, load_dataset
 from deapnas.methods import renas
 from deapnas.options import as_dict
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasnet
+from deapnas.training import CandidateFailure
 
-from experiment import add_run_options, fill_preset
+from experiment import add_run_options
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", list, fitness=creator.FitnessMax)
-
-#: The final network (§5.2.1): N = 6, F = 32, SGD with momentum 0.9, lr 0.05, weight decay
-#: 3e-4, batch 128 (64 on each of 2 GPUs), 630 epochs.
-FINAL = dict(final_cells=6, final_channels=32, final_epochs=630, final_lr=0.05)
-TINY_FINAL = dict(final_cells=2, final_channels=8, final_epochs=5, final_lr=0.05)
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -75,11 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="where CIFAR-10 is read (and downloaded)")
     parser.add_argument("--download", action="store_true", help="fetch CIFAR-10 if missing")
     parser.add_argument("--final-epochs", type=int, help="epochs of the final network; 0 skips "
-                        f"it (paper: {FINAL['final_epochs']}, tiny: "
-                        f"{TINY_FINAL['final_epochs']})")
+                        "it (paper: 630, tiny: 5)")
     add_run_options(parser, "renas-experiment", "step")
     args = parser.parse_args(argv)
-    fill_preset(args, TINY_FINAL if args.tiny else FINAL)
     if args.out is None:
         args.out = f"runs/renas-experiment{'-tiny' if args.tiny else ''}-seed{args.seed}"
     return args
@@ -89,7 +79,8 @@ def settings(args) -> tuple:
     """The method's config and options under its preset, with what was given here."""
     given = {k: v for k, v in dict(mutation=args.mutation, evaluations=args.evaluations,
                                    data_dir=args.data_dir, download=args.download,
-                                   device=args.device, seed=args.seed, out=args.out).items()
+                                   device=args.device, seed=args.seed, out=args.out,
+                                   final_epochs=args.final_epochs or None).items()
              if v is not None}
     config, options = runner.settings(renas.METHOD, "tiny" if args.tiny else "paper", **given)
     runner.validate(config, options, renas.METHOD)
@@ -108,21 +99,16 @@ def make_toolbox(config, options, data) -> base.Toolbox:
     return toolbox
 
 
-def final_network(cell, data, config, args) -> tuple[float, int]:
-    """Train the cell's final network from scratch on the training and validation images and
-    score it on the test split (its only use): ``(test accuracy, parameters)``."""
-    final = dataclasses.replace(  # the evaluator scores its "val" split: here the test split
-        data, train=Split(torch.cat([data.train.x, data.val.x]),
-                          torch.cat([data.train.y, data.val.y])), val=data.test)
-    evaluate = TrainEvaluator(
-        functools.partial(nasnet.build_network, channels=args.final_channels,
-                          cells_per_stage=args.final_cells),
-        final, epochs=args.final_epochs, batch_size=128, optimizer="sgd", lr=args.final_lr,
-        weight_decay=3e-4, schedule="cosine", device=config.device, seed=config.seed)
-    result = evaluate(creator.Individual(cell))
-    if result.info["reason"] is not None:
-        raise SystemExit(f"the final network cannot be trained: {result.info['reason']}")
-    return result[0], result.info["params"]
+def final_network(cell, data, config, options) -> tuple[float, int]:
+    """The method's final network (:func:`deapnas.methods.renas.final_evaluator`) trained from
+    scratch on the training and validation images and scored on the test split (its only
+    use): ``(test accuracy, parameters)``."""
+    evaluator = renas.final_evaluator(options, data, device=config.device, seed=config.seed)
+    try:
+        accuracy, net = evaluator.train_and_test(creator.Individual(cell), seed=config.seed)
+    except CandidateFailure as error:
+        raise SystemExit(f"the final network cannot be trained: {error}") from None
+    return accuracy, sum(p.numel() for p in net.parameters())
 
 
 def main(argv=None):
@@ -145,7 +131,9 @@ def main(argv=None):
     steps = config.evaluations - renas.first_evaluations(options.population, tabular=False)
     try:  # a run made with other settings in --out is refused, naming them
         journal = Journal(args.out, nasnet.SPACE, creator.Individual, config={
-            "run": config.fingerprint(), "options": as_dict(options)})
+            "run": config.fingerprint(), "options": {  # the final network may change
+                name: value for name, value in as_dict(options).items()
+                if not name.startswith("final_")}})
     except RunDirectoryError as error:
         raise SystemExit(f"error: {error}") from None
     with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
@@ -162,10 +150,10 @@ def main(argv=None):
                          "reasons in history.jsonl")
     print(f"pick: the best of the population retrained from scratch ({options.epochs} epochs), "
           f"validation accuracy {best.fitness.values[0]:.4f}\n  {nasnet.to_json(best)}")
-    if args.final_epochs:
-        accuracy, params = final_network(best, data, config, args)
-        print(f"final network N = {args.final_cells}, F = {args.final_channels} "
-              f"({params:,} parameters), {args.final_epochs} epochs on train + validation: "
+    if args.final_epochs != 0:
+        accuracy, params = final_network(best, data, config, options)
+        print(f"final network N = {options.final_cells}, F = {options.final_channels} "
+              f"({params:,} parameters), {options.final_epochs} epochs on train + validation: "
               f"test accuracy {accuracy:.4f}")
     return best, logbook
 

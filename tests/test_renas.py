@@ -15,12 +15,14 @@ import pytest
 import torch
 from deap import base, tools
 
+import deapnas
 from deapnas.cli import main
 from deapnas.controller import GenomeLayout, MutationController, init_layout, mut_layout
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import Options, WeightFiles, inheriting, renas, retrain_population
+from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheriting, renas,
+                                   retrain_population)
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
@@ -483,7 +485,12 @@ def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, m
     assert "renas on the nasnet space" in shown and "best.png" in shown
     assert main(["train", str(tmp_path / "broken"), "--epochs", "1"]) == 0
     trained = read_json(tmp_path / "broken" / "train.json")
-    assert 0 <= trained["test_accuracy"] <= 1 and trained["params"] == best["params"]
+    assert 0 <= trained["test_accuracy"] <= 1 and trained["epochs"] == 1
+    # the final network of the tiny preset (the paper's N = 6, F = 32 scaled down), not the
+    # search's cells; deapnas.load_model rebuilds it
+    assert trained["network"] == {"channels": 8, "cells_per_stage": 2}
+    assert trained["params"] > best["params"] and trained["params"] == sum(
+        p.numel() for p in deapnas.load_model(tmp_path / "broken").parameters())
 
 
 def table_search(csv, out, *extra):
@@ -519,3 +526,13 @@ def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_pa
     out = tmp_path / "run"
     assert main(["search", "--algorithm", "renas", "--out", str(out), *argv]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_the_paper_preset_is_the_papers_search_and_final_network():
+    options = Options()
+    assert (options.population, options.blocks, options.channels, options.cells, options.lr,
+            options.new_lr_factor, options.finetune_epochs) == (20, 5, 24, 2, 0.01, 10.0, 1)
+    final = final_evaluator(options, load_dataset("digits", seed=0), device="cpu")
+    assert final.build.keywords == {"channels": 32, "cells_per_stage": 6}  # N = 6, F = 32
+    assert (final.recipe.epochs, final.recipe.lr, final.recipe.batch_size, final.recipe.momentum,
+            final.recipe.schedule) == (630, 0.05, 128, 0.9, "cosine")

@@ -13,7 +13,7 @@ A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
 - ``records(run)``: the space the run directory describes its evaluations in, when the
   individuals evaluated are not genomes of the searched space (EG-NAS scores vectors of
   architecture weights);
-- ``final_training(config, options, epochs=, channels=)``: the evaluator ``deapnas train``
+- ``final_training(config, options, data, epochs=, channels=)``: the evaluator ``deapnas train``
   retrains the pick with, when the method has a final training of its own (augmentation,
   schedule, width; default: the search's training options);
 - ``presets``: named settings, ``"paper"`` and ``"tiny"`` at least, covering both the shared
@@ -48,7 +48,7 @@ class Method:
         the run directory exists, so it must write nothing when made.
     :param records: ``records(run) -> Space``, what describes and rebuilds the evaluated
         individuals in the run directory (default: the run's space).
-    :param final_training: ``final_training(config, options, epochs=None, channels=None) ->
+    :param final_training: ``final_training(config, options, data, epochs=None, channels=None) ->
         TrainEvaluator``, the method's final training for ``deapnas train`` (its recipe's epochs
         and width unless ``--epochs`` / ``--channels`` are given).
     :param fitness_name: what its fitness is, for plots and summaries, when the fitness is its

@@ -32,7 +32,7 @@ import torch
 from deap import tools
 
 from ..augment import Augment
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
                                      TableScorer, egnas, initial_alpha)
 from ..fitness import TableEvaluator, TrainEvaluator
@@ -173,15 +173,14 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
                           seed=seed)
 
 
-def final_training(config: RunConfig, options: Options, *, epochs: Optional[int] = None,
-                   channels: Optional[int] = None) -> Optional[TrainEvaluator]:
+def final_training(config: RunConfig, options: Options, data: Dataset, *,
+                   epochs: Optional[int] = None, channels: Optional[int] = None
+                   ) -> Optional[TrainEvaluator]:
     """What ``deapnas train`` retrains a DARTS pick with (:func:`final_evaluator` on the run's
-    dataset); None for a NAS-Bench-201 cell, which the generic retraining trains in the
+    ``data``); None for a NAS-Bench-201 cell, which the generic retraining trains in the
     benchmark's skeleton."""
     if config.space != "darts":
         return None
-    data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                        seed=config.seed, val_fraction=options.val_fraction)
     return final_evaluator(options, data, device=config.device.split(",")[0], seed=config.seed,
                            epochs=epochs, channels=channels)
 

@@ -47,7 +47,7 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from ..augment import POLICIES, Augment
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
 from ..gep import Chromosome
 from ..individuals import individual_class
@@ -666,12 +666,11 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
-def final_training(config: RunConfig, options: Options, *, epochs: Optional[int] = None,
-                   channels: Optional[int] = None) -> TrainEvaluator:
+def final_training(config: RunConfig, options: Options, data: Dataset, *,
+                   epochs: Optional[int] = None, channels: Optional[int] = None
+                   ) -> TrainEvaluator:
     """What ``deapnas train`` retrains the pick with: :func:`final_evaluator` on the run's
-    dataset."""
-    data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                        seed=config.seed, val_fraction=options.val_fraction)
+    ``data``."""
     return final_evaluator(options, data, device=config.device.split(",")[0],
                            seed=config.seed, epochs=epochs, channels=channels)
 

@@ -25,6 +25,7 @@ makes ``evaluations - 2P`` children and a tabular one ``evaluations - P``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasnet, nb201
+from ..training import Recipe
 from . import Method, register_method
 
 #: Attributes that hold for one evaluation only (a clone must not carry its parent's).
@@ -87,6 +89,14 @@ class Options(TrainingOptions):
                                   positive=True)
     entropy_weight: float = option(0.1, "weight of the decisions' entropy added to the reward "
                                    "(paper: 0.1)", minimum=0)
+    final_epochs: int = option(630, "final training (nasnet): epochs of the final network, what "
+                               "`deapnas train` runs (paper: 630)", minimum=1)
+    final_batch_size: int = option(128, "final training: batch size (paper: 128)", minimum=1)
+    final_lr: float = option(0.05, "final training: initial learning rate (SGD, momentum 0.9, "
+                             "cosine schedule, --weight-decay; paper: 0.05)", positive=True)
+    final_channels: int = option(32, "final training: F, filters of the first cells (paper: 32)",
+                                 minimum=1)
+    final_cells: int = option(6, "final training: N, cells per stage (paper: 6)", minimum=1)
     baseline_decay: float = option(0.95, "the REINFORCE baseline is a moving average keeping "
                                    "this fraction at each reward (not given in the paper)",
                                    minimum=0, maximum=0.999)
@@ -423,6 +433,32 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
+def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed: int = 0,
+                    epochs: Optional[int] = None, channels: Optional[int] = None
+                    ) -> TrainEvaluator:
+    """The paper's final network (§5.2.1): the cell at N = ``final_cells``, F =
+    ``final_channels`` (or ``channels``), trained from scratch with SGD (momentum 0.9) on a
+    cosine schedule for ``final_epochs`` (or ``epochs``). The paper's cutout, flips, crops,
+    auxiliary head and drop-path are not part of it (see the docs)."""
+    recipe = Recipe(epochs=epochs or options.final_epochs, batch_size=options.final_batch_size,
+                    optimizer="sgd", lr=options.final_lr, momentum=0.9,
+                    weight_decay=options.weight_decay, schedule="cosine")
+    build = functools.partial(nasnet.build_network, channels=channels or options.final_channels,
+                              cells_per_stage=options.final_cells)
+    return TrainEvaluator(build, data, recipe=recipe, device=device, seed=seed)
+
+
+def final_training(config: RunConfig, options: Options, data: Dataset, *,
+                   epochs: Optional[int] = None, channels: Optional[int] = None
+                   ) -> Optional[TrainEvaluator]:
+    """What ``deapnas train`` retrains a nasnet pick with (:func:`final_evaluator`); None for a
+    NAS-Bench-201 cell, which the generic retraining trains in the benchmark's skeleton."""
+    if config.space != "nasnet":
+        return None
+    return final_evaluator(options, data, device=config.device.split(",")[0], seed=config.seed,
+                           epochs=epochs, channels=channels)
+
+
 def pick(run) -> Optional[dict]:
     """The best of the final population retrained from scratch (the paper's pick) in a trained
     search; the best single evaluation in a tabular one (retraining changes no table entry), or
@@ -438,7 +474,8 @@ METHOD = register_method(Method(
                            channels=24, cells=2, val_fraction=0.1),
              "tiny": dict(dataset="digits", evaluations=20, population=5, sample_size=3,
                           blocks=3, channels=4, cells=1, epochs=3, batch_size=32, lr=0.1,
-                          train_per_class=30)},
-    spaces=("nasnet", "nb201"), evaluator=evaluator,
+                          train_per_class=30, final_epochs=5, final_channels=8,
+                          final_cells=2)},
+    spaces=("nasnet", "nb201"), evaluator=evaluator, final_training=final_training,
     description="reinforced evolution: a learned mutation controller and parameter "
                 "inheritance (Chen et al., 2019)"))
