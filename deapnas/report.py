@@ -194,7 +194,8 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     split (used here for the first and only time). A method with a final training of its own
     (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
     recipe (augmentation, schedule, width); otherwise the search's training options apply,
-    without augmentation, for :data:`RETRAIN_EPOCHS` epochs. ``epochs`` and ``channels`` (the
+    without augmentation, for the options' ``final_epochs`` when they have one (MiniGen's 340)
+    or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
     macro paper retrains its pick at C = 128 and 256) override either. Writes ``train.json``
     and the weights to ``model.pt``."""
     if epochs is not None and epochs < 1:
@@ -221,7 +222,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     else:
         options = replace(options, channels=channels) if channels else options
         evaluator = make_evaluator(config, options, space)
-        epochs = epochs or RETRAIN_EPOCHS
+        epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
     try:
         accuracy, net = evaluator.train_and_test(space.from_json(best["genome"]), epochs,
                                                  config.seed)

@@ -603,7 +603,8 @@ def untimed_history(directory) -> list[dict]:
 CLI_SEARCH = ["--algorithm", "minigen", "--quiet", "--population", "4", "--keep", "2",
               "--epochs", "1", "--batch-size", "50", "--train-per-class", "5",
               "--score-per-class", "3", "--widths", "4,8", "--restart-period", "2",
-              "--restart-threshold", "0", "--evaluations", "12", "--checkpoint-every", "2"]
+              "--restart-threshold", "0", "--evaluations", "12", "--checkpoint-every", "2",
+              "--final-epochs", "1"]
 
 
 def cli_search(out, *extra) -> int:
@@ -664,10 +665,10 @@ def test_cli_saves_the_mini_dataset_and_another_run_reuses_it(straight, tmp_path
 
 
 def test_cli_trains_the_pick(straight, capsys):
-    assert main(["train", str(straight), "--epochs", "1"]) == 0
+    assert main(["train", str(straight)]) == 0  # --final-epochs 1
     assert "test accuracy" in capsys.readouterr().out
     result = json.loads((straight / "train.json").read_text())
-    assert 0 <= result["test_accuracy"] <= 1
+    assert 0 <= result["test_accuracy"] <= 1 and result["epochs"] == 1
     assert result["params"] == json.loads((straight / BEST).read_text())["params"]
 
 

@@ -473,6 +473,9 @@ class Options(TrainingOptions):
     pick_by: str = option("accuracy", "the final pick among the winners: the best mean "
                           "accuracy, or the best accuracy per parameter (Table III's order)",
                           choices=PICKS)
+    final_epochs: int = option(340, "final training: epochs of `deapnas train`'s training of "
+                               "the pick on the full data, with the search's recipe (paper: "
+                               "340)", minimum=1)
 
     def validate(self, config) -> None:
         parents = 1 if self.repeat_parents else 2
@@ -607,7 +610,7 @@ METHOD = register_method(Method(
              "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
                           batch_size=20, train_per_class=20, score_per_class=10,
                           widths="8,16,24,32", restart_period=5, restart_threshold=0.8,
-                          win_threshold=0.9, wins_needed=5)},
+                          win_threshold=0.9, wins_needed=5, final_epochs=20)},
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
     fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "

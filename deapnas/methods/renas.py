@@ -465,7 +465,9 @@ def pick(run) -> Optional[dict]:
     when the search stopped early (``--time-limit``) or every retraining failed."""
     from ..runner import best_record  # the runner imports the methods
 
-    return run.result if run.result is not None else best_record(run)
+    if run.result is None:
+        return best_record(run)
+    return {**run.result, "chosen_by": "the best of the final population retrained from scratch"}
 
 
 METHOD = register_method(Method(
