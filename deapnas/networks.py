@@ -157,6 +157,13 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x))
 
 
+def inference_parameters(net: nn.Module) -> int:
+    """The parameters ``net`` predicts with: all but an auxiliary classifier's, which serves
+    training only (DARTS and RENAS count their networks so)."""
+    return sum(p.numel() for name, p in net.named_parameters()
+               if not name.startswith("auxiliary."))
+
+
 def set_drop_path(net: nn.Module, rate: float) -> None:
     """Drop-path (Larsson et al., 2017, as DARTS retrains) in every compiled graph of ``net``:
     in training, the output of every operation but the identity is zeroed for a sample with
@@ -180,13 +187,15 @@ class CellNetwork(nn.Module):
 
     With ``auxiliary``, an :class:`AuxiliaryHead` reads the output of the last reduction (at
     2/3 of the depth, as in DARTS), and in training the network returns ``(logits, auxiliary
-    logits)``; :func:`deapnas.training.train_epoch` weighs the second loss. Drop-path is off
-    until :func:`set_drop_path` sets a rate.
+    logits)``; :func:`deapnas.training.train_epoch` weighs the second loss. ``dropout`` is the
+    rate of a dropout before the classifier (RENAS: 0.5). Drop-path is off until
+    :func:`set_drop_path` sets a rate.
     """
 
     def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
                  reduction: Optional[nx.DiGraph] = None, channels: int = 16,
-                 cells_per_stage: int = 5, stages: int = 3, auxiliary: bool = False):
+                 cells_per_stage: int = 5, stages: int = 3, auxiliary: bool = False,
+                 dropout: float = 0.0):
         super().__init__()
         if auxiliary and stages < 2:
             raise ValueError("an auxiliary head reads the last reduction: it needs stages >= 2")
@@ -210,6 +219,7 @@ class CellNetwork(nn.Module):
                 shapes.append(cell.output_shape)
         self.head = nn.Sequential(nn.BatchNorm2d(shapes[-1][0]), nn.ReLU(),
                                   GlobalAveragePool(),
+                                  *([nn.Dropout(dropout)] if dropout else []),
                                   nn.Linear(shapes[-1][0], num_classes))
         self.auxiliary = (AuxiliaryHead(shapes[self.auxiliary_after + 1][0], num_classes)
                           if auxiliary else None)

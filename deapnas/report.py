@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .drawing import draw_graph, plot_fitness  # noqa: E402
+from .networks import inference_parameters  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
 from .runner import load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
@@ -232,9 +233,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     data, network = evaluator.data, dict(getattr(evaluator.build, "keywords", {}))
     result = {"epochs": epochs, "channels": network.get("channels"), "network": network,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-              "test_accuracy": accuracy, "params": sum(  # an auxiliary head serves training only
-                  p.numel() for name, p in net.named_parameters()
-                  if not name.startswith("auxiliary.")),
+              "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
     save_weights(Path(directory) / "model.pt", net.state_dict())
     write_json(Path(directory) / "train.json", result)

@@ -48,6 +48,7 @@ from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, Tab
 from deapnas.fitness import TableEvaluator
 from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator
 from deapnas.methods.egnas import Options as EGNASOptions
+from deapnas.networks import inference_parameters
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
@@ -161,9 +162,7 @@ def retrain(genotype, data, args):
     options = EGNASOptions(**{name: getattr(args, name) for name in FINAL}, no_flip=not args.flip)
     evaluator = final_evaluator(options, data, device=args.device)
     accuracy, net = evaluator.train_and_test(genotype, seed=args.seed)
-    params = sum(p.numel() for name, p in net.named_parameters()
-                 if not name.startswith("auxiliary."))  # as DARTS counts them
-    return accuracy, params
+    return accuracy, inference_parameters(net)  # as DARTS counts them
 
 
 def main(argv=None):

@@ -131,3 +131,17 @@ def test_cells_drop_their_operations_while_training_only():
     torch.manual_seed(1)
     plain.train()
     assert torch.equal(net(x), plain(x))  # rate 0 turns it off
+
+
+def test_a_cell_network_can_drop_out_before_its_classifier():
+    net = CellNetwork((1, 10, 10), 3, conv_cell(), channels=4, cells_per_stage=1, dropout=0.5)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in net.head)
+    x = torch.randn(8, 1, 10, 10)
+    net.eval()
+    assert torch.equal(net(x), net(x))  # off in evaluation
+    net.train()
+    torch.manual_seed(0)
+    first = net(x)
+    assert not torch.equal(first, net(x))
+    plain = CellNetwork((1, 10, 10), 3, conv_cell(), channels=4, cells_per_stage=1)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain.head)

@@ -16,6 +16,7 @@ import torch
 from deap import base, tools
 
 import deapnas
+from deapnas.augment import Augment
 from deapnas.cli import main
 from deapnas.controller import GenomeLayout, MutationController, init_layout, mut_layout
 from deapnas.data import load_dataset, stratified_subset
@@ -488,9 +489,11 @@ def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, m
     assert 0 <= trained["test_accuracy"] <= 1 and trained["epochs"] == 1
     # the final network of the tiny preset (the paper's N = 6, F = 32 scaled down), not the
     # search's cells; deapnas.load_model rebuilds it
-    assert trained["network"] == {"channels": 8, "cells_per_stage": 2}
+    assert trained["network"] == {"channels": 8, "cells_per_stage": 2, "auxiliary": True,
+                                  "dropout": 0.5}
+    net = deapnas.load_model(tmp_path / "broken")  # rebuilt as trained, auxiliary head included
     assert trained["params"] > best["params"] and trained["params"] == sum(
-        p.numel() for p in deapnas.load_model(tmp_path / "broken").parameters())
+        p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary."))
 
 
 def table_search(csv, out, *extra):
@@ -533,6 +536,9 @@ def test_the_paper_preset_is_the_papers_search_and_final_network():
     assert (options.population, options.blocks, options.channels, options.cells, options.lr,
             options.new_lr_factor, options.finetune_epochs) == (20, 5, 24, 2, 0.01, 10.0, 1)
     final = final_evaluator(options, load_dataset("digits", seed=0), device="cpu")
-    assert final.build.keywords == {"channels": 32, "cells_per_stage": 6}  # N = 6, F = 32
-    assert (final.recipe.epochs, final.recipe.lr, final.recipe.batch_size, final.recipe.momentum,
-            final.recipe.schedule) == (630, 0.05, 128, 0.9, "cosine")
+    assert final.build.keywords == {"channels": 32, "cells_per_stage": 6,  # N = 6, F = 32
+                                    "auxiliary": True, "dropout": 0.5}
+    recipe = final.recipe
+    assert (recipe.epochs, recipe.lr, recipe.batch_size, recipe.momentum, recipe.weight_decay,
+            recipe.auxiliary_weight, recipe.drop_path) == (630, 0.05, 128, 0.9, 3e-4, 0.4, 0.5)
+    assert recipe.augment == Augment(crop_padding=4, flip=True, cutout=16)

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Optional
 from deap import tools
 
 from ..algorithms import evaluate_invalid
+from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
@@ -97,6 +98,17 @@ class Options(TrainingOptions):
     final_channels: int = option(32, "final training: F, filters of the first cells (paper: 32)",
                                  minimum=1)
     final_cells: int = option(6, "final training: N, cells per stage (paper: 6)", minimum=1)
+    crop_padding: int = option(4, "final training: random crops after padding this many "
+                               "pixels (paper: 32x32 crops of 40x40; 0: none)", minimum=0)
+    no_flip: bool = option(False, "final training: no random horizontal flips")
+    cutout: int = option(16, "final training: side of the Cutout square (paper: cutout, its "
+                         "length not given; 16 is Cutout's CIFAR-10 value; 0: none)", minimum=0)
+    auxiliary_weight: float = option(0.4, "final training: weight of the auxiliary classifier "
+                                     "at 2/3 of the depth (paper: 0.4; 0: none)", minimum=0)
+    drop_path: float = option(0.5, "final training: drop-path rate, raised linearly from 0 over "
+                              "the epochs (paper: 0.5)", minimum=0, maximum=0.9)
+    final_dropout: float = option(0.5, "final training: dropout before the classifier (paper: "
+                                  "0.5)", minimum=0, maximum=0.9)
     baseline_decay: float = option(0.95, "the REINFORCE baseline is a moving average keeping "
                                    "this fraction at each reward (not given in the paper)",
                                    minimum=0, maximum=0.999)
@@ -436,15 +448,21 @@ def search(run) -> tools.Logbook:
 def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed: int = 0,
                     epochs: Optional[int] = None, channels: Optional[int] = None
                     ) -> TrainEvaluator:
-    """The paper's final network (§5.2.1): the cell at N = ``final_cells``, F =
-    ``final_channels`` (or ``channels``), trained from scratch with SGD (momentum 0.9) on a
-    cosine schedule for ``final_epochs`` (or ``epochs``). The paper's cutout, flips, crops,
-    auxiliary head and drop-path are not part of it (see the docs)."""
+    """The paper's final network (§5.1-5.2.1): the cell at N = ``final_cells``, F =
+    ``final_channels`` (or ``channels``), with the auxiliary classifier and dropout before the
+    classifier, trained from scratch with SGD (momentum 0.9) for ``final_epochs`` (or
+    ``epochs``) with crops, flips, Cutout and drop-path; one cosine cycle where the paper uses
+    cosine restarts (whose period it does not give)."""
+    augment = Augment(crop_padding=options.crop_padding, flip=not options.no_flip,
+                      cutout=options.cutout)
     recipe = Recipe(epochs=epochs or options.final_epochs, batch_size=options.final_batch_size,
                     optimizer="sgd", lr=options.final_lr, momentum=0.9,
-                    weight_decay=options.weight_decay, schedule="cosine")
+                    weight_decay=options.weight_decay, schedule="cosine", augment=augment,
+                    auxiliary_weight=options.auxiliary_weight, drop_path=options.drop_path)
     build = functools.partial(nasnet.build_network, channels=channels or options.final_channels,
-                              cells_per_stage=options.final_cells)
+                              cells_per_stage=options.final_cells,
+                              auxiliary=options.auxiliary_weight > 0,
+                              dropout=options.final_dropout)
     return TrainEvaluator(build, data, recipe=recipe, device=device, seed=seed)
 
 
@@ -477,7 +495,8 @@ METHOD = register_method(Method(
              "tiny": dict(dataset="digits", evaluations=20, population=5, sample_size=3,
                           blocks=3, channels=4, cells=1, epochs=3, batch_size=32, lr=0.1,
                           train_per_class=30, final_epochs=5, final_channels=8,
-                          final_cells=2)},
+                          final_cells=2, crop_padding=1, no_flip=True, cutout=0,
+                          drop_path=0.0)},
     spaces=("nasnet", "nb201"), evaluator=evaluator, final_training=final_training,
     description="reinforced evolution: a learned mutation controller and parameter "
                 "inheritance (Chen et al., 2019)"))

@@ -168,13 +168,15 @@ def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
 
 
 def build_network(cell: Sequence, input_shape: Shape, num_classes: int, channels: int = 24,
-                  cells_per_stage: int = 2) -> CellNetwork:
+                  cells_per_stage: int = 2, auxiliary: bool = False,
+                  dropout: float = 0.0) -> CellNetwork:
     """The search network: stem, three stages of ``cells_per_stage`` normal cells with the cell
     as a stride-2 reduction cell between stages, global pooling, linear (search: F = 24,
-    N = 2; final CIFAR-10 network: F = 32, N = 6)."""
+    N = 2; final CIFAR-10 network: F = 32, N = 6, with an auxiliary classifier at 2/3 of the
+    depth and dropout 0.5 before the classifier)."""
     return CellNetwork(input_shape, num_classes, to_graph(cell),
                        reduction=to_graph(cell, reduction=True), channels=channels,
-                       cells_per_stage=cells_per_stage)
+                       cells_per_stage=cells_per_stage, auxiliary=auxiliary, dropout=dropout)
 
 
 def key(cell: Sequence) -> str:
