@@ -17,13 +17,14 @@ from deap import base, tools
 
 import deapnas
 from deapnas.augment import Augment
+from deapnas.algorithms import regularized_evolution, sel_best_of_sample
 from deapnas.cli import main
 from deapnas.controller import GenomeLayout, MutationController, init_layout, mut_layout
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheriting, renas,
-                                   retrain_population)
+from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheriting,
+                                   register_mutation, renas, retrain_population)
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
@@ -542,3 +543,20 @@ def test_the_paper_preset_is_the_papers_search_and_final_network():
     assert (recipe.epochs, recipe.lr, recipe.batch_size, recipe.momentum, recipe.weight_decay,
             recipe.auxiliary_weight, recipe.drop_path) == (630, 0.05, 128, 0.9, 3e-4, 0.4, 0.5)
     assert recipe.augment == Augment(crop_padding=4, flip=True, cutout=16)
+
+
+def test_the_controller_drives_another_evolution_loop(table):
+    """Registered on a toolbox, the controller learns inside deapnas's aging evolution too:
+    the loop's ``evaluate_invalid`` hands it every evaluated child through ``update``."""
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", table)
+    toolbox.register("select", sel_best_of_sample, sample_size=3)
+    controller = register_mutation(toolbox, NB201_LAYOUT, Options(), fitness_scale=100)
+    before = copy.deepcopy(controller.state_dict())
+    population = [nb201.init_cell(NB201) for _ in range(10)]
+    population, logbook = regularized_evolution(population, toolbox, cycles=15, verbose=False)
+    assert controller.updates == 15 and logbook[-1]["cycle"] == 15
+    assert all(ind.fitness.valid and not hasattr(ind, "mutation") for ind in population)
+    after = controller.state_dict()
+    assert any(not torch.equal(before["net"][name], tensor)
+               for name, tensor in after["net"].items())  # REINFORCE moved the weights
