@@ -123,7 +123,10 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
     kind = opts.types(cls)[name]
     shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
     help_text = f"{field.metadata['help']}{shown}".replace("%", "%%")
-    if kind is bool:  # --clamp-pools / --no-clamp-pools: a preset's True can be turned off
+    if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
+        group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
+                           action=_Negated, default=argparse.SUPPRESS, help=help_text)
+    elif kind is bool:  # --clamp-pools / --no-clamp-pools: a preset's True can be turned off
         group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_text)
     else:
@@ -131,6 +134,17 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
         group.add_argument(opts.flag(name), type=kind if kind in (int, float) else str,
                            default=argparse.SUPPRESS, help=help_text, choices=choices,
                            metavar=None if choices or kind in (int, float) else name.upper())
+
+
+class _Negated(argparse.Action):
+    """A yes/no option named in the negative: ``--no-flip`` sets ``no_flip``, ``--flip``
+    clears it."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, option_string == self.option_strings[0])
 
 
 def _at_least(minimum: int):

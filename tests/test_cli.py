@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from deapnas.cli import main
+from deapnas.cli import build_parser, main, search_settings
 from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, LOGBOOK, read_history
 
 from conftest import NB201_METRIC, NB201_REPORT
@@ -102,3 +102,12 @@ def test_search_on_real_mnist_images_reaches_95_percent(mnist_dir, tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     best = json.loads((out / BEST).read_text())
     assert best["fitness"] >= 0.95, best
+
+
+@pytest.mark.parametrize("argv, no_flip", [([], True), (["--flip"], False),
+                                           (["--flip", "--no-flip"], True)])
+def test_a_negative_yes_no_option_has_a_positive_form(argv, no_flip):
+    """The tiny preset of NASGEP turns flips off (``--no-flip``); ``--flip`` turns them back on."""
+    args = build_parser().parse_args(["search", "--algorithm", "nasgep", *argv])
+    _, options = search_settings(args)
+    assert options.no_flip is no_flip

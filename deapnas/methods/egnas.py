@@ -90,20 +90,22 @@ class Options(TrainingOptions):
     score_batches: int = option(1, "batches of validation images that score each ES step's "
                                 "candidates (the same ones for all of them)", minimum=1)
     score_batch_size: int = option(256, "images per scoring batch", minimum=1)
-    final_epochs: int = option(600, "final training (darts): epochs of DARTS' retraining of the "
-                               "derived genotype, what `deapnas train` runs", minimum=1)
+    final_epochs: int = option(600, "final training: epochs of the pick's training from scratch, "
+                               "what `deapnas train` runs (EG-NAS: DARTS' retraining)",
+                               minimum=1)
     final_batch_size: int = option(96, "final training: batch size", minimum=1)
-    final_lr: float = option(0.025, "final training: initial learning rate (SGD, momentum 0.9, "
-                             "cosine schedule, weight decay 3e-4, gradients clipped to 5)",
+    final_lr: float = option(0.025, "final training: initial learning rate (EG-NAS: SGD, "
+                             "momentum 0.9, cosine, weight decay 3e-4, gradients clipped to 5)",
                              positive=True)
     final_channels: int = option(36, "final training: width C", minimum=1)
-    final_cells: int = option(20, "final training (darts): cells, 3k + 2", minimum=2)
+    final_cells: int = option(20, "final training: cells (darts: 3k + 2 in all; nasnet: N per "
+                              "stage)", minimum=2)
     crop_padding: int = option(4, "final training: random crops after padding this many "
                                "pixels (0: none)", minimum=0)
     no_flip: bool = option(False, "final training: no random horizontal flips")
     cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
-    auxiliary_weight: float = option(0.4, "final training (darts): weight of the auxiliary "
-                                     "head's loss (0: no head)", minimum=0)
+    auxiliary_weight: float = option(0.4, "final training: weight of the loss of an auxiliary "
+                                     "classifier at 2/3 of the depth (0: none)", minimum=0)
     drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
                               "the epochs", minimum=0, maximum=0.9)
 
