@@ -36,13 +36,11 @@ ImageNet16-120 (mean of 4 runs).
 """
 import argparse
 import dataclasses
-import random
-import signal
 
 import numpy as np
 import torch
 
-from deapnas.data import DATASETS, DatasetError, load_dataset
+from deapnas.data import DATASETS
 from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, TableScorer,
                                            egnas, es_toolbox, initial_alpha)
 from deapnas.fitness import TableEvaluator
@@ -55,7 +53,7 @@ from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, Supern
                               derive_darts, derive_nb201)
 from deapnas.training import resolve_device
 
-from experiment import add_run_options, fill_preset
+from experiment import add_run_options, fill_preset, load_data, start
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
@@ -167,15 +165,8 @@ def retrain(genotype, data, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    data = None
-    if not args.table_only:
-        try:
-            data = load_dataset(args.dataset, args.data_dir, download=args.download,
-                                seed=args.seed, val_fraction=0.5)
-        except DatasetError as error:  # the message says what to do (e.g. pass --download)
-            raise SystemExit(f"error: {error}") from None
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
-    random.seed(args.seed)  # the candidates' eval_seed; every other stream derives from --seed
+    data = None if args.table_only else load_data(args, val_fraction=0.5)
+    start(args.seed)  # random: the candidates' eval_seed; every other stream derives from --seed
     space = darts.SPACE if args.space == "darts" else nb201.SPACE
     records = AlphaRecords(space, derive_darts if args.space == "darts" else derive_nb201)
     settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}

@@ -38,6 +38,7 @@ from deap import base, creator, tools
 
 from deapnas.data import DATASETS
 from deapnas.methods import nasgep
+from deapnas.networks import count_parameters
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasgep as space
 
@@ -141,7 +142,7 @@ def main(argv=None):
         final = nasgep.final_evaluator(options, data, device=args.device, seed=args.seed)
         accuracy, net = final.train_and_test(best, seed=args.seed)
         print(f"final training: {options.final_epochs} epochs at C={options.final_channels} "
-              f"({sum(p.numel() for p in net.parameters()):,} parameters): test accuracy "
+              f"({count_parameters(net):,} parameters): test accuracy "
               f"{accuracy:.4f}, test error {100 * (1 - accuracy):.2f} %")
     return population, logbook, hof
 

@@ -45,6 +45,7 @@ from deap import base, creator, tools
 from deapnas import algorithms
 from deapnas.data import DATASETS, stratified_subset
 from deapnas.fitness import TrainEvaluator
+from deapnas.networks import count_parameters
 from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
 
@@ -125,7 +126,7 @@ def retrain(genome, data, args):
         functools.partial(macro.build_network, channels=args.final_channels), data,
         batch_size=args.batch_size, optimizer="adam", lr=args.lr, device=args.device)
     accuracy, net = evaluator.train_and_test(genome, args.final_epochs, args.seed)
-    return accuracy, sum(p.numel() for p in net.parameters())
+    return accuracy, count_parameters(net)
 
 
 def main(argv=None):

@@ -34,17 +34,14 @@ the paper's cosine restarts. Published: 2.88 +- 0.02 % test error on
 CIFAR-10 (3.5 M parameters, 630 epochs with all of the above), searched in 1.5 days on 4 GPUs.
 """
 import argparse
-import random
-import signal
 from pathlib import Path
 
 import numpy as np
-import torch
 from deap import base, creator, tools
 
 from deapnas import runner
 from deapnas.controller import init_layout
-from deapnas.data import DatasetError, load_dataset
+from deapnas.data import DatasetError
 from deapnas.methods import renas
 from deapnas.networks import inference_parameters
 from deapnas.options import as_dict
@@ -52,7 +49,7 @@ from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasnet
 from deapnas.training import CandidateFailure
 
-from experiment import add_run_options
+from experiment import add_run_options, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -116,14 +113,10 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         config, options = settings(args)
-        data = load_dataset(config.dataset, config.data_dir, download=config.download,
-                            seed=config.seed, val_fraction=options.val_fraction)
+        data = runner.load_data(config, options)
     except (ValueError, DatasetError) as error:  # the message says what to do
         raise SystemExit(f"error: {error}") from None
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` ends it like Ctrl-C
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    start(config.seed)
     toolbox = make_toolbox(config, options, data)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     for name, function in (("avg", np.mean), ("max", np.max)):

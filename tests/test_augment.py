@@ -12,7 +12,7 @@ from deapnas.graph import compile_graph, drop_path
 from deapnas.networks import CellNetwork, set_drop_path
 from deapnas.training import Recipe, make_optimizer, train_epoch
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def generator(seed=0):

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from deapnas import runner
+from deapnas.methods import renas
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 pytestmark = pytest.mark.filterwarnings("ignore:A class named:RuntimeWarning")  # scripts call creator.create
 SCRIPTS = ("egnas", "minigen", "nasgep", "regularized_evolution_macro", "renas")
@@ -21,7 +24,7 @@ def script(monkeypatch):
     return load
 
 
-PRESETS = {"renas": None}  # its settings are the registered method's presets
+PRESETS = {"renas": None}  # its settings are the registered method's: see the next test
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -33,7 +36,16 @@ def test_a_script_fills_its_options_from_a_preset(script, name, tiny):
     assert args.seed == 3 and args.device == "cpu"
     assert args.out.startswith("runs/") and "seed3" in args.out
     names = PRESETS.get(name, ("TINY", "PAPER"))
-    preset = getattr(module, names[0 if tiny else 1]) if names else {}
-    given = {"evaluations"} if extra else set()
-    assert {k: getattr(args, k) for k in preset if k not in given} == \
-        {k: v for k, v in preset.items() if k not in given}
+    if names:
+        preset = getattr(module, names[0 if tiny else 1])
+        given = {"evaluations"} if extra else set()
+        assert {k: getattr(args, k) for k in preset if k not in given} == \
+            {k: v for k, v in preset.items() if k not in given}
+
+
+@pytest.mark.parametrize("tiny", [True, False])
+def test_the_renas_script_takes_the_registered_methods_presets(script, tiny):
+    module = script("renas")
+    config, options = module.settings(module.parse_args(["--tiny"] * tiny + ["--seed", "3"]))
+    expected = runner.settings(renas.METHOD, "tiny" if tiny else "paper", seed=3)
+    assert options == expected[1] and config.dataset == expected[0].dataset

@@ -30,7 +30,8 @@ def test_deterministic_evaluations_repeat_exactly_on_the_gpu(evaluator):
     deterministic = TrainEvaluator(evaluator.build, evaluator.data, epochs=1, device="cuda",
                                    deterministic=True)
     genome = chain_genome("CONV_3.N")
-    assert deterministic(genome)[0] == deterministic(genome)[0]
+    first, second = deterministic(genome), deterministic(genome)
+    assert first.info["reason"] is None and first[0] == second[0]
 
 
 def test_pool_workers_use_their_gpu_slots(evaluator):

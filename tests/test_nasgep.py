@@ -32,7 +32,7 @@ from deapnas.weight_store import WeightStore, apply_offers, concerning, entry_na
 
 from conftest import without_clock
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
