@@ -33,6 +33,7 @@ import csv
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
@@ -430,10 +431,13 @@ class Journal:
             callback(state)
 
     def _write_tensors(self, tensors: dict) -> dict:
-        name = f"checkpoint-{self.evaluations}.pt"
-        torch.save(tensors, self.directory / f".{name}.tmp")
-        os.replace(self.directory / f".{name}.tmp", self.directory / name)
-        return {"file": name, "sha256": _sha256(self.directory / name)}
+        """The tensors to ``checkpoint-N.pt`` (atomic and durable, as the JSON beside it); the
+        reference the checkpoint keeps: file name and SHA-256 of the bytes written."""
+        name, buffer = f"checkpoint-{self.evaluations}.pt", io.BytesIO()
+        torch.save(tensors, buffer)
+        data = buffer.getvalue()
+        write_atomic(self.directory / name, data)
+        return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
     def restore(self) -> Optional[dict]:
         """The state of the last checkpoint, with the random states restored, or None when there
@@ -476,12 +480,13 @@ class Journal:
         if reference is None:
             return {}
         path = self.directory / reference["file"]
-        if Path(reference["file"]).name != reference["file"] or not path.exists() or \
-                _sha256(path) != reference["sha256"]:
+        data = path.read_bytes() if Path(reference["file"]).name == reference["file"] and \
+            path.exists() else None
+        if data is None or hashlib.sha256(data).hexdigest() != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises several kinds for a foreign file
             raise RunDirectoryError(f"{path} holds something other than tensors and is refused "
                                     f"({type(error).__name__})") from None
@@ -561,10 +566,6 @@ class _LogbookLines:
 def _plain(info: dict) -> dict:
     """Measurements as JSON values (numpy and torch scalars become numbers)."""
     return {k: v.item() if hasattr(v, "item") else v for k, v in info.items()}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _differences(before: dict, now: dict, prefix: str = "") -> str:
