@@ -262,13 +262,13 @@ class TrainEvaluator:
             schedule.load_state_dict(state["schedule"])
         return optimizer, schedule
 
-    def fit(self, net: nn.Module, split: Split, epochs: int, inherited=(), trainer=None) -> int:
+    def fit(self, net: nn.Module, split: Split, epochs: int, trainer=None) -> int:
         """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe (with the
         ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`); the number
         of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`.
         With ``recipe.drop_path``, the cells' drop-path rate rises linearly from 0 in the first
         epoch to ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
-        optimizer, schedule = trainer or self.trainer(net, inherited)
+        optimizer, schedule = trainer or self.trainer(net)
         generator = shuffle_generator(split)
         for epoch in range(1, epochs + 1):
             if self.recipe.drop_path:
