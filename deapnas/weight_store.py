@@ -66,10 +66,11 @@ class WeightStore:
     def put(self, units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
         """Save ``units`` (``{key: state_dict}``) unless an entry with this content exists;
         the entry's name."""
-        name = entry_name(units)
+        on_cpu = {key: {k: v.detach().cpu() for k, v in state.items()}
+                  for key, state in units.items()}  # copied from the device once
+        name = entry_name(on_cpu)
         if not self.path(name).exists():
-            save_weights(self.path(name), {key: {k: v.detach().cpu() for k, v in state.items()}
-                                           for key, state in units.items()})
+            save_weights(self.path(name), on_cpu)
         return name
 
     def load(self, name: str, device: str | torch.device = "cpu") -> dict:

@@ -46,6 +46,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from ..algorithms import assign
 from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
@@ -491,8 +492,7 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
         model.save_state_to = str(Path(state_dir) / f"{model.model_id}-e{epochs + 1}.pt")
         model.shared = concerning(search.index, space.share_identities(model))
     for model, evaluation in zip(models, toolbox.map(toolbox.evaluate, models)):
-        model.fitness.values = evaluation
-        model.info = dict(getattr(evaluation, "info", {}))
+        assign(model, evaluation)
         _learn(search, model, options)
     if halloffame is not None:
         _update_fame(halloffame, models)

@@ -53,11 +53,11 @@ from collections import OrderedDict
 from typing import Callable, Optional, Sequence
 
 import networkx as nx
-import torch
 from deap import tools
 from torch import nn
 
 from ..graph import compile_graph
+from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
 from . import Space, register_space
 
@@ -338,15 +338,6 @@ def _add_block(graph: nx.DiGraph, source: str, received: Optional[int], name: st
     graph.add_node(total, op="identity", combine="sum", label="residual")
     graph.add_edges_from([(last, total), (skip, total)])
     return total
-
-
-class GlobalAveragePool(nn.Module):
-    """The mean over the spatial dimensions: global average pooling whose backward pass is
-    deterministic on CUDA (``AdaptiveAvgPool2d``'s is not, and refuses to run under
-    ``torch.use_deterministic_algorithms(True)``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
 
 
 def build_network(genome: Sequence, input_shape: Shape, num_classes: int) -> nn.Module:
