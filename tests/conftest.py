@@ -1,5 +1,6 @@
 """Shared test helpers, and the real data beside the checkout (../shared/data), skipped when
 absent."""
+import contextlib
 import random
 from pathlib import Path
 
@@ -94,11 +95,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture
-def one_thread():
-    """Many tiny kernels run fastest on one torch thread (two contend on a shared machine);
-    the thread count is restored afterwards (``pytest.mark.usefixtures("one_thread")``)."""
+@contextlib.contextmanager
+def single_thread():
+    """Torch on one thread, the thread count restored afterwards. Many tiny kernels run fastest
+    so (two threads contend on a shared machine), and runs compared with each other must use
+    the same count: sums split across threads round differently."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """:func:`single_thread` for a test (``pytest.mark.usefixtures("one_thread")``)."""
+    with single_thread():
+        yield
