@@ -146,6 +146,11 @@ class RunConfig:
         return self.dataset in TABLE_DATASETS
 
     @property
+    def first_device(self) -> str:
+        """The first of ``device``'s list: where the search process itself trains."""
+        return self.device.split(",")[0]
+
+    @property
     def objective_names(self) -> tuple[str, ...]:
         """``objectives`` as a tuple of names."""
         return tuple(o.strip() for o in self.objectives.split(",") if o.strip())

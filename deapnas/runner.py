@@ -171,7 +171,7 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
                       "data makes the result optimistic; use a validation column, and give "
                       "the test column as --report", stacklevel=2)
     if not config.tabular:
-        resolve_device(config.device.split(",")[0])
+        resolve_device(config.first_device)
     if config.table and not config.tabular:
         report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
@@ -204,7 +204,7 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
     return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,
                           optimizer=training.optimizer, lr=training.lr,
                           weight_decay=training.weight_decay,
-                          device=config.device.split(",")[0], seed=config.seed,
+                          device=config.first_device, seed=config.seed,
                           deterministic=training.deterministic,
                           max_params=training.max_params or None,
                           objectives=config.objective_names)
