@@ -74,6 +74,21 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
+def final_training_of(final_evaluator: Callable[..., Any],
+                      spaces: Optional[tuple[str, ...]] = None) -> Callable[..., Any]:
+    """A :attr:`Method.final_training` hook from a method's ``final_evaluator(options, data,
+    device=, seed=, epochs=, channels=)``: run on the run's first device with its seed, for
+    picks of ``spaces`` (all when None); None for another space's pick, which the generic
+    retraining trains."""
+    def final_training(config: RunConfig, options: Any, data: Any, *,
+                       epochs: Optional[int] = None, channels: Optional[int] = None) -> Any:
+        if spaces is not None and config.space not in spaces:
+            return None
+        return final_evaluator(options, data, device=config.first_device, seed=config.seed,
+                               epochs=epochs, channels=channels)
+    return final_training
+
+
 def register_method(method: Method, *, replace: bool = False) -> Method:
     """Make ``method`` available as ``deapnas search --algorithm NAME``."""
     if not isinstance(method, Method):

@@ -43,7 +43,7 @@ from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                         darts_layout, derive_darts, derive_nb201)
 from ..training import Recipe, resolve_device
-from . import Method, register_method
+from . import Method, final_training_of, register_method
 
 #: Supernet cells when ``--cells`` is not given: DARTS' 8 in all, NAS-Bench-201's 5 per stage.
 SUPERNET_CELLS = {"darts": 8, "nb201": 5}
@@ -175,18 +175,6 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
                           seed=seed)
 
 
-def final_training(config: RunConfig, options: Options, data: Dataset, *,
-                   epochs: Optional[int] = None, channels: Optional[int] = None
-                   ) -> Optional[TrainEvaluator]:
-    """What ``deapnas train`` retrains a DARTS pick with (:func:`final_evaluator` on the run's
-    ``data``); None for a NAS-Bench-201 cell, which the generic retraining trains in the
-    benchmark's skeleton."""
-    if config.space != "darts":
-        return None
-    return final_evaluator(options, data, device=config.device.split(",")[0], seed=config.seed,
-                           epochs=epochs, channels=channels)
-
-
 def derivation(space: str, options: Options) -> Callable[[np.ndarray], Any]:
     """α -> the architecture it derives, a genome of ``space``."""
     if space == "darts":
@@ -234,7 +222,7 @@ def evaluator(run):
     if config.tabular:
         table = TableEvaluator(config.table, nb201.key, config.metric, config.report)
         return TableScorer(table, derive_nb201, options.zeta, options.eta)
-    data, device = run.data, resolve_device(config.device.split(",")[0])
+    data, device = run.data, resolve_device(config.first_device)
     with torch.random.fork_rng(devices=[]):  # built on the CPU: the same weights anywhere
         torch.manual_seed(config.seed)
         supernet = make_supernet(run.space.name, data.input_shape, data.num_classes, options)
@@ -331,7 +319,7 @@ METHOD = register_method(Method(
                           final_channels=8, final_cells=5, crop_padding=1, no_flip=True,
                           cutout=0)},
     spaces=("darts", "nb201"), weights=(-1.0,), evaluator=evaluator, records=records,
-    final_training=final_training,
+    final_training=final_training_of(final_evaluator, spaces=("darts",)),
     fitness_name="compound fitness (ζ·CE ± η·similarity to α)",
     description="EG-NAS (Cai et al., 2024): CMA-ES on a PC-DARTS supernet's architecture "
                 "weights, gradient descent on its weights"))

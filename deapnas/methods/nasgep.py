@@ -57,7 +57,7 @@ from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION
 from ..training import Recipe
 from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
-from . import Method, register_method
+from . import Method, final_training_of, register_method
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
@@ -645,7 +645,7 @@ def evaluator(run) -> ModelEvaluator:
     """The run's fitness: :func:`make_evaluator` on the run's data, its store in the run
     directory (made when first written)."""
     return make_evaluator(run.options, run.data, store=str(run.directory / STORE),
-                          device=run.config.device.split(",")[0], seed=run.config.seed)
+                          device=run.config.first_device, seed=run.config.seed)
 
 
 def search(run) -> tools.Logbook:
@@ -666,19 +666,11 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
-def final_training(config: RunConfig, options: Options, data: Dataset, *,
-                   epochs: Optional[int] = None, channels: Optional[int] = None
-                   ) -> TrainEvaluator:
-    """What ``deapnas train`` retrains the pick with: :func:`final_evaluator` on the run's
-    ``data``."""
-    return final_evaluator(options, data, device=config.device.split(",")[0],
-                           seed=config.seed, epochs=epochs, channels=channels)
-
-
 METHOD = register_method(Method(
     "nasgep", Options, search,
     presets={"paper": dict(dataset="cifar10", time_limit=24 * 3600.0),
              "tiny": dict(dataset="digits", evaluations=30, **TINY)},
-    spaces=("nasgep",), tabular=False, evaluator=evaluator, final_training=final_training,
+    spaces=("nasgep",), tabular=False, evaluator=evaluator,
+    final_training=final_training_of(final_evaluator),
     description="gene expression programming of cells from a pool of genes, three "
                 "populations, weight sharing (Alves & de Oliveira, 2020)"))

@@ -43,7 +43,7 @@ from ..fitness import TrainEvaluator
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasnet, nb201
 from ..training import Recipe
-from . import Method, register_method
+from . import Method, final_training_of, register_method
 
 #: Attributes that hold for one evaluation only (a clone must not carry its parent's).
 _PER_EVALUATION = ("eval_seed", "inherit_from", "save_to", "epochs")
@@ -466,17 +466,6 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
     return TrainEvaluator(build, data, recipe=recipe, device=device, seed=seed)
 
 
-def final_training(config: RunConfig, options: Options, data: Dataset, *,
-                   epochs: Optional[int] = None, channels: Optional[int] = None
-                   ) -> Optional[TrainEvaluator]:
-    """What ``deapnas train`` retrains a nasnet pick with (:func:`final_evaluator`); None for a
-    NAS-Bench-201 cell, which the generic retraining trains in the benchmark's skeleton."""
-    if config.space != "nasnet":
-        return None
-    return final_evaluator(options, data, device=config.device.split(",")[0], seed=config.seed,
-                           epochs=epochs, channels=channels)
-
-
 def pick(run) -> Optional[dict]:
     """The best of the final population retrained from scratch (the paper's pick) in a trained
     search; the best single evaluation in a tabular one (retraining changes no table entry), or
@@ -497,6 +486,7 @@ METHOD = register_method(Method(
                           train_per_class=30, final_epochs=5, final_channels=8,
                           final_cells=2, crop_padding=1, no_flip=True, cutout=0,
                           drop_path=0.0)},
-    spaces=("nasnet", "nb201"), evaluator=evaluator, final_training=final_training,
+    spaces=("nasnet", "nb201"), evaluator=evaluator,
+    final_training=final_training_of(final_evaluator, spaces=("nasnet",)),
     description="reinforced evolution: a learned mutation controller and parameter "
                 "inheritance (Chen et al., 2019)"))
