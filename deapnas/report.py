@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
-from .runner import load_config, load_data, make_evaluator  # noqa: E402
+from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
 
@@ -40,7 +40,7 @@ def summary(directory: str | Path) -> str:
              f"seed {config.seed}",
              f"evaluations: {len(history)}" + (f" of {config.evaluations}"
                                                if config.evaluations else "")
-             + (f", best single fitness {_best(valid, method):.4f}" if valid else "")]
+             + (f", best single fitness {_best(valid, config, method):.4f}" if valid else "")]
     if failures:
         lines.append(f"{sum(failures.values())} of {len(history)} candidates could not be "
                      "built or trained:")
@@ -79,9 +79,9 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}"
 
 
-def _best(values: list[float], method) -> float:
-    """The best of ``values`` under the method's fitness weight."""
-    return max(values) if method.weights[0] > 0 else min(values)
+def _best(values: list[float], config, method) -> float:
+    """The best of ``values`` under the run's first fitness weight."""
+    return max(values) if fitness_weights(config, method)[0] > 0 else min(values)
 
 
 def _cause(reason: str) -> str:
@@ -148,7 +148,7 @@ def plot_history(directory: str | Path) -> Path:
     config, _, method, history, _ = load_run(directory)
     figure, axes = plt.subplots(figsize=(7, 4))
     metric, units = _metric(config, method)
-    plot_fitness(history, metric, units, ax=axes, maximize=method.weights[0] > 0)
+    plot_fitness(history, metric, units, ax=axes, maximize=fitness_weights(config, method)[0] > 0)
     return _save(figure, Path(directory) / "fitness.png")
 
 

@@ -63,10 +63,8 @@ class Run:
 
     @property
     def weights(self) -> tuple[float, ...]:
-        """The fitness weights: the objectives' (``--objectives``), or the method's own."""
-        if self.config.objective_names == ("accuracy",):
-            return self.method.weights
-        return objective_weights(self.config.objective_names)
+        """The fitness weights (:func:`fitness_weights`)."""
+        return fitness_weights(self.config, self.method)
 
     @property
     def multi_objective(self) -> bool:
@@ -176,6 +174,13 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
         options.validate(config)
+
+
+def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
+    """The fitness weights of a run: its objectives' (``--objectives``), or the method's own."""
+    if config.objective_names == ("accuracy",):
+        return method.weights
+    return objective_weights(config.objective_names)
 
 
 def load_data(config: RunConfig, options: Any) -> Dataset:

@@ -199,3 +199,10 @@ def test_train_past_the_parameter_cap_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "deapnas train: error:" in err and "--channels" in err and "Traceback" not in err
     assert not (out / "model.pt").exists()
+
+
+def test_the_summary_takes_the_best_under_the_runs_own_weights(nb201_csv, tmp_path, capsys):
+    out = tmp_path / "run"  # parameters first: the best single fitness is the fewest
+    assert table_search(nb201_csv, out, "--objectives", "params,accuracy") == 0
+    fewest = min(r["fitness"][0] for r in read_history(out) if r["reason"] is None)
+    assert f"best single fitness {fewest:.4f}" in capsys.readouterr().out
