@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
+import functools
 import os
 import time
 from contextlib import contextmanager
@@ -70,6 +72,35 @@ def failure(reason: str, individual: Any = None, **info: Any) -> Evaluation:
 def failed(evaluation: Any) -> bool:
     """Whether ``evaluation`` (an :class:`Evaluation` or a plain tuple) records a failure."""
     return getattr(evaluation, "info", {}).get("reason") is not None
+
+
+def settings_of(value: Any) -> Any:
+    """``value`` described as JSON, what a journal fingerprints of a fitness function
+    (:meth:`deapnas.run.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
+    the recipe, the data, the network builder...), a ``functools.partial``'s function and
+    arguments, a dataclass's fields, a tensor's shape and type, a function's or another object's
+    qualified name; JSON values as they are. The description holds nothing that differs between
+    two runs of one script (no memory address, no device)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [settings_of(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): settings_of(v) for k, v in value.items()}
+    if callable(getattr(value, "settings", None)) and not isinstance(value, type):
+        return value.settings()
+    if isinstance(value, functools.partial):
+        function = settings_of(value.func)
+        if not value.args and not value.keywords:  # how a toolbox registers a bare function
+            return function
+        return {"function": function, "args": settings_of(value.args),
+                "keywords": settings_of(value.keywords)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: settings_of(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, torch.Tensor):
+        return f"tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    named = value if hasattr(value, "__qualname__") else type(value)
+    return f"{named.__module__}.{named.__qualname__}"
 
 
 class TrainEvaluator:
@@ -137,6 +168,14 @@ class TrainEvaluator:
     @property
     def epochs(self) -> int:
         return self.recipe.epochs
+
+    def settings(self) -> dict:
+        """What decides its fitness values, as JSON (see :func:`settings_of`); the device is
+        left out, since it may change between the runs of one search."""
+        return {"evaluator": settings_of(type(self)), "build": settings_of(self.build),
+                "data": settings_of(self.data), "recipe": settings_of(self.recipe),
+                "seed": self.seed, "deterministic": self.deterministic,
+                "max_params": self.max_params, "objectives": list(self.objectives)}
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}
@@ -341,6 +380,12 @@ class TableEvaluator:
                              f"{', '.join(missing)} of {metric}")
         self.columns = [columns[o] for o in self.objectives] + ([report] if report else [])
         self.rows = _read_table(self.path, key_column, self.columns)
+
+    def settings(self) -> dict:
+        """What decides its fitness values, as JSON (see :func:`settings_of`)."""
+        return {"evaluator": settings_of(type(self)), "table": self.path,
+                "key": settings_of(self.key), "columns": self.columns,
+                "objectives": list(self.objectives)}
 
     def __call__(self, individual) -> Evaluation:
         row = self.rows.get(self.key(individual))

@@ -308,7 +308,8 @@ def _search(run: Run, progress: bool) -> dict:
     journal = Journal(run.directory, records, records.individual(run.weights),
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar)
+                      time_limit=config.time_limit, on_record=bar,
+                      verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)
         run.journal = journal

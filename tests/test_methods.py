@@ -92,15 +92,16 @@ def test_deap_easimple_resumes_by_replay_to_the_same_result(nb201_csv, tmp_path)
     def run(directory, interrupt_at=None):
         toolbox = nb201_toolbox(table)
         toolbox.register("select", tools.selTournament, tournsize=3)
-        if interrupt_at is not None:
+        if interrupt_at is not None:  # a crash in the evaluation, the evaluator unchanged
             counter = {"n": 0}
 
-            def evaluate(cell):
-                counter["n"] += 1
-                if counter["n"] == interrupt_at:
-                    raise KeyboardInterrupt
-                return table(cell)
-            toolbox.register("evaluate", evaluate)
+            def interrupting_map(function, cells):
+                for cell in cells:
+                    counter["n"] += 1
+                    if counter["n"] == interrupt_at:
+                        raise KeyboardInterrupt
+                    yield function(cell)
+            toolbox.register("map", interrupting_map)
         hof = tools.HallOfFame(3)
         random.seed(11)
         with Journal(directory, nb201.SPACE) as journal:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from ..algorithms import assign
+from ..algorithms import assign, restore_state
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, option
@@ -200,8 +200,9 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
         network (the paper's one seed before every training; the evaluator's run seed still
         applies), ``"fresh"`` a random draw (deapnas's default for other loops).
     :param winners: a list that receives (clones of) the winning networks.
-    :param journal: checkpoint hook (``restore()``, ``checkpoint(**state)``); the state is
-        :class:`MiniGenState`'s fields plus ``halloffame``.
+    :param journal: checkpoint hook (:func:`~deapnas.algorithms.restore_state`,
+        ``checkpoint(**state)``), wrapping ``toolbox``; the state is :class:`MiniGenState`'s
+        fields plus ``halloffame``.
 
     Toolbox aliases: ``evaluate``, ``map``, ``clone``, ``mate``, ``mutate``, ``select``
     (``select(individuals, k)``: the survivors), ``select_parents`` (``select_parents(
@@ -211,7 +212,7 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
 
     :returns: the final population and the logbook (one record per generation).
     """
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     state = (MiniGenState(list(population), _new_logbook(stats)) if saved is None else
              MiniGenState(**{f.name: saved[f.name] for f in fields(MiniGenState)}))
     size = len(state.population)
