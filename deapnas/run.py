@@ -127,10 +127,11 @@ def read_settings(directory: str | os.PathLike) -> dict:
     if not path.exists():
         return {}
     kept = read_json(path, "journal settings file")
+    weights = kept.get("weights", [1.0]) if isinstance(kept, dict) else None
     if not isinstance(kept, dict):
         problem = "it must hold a JSON object"
-    elif not isinstance(kept.get("weights", []), list) or not kept.get("weights", [1]) or \
-            not all(type(w) in (int, float) for w in kept.get("weights", [])):
+    elif not (isinstance(weights, list) and weights and
+              all(type(w) in (int, float) for w in weights)):
         problem = "its \"weights\" must be a non-empty list of numbers (the fitness weights)"
     else:
         return kept
@@ -361,7 +362,7 @@ class Journal:
         individuals evaluated; when the script runs again with other settings, this refuses
         with a :class:`RunDirectoryError` naming each one that changed, before anything is
         replayed or evaluated."""
-        if self.config is None:
+        if self.config is None or self._held is not None:  # a script's journal
             if settings is None and not hasattr(toolbox, "evaluate"):
                 raise ValueError("register toolbox.evaluate before journal.wrap(toolbox): the "
                                  "journal fingerprints its settings")
