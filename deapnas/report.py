@@ -76,8 +76,8 @@ def journal_summary(directory: str | Path) -> str:
     if isinstance(evaluator, dict):
         evaluator = evaluator.get("evaluator") or evaluator.get("function")
     weights = settings.get("weights", [1.0])
-    lines = [f"journal {directory}: the evaluations of a DEAP loop recorded by Journal.wrap"
-             + (f", evaluator {evaluator}" if isinstance(evaluator, str) else ""),
+    lines = [f"journal {directory}: the history of a loop recorded by deapnas.run.Journal "
+             f"(no {CONFIG})" + (f", evaluator {evaluator}" if isinstance(evaluator, str) else ""),
              f"evaluations: {len(history)}"]
     lines += _failures(history)
     best = best_evaluation(history, weights[0] > 0)
