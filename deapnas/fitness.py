@@ -27,7 +27,8 @@ from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
-from .training import (CandidateFailure, Recipe, accuracy, evaluation_seed, load_matching,
+from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
+                       evaluation_seed, load_matching,
                        load_weights, make_optimizer, make_schedule, param_groups,
                        resolve_device, save_weights, shuffle_generator, train_epoch)
 
@@ -161,8 +162,7 @@ class TrainEvaluator:
         self.build, self.data = build, data
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
-        if deterministic:  # cuBLAS needs a fixed workspace to be deterministic; set before use
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", cublas_workspace)
+        self.cublas_workspace = cublas_workspace
         self._on_device: Optional[Dataset] = None
 
     @property
@@ -327,14 +327,10 @@ class TrainEvaluator:
     def _seeded(self, seed: int):
         """Seed torch for one evaluation without disturbing the caller's random state."""
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        previous = torch.are_deterministic_algorithms_enabled()
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=cuda), \
+                deterministic_kernels(self.deterministic, self.cublas_workspace):
             torch.manual_seed(seed)
-            torch.use_deterministic_algorithms(self.deterministic or previous)
-            try:
-                yield
-            finally:
-                torch.use_deterministic_algorithms(previous)
+            yield
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:

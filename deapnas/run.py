@@ -276,6 +276,10 @@ class Journal:
         evaluator's settings as the config.
     :param checkpoint_every: evaluations between checkpoints (the first is written before any
         evaluation).
+    :param checkpoint_gap: seconds at least between two checkpoints due by count: when
+        evaluations are cheaper than a checkpoint (table look-ups), replaying them from the
+        history costs less than saving the state after each ``checkpoint_every`` (0: by count
+        alone; the command line's ``--checkpoint-gap`` is 2).
     :param checkpoint_seconds: a checkpoint is also due this long after the last one, so that
         work which makes no evaluation (EG-NAS's weight training) is saved too (None: never).
     :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
@@ -292,7 +296,8 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike, space: Any, container: Optional[type] = None,
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
-                 checkpoint_seconds: Optional[float] = 600.0, budget: Optional[int] = None,
+                 checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
+                 budget: Optional[int] = None,
                  time_limit: Optional[float] = None, fail_fast: int = 25,
                  on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__):
         if checkpoint_every < 1:
@@ -300,7 +305,8 @@ class Journal:
         self.directory = Path(directory)
         self.space, self.config = space, config
         self.container = container or space.individual()
-        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.checkpoint_every, self.checkpoint_gap = checkpoint_every, checkpoint_gap
+        self.checkpoint_seconds = checkpoint_seconds
         self.budget, self.time_limit = budget, time_limit
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -494,12 +500,20 @@ class Journal:
         (False once the evaluation budget or the time limit is spent)."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
-        if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
-                or (self.checkpoint_seconds is not None and
-                    time.monotonic() - self._written_at >= self.checkpoint_seconds) \
-                or ((spent or late) and self.evaluations != self._written):
+        if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
+
+    def _due(self) -> bool:
+        """Whether a checkpoint is due: the first one; ``checkpoint_every`` evaluations and
+        ``checkpoint_gap`` seconds after the last; or ``checkpoint_seconds`` after it."""
+        if self._written is None:
+            return True
+        since = time.monotonic() - self._written_at
+        if self.checkpoint_seconds is not None and since >= self.checkpoint_seconds:
+            return True
+        return self.evaluations - self._written >= self.checkpoint_every and \
+            since >= self.checkpoint_gap
 
     def write_checkpoint(self, state: dict) -> None:
         """Write ``state`` and the random states now (atomically; the history first)."""

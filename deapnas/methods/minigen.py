@@ -23,7 +23,6 @@ Accuracies are fractions in [0, 1] (the evaluators' unit), so the paper's thresh
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 from collections import defaultdict
@@ -540,10 +539,8 @@ def evaluator(run) -> SmallModelEvaluator:
     :class:`SmallModelEvaluator`."""
     from .. import runner  # the runner imports the methods
 
-    if run.options.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
     return SmallModelEvaluator(runner.make_evaluator(run.config, run.options, run.space,
-                                                     mini_data(run)))
+                                                     mini_data(run), cublas_workspace=":16:8"))
 
 
 def search(run) -> tools.Logbook:
