@@ -142,7 +142,7 @@ def test_restored_individuals_are_instances_of_the_runners_class(nb201_csv, tmp_
     config, options = runner.settings(get_method("re"), space="nb201", dataset="nb201",
                                       table=str(nb201_csv), metric=NB201_METRIC,
                                       evaluations=40, population=10, sample_size=5,
-                                      out=str(tmp_path))
+                                      out=str(tmp_path), checkpoint_gap=0)
     runner.start(config, options, progress=False)
     individual = nb201.SPACE.individual()
     with Journal(tmp_path, nb201.SPACE) as journal:
