@@ -47,11 +47,6 @@ pytestmark = pytest.mark.usefixtures("seeded", "one_thread")  # a fixed seed, on
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
 def evaluator(digits):
     """Real, deterministic training on 5 digits per class, scored on 3 other ones per class
     (too little to learn much: these tests check the mechanics)."""
