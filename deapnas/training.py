@@ -19,6 +19,7 @@ weight sharing) and reports which ones it took.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
+from .safefiles import write_atomic
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -223,15 +225,15 @@ def shuffle_generator(split: Split) -> torch.Generator:
 
 def save_weights(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` (a ``state_dict``, or any dict of tensors and plain values) to ``path``
-    atomically: the file holds the old or the new content, never a part. Missing folders on
-    the way are created."""
+    atomically: the file holds the old or the new content, never a part
+    (:func:`~deapnas.safefiles.write_atomic`: a link at ``path`` is refused, a full disk is a
+    :class:`~deapnas.safefiles.RunDirectoryError` that says so). Missing folders on the way are
+    created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory: torch reports a failed write as a RuntimeError
+    write_atomic(path, buffer.getbuffer())
     return path
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -39,6 +38,7 @@ from ..algorithms import assign
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, option
+from ..safefiles import write_atomic
 from ..spaces import minigen
 from . import Method, register_method
 
@@ -552,7 +552,7 @@ def search(run) -> tools.Logbook:
     own = run.directory / MINI_FILE
     if not own.is_file():
         if options.mini_dataset:
-            shutil.copyfile(options.mini_dataset, own)
+            write_atomic(own, Path(options.mini_dataset).read_bytes())
         else:
             _mini_dataset(run, own)
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
