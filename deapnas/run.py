@@ -16,8 +16,9 @@ Files:
   the search ends.
 
 Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
-``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), so a run directory received from
-someone else is safe to resume.
+``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), and its files are opened through
+:mod:`deapnas.safefiles` (never through a symbolic link, names checked), so a run directory
+received from someone else is safe to resume.
 
 Resuming restores the checkpoint and *replays* the evaluations the history holds beyond it, by
 position, instead of recomputing them; a loop that asks for anything other than the recorded
