@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import nasgep
 from deapnas.methods.renas import WeightFiles
+from deapnas.parallel import DevicePool
 from deapnas.run import CHECKPOINT, HISTORY, LOCK, LOGBOOK, LOGBOOK_LINES, RunDirectoryError
+from deapnas.training import save_weights
 from deapnas.weight_store import WeightStore
 
 from conftest import NB201_CSV, NB201_METRIC, single_thread
@@ -254,6 +257,20 @@ def test_a_full_disk_while_saving_weights_stops_cleanly(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"no space left to write {out / 'mini-dataset.pt'}" in result.stderr
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def save_on_a_small_disk(path: str) -> None:
+    """Save 40 kB of weights to ``path`` in a process whose files may grow to 10 kB."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, resource.RLIM_INFINITY))
+    save_weights(path, {"weight": torch.zeros(10_000)})
+
+
+def test_a_full_disk_in_a_worker_reaches_the_search_as_itself(tmp_path):
+    with DevicePool(1, "cpu") as pool, \
+            pytest.raises(RunDirectoryError, match="no space left to write .*model.pt"):
+        list(pool.map(save_on_a_small_disk, [str(tmp_path / "model.pt")]))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_temporary_files_left_by_a_kill_are_removed_on_resume(table_runs, tmp_path, capsys):
