@@ -32,7 +32,7 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
-from .safefiles import write_atomic
+from .safefiles import open_file, write_atomic
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -239,14 +239,14 @@ def save_weights(path: str | os.PathLike, state: dict) -> Path:
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     """A dict saved by :func:`save_weights`, loaded with ``weights_only=True`` (tensors and
-    plain containers only; a file that holds anything else is refused)."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise ValueError(f"{path} is not a weights file deapnas can load safely "
-                         f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    plain containers only; a file that holds anything else is refused, and so is a symbolic
+    link)."""
+    with open_file(path, "rb") as handle:
+        try:
+            return torch.load(handle, map_location=device, weights_only=True)
+        except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
+            raise ValueError(f"{path} is not a weights file deapnas can load safely "
+                             f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:

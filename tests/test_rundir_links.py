@@ -225,6 +225,15 @@ def test_the_clean_ups_never_delete_through_a_linked_folder(tmp_path):
     assert snapshot(victim) == before
 
 
+def test_a_linked_weights_file_is_not_read(tmp_path):
+    outside = save_weights(tmp_path / "outside" / "weights.pt", {"weight": torch.ones(3)})
+    store = tmp_path / "run" / "store"
+    store.mkdir(parents=True)
+    link(store / "0123abcd.pt", outside)
+    with pytest.raises(RunDirectoryError, match="0123abcd.pt is a symbolic link"):
+        WeightStore(store).load("0123abcd.pt")
+
+
 # -- names ----------------------------------------------------------------------------------------
 
 def test_a_model_id_that_climbs_out_of_the_run_is_refused(started, tmp_path, capsys):
