@@ -139,19 +139,16 @@ def files(directory: str | os.PathLike, pattern: str) -> list[Path]:
                   if fnmatch.fnmatchcase(name, pattern))
 
 
-def remove_leftovers(directory: str | os.PathLike) -> list[Path]:
+def remove_leftovers(directory: str | os.PathLike) -> None:
     """Delete the temporary files (:data:`LEFTOVER`) that writes stopped by a fault or a kill
-    left in ``directory`` and its folders (links are neither followed nor kept); the paths
-    deleted. Call it only while no write can be under way: holding the run's lock, before any
-    evaluation."""
-    deleted = []
-    for parent, folders, names in os.walk(directory):  # never into a linked folder
+    left in ``directory`` and its folders (a linked folder is not entered; a leftover that is a
+    link is deleted as a link). Call it only while no write can be under way: holding the
+    run's lock, before any evaluation."""
+    for parent, folders, names in os.walk(directory):
         for name in folders + names:
             path = Path(parent) / name
             if LEFTOVER.fullmatch(name) and (path.is_symlink() or not path.is_dir()):
                 path.unlink(missing_ok=True)
-                deleted.append(path)
-    return deleted
 
 
 def disk_error(path: Path, error: OSError) -> RunDirectoryError:
@@ -160,8 +157,6 @@ def disk_error(path: Path, error: OSError) -> RunDirectoryError:
         return RunDirectoryError(f"no space left to write {path} ({error.strerror}); free some "
                                  "space and continue with `deapnas resume` on the run "
                                  "directory")
-    if error.errno == errno.ELOOP:
-        return _link_error(path)
     return RunDirectoryError(f"cannot write {path}: {error.strerror or error}")
 
 
