@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .fitness import TrainEvaluator
-from .safefiles import child, files
+from .safefiles import child, files, refuse_link
 from .training import load_matching, load_weights, save_weights
 
 Units = Callable[[nn.Module], list[tuple[str, nn.Module]]]
@@ -55,10 +55,11 @@ def entry_name(units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
 
 
 class WeightStore:
-    """A folder of immutable, content-named weight entries (created when first written)."""
+    """A folder of immutable, content-named weight entries (created when first written; a
+    symbolic link there is refused, since entries are written and deleted in it)."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = refuse_link(root)
 
     def path(self, name: str) -> Path:
         """Where the entry ``name`` lives (a name read from a checkpoint is checked)."""

@@ -503,8 +503,8 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
 
 def _state_file(state_dir: str, model, epochs: int) -> Path:
     """Where ``model``'s training state after ``epochs`` epochs lives in ``state_dir`` (its id,
-    read back from a checkpoint, is checked)."""
-    return safefiles.child(state_dir, f"{model.model_id}-e{epochs}.pt",
+    read back from a checkpoint, is checked; a linked ``state_dir`` is refused)."""
+    return safefiles.child(safefiles.refuse_link(state_dir), f"{model.model_id}-e{epochs}.pt",
                            f"model {model.model_id!r}: the training state")
 
 

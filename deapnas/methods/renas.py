@@ -41,7 +41,7 @@ from ..controller import GenomeLayout, MutationController, init_layout, mut_layo
 from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
 from ..options import RunConfig, TrainingOptions, option
-from ..safefiles import child, files, folder
+from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
 from ..training import Recipe
 from . import Method, final_training_of, register_method
@@ -188,7 +188,8 @@ class WeightFiles:
     def __init__(self, directory: str | os.PathLike, finetune_epochs: int = 1):
         if finetune_epochs < 1:
             raise ValueError(f"finetune_epochs must be at least 1, not {finetune_epochs}")
-        self.directory, self.finetune_epochs = Path(os.path.abspath(directory)), finetune_epochs
+        self.directory = refuse_link(os.path.abspath(directory))  # files are deleted there
+        self.finetune_epochs = finetune_epochs
 
     def path(self, number: int) -> str:
         """The weights file of the individual born ``number``-th."""
