@@ -9,6 +9,7 @@ Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.jso
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from .run import BEST, read_json, write_json
 from .runner import load_config
+from .safefiles import folder, write_atomic
 from .spaces import get_space
 from .training import load_weights
 
@@ -52,9 +54,9 @@ def export(directory: str | os.PathLike) -> Path:
     with torch.no_grad():
         program = torch.export.export(net, (torch.zeros(2, *shape),),
                                       dynamic_shapes=({0: batch},))
-    out = directory / "export"
-    out.mkdir(exist_ok=True)
-    torch.export.save(program, out / "model.pt2")
+    out, saved = folder(directory, "export"), io.BytesIO()
+    torch.export.save(program, saved)
+    write_atomic(out / "model.pt2", saved.getbuffer())
     best = read_json(directory / BEST, "result")
     write_json(out / "genome.json", {k: best[k] for k in ("method", "space", "genome", "key")
                                      if k in best} | {"input_shape": list(shape)})

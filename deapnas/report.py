@@ -4,6 +4,7 @@ a text summary, PNG plots, and a longer retraining of the pick scored on the tes
 which holds the history but no ``config.json``."""
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
 from .run import (BEST, CONFIG, HISTORY, PARETO, holder, read_history, read_json,  # noqa: E402
                   read_settings, write_json)
+from .safefiles import write_atomic  # noqa: E402
 from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
@@ -227,8 +229,11 @@ def _metric(config, method=None) -> tuple[str, str]:
 
 
 def _save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    """Write ``figure`` to ``path`` as PNG, atomically (never through a link)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
+    write_atomic(path, image.getbuffer())
     return path
 
 

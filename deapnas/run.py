@@ -18,8 +18,9 @@ Files:
   the search ends.
 
 Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
-``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), so a run directory received from
-someone else is safe to resume.
+``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), and its files are opened through
+:mod:`deapnas.safefiles` (never through a symbolic link, names checked), so a run directory
+received from someone else is safe to resume.
 
 Resuming restores the checkpoint and *replays* the evaluations the history holds beyond it, by
 position, instead of recomputing them; a loop that asks for anything other than the recorded
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import errno
 import fcntl
 import hashlib
 import io
@@ -54,6 +54,8 @@ from deap import tools
 
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_of
+from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
+                        remove_leftovers, write_atomic)
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
@@ -61,30 +63,11 @@ SETTINGS = "journal.json"
 LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
 
 
-class RunDirectoryError(ValueError):
-    """A run directory that cannot be used as it is; the message says why and what to do."""
-
-
 class SearchFailed(RuntimeError):
     """The search cannot produce a result (every candidate so far failed); the message says why."""
 
 
-# -- files ----------------------------------------------------------------------------------------
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old or its new content, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise _disk_error(path, error) from None
-
+# -- files (opened through deapnas.safefiles: never through a link) ------------------------------
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
@@ -93,19 +76,12 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path, what: str = "file") -> Any:
     """The JSON in ``path``, or a :class:`RunDirectoryError` naming the file and the problem."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_bytes(path))
     except FileNotFoundError:
         raise RunDirectoryError(f"{path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunDirectoryError(f"{path} is not a valid {what} ({error}); it was damaged or "
                                 "edited: restore it, or start a new run") from None
-
-
-def _disk_error(path: Path, error: OSError) -> Exception:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return RunDirectoryError(f"no space left to write {path} ({error.strerror}); free some "
-                                 f"space and continue with `deapnas resume {path.parent}`")
-    return RunDirectoryError(f"cannot write {path}: {error.strerror or error}")
 
 
 def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> list[dict]:
@@ -144,9 +120,10 @@ class _History:
     @staticmethod
     def read(path: Path, partial_ok: bool) -> tuple[list[dict], int]:
         """The records, and the byte length of the complete lines."""
-        if not path.exists():
+        try:
+            raw = read_bytes(path)
+        except FileNotFoundError:
             return [], 0
-        raw = path.read_bytes()
         complete = raw.rfind(b"\n") + 1
         if complete < len(raw) and not partial_ok:
             warnings.warn(f"{path}: the last line was cut off mid-write (a crash); it is "
@@ -185,7 +162,7 @@ class Lock:
         self._handle = None
 
     def acquire(self) -> "Lock":
-        handle = open(self.path, "a+")
+        handle = open_file(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -214,7 +191,7 @@ def holder(directory: str | os.PathLike) -> Optional[str]:
     path = Path(directory) / LOCK
     if not path.exists():
         return None
-    with open(path) as handle:
+    with open_file(path, "r") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -312,9 +289,10 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = Lock(self.directory).acquire()
         try:
+            remove_leftovers(self.directory)
             self.history, complete = _History.read(self.directory / HISTORY, partial_ok=False)
             self._cut_partial_line(complete)
-            self._handle = open(self.directory / HISTORY, "a")
+            self._handle = open_file(self.directory / HISTORY, "a")
         except BaseException:
             self._lock.release()
             raise
@@ -476,7 +454,7 @@ class Journal:
             self._handle.write(json.dumps(record) + "\n")
             self._handle.flush()
         except OSError as error:
-            raise _disk_error(self.directory / HISTORY, error) from None
+            raise disk_error(self.directory / HISTORY, error) from None
         self.history.append(record)
         self.evaluations += 1
         if self.on_record is not None:
@@ -528,7 +506,7 @@ class Journal:
             "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "config": self.config, "random": random_states(), "tensors": tensor_file,
             "logbook": self._logbook.save(logbook) if appended else None, "state": data})
-        for old in self.directory.glob("checkpoint-*.pt"):
+        for old in files(self.directory, "checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
         self._written, self._written_at = self.evaluations, time.monotonic()
@@ -584,9 +562,9 @@ class Journal:
     def _tensors(self, reference: Optional[dict]) -> dict:
         if reference is None:
             return {}
-        path = self.directory / reference["file"]
-        data = path.read_bytes() if Path(reference["file"]).name == reference["file"] and \
-            path.exists() else None
+        path = self.directory / check_name(reference["file"],
+                                            f"{self.directory / CHECKPOINT}: the tensor file")
+        data = read_bytes(path) if path.exists() else None
         if data is None or hashlib.sha256(data).hexdigest() != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
@@ -601,7 +579,7 @@ class Journal:
     def _cut_partial_line(self, complete: int) -> None:
         path = self.directory / HISTORY
         if path.exists() and path.stat().st_size > complete:
-            with open(path, "r+b") as handle:
+            with open_file(path, "r+b") as handle:
                 handle.truncate(complete)
 
     def _sync_history(self) -> None:
@@ -609,15 +587,16 @@ class Journal:
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as error:
-            raise _disk_error(self.directory / HISTORY, error) from None
+            raise disk_error(self.directory / HISTORY, error) from None
 
     def write_logbook(self, logbook) -> None:
         """The logbook as CSV, one row per record."""
         fields = list(dict.fromkeys(k for record in logbook for k in record))
-        with open(self.directory / LOGBOOK, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(logbook)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(logbook)
+        write_atomic(self.directory / LOGBOOK, text.getvalue().encode())
 
 
 class _LogbookLines:
@@ -633,19 +612,19 @@ class _LogbookLines:
         new = logbook[self.written:]
         if new:
             try:
-                with open(self.path, "a") as handle:
+                with open_file(self.path, "a") as handle:
                     for record in new:
                         handle.write(json.dumps(self._encode(record)) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
             except OSError as error:
-                raise _disk_error(self.path, error) from None
+                raise disk_error(self.path, error) from None
         self.written = len(logbook)
         return {"records": len(logbook), "header": logbook.header}
 
     def load(self, reference: dict) -> tools.Logbook:
         """The logbook a checkpoint refers to; records appended after it are cut off."""
-        lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
+        lines = read_bytes(self.path).splitlines(keepends=True) if self.path.exists() else []
         count = reference["records"]
         if len(lines) < count:
             raise RunDirectoryError(f"{self.path} holds {len(lines)} records, fewer than the "
@@ -659,7 +638,7 @@ class _LogbookLines:
             raise RunDirectoryError(f"{self.path} is damaged ({error}); restore it, or start "
                                     "a new run") from None
         if lines:
-            with open(self.path, "r+b") as handle:
+            with open_file(self.path, "r+b") as handle:
                 handle.truncate(sum(len(line) for line in lines[:count]))
         self.written = count
         return logbook

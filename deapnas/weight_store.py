@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .fitness import TrainEvaluator
+from .safefiles import child, files, refuse_link
 from .training import load_matching, load_weights, save_weights
 
 Units = Callable[[nn.Module], list[tuple[str, nn.Module]]]
@@ -54,14 +55,15 @@ def entry_name(units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
 
 
 class WeightStore:
-    """A folder of immutable, content-named weight entries (created when first written)."""
+    """A folder of immutable, content-named weight entries (created when first written; a
+    symbolic link there is refused, since entries are written and deleted in it)."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = refuse_link(root)
 
     def path(self, name: str) -> Path:
-        """Where the entry ``name`` lives."""
-        return self.root / name
+        """Where the entry ``name`` lives (a name read from a checkpoint is checked)."""
+        return child(self.root, name, "the weight store entry")
 
     def put(self, units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
         """Save ``units`` (``{key: state_dict}``) unless an entry with this content exists;
@@ -83,9 +85,7 @@ class WeightStore:
         """Entries that none of ``indexes`` names: safe to delete once a checkpoint holding
         one of those indexes is on disk and no evaluation is running."""
         named = {entry for index in indexes for entry, _ in index.values()}
-        if not self.root.is_dir():
-            return []
-        return sorted(p for p in self.root.glob("*.pt") if p.name not in named)
+        return [p for p in files(self.root, "*.pt") if p.name not in named]
 
 
 @functools.lru_cache(maxsize=64)

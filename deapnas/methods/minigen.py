@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -38,6 +37,7 @@ from ..algorithms import assign, restore_state
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, option
+from ..safefiles import write_atomic
 from ..spaces import minigen
 from . import Method, register_method
 
@@ -550,7 +550,7 @@ def search(run) -> tools.Logbook:
     own = run.directory / MINI_FILE
     if not own.is_file():
         if options.mini_dataset:
-            shutil.copyfile(options.mini_dataset, own)
+            write_atomic(own, Path(options.mini_dataset).read_bytes())
         else:
             _mini_dataset(run, own)
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())

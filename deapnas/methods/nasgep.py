@@ -46,6 +46,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from .. import safefiles
 from ..algorithms import assign, restore_state
 from ..augment import POLICIES, Augment
 from ..data import Dataset
@@ -487,9 +488,8 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
         epochs = model.trained_epochs
         del model.fitness.values
         model.eval_seed, model.epochs = random.getrandbits(31), 1
-        model.resume_from = str(Path(state_dir) / f"{model.model_id}-e{epochs}.pt") \
-            if epochs else None
-        model.save_state_to = str(Path(state_dir) / f"{model.model_id}-e{epochs + 1}.pt")
+        model.resume_from = str(_state_file(state_dir, model, epochs)) if epochs else None
+        model.save_state_to = str(_state_file(state_dir, model, epochs + 1))
         model.shared = concerning(search.index, space.share_identities(model))
     for model, evaluation in zip(models, toolbox.map(toolbox.evaluate, models)):
         assign(model, evaluation)
@@ -499,6 +499,13 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
     if models and hasattr(toolbox, "update"):
         toolbox.update(models)
     return len(models)
+
+
+def _state_file(state_dir: str, model, epochs: int) -> Path:
+    """Where ``model``'s training state after ``epochs`` epochs lives in ``state_dir`` (its id,
+    read back from a checkpoint, is checked; a linked ``state_dir`` is refused)."""
+    return safefiles.child(safefiles.refuse_link(state_dir), f"{model.model_id}-e{epochs}.pt",
+                           f"model {model.model_id!r}: the training state")
 
 
 def _learn(search: _Search, model, options: Options) -> None:
@@ -586,7 +593,7 @@ def stale_files(state: dict, state_dir: str, store: Optional[str] = None) -> lis
     and no evaluation is running (a run resumes from its last checkpoint)."""
     keep = {f"{m.model_id}-e{m.trained_epochs}.pt"
             for m in list(state["population"]) + list(state["halloffame"])}
-    stale = sorted(p for p in Path(state_dir).glob("*.pt") if p.name not in keep)
+    stale = [p for p in safefiles.files(state_dir, "*.pt") if p.name not in keep]
     if store is not None:
         stale += WeightStore(store).stale([state["store_index"]])
     return stale
@@ -654,8 +661,8 @@ def search(run) -> tools.Logbook:
     directory, files no checkpoint needs deleted after each checkpoint."""
     options = run.options
     toolbox = make_toolbox(options, run.toolbox(), run.individual)
-    state_dir = run.directory / MODELS
-    store = None if options.no_sharing else run.directory / STORE
+    state_dir = safefiles.folder(run.directory, MODELS)
+    store = None if options.no_sharing else safefiles.folder(run.directory, STORE)
     run.journal.after_write.append(functools.partial(remove_stale, state_dir=state_dir,
                                                      store=store))
     models, reductions, genes = init_populations(toolbox, options.population,

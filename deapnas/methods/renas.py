@@ -41,10 +41,13 @@ from ..controller import GenomeLayout, MutationController, init_layout, mut_layo
 from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
 from ..options import RunConfig, TrainingOptions, option
+from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
 from ..training import Recipe
 from . import Method, final_training_of, register_method
 
+#: Where a run directory keeps the individuals' weights (a trained search).
+WEIGHTS = "weights"
 #: Attributes that hold for one evaluation only (a clone must not carry its parent's).
 _PER_EVALUATION = ("eval_seed", "inherit_from", "save_to", "epochs")
 
@@ -185,7 +188,8 @@ class WeightFiles:
     def __init__(self, directory: str | os.PathLike, finetune_epochs: int = 1):
         if finetune_epochs < 1:
             raise ValueError(f"finetune_epochs must be at least 1, not {finetune_epochs}")
-        self.directory, self.finetune_epochs = Path(os.path.abspath(directory)), finetune_epochs
+        self.directory = refuse_link(os.path.abspath(directory))  # files are deleted there
+        self.finetune_epochs = finetune_epochs
 
     def path(self, number: int) -> str:
         """The weights file of the individual born ``number``-th."""
@@ -204,12 +208,13 @@ class WeightFiles:
         from another place or working directory names its files where they are now)."""
         for individual in individuals:
             if getattr(individual, "save_to", None):
-                individual.save_to = os.fspath(self.directory / Path(individual.save_to).name)
+                individual.save_to = os.fspath(child(self.directory, Path(individual.save_to).name,
+                                                     "a weights file"))
 
     def prune(self, keep: Iterable) -> list[Path]:
         """Delete every weights file that no individual of ``keep`` saved; the files deleted."""
         kept = {Path(ind.save_to).name for ind in keep if getattr(ind, "save_to", None)}
-        stale = [p for p in self.directory.glob("*.pt") if p.name not in kept]
+        stale = [p for p in files(self.directory, "*.pt") if p.name not in kept]
         for path in stale:
             path.unlink(missing_ok=True)
         return stale
@@ -434,7 +439,7 @@ def search(run) -> tools.Logbook:
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     register_mutation(toolbox, layout, options, fitness_scale=100.0 if config.tabular else 1.0)
     weights = (None if config.tabular else
-               WeightFiles(run.directory / "weights", options.finetune_epochs))
+               WeightFiles(folder(run.directory, WEIGHTS), options.finetune_epochs))
     best, _, logbook = evolve(
         toolbox.population(n=options.population), toolbox, options,
         config.evaluations - first_evaluations(options.population, config.tabular), weights,
