@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import schema
 from .run import BEST, read_json, write_json
 from .runner import load_config
 from .spaces import get_space
@@ -32,8 +33,8 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
         raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
                          "first")
     config, options, _ = load_config(directory)
-    best, trained = read_json(directory / BEST, "result"), read_json(directory / TRAINED,
-                                                                       "training result")
+    best = read_json(directory / BEST, "result", schema.BEST)
+    trained = read_json(directory / TRAINED, "training result", schema.TRAINED)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
@@ -47,7 +48,8 @@ def export(directory: str | os.PathLike) -> Path:
     size free) and ``DIR/export/genome.json``; the program's path."""
     directory = Path(directory)
     net = load_model(directory)
-    shape = tuple(read_json(directory / TRAINED, "training result")["input_shape"])
+    shape = tuple(read_json(directory / TRAINED, "training result",
+                            schema.TRAINED)["input_shape"])
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(net, (torch.zeros(2, *shape),),
@@ -55,7 +57,7 @@ def export(directory: str | os.PathLike) -> Path:
     out = directory / "export"
     out.mkdir(exist_ok=True)
     torch.export.save(program, out / "model.pt2")
-    best = read_json(directory / BEST, "result")
+    best = read_json(directory / BEST, "result", schema.BEST)
     write_json(out / "genome.json", {k: best[k] for k in ("method", "space", "genome", "key")
                                      if k in best} | {"input_shape": list(shape)})
     return out / "model.pt2"

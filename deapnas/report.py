@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
@@ -24,7 +25,7 @@ def load_run(directory: str | Path) -> tuple:
     the search ends."""
     config, options, method = load_config(directory)
     best_path = Path(directory) / BEST
-    best = read_json(best_path, "result") if best_path.exists() else None
+    best = read_json(best_path, "result", schema.BEST) if best_path.exists() else None
     return config, options, method, read_history(directory), best
 
 
@@ -32,7 +33,8 @@ def summary(directory: str | Path) -> str:
     """A few lines on the run: settings, evaluations, failures by reason, the pick."""
     config, options, method, history, best = load_run(directory)
     failures = Counter(_cause(r["reason"]) for r in history if r.get("reason"))
-    typed = read_json(Path(directory) / CONFIG, "run configuration").get("typed", {})
+    typed = read_json(Path(directory) / CONFIG, "run configuration",
+                      schema.CONFIG).get("typed", {})
     data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
         else f"dataset {config.dataset}"
     valid = [r["fitness"][0] for r in history if r.get("reason") is None]
@@ -57,7 +59,8 @@ def summary(directory: str | Path) -> str:
     else:
         lines.append(describe_best(config, options, best))
         if (Path(directory) / PARETO).exists():
-            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
+            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
+                                              schema.PARETO))
     return "\n".join(lines)
 
 
@@ -125,7 +128,7 @@ def plots(directory: str | Path) -> list[Path]:
 def plot_pareto(directory: str | Path) -> Path:
     """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
     config, _, _, history, _ = load_run(directory)
-    front = read_json(Path(directory) / PARETO, "Pareto front")
+    front = read_json(Path(directory) / PARETO, "Pareto front", schema.PARETO)
     names = front["objectives"][:2]
     points = [r["fitness"][:2] for r in history if r.get("reason") is None]
     edge = sorted(r["fitness"][:2] for r in front["front"])

@@ -23,13 +23,14 @@ from tqdm import tqdm
 
 from . import __version__
 from . import options as opts
+from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import Method, get_method
+from .methods import Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
-                  write_json)
+from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, conform,
+                  read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -248,7 +249,11 @@ def config_json(config: RunConfig, options: Any) -> dict:
 
 
 def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory."""
+    """The run config, options and method recorded in a run directory, each checked (types,
+    ranges). The method is found by its registered name: one recorded as
+    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
+    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
+    word."""
     path = Path(directory) / CONFIG
     if not path.exists():
         raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
@@ -257,9 +262,17 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
         raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
                                 f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
                                 "this version reads format 2: start a new run")
-    method = get_method(data["method"])
+    conform(data, schema.CONFIG, str(path))
+    method = recorded_method(data["method"], str(path))
+    conform(data["options"], schema.of_options(method.options), str(path), "options")
     config = opts.from_dict(RunConfig, data["run"], str(path))
     options = opts.from_dict(method.options, data["options"], str(path))
+    for part, values in (("run", config), ("options", options)):
+        try:
+            opts.check(values)
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
+                                    "restore it, or start a new run") from None
     return config, options, method
 
 

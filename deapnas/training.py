@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -242,9 +243,12 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise ValueError(f"{path} is not a weights file deapnas can load safely "
-                         f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
+        raise ValueError(f"{path} holds objects other than tensors and plain values, which "
+                         "could run code when loaded: deapnas refuses it") from None
+    except Exception as error:  # RuntimeError, EOFError... for a damaged or foreign file
+        raise ValueError(f"{path} is not a weights file deapnas can read (a damaged or "
+                         f"foreign file: {type(error).__name__})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:
