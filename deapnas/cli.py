@@ -192,8 +192,9 @@ def _interrupted(args: argparse.Namespace) -> str:
     where = getattr(args, "directory", None) or getattr(args, "started", None)
     if args.command in ("search", "resume"):
         if where and (Path(where) / CONFIG).exists():
+            algorithm = getattr(args, "algorithm", None) or ""
             return ("interrupted: every finished evaluation is saved; continue with "
-                    f"`deapnas resume {where}`")
+                    f"`{runner.resume_command(where, algorithm)}`")
         return "interrupted before the search started; nothing was written"
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",

@@ -400,8 +400,8 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
             missing = [c for c in [key_column, *columns] if c not in header]
             if missing:
                 raise ValueError(f"{path} has no column {', '.join(missing)}"
-                                 f"{_similar_columns(missing, header)}: it is not the "
-                                 "benchmark table these settings need")
+                                 f"{_similar_columns(missing, header)}; check --table, "
+                                 "--metric and --report")
             rows: dict[str, tuple] = {}
             for row in reader:
                 where = f"{path} row {reader.line_num}"
@@ -416,11 +416,11 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
 
 
 def _similar_columns(missing: list[str], header: list[str]) -> str:
-    """``"; did you mean ..."``, the header's columns close to the ``missing`` ones. The rest
-    of the file's first line is never shown: the path may name a file that is no table
+    """``" (did you mean ...?)"``, the header's columns close to the ``missing`` ones. The
+    rest of the file's first line is never shown: the path may name a file that is no table
     (``/etc/passwd``), whose content is nobody's business."""
     close = [c for name in missing for c in difflib.get_close_matches(name, header, n=2)]
-    return f"; did you mean {', '.join(map(repr, dict.fromkeys(close)))}?" if close else ""
+    return f" (did you mean {' or '.join(map(repr, dict.fromkeys(close)))}?)" if close else ""
 
 
 def _cell(row: dict, column: str, where: str) -> float:

@@ -15,7 +15,8 @@ from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
 from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
-from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
+from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
+                     resume_command)
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
 
@@ -55,7 +56,7 @@ def summary(directory: str | Path) -> str:
                      "start a new run with other settings")
     elif best is None:
         lines.append(f"no final pick yet: the search was interrupted; continue it with "
-                     f"`deapnas resume {directory}`")
+                     f"`{resume_command(directory, config.algorithm)}`")
     else:
         lines.append(describe_best(config, options, best))
         if (Path(directory) / PARETO).exists():
@@ -211,7 +212,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
                          "pick once it has finished")
     if best is None:
         raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
-                         f"continue it with `deapnas resume {directory}`")
+                         f"continue it with `{resume_command(directory, config.algorithm)}`")
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")

@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import random
+import shlex
 import tempfile
 import warnings
 from pathlib import Path
@@ -237,6 +238,14 @@ def make_map(config: RunConfig):
     return pool.map, len(pool), pool.close
 
 
+def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
+    """The command that continues the run in ``directory`` made by the method ``algorithm``:
+    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
+    directory never chooses what deapnas imports."""
+    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
+    return f"deapnas resume {directory}{named}"
+
+
 def default_out(config: RunConfig, method: Method) -> Path:
     """``runs/<method>-<space>-<dataset>-seed<seed>``."""
     return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
@@ -286,7 +295,8 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     _check_writable(out)
     if (out / CONFIG).exists():
         raise RunDirectoryError(f"{out} already holds a run: continue it with "
-                                f"`deapnas resume {out}` or choose another --out")
+                                f"`{resume_command(out, config.algorithm)}` or choose another "
+                                "--out")
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -240,7 +241,9 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """A dict saved by :func:`save_weights`, loaded with ``weights_only=True`` (tensors and
     plain containers only; a file that holds anything else is refused)."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols concern no user
+            warnings.filterwarnings("ignore", "Detected pickle protocol")
+            return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
