@@ -276,6 +276,10 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
     conform(data["options"], schema.of_options(method.options), str(path), "options")
     config = opts.from_dict(RunConfig, data["run"], str(path))
     options = opts.from_dict(method.options, data["options"], str(path))
+    if config.algorithm != data["method"]:
+        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
+                                f"{data['method']!r}; it was edited: restore it, or start a new "
+                                "run")
     for part, values in (("run", config), ("options", options)):
         try:
             opts.check(values)

@@ -61,22 +61,27 @@ def anything(**constraints: Any) -> Field:
 
 
 def integer(**constraints: Any) -> Field:
+    """A whole number (never ``true`` or ``false``)."""
     return Field((int,), describe="a whole number", **constraints)
 
 
 def number(**constraints: Any) -> Field:
+    """A finite number, whole or not."""
     return Field((float,), describe="a finite number", **constraints)
 
 
 def text(**constraints: Any) -> Field:
+    """A string."""
     return Field((str,), describe="a string", **constraints)
 
 
 def boolean(**constraints: Any) -> Field:
+    """``true`` or ``false``."""
     return Field((bool,), describe="true or false", **constraints)
 
 
 def listing(items: Field, **constraints: Any) -> Field:
+    """A list whose items all fit ``items`` (``minimum``: the fewest items)."""
     return Field((list,), items=items, describe=f"a list of {_plural(items)}", **constraints)
 
 

@@ -186,6 +186,8 @@ DAMAGED_FILES = [  # (made run, file, change, commands, what the message says)
      "--population must be at least"),
     ("interrupted", CONFIG, _setting(["re"], "method"), ("resume", "show"),
      "method must be a string, not a list"),
+    ("interrupted", CONFIG, _setting("this:x", "run", "algorithm"), ("resume", "show"),
+     "run.algorithm 'this:x' is not the method 're'"),
     ("interrupted", CHECKPOINT, _without("random"), ("resume",), "random is missing"),
     ("interrupted", CHECKPOINT, _setting("20", "evaluations"), ("resume",),
      "evaluations must be a whole number, not a string"),
