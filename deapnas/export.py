@@ -9,6 +9,7 @@ Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.jso
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from . import schema
-from .run import BEST, read_json, write_json
+from .run import BEST, RunDirectoryError, read_json, write_json
 from .runner import load_config
 from .spaces import get_space
 from .training import load_weights
@@ -37,10 +38,28 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     trained = read_json(directory / TRAINED, "training result", schema.TRAINED)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
+    _check_keywords(network, space.build_network, directory / TRAINED)
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
                               trained["num_classes"], **network)
-    net.load_state_dict(load_weights(directory / WEIGHTS))
+    try:
+        net.load_state_dict(load_weights(directory / WEIGHTS))
+    except RuntimeError:  # names, shapes: torch's list of every mismatch is no help here
+        raise RunDirectoryError(f"{directory / WEIGHTS} does not hold the weights of the network "
+                                f"{directory / TRAINED} describes; run `deapnas train "
+                                f"{directory}` again") from None
     return net.eval()
+
+
+def _check_keywords(network: dict, build, path: Path) -> None:
+    """Refuse a ``network`` keyword that ``build`` does not take, naming it."""
+    parameters = inspect.signature(build).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(network) - set(parameters))
+    if unknown:
+        raise RunDirectoryError(f"{path}: network.{unknown[0]} is not a setting of this "
+                                "space's network; it was damaged or edited: run `deapnas "
+                                f"train {path.parent}` again")
 
 
 def export(directory: str | os.PathLike) -> Path:

@@ -124,7 +124,7 @@ def check(value: Any, field: Field, name: str = "") -> None:
         return
     if field.kinds and not _has_kind(value, field.kinds):
         raise SchemaError(f"{label} must be {_described(field)}, not {_kind_of(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and float in field.kinds and not math.isfinite(value):
         raise SchemaError(f"{label} must be a finite number, not {value}")
     _check_range(value, field, label)
     if isinstance(value, list) and field.items is not None:
@@ -147,15 +147,17 @@ def check(value: Any, field: Field, name: str = "") -> None:
 
 
 def _check_range(value: Any, field: Field, label: str) -> None:
-    size = len(value) if isinstance(value, list) else value
-    if not isinstance(size, (int, float)) or isinstance(size, bool):
+    if isinstance(value, list):
+        if field.minimum is not None and len(value) < field.minimum:
+            raise SchemaError(f"{label} must have at least {field.minimum} item(s), not "
+                              f"{len(value)}")
         return
-    unit = " item(s)" if isinstance(value, list) else ""
-    if field.minimum is not None and size < field.minimum:
-        raise SchemaError(f"{label} must have at least {field.minimum}{unit}, not {size}"
-                          if unit else f"{label} must be at least {field.minimum}, not {size}")
-    if field.maximum is not None and size > field.maximum:
-        raise SchemaError(f"{label} must be at most {field.maximum}, not {size}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if field.minimum is not None and value < field.minimum:
+        raise SchemaError(f"{label} must be at least {field.minimum}, not {value}")
+    if field.maximum is not None and value > field.maximum:
+        raise SchemaError(f"{label} must be at most {field.maximum}, not {value}")
 
 
 def _has_kind(value: Any, kinds: tuple[type, ...]) -> bool:
@@ -225,11 +227,14 @@ PARETO = record({"objectives": listing(text(), minimum=1), "front": listing(reco
     "evaluation": integer(minimum=1), "key": text(null=True),
     "fitness": listing(number(), minimum=1)}))})
 
+#: A value of ``train.json``'s ``network``: a keyword of the space's ``build_network``.
+PLAIN = Field((int, float, str, bool), null=True,
+              describe="a plain value (a number, a string, true, false)")
+
 #: ``train.json``, what ``deapnas train`` measured.
 TRAINED = record({
     "epochs": integer(minimum=1), "channels": optional(integer(minimum=1, null=True)),
-    "network": optional(mapping(null=True)), "input_shape": listing(integer(minimum=1),
-                                                                    minimum=1),
+    "network": optional(mapping(PLAIN, null=True)),
+    "input_shape": listing(integer(minimum=1), minimum=1),
     "num_classes": integer(minimum=1), "test_accuracy": number(minimum=0, maximum=1),
     "params": integer(minimum=0), "test_images": integer(minimum=0)})
-

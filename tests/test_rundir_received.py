@@ -4,6 +4,7 @@ damaged field: exit status 2 and a one-line message naming the file and the fiel
 traceback), and nothing it holds leaks to the terminal (file contents, escape codes) or gives
 unsafe advice. Each case is a real directory made by a real search of the NAS-Bench-201 table.
 """
+import io
 import json
 import os
 import pickle
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from deapnas import methods, report
 from deapnas import export as export_module
@@ -232,12 +234,39 @@ def test_a_damaged_history_record_is_named_by_resume_and_show(copy, capsys, chan
         assert f"{out / HISTORY} {message}" in err, err
 
 
-def test_a_damaged_training_result_is_named_by_export(copy, capsys):
+TRAINED = {"epochs": 1, "channels": 4, "network": {"channels": 4, "cells_per_stage": 1},
+           "input_shape": [3, 8, 8], "num_classes": 10, "test_accuracy": 0.5, "params": 1,
+           "test_images": 1}
+
+
+def trained(directory: Path, weights: bytes, **changes) -> None:
+    """``train.json`` (a tiny NAS-Bench-201 network, with ``changes``) and ``model.pt``, as
+    ``deapnas train`` would leave them beside a table search's pick."""
+    (directory / "train.json").write_text(json.dumps({**TRAINED, **changes}))
+    (directory / "model.pt").write_bytes(weights)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(input_shape=None), "input_shape must be a list of whole numbers, not null"),
+    (dict(num_classes="10"), "num_classes must be a whole number, not a string"),
+    (dict(network={"channels": [4]}), "network.channels must be a plain value (a number, a "
+                                      "string, true, false) or null, not a list"),
+    (dict(network={"bogus": 1}), "network.bogus is not a setting of this space's network"),
+])
+def test_a_damaged_training_result_is_named_by_export(copy, capsys, changes, message):
     out = copy("finished")
-    (out / "train.json").write_text(json.dumps({"epochs": 1, "num_classes": 10}))
-    (out / "model.pt").write_bytes(b"")
+    trained(out, b"", **changes)
     err = refused(capsys, ["export", str(out)])
-    assert f"{out / 'train.json'}: input_shape is missing" in err
+    assert f"{out / 'train.json'}: {message}" in err, err
+
+
+def test_weights_of_another_network_are_named_by_export(copy, capsys):
+    out = copy("finished")
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.zeros(2)}, buffer)
+    trained(out, buffer.getvalue())
+    err = refused(capsys, ["export", str(out)])
+    assert f"{out / 'model.pt'} does not hold the weights of the network" in err
 
 
 # -- small leaks ----------------------------------------------------------------------------------
@@ -272,11 +301,7 @@ class Payload:
 
 def test_an_unsafe_weights_file_is_refused_without_advising_an_unsafe_load(copy, capsys):
     out = copy("finished")
-    (out / "train.json").write_text(json.dumps({
-        "epochs": 1, "channels": 4, "network": {"channels": 4, "cells_per_stage": 1},
-        "input_shape": [3, 8, 8], "num_classes": 10, "test_accuracy": 0.5, "params": 1,
-        "test_images": 1}))
-    (out / "model.pt").write_bytes(pickle.dumps({"weight": Payload()}))
+    trained(out, pickle.dumps({"weight": Payload()}))
     err = refused(capsys, ["export", str(out)])
     assert f"{out / 'model.pt'} holds objects other than tensors" in err
     assert "weights_only" not in err and "trusted" not in err
