@@ -7,10 +7,12 @@ Evaluations go through ``toolbox.map(toolbox.evaluate, ...)``; when the toolbox 
 so a learned operator can observe their fitness.
 
 Each loop also takes an optional ``journal`` (:class:`deapnas.run.Journal`, or anything with the
-same two methods): ``journal.restore()`` once at the start returns the state of the last
+same three methods): :func:`restore_state` once at the start returns the state of the last
 checkpoint (or None), and ``journal.checkpoint(**state)`` at every safe point hands the loop's
 state over and says whether to go on. Recording evaluations is not the loop's business: the
-journal wraps ``toolbox.map``. Without a journal the loops are plain in-memory algorithms.
+journal wraps ``toolbox.map`` (``journal.wrap(toolbox)``), and a loop refuses a journal that
+does not wrap its toolbox, which would record nothing. Without a journal the loops are plain
+in-memory algorithms.
 """
 from __future__ import annotations
 
@@ -20,6 +22,23 @@ from statistics import fmean
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from deap import tools
+
+
+def restore_state(journal, toolbox) -> Optional[dict]:
+    """The state a loop starts from: ``journal.restore()``, the state of the last checkpoint
+    (None for a fresh run, or without a journal).
+
+    A journal records only the evaluations made through a toolbox it wraps
+    (``journal.wraps(toolbox)``); a loop given another toolbox would checkpoint a run whose
+    history stays empty, so that is refused with a ``ValueError`` before anything is evaluated.
+    """
+    if journal is None:
+        return None
+    if not journal.wraps(toolbox):
+        raise ValueError("the journal does not wrap this loop's toolbox, so it would record no "
+                         "evaluation and the run could not resume: call journal.wrap(toolbox) "
+                         "before the loop (after registering the toolbox's evaluate and map)")
+    return journal.restore()
 
 
 def assign(individual, evaluation) -> None:
@@ -86,7 +105,7 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     """
     logbook = tools.Logbook()
     logbook.header = ["cycle", "nevals"] + (stats.fields if stats else [])
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     if saved is not None:
         population, logbook = saved["population"], saved["logbook"]
         _restore_halloffame(halloffame, saved)
@@ -134,7 +153,7 @@ def random_search(toolbox, evaluations: int, stats=None,
     """
     logbook = tools.Logbook()
     logbook.header = ["evaluations", "nevals"] + (stats.fields if stats else [])
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     if saved is not None:
         logbook = saved["logbook"]
         _restore_halloffame(halloffame, saved)

@@ -77,7 +77,7 @@ from deap import base, tools
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
-from .algorithms import assign
+from .algorithms import assign, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure
 from .individuals import individual_class
@@ -338,7 +338,7 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
     if supernet is not None and supernet.recipe.epochs != epochs:
         raise ValueError(f"the weight schedule spans recipe.epochs={supernet.recipe.epochs} "
                          f"but the search runs {epochs} epochs; make them equal")
-    state = journal.restore() if journal is not None else None
+    state = restore_state(journal, toolbox)
     if state is None:
         size = alpha.size if alpha is not None else supernet.supernet.layout.size
         start = initial_alpha(size, seed) if alpha is None else np.asarray(alpha, np.float64)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import difflib
+import functools
 import os
 import time
 from contextlib import contextmanager
@@ -26,7 +28,8 @@ from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
-from .training import (CandidateFailure, Recipe, accuracy, evaluation_seed, load_matching,
+from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
+                       evaluation_seed, load_matching,
                        load_weights, make_optimizer, make_schedule, param_groups,
                        resolve_device, save_weights, shuffle_generator, train_epoch)
 
@@ -71,6 +74,35 @@ def failure(reason: str, individual: Any = None, **info: Any) -> Evaluation:
 def failed(evaluation: Any) -> bool:
     """Whether ``evaluation`` (an :class:`Evaluation` or a plain tuple) records a failure."""
     return getattr(evaluation, "info", {}).get("reason") is not None
+
+
+def settings_of(value: Any) -> Any:
+    """``value`` described as JSON, what a journal fingerprints of a fitness function
+    (:meth:`deapnas.run.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
+    the recipe, the data, the network builder...), a ``functools.partial``'s function and
+    arguments, a dataclass's fields, a tensor's shape and type, a function's or another object's
+    qualified name; JSON values as they are. The description holds nothing that differs between
+    two runs of one script (no memory address, no device)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [settings_of(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): settings_of(v) for k, v in value.items()}
+    if callable(getattr(value, "settings", None)) and not isinstance(value, type):
+        return value.settings()
+    if isinstance(value, functools.partial):
+        function = settings_of(value.func)
+        if not value.args and not value.keywords:  # how a toolbox registers a bare function
+            return function
+        return {"function": function, "args": settings_of(value.args),
+                "keywords": settings_of(value.keywords)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: settings_of(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, torch.Tensor):
+        return f"tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    named = value if hasattr(value, "__qualname__") else type(value)
+    return f"{named.__module__}.{named.__qualname__}"
 
 
 class TrainEvaluator:
@@ -131,13 +163,20 @@ class TrainEvaluator:
         self.build, self.data = build, data
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
-        if deterministic:  # cuBLAS needs a fixed workspace to be deterministic; set before use
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", cublas_workspace)
+        self.cublas_workspace = cublas_workspace
         self._on_device: Optional[Dataset] = None
 
     @property
     def epochs(self) -> int:
         return self.recipe.epochs
+
+    def settings(self) -> dict:
+        """What decides its fitness values, as JSON (see :func:`settings_of`); the device is
+        left out, since it may change between the runs of one search."""
+        return {"evaluator": settings_of(type(self)), "build": settings_of(self.build),
+                "data": settings_of(self.data), "recipe": settings_of(self.recipe),
+                "seed": self.seed, "deterministic": self.deterministic,
+                "max_params": self.max_params, "objectives": list(self.objectives)}
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}
@@ -289,14 +328,10 @@ class TrainEvaluator:
     def _seeded(self, seed: int):
         """Seed torch for one evaluation without disturbing the caller's random state."""
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        previous = torch.are_deterministic_algorithms_enabled()
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=cuda), \
+                deterministic_kernels(self.deterministic, self.cublas_workspace):
             torch.manual_seed(seed)
-            torch.use_deterministic_algorithms(self.deterministic or previous)
-            try:
-                yield
-            finally:
-                torch.use_deterministic_algorithms(previous)
+            yield
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:
@@ -342,6 +377,12 @@ class TableEvaluator:
                              f"{', '.join(missing)} of {metric}")
         self.columns = [columns[o] for o in self.objectives] + ([report] if report else [])
         self.rows = _read_table(self.path, key_column, self.columns)
+
+    def settings(self) -> dict:
+        """What decides its fitness values, as JSON (see :func:`settings_of`)."""
+        return {"evaluator": settings_of(type(self)), "table": self.path,
+                "key": settings_of(self.key), "columns": self.columns,
+                "objectives": list(self.objectives)}
 
     def __call__(self, individual) -> Evaluation:
         row = self.rows.get(self.key(individual))

@@ -133,10 +133,14 @@ class RunConfig:
     ray_address: Optional[str] = option(None, "address of a running Ray cluster")
     out: Optional[str] = option(None, "run directory (unset: runs/ALGORITHM-SPACE-DATASET-seedSEED)")
     checkpoint_every: int = option(10, "evaluations between checkpoints", minimum=1)
+    checkpoint_gap: float = option(2.0, "seconds at least between two checkpoints, whatever "
+                                   "--checkpoint-every says: evaluations cheaper than a "
+                                   "checkpoint (table look-ups) are replayed from the history "
+                                   "instead (0: by count alone)", minimum=0)
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
-            "download", "data_dir", "checkpoint_every")
+            "download", "data_dir", "checkpoint_every", "checkpoint_gap")
 
     @property
     def tabular(self) -> bool:

@@ -1,10 +1,13 @@
 """What ``deapnas show`` and ``deapnas train`` do with a finished (or running) run directory:
-a text summary, PNG plots, and a longer retraining of the pick scored on the test split."""
+a text summary, PNG plots, and a longer retraining of the pick scored on the test split.
+``show`` also reads the directory of a script's journal (:meth:`deapnas.run.Journal.wrap`),
+which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -14,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
-from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
+from .run import (BEST, CONFIG, HISTORY, PARETO, holder, read_history, read_json,  # noqa: E402
+                  read_settings, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      resume_command)
 from .spaces import get_space  # noqa: E402
@@ -32,26 +36,24 @@ def load_run(directory: str | Path) -> tuple:
 
 def summary(directory: str | Path) -> str:
     """A few lines on the run: settings, evaluations, failures by reason, the pick."""
+    if is_journal(directory):
+        return journal_summary(directory)
     config, options, method, history, best = load_run(directory)
-    failures = Counter(_cause(r["reason"]) for r in history if r.get("reason"))
     typed = read_json(Path(directory) / CONFIG, "run configuration",
                       schema.CONFIG).get("typed", {})
     data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
         else f"dataset {config.dataset}"
-    valid = [r["fitness"][0] for r in history if r.get("reason") is None]
+    fittest = best_evaluation(history, fitness_weights(config, method)[0] > 0)
     lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
              f"seed {config.seed}",
              f"evaluations: {len(history)}" + (f" of {config.evaluations}"
                                                if config.evaluations else "")
-             + (f", best single fitness {_best(valid, config, method):.4f}" if valid else "")]
-    if failures:
-        lines.append(f"{sum(failures.values())} of {len(history)} candidates could not be "
-                     "built or trained:")
-        lines += [f"  {n} x {reason}" for reason, n in failures.most_common()]
+             + (f", best single fitness {fittest['fitness'][0]:.4f}" if fittest else "")]
+    lines += _failures(history)
     running = holder(directory)
     if best is None and running:
         lines.append(f"the search is running ({running})")
-    elif best is None and history and not valid:
+    elif best is None and history and fittest is None:
         lines.append("no final pick: every candidate failed, so these settings cannot work; "
                      "start a new run with other settings")
     elif best is None:
@@ -63,6 +65,51 @@ def summary(directory: str | Path) -> str:
             lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
                                               schema.PARETO))
     return "\n".join(lines)
+
+
+def is_journal(directory: str | Path) -> bool:
+    """Whether ``directory`` is a script's journal: a history without ``config.json``."""
+    return not (Path(directory) / CONFIG).exists() and (Path(directory) / HISTORY).exists()
+
+
+def journal_summary(directory: str | Path) -> str:
+    """A few lines on a script's journal: the evaluator, evaluations, failures by reason, the
+    best recorded fitness (under the fitness weights ``journal.json`` keeps, else maximised)."""
+    history, settings = read_history(directory), read_settings(directory)
+    evaluator = settings.get("evaluator")
+    if isinstance(evaluator, dict):
+        evaluator = evaluator.get("evaluator") or evaluator.get("function")
+    weights = settings.get("weights", [1.0])
+    lines = [f"journal {directory}: the history of a loop recorded by deapnas.run.Journal "
+             f"(no {CONFIG})" + (f", evaluator {evaluator}" if isinstance(evaluator, str) else ""),
+             f"evaluations: {len(history)}"]
+    lines += _failures(history)
+    best = best_evaluation(history, weights[0] > 0)
+    if best is not None:
+        fitness = ", ".join(f"{value:.4f}" for value in best["fitness"])
+        how = "highest" if weights[0] > 0 else "lowest"
+        lines.append(f"best recorded fitness ({how} first value): ({fitness}) at evaluation "
+                     f"{best['evaluation']}: {best.get('key') or best.get('genome')}")
+    running = holder(directory)
+    if running:
+        lines.append(f"the loop is running ({running})")
+    return "\n".join(lines)
+
+
+def best_evaluation(history: list[dict], maximize: bool) -> Optional[dict]:
+    """The record of the best evaluation that did not fail (first objective), or None."""
+    sign = 1 if maximize else -1
+    valid = [r for r in history if r.get("reason") is None]
+    return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
+
+
+def _failures(history: list[dict]) -> list[str]:
+    """The failed evaluations grouped by reason, with their counts."""
+    failures = Counter(_cause(r["reason"]) for r in history if r.get("reason"))
+    if not failures:
+        return []
+    return [f"{sum(failures.values())} of {len(history)} candidates could not be built or "
+            "trained:"] + [f"  {n} x {reason}" for reason, n in failures.most_common()]
 
 
 def describe_front(pareto: dict) -> list[str]:
@@ -81,11 +128,6 @@ def describe_front(pareto: dict) -> list[str]:
 def _number(value: float) -> str:
     """A whole number with thousands separators (parameters), others to 6 digits."""
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}"
-
-
-def _best(values: list[float], config, method) -> float:
-    """The best of ``values`` under the run's first fitness weight."""
-    return max(values) if fitness_weights(config, method)[0] > 0 else min(values)
 
 
 def _cause(reason: str) -> str:
@@ -149,10 +191,15 @@ def plot_pareto(directory: str | Path) -> Path:
 
 def plot_history(directory: str | Path) -> Path:
     """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
-    config, _, method, history, _ = load_run(directory)
+    if is_journal(directory):
+        history, (metric, units) = read_history(directory), ("fitness", "")
+        maximize = read_settings(directory).get("weights", [1.0])[0] > 0
+    else:
+        config, _, method, history, _ = load_run(directory)
+        metric, units = _metric(config, method)
+        maximize = fitness_weights(config, method)[0] > 0
     figure, axes = plt.subplots(figsize=(7, 4))
-    metric, units = _metric(config, method)
-    plot_fitness(history, metric, units, ax=axes, maximize=fitness_weights(config, method)[0] > 0)
+    plot_fitness(history, metric, units, ax=axes, maximize=maximize)
     return _save(figure, Path(directory) / "fitness.png")
 
 

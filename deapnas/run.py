@@ -12,6 +12,8 @@ Files:
   loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
   checkpoint costs as much late in a long search as early;
 - ``lock``: held while a search or resume runs in the directory;
+- ``journal.json``: for a script's journal (made without ``config``), the settings of the
+  evaluator it wraps and the fitness weights, which a later run of the script must share;
 - ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
   the search ends.
 
@@ -24,7 +26,8 @@ position, instead of recomputing them; a loop that asks for anything other than 
 evaluation stops with an error (the run was changed). With the same seed, a resumed run ends
 exactly where the uninterrupted run would have. The same replay serves any deterministic DEAP
 loop without a checkpoint: :meth:`Journal.wrap` a toolbox, run the loop, run it again after an
-interruption, and every evaluation already recorded is replayed from the history.
+interruption, and every evaluation already recorded is replayed from the history (unless the
+evaluator's settings changed: then the run is refused, naming them).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from collections import Counter
@@ -50,10 +54,11 @@ from deap import tools
 
 from . import schema
 from . import state as statecodec
-from .fitness import Evaluation, failure
+from .fitness import Evaluation, failure, settings_of
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
+SETTINGS = "journal.json"
 LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
 
 
@@ -125,6 +130,26 @@ def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> li
     file and the line.
     """
     return _History.read(Path(directory) / HISTORY, partial_ok)[0]
+
+
+def read_settings(directory: str | os.PathLike) -> dict:
+    """What a script's journal keeps in ``journal.json`` (``{}`` when there is none):
+    ``evaluator``, the settings :meth:`Journal.wrap` fingerprints, and ``weights``, the fitness
+    weights of the individuals evaluated. A file of another shape is a
+    :class:`RunDirectoryError` naming the field."""
+    path = Path(directory) / SETTINGS
+    if not path.exists():
+        return {}
+    kept = read_json(path, "journal settings file")
+    weights = kept.get("weights", [1.0]) if isinstance(kept, dict) else None
+    if not isinstance(kept, dict):
+        problem = "it must hold a JSON object"
+    elif not (isinstance(weights, list) and weights and
+              all(type(w) in (int, float) for w in weights)):
+        problem = "its \"weights\" must be a non-empty list of numbers (the fitness weights)"
+    else:
+        return kept
+    raise RunDirectoryError(f"{path} is damaged: {problem}; restore it, or start a new run")
 
 
 class _History:
@@ -261,9 +286,15 @@ class Journal:
     :param container: the individual class checkpointed individuals are rebuilt as (default:
         ``space.individual()``).
     :param config: what the run was made with (JSON); a checkpoint made under another config is
-        refused, naming the settings that differ.
+        refused, naming the settings that differ, and so is a history record made under another
+        config (each record keeps a digest of it). Without it, :meth:`wrap` takes the
+        evaluator's settings as the config.
     :param checkpoint_every: evaluations between checkpoints (the first is written before any
         evaluation).
+    :param checkpoint_gap: seconds at least between two checkpoints due by count: when
+        evaluations are cheaper than a checkpoint (table look-ups), replaying them from the
+        history costs less than saving the state after each ``checkpoint_every`` (0: by count
+        alone; the command line's ``--checkpoint-gap`` is 2).
     :param checkpoint_seconds: a checkpoint is also due this long after the last one, so that
         work which makes no evaluation (EG-NAS's weight training) is saved too (None: never).
     :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
@@ -271,6 +302,8 @@ class Journal:
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
+    :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
+        recorded evaluations ends, as DEAP's loops print their logbook.
 
     The journal holds the directory's :class:`Lock` from construction until :meth:`close`; use
     it as a context manager.
@@ -278,17 +311,19 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike, space: Any, container: Optional[type] = None,
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
-                 checkpoint_seconds: Optional[float] = 600.0, budget: Optional[int] = None,
+                 checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
+                 budget: Optional[int] = None,
                  time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None):
+                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
         self.space, self.config = space, config
         self.container = container or space.individual()
-        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.checkpoint_every, self.checkpoint_gap = checkpoint_every, checkpoint_gap
+        self.checkpoint_seconds = checkpoint_seconds
         self.budget, self.time_limit = budget, time_limit
-        self.fail_fast, self.on_record = fail_fast, on_record
+        self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = Lock(self.directory).acquire()
         try:
@@ -298,9 +333,10 @@ class Journal:
         except BaseException:
             self._lock.release()
             raise
-        self._config_id = None if config is None else hashlib.sha256(
-            json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-        self.evaluations = 0
+        self._config_id = None if config is None else _digest(config)
+        self._wrapped: list = []  # the recording maps registered by wrap
+        self._held: Optional[dict] = None  # the settings this run checked in journal.json
+        self.evaluations = self._replayed = 0
         self._elapsed_before, self._started = 0.0, time.monotonic()
         self._written: Optional[int] = None  # evaluations at the last checkpoint written
         self._written_at = time.monotonic()
@@ -335,9 +371,28 @@ class Journal:
 
     # -- recording ---------------------------------------------------------------------------------
 
-    def wrap(self, toolbox) -> None:
+    def wrap(self, toolbox, settings: Optional[dict] = None) -> None:
         """Record every evaluation made through ``toolbox.map(toolbox.evaluate, ...)``, and
-        replay the recorded ones: registers a recording ``map`` around the toolbox's own."""
+        replay the recorded ones: registers a recording ``map`` around the toolbox's own.
+
+        A journal made without ``config`` (a script's) fingerprints the evaluator instead:
+        ``settings`` when given (a JSON object of what must not change within the run), else
+        :func:`~deapnas.fitness.settings_of` ``(toolbox.evaluate)`` (a deapnas evaluator's
+        recipe, data and network builder; a partial's function and arguments; a function's
+        name). They are kept in ``journal.json``, with the fitness weights of the first
+        individuals evaluated; when the script runs again with other settings, this refuses
+        with a :class:`RunDirectoryError` naming each one that changed, before anything is
+        replayed or evaluated."""
+        if self.config is None or self._held is not None:  # a script's journal
+            if settings is None and not hasattr(toolbox, "evaluate"):
+                raise ValueError("register toolbox.evaluate before journal.wrap(toolbox): the "
+                                 "journal fingerprints its settings")
+            self._hold(evaluator=settings_of(toolbox.evaluate) if settings is None else settings)
+            self.config = {"evaluator": self._held["evaluator"]}
+            self._config_id = _digest(self.config)
+        elif settings is not None:
+            raise ValueError("this journal was made with a config, which fingerprints the run; "
+                             "pass settings= only to a journal made without one")
         inner = toolbox.map
 
         def recording_map(function, iterable):
@@ -346,8 +401,46 @@ class Journal:
             return self._evaluate_all(inner, function, list(iterable))
 
         toolbox.register("map", recording_map)
+        self._wrapped.append(toolbox.map)
+
+    def wraps(self, toolbox) -> bool:
+        """Whether ``toolbox.map`` is the recording map :meth:`wrap` registered (the only way
+        evaluations reach the history)."""
+        return any(getattr(toolbox, "map", None) is recording for recording in self._wrapped)
+
+    def _hold(self, **settings: Any) -> None:
+        """Keep ``settings`` in ``journal.json``; refuse those that differ from the ones kept
+        there by an earlier run of the script, naming each change."""
+        path = self.directory / SETTINGS
+        try:
+            settings = json.loads(json.dumps(settings, allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the journal's settings must be JSON values ({error})") from None
+        kept = read_settings(self.directory)
+        changed = _differences({k: kept[k] for k in settings if k in kept},
+                               {k: v for k, v in settings.items() if k in kept})
+        if changed:
+            raise RunDirectoryError(
+                f"these settings differ from those {path} keeps for the run recorded in "
+                f"{self.directory} ({changed}); restore them to continue that run, or record "
+                "this one in another directory")
+        if any(k not in kept for k in settings):
+            write_json(path, {**kept, **settings})
+        self._held = {**(self._held or {}), **settings}
+
+    def _settings_source(self) -> str:
+        """Where this run's settings are kept, as messages name them."""
+        if self._held is not None:
+            return str(self.directory / SETTINGS)
+        if (self.directory / CONFIG).exists():
+            return str(self.directory / CONFIG)
+        return "the config given to the journal"
 
     def _evaluate_all(self, inner_map, evaluate, individuals: list) -> Iterable:
+        if self._held is not None and "weights" not in self._held and individuals:
+            weights = getattr(getattr(individuals[0], "fitness", None), "weights", None)
+            if weights:
+                self._hold(weights=list(weights))
         replayed = []
         while len(replayed) < len(individuals) and self.replaying:
             replayed.append(self._replay(individuals[len(replayed)]))
@@ -363,8 +456,8 @@ class Journal:
         if record.get("config") != self._config_id:
             raise RunDirectoryError(
                 f"{self.directory / HISTORY} evaluation {record['evaluation']} was recorded "
-                f"under other settings than {self.directory / CONFIG} now holds; restore them, "
-                "or start a new run")
+                f"under other settings than {self._settings_source()} holds; restore the "
+                "settings the run was made with, or start a new run")
         if record["genome"] != genome or record.get("eval_seed", 0) != seed:
             raise RunDirectoryError(
                 f"the search asks for evaluation {record['evaluation']} of {genome!r} "
@@ -373,6 +466,10 @@ class Journal:
                 "since the run was recorded; restore them, or start a new run")
         self.evaluations += 1
         self._elapsed_before, self._started = record.get("elapsed", 0.0), time.monotonic()
+        self._replayed += 1
+        if self.verbose and not self.replaying:
+            print(f"replayed {self._replayed} evaluations recorded in {self.directory / HISTORY} "
+                  "instead of evaluating them again", file=sys.stderr)
         info = dict(record.get("info", {}))
         if record.get("reason") is not None:
             return failure(record["reason"], individual, **info)
@@ -418,12 +515,20 @@ class Journal:
         (False once the evaluation budget or the time limit is spent)."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
-        if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
-                or (self.checkpoint_seconds is not None and
-                    time.monotonic() - self._written_at >= self.checkpoint_seconds) \
-                or ((spent or late) and self.evaluations != self._written):
+        if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
+
+    def _due(self) -> bool:
+        """Whether a checkpoint is due: the first one; ``checkpoint_every`` evaluations and
+        ``checkpoint_gap`` seconds after the last; or ``checkpoint_seconds`` after it."""
+        if self._written is None:
+            return True
+        since = time.monotonic() - self._written_at
+        if self.checkpoint_seconds is not None and since >= self.checkpoint_seconds:
+            return True
+        return self.evaluations - self._written >= self.checkpoint_every and \
+            since >= self.checkpoint_gap
 
     def write_checkpoint(self, state: dict) -> None:
         """Write ``state`` and the random states now (atomically; the history first)."""
@@ -495,7 +600,7 @@ class Journal:
         if self.config is not None and saved.get("config") != self.config:
             changed = _differences(saved.get("config") or {}, self.config)
             raise RunDirectoryError(
-                f"{self.directory / CONFIG} differs from the settings the checkpoint was made "
+                f"{self._settings_source()} differs from the settings the checkpoint was made "
                 f"with ({changed}); restore them, or start a new run")
 
     def _tensors(self, reference: Optional[dict]) -> dict:
@@ -596,6 +701,11 @@ class _LogbookLines:
 
     def _encode(self, record: dict):
         return statecodec.encode(record, self.space, self.container)[0]
+
+
+def _digest(config: Any) -> str:
+    """The short digest of a run's settings that each history record keeps."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _plain(info: dict) -> dict:

@@ -193,10 +193,11 @@ def load_data(config: RunConfig, options: Any) -> Dataset:
 
 
 def make_evaluator(config: RunConfig, options: Any, space: Space,
-                   data: Optional[Dataset] = None):
+                   data: Optional[Dataset] = None, **evaluator_options: Any):
     """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` on ``data``
     (loaded from the config when not given) built from the method's
-    :class:`~deapnas.options.TrainingOptions`."""
+    :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator as
+    they are (a method's own ``cublas_workspace``, say)."""
     if config.tabular:
         table = TableEvaluator(config.table, space.key, config.metric, config.report,
                                objectives=config.objective_names)
@@ -214,7 +215,7 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           device=config.first_device, seed=config.seed,
                           deterministic=training.deterministic,
                           max_params=training.max_params or None,
-                          objectives=config.objective_names)
+                          objectives=config.objective_names, **evaluator_options)
 
 
 def report_table(config: RunConfig) -> TableEvaluator:
@@ -334,8 +335,10 @@ def _search(run: Run, progress: bool) -> dict:
     records = run.method.records(run) if run.method.records else run.space
     journal = Journal(run.directory, records, records.individual(run.weights),
                       config=config.fingerprint(),
-                      checkpoint_every=config.checkpoint_every, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar)
+                      checkpoint_every=config.checkpoint_every,
+                      checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
+                      time_limit=config.time_limit, on_record=bar,
+                      verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)
         run.journal = journal

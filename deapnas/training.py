@@ -23,9 +23,10 @@ import math
 import os
 import pickle
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -126,6 +127,25 @@ def resolve_device(device: str = "auto") -> torch.device:
     elif resolved.type != "cpu":
         raise ValueError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
     return resolved
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool, cublas_workspace: str = ":4096:8") -> Iterator[None]:
+    """Only deterministic kernels inside when ``enabled`` (cuBLAS then needs a fixed workspace,
+    set unless the environment has one); the setting outside is restored on exit.
+
+    torch's switch is touched only when it changes: its first call imports torch's operator
+    tables (about a second of CPU), which would otherwise land on a process's first candidate.
+    """
+    if not enabled or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", cublas_workspace)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def evaluation_seed(run_seed: int, eval_seed: int = 0) -> int:

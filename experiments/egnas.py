@@ -47,13 +47,12 @@ from deapnas.fitness import TableEvaluator
 from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator
 from deapnas.methods.egnas import Options as EGNASOptions
 from deapnas.networks import inference_parameters
-from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                               derive_darts, derive_nb201)
 from deapnas.training import resolve_device
 
-from experiment import add_run_options, fill_preset, load_data, start
+from experiment import add_run_options, fill_preset, load_data, open_journal, start
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
@@ -170,12 +169,9 @@ def main(argv=None):
     space = darts.SPACE if args.space == "darts" else nb201.SPACE
     records = AlphaRecords(space, derive_darts if args.space == "darts" else derive_nb201)
     settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
-    try:  # a run made with other settings in --out is refused, naming them
-        journal = Journal(args.out, records, records.individual(), config=settings)
-    except RunDirectoryError as error:
-        raise SystemExit(f"error: {error}") from None
     try:
-        with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+        with open_journal(args.out, records, records.individual(),
+                          config=settings) as journal:  # Ctrl-C or kill: run again to resume
             if args.table_only:
                 alpha, logbook = table_search(args, journal)
             else:

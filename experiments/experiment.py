@@ -7,13 +7,16 @@ the module path).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import signal
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from deapnas.data import DatasetError, load_dataset
+from deapnas.run import Journal, RunDirectoryError
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, step: str) -> None:
@@ -40,6 +43,18 @@ def load_data(args: argparse.Namespace, **kwargs):
         return load_dataset(args.dataset, args.data_dir, download=args.download, seed=args.seed,
                             **kwargs)
     except DatasetError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+@contextlib.contextmanager
+def open_journal(*args, **kwargs) -> Iterator[Journal]:
+    """:class:`~deapnas.run.Journal` ``(*args, **kwargs)`` for the ``with`` block; a run
+    directory the script cannot use (a run made with other settings in ``--out``, a damaged
+    file) ends the script with the journal's message, which names the problem."""
+    try:
+        with Journal(*args, **kwargs) as journal:
+            yield journal
+    except RunDirectoryError as error:
         raise SystemExit(f"error: {error}") from None
 
 

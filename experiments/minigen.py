@@ -45,10 +45,9 @@ from deapnas.data import DATASETS, mini_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.methods.minigen import (MINI_FILE, SmallModelEvaluator, ea_minigen,
                                      register_operators)
-from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import minigen
 
-from experiment import add_run_options, fill_preset, load_data, start
+from experiment import add_run_options, fill_preset, load_data, open_journal, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -155,11 +154,8 @@ def main(argv=None):
     hof = tools.ParetoFront() if args.pareto else tools.HallOfFame(1)
     winners = []
     settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
-    try:  # a run made with other settings in --out is refused, naming them
-        journal = Journal(args.out, minigen.SPACE, individual, config=settings)
-    except RunDirectoryError as error:
-        raise SystemExit(f"error: {error}") from None
-    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+    # also on Ctrl-C or kill: the same command run again resumes from here
+    with open_journal(args.out, minigen.SPACE, individual, config=settings) as journal:
         journal.wrap(toolbox)
         population, logbook = ea_minigen(
             toolbox.population(n=args.population), toolbox, args.generations, keep=args.keep,

@@ -39,10 +39,9 @@ from deap import base, creator, tools
 from deapnas.data import DATASETS
 from deapnas.methods import nasgep
 from deapnas.networks import count_parameters
-from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasgep as space
 
-from experiment import add_run_options, fill_preset, load_data, start
+from experiment import add_run_options, fill_preset, load_data, open_journal, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -112,13 +111,9 @@ def main(argv=None):
     settings = {**{k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE},
                 "options": {k: v for k, v in dataclasses.asdict(options).items()
                             if k not in FREE_TO_CHANGE}}
-    try:  # a run made with other settings in --out is refused, naming them
-        journal = Journal(out, space.SPACE, creator.Model, config=settings,
-                          budget=args.evaluations,
-                          time_limit=args.hours * 3600 if args.hours else None)
-    except RunDirectoryError as error:
-        raise SystemExit(f"error: {error}") from None
-    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+    # also on Ctrl-C or kill: the same command run again resumes from here
+    with open_journal(out, space.SPACE, creator.Model, config=settings, budget=args.evaluations,
+                      time_limit=args.hours * 3600 if args.hours else None) as journal:
         journal.wrap(toolbox)
         journal.after_write.append(functools.partial(
             nasgep.remove_stale, state_dir=out / nasgep.MODELS,

@@ -46,10 +46,9 @@ from deapnas import algorithms
 from deapnas.data import DATASETS, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.networks import count_parameters
-from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import macro
 
-from experiment import add_run_options, fill_preset, load_data, start
+from experiment import add_run_options, fill_preset, load_data, open_journal, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -145,11 +144,8 @@ def main(argv=None):
     stats.register("max", np.max)
     hof = tools.HallOfFame(1)
     settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
-    try:  # a run made with other settings in --out is refused, naming them
-        journal = Journal(args.out, macro.SPACE, creator.Individual, config=settings)
-    except RunDirectoryError as error:
-        raise SystemExit(f"error: {error}") from None
-    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+    # also on Ctrl-C or kill: the same command run again resumes from here
+    with open_journal(args.out, macro.SPACE, creator.Individual, config=settings) as journal:
         journal.wrap(toolbox)
         pop, logbook = algorithms.regularized_evolution(
             toolbox.population(n=args.population), toolbox, cycles=args.cycles, stats=stats,

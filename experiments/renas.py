@@ -45,11 +45,10 @@ from deapnas.data import DatasetError
 from deapnas.methods import renas
 from deapnas.networks import inference_parameters
 from deapnas.options import as_dict
-from deapnas.run import Journal, RunDirectoryError
 from deapnas.spaces import nasnet
 from deapnas.training import CandidateFailure
 
-from experiment import add_run_options, start
+from experiment import add_run_options, open_journal, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -123,14 +122,10 @@ def main(argv=None):
         stats.register(name, function)
     halloffame = tools.HallOfFame(1)
     steps = config.evaluations - renas.first_evaluations(options.population, tabular=False)
-    try:  # a run made with other settings in --out is refused, naming them
-        journal = Journal(args.out, nasnet.SPACE, creator.Individual, config={
-            "run": config.fingerprint(), "options": {  # the final network may change
-                name: value for name, value in as_dict(options).items()
-                if not name.startswith("final_")}})
-    except RunDirectoryError as error:
-        raise SystemExit(f"error: {error}") from None
-    with journal:  # also on Ctrl-C or kill: the same command run again resumes from here
+    recorded = {"run": config.fingerprint(), "options": {  # the final network may change
+        name: value for name, value in as_dict(options).items() if not name.startswith("final_")}}
+    # also on Ctrl-C or kill: the same command run again resumes from here
+    with open_journal(args.out, nasnet.SPACE, creator.Individual, config=recorded) as journal:
         journal.wrap(toolbox)
         best, _, logbook = renas.evolve(
             toolbox.population(n=options.population), toolbox, options, steps,

@@ -10,7 +10,7 @@ from deapnas.algorithms import (best_average, evaluate_invalid, regularized_evol
                                 sel_best_of_sample)
 from deapnas.fitness import TableEvaluator
 from deapnas.methods import get_method
-from deapnas.run import HISTORY, read_history
+from deapnas.run import HISTORY, Journal, read_history
 from deapnas.spaces import nb201
 
 from conftest import (NB201_METRIC, NB201_REPORT, interrupt_evaluation, nb201_toolbox,
@@ -93,7 +93,7 @@ def table_config(csv, out, **overrides):
     """``(config, options)`` of an aging-evolution search on the NAS-Bench-201 table."""
     settings = dict(space="nb201", dataset="nb201", table=str(csv), metric=NB201_METRIC,
                     report=NB201_REPORT, evaluations=300, population=30, sample_size=10,
-                    out=str(out), checkpoint_every=25)
+                    out=str(out), checkpoint_every=25, checkpoint_gap=0)
     return runner.settings(get_method("re"), **{**settings, **overrides})
 
 
@@ -120,6 +120,25 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path
         without_clock(read_history(tmp_path / "straight"))
     assert (tmp_path / "broken" / "logbook.csv").read_text() == \
         (tmp_path / "straight" / "logbook.csv").read_text()
+
+
+def test_checkpoints_keep_a_gap_in_seconds_as_well_as_a_count(nb201_csv, tmp_path, monkeypatch):
+    """A table look-up costs far less than a checkpoint: with a gap in seconds, a fast search
+    writes its first checkpoint only (the history holds the rest), with the same result."""
+    written, real = [], Journal.write_checkpoint
+    monkeypatch.setattr(Journal, "write_checkpoint",
+                        lambda self, state: (written.append(self.evaluations), real(self, state)))
+    results = {}
+    for gap in (0, 3600):
+        written.clear()
+        config, options = table_config(nb201_csv, tmp_path / f"gap{gap}", checkpoint_every=1,
+                                       checkpoint_gap=gap, evaluations=100)
+        results[gap] = runner.start(config, options, progress=False)
+        if gap:
+            assert written == [0]
+        else:  # the first, then one before each of the 70 cycles
+            assert written[0] == 0 and len(written) == 71
+    assert results[0] == results[3600]
 
 
 def test_table_search_reports_the_test_accuracy_of_its_pick(nb201_csv, tmp_path):

@@ -49,3 +49,16 @@ def test_the_renas_script_takes_the_registered_methods_presets(script, tiny):
     config, options = module.settings(module.parse_args(["--tiny"] * tiny + ["--seed", "3"]))
     expected = runner.settings(renas.METHOD, "tiny" if tiny else "paper", seed=3)
     assert options == expected[1] and config.dataset == expected[0].dataset
+
+
+def test_a_script_refuses_an_out_made_with_other_settings_in_one_line(script, nb201_csv,
+                                                                      tmp_path, capsys):
+    """The refusal comes when the journal restores its checkpoint, inside the search: it ends
+    the script with the journal's message, not a traceback."""
+    module = script("egnas")
+    table = ["--tiny", "--space", "nb201", "--table", str(nb201_csv), "--table-only",
+             "--epochs", "2", "--warmup", "0", "--out", str(tmp_path), "--quiet"]
+    module.main(table)
+    with pytest.raises(SystemExit) as stop:
+        module.main(table + ["--seed", "4"])
+    assert str(stop.value).startswith("error: ") and "seed: 0 -> 4" in str(stop.value)

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def search(csv, out, *extra):
     return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
                  "--metric", NB201_METRIC, "--report", NB201_REPORT, "--evaluations", "150",
-                 "--population", "20", "--checkpoint-every", "40", "--out", str(out), "--quiet",
-                 *extra])
+                 "--population", "20", "--checkpoint-every", "40", "--checkpoint-gap", "0",
+                 "--out", str(out), "--quiet", *extra])
 
 
 def interrupted_run(csv, out, after: int):
@@ -340,7 +340,7 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes(nb201_csv, tmp_path, stra
         [sys.executable, "-m", "deapnas.cli", "search", "--space", "nb201", "--dataset",
          "nb201", "--table", str(nb201_csv), "--metric", NB201_METRIC, "--report",
          NB201_REPORT, "--evaluations", "150", "--population", "20", "--checkpoint-every",
-         "40", "--out", str(out), "--quiet"],
+         "40", "--checkpoint-gap", "0", "--out", str(out), "--quiet"],
         capture_output=True, text=True, timeout=120, preexec_fn=small_files)
     assert result.returncode == 2 and "no space left to write" in result.stderr
     assert "deapnas resume" in result.stderr and "Traceback" not in result.stderr

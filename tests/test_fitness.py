@@ -141,3 +141,24 @@ def test_table_errors_are_readable(nb201_csv, tmp_path):
     table = TableEvaluator(nb201_csv, lambda ind: "|not~0|", NB201_METRIC)
     result = table(object())
     assert result[0] == WORST and "not in" in result.info["reason"]
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_the_deterministic_switch_is_touched_only_when_it_changes(digits, monkeypatch,
+                                                                   deterministic):
+    """torch's first ``use_deterministic_algorithms`` call imports its operator tables (a second
+    of CPU or more): a process's first candidate paid it when every evaluation set the switch."""
+    calls = []
+    real = torch.use_deterministic_algorithms
+    monkeypatch.setattr(torch, "use_deterministic_algorithms",
+                        lambda mode, **kw: (calls.append(mode), real(mode, **kw)))
+    seen_inside = []
+    evaluate = evaluator(digits, epochs=1, deterministic=deterministic)
+    real_fit = evaluate.fit
+    evaluate.fit = lambda *args, **kwargs: (
+        seen_inside.append(torch.are_deterministic_algorithms_enabled()),
+        real_fit(*args, **kwargs))[1]
+    evaluate(chain("CONV_3.N"))
+    assert seen_inside == [deterministic]
+    assert calls == ([True, False] if deterministic else [])
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -92,15 +92,16 @@ def test_deap_easimple_resumes_by_replay_to_the_same_result(nb201_csv, tmp_path)
     def run(directory, interrupt_at=None):
         toolbox = nb201_toolbox(table)
         toolbox.register("select", tools.selTournament, tournsize=3)
-        if interrupt_at is not None:
+        if interrupt_at is not None:  # a crash in the evaluation, the evaluator unchanged
             counter = {"n": 0}
 
-            def evaluate(cell):
-                counter["n"] += 1
-                if counter["n"] == interrupt_at:
-                    raise KeyboardInterrupt
-                return table(cell)
-            toolbox.register("evaluate", evaluate)
+            def interrupting_map(function, cells):
+                for cell in cells:
+                    counter["n"] += 1
+                    if counter["n"] == interrupt_at:
+                        raise KeyboardInterrupt
+                    yield function(cell)
+            toolbox.register("map", interrupting_map)
         hof = tools.HallOfFame(3)
         random.seed(11)
         with Journal(directory, nb201.SPACE) as journal:
@@ -141,7 +142,7 @@ def test_restored_individuals_are_instances_of_the_runners_class(nb201_csv, tmp_
     config, options = runner.settings(get_method("re"), space="nb201", dataset="nb201",
                                       table=str(nb201_csv), metric=NB201_METRIC,
                                       evaluations=40, population=10, sample_size=5,
-                                      out=str(tmp_path))
+                                      out=str(tmp_path), checkpoint_gap=0)
     runner.start(config, options, progress=False)
     individual = nb201.SPACE.individual()
     with Journal(tmp_path, nb201.SPACE) as journal:

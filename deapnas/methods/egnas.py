@@ -20,12 +20,10 @@ architecture it derives (:class:`AlphaRecords`).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +40,7 @@ from ..options import RunConfig, TrainingOptions, option
 from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                         darts_layout, derive_darts, derive_nb201)
-from ..training import Recipe, resolve_device
+from ..training import Recipe, deterministic_kernels, resolve_device
 from . import Method, final_training_of, register_method
 
 #: Supernet cells when ``--cells`` is not given: DARTS' 8 in all, NAS-Bench-201's 5 per stage.
@@ -272,20 +270,6 @@ def table_steps(config: RunConfig, options: Options) -> int:
         return options.epochs - options.warmup
     per_step = 1 + options.samplings * (options.popsize * options.iterations + 1)
     return math.ceil(config.evaluations / per_step)
-
-
-@contextlib.contextmanager
-def deterministic_kernels(enabled: bool) -> Iterator[None]:
-    """Only deterministic kernels inside, when ``enabled`` (cuBLAS then needs a fixed
-    workspace, set unless the environment has one)."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled or previous)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def pick(run) -> dict:

@@ -23,7 +23,6 @@ Accuracies are fractions in [0, 1] (the evaluators' unit), so the paper's thresh
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 from collections import defaultdict
@@ -35,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from ..algorithms import assign
+from ..algorithms import assign, restore_state
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, option
@@ -200,8 +199,9 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
         network (the paper's one seed before every training; the evaluator's run seed still
         applies), ``"fresh"`` a random draw (deapnas's default for other loops).
     :param winners: a list that receives (clones of) the winning networks.
-    :param journal: checkpoint hook (``restore()``, ``checkpoint(**state)``); the state is
-        :class:`MiniGenState`'s fields plus ``halloffame``.
+    :param journal: checkpoint hook (:func:`~deapnas.algorithms.restore_state`,
+        ``checkpoint(**state)``), wrapping ``toolbox``; the state is :class:`MiniGenState`'s
+        fields plus ``halloffame``.
 
     Toolbox aliases: ``evaluate``, ``map``, ``clone``, ``mate``, ``mutate``, ``select``
     (``select(individuals, k)``: the survivors), ``select_parents`` (``select_parents(
@@ -211,7 +211,7 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
 
     :returns: the final population and the logbook (one record per generation).
     """
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     state = (MiniGenState(list(population), _new_logbook(stats)) if saved is None else
              MiniGenState(**{f.name: saved[f.name] for f in fields(MiniGenState)}))
     size = len(state.population)
@@ -539,10 +539,8 @@ def evaluator(run) -> SmallModelEvaluator:
     :class:`SmallModelEvaluator`."""
     from .. import runner  # the runner imports the methods
 
-    if run.options.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
     return SmallModelEvaluator(runner.make_evaluator(run.config, run.options, run.space,
-                                                     mini_data(run)))
+                                                     mini_data(run), cublas_workspace=":16:8"))
 
 
 def search(run) -> tools.Logbook:

@@ -46,7 +46,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from ..algorithms import assign
+from ..algorithms import assign, restore_state
 from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
@@ -423,7 +423,7 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
     logbook.header = ["gen", "nevals", "models", "genes", "reductions", "T_g"] + \
         (stats.fields if stats else [])
     search = _Search(list(population), dict(reductions), {k: dict(genes[k]) for k in KINDS})
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     if saved is not None:
         search, logbook = _restore(saved)
         if halloffame is not None:

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Optional
 
 from deap import tools
 
-from ..algorithms import evaluate_invalid
+from ..algorithms import evaluate_invalid, restore_state
 from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
@@ -272,7 +272,7 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
     """
     logbook = tools.Logbook()
     logbook.header = ["step", "nevals"] + (stats.fields if stats else [])
-    saved = journal.restore() if journal is not None else None
+    saved = restore_state(journal, toolbox)
     if saved is None:
         for number, individual in enumerate(population):
             _prepare(individual, number, weights)
