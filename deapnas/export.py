@@ -9,6 +9,7 @@ Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.jso
 """
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .run import BEST, read_json, write_json
+from . import schema
+from .run import BEST, RunDirectoryError, read_json, write_json
 from .runner import load_config
 from .safefiles import folder, write_atomic
 from .spaces import get_space
@@ -34,14 +36,32 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
         raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
                          "first")
     config, options, _ = load_config(directory)
-    best, trained = read_json(directory / BEST, "result"), read_json(directory / TRAINED,
-                                                                       "training result")
+    best = read_json(directory / BEST, "result", schema.BEST)
+    trained = read_json(directory / TRAINED, "training result", schema.TRAINED)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
+    _check_keywords(network, space.build_network, directory / TRAINED)
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
                               trained["num_classes"], **network)
-    net.load_state_dict(load_weights(directory / WEIGHTS))
+    try:
+        net.load_state_dict(load_weights(directory / WEIGHTS))
+    except RuntimeError:  # names, shapes: torch's list of every mismatch is no help here
+        raise RunDirectoryError(f"{directory / WEIGHTS} does not hold the weights of the network "
+                                f"{directory / TRAINED} describes; run `deapnas train "
+                                f"{directory}` again") from None
     return net.eval()
+
+
+def _check_keywords(network: dict, build, path: Path) -> None:
+    """Refuse a ``network`` keyword that ``build`` does not take, naming it."""
+    parameters = inspect.signature(build).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(network) - set(parameters))
+    if unknown:
+        raise RunDirectoryError(f"{path}: network.{unknown[0]} is not a setting of this "
+                                "space's network; it was damaged or edited: run `deapnas "
+                                f"train {path.parent}` again")
 
 
 def export(directory: str | os.PathLike) -> Path:
@@ -49,7 +69,8 @@ def export(directory: str | os.PathLike) -> Path:
     size free) and ``DIR/export/genome.json``; the program's path."""
     directory = Path(directory)
     net = load_model(directory)
-    shape = tuple(read_json(directory / TRAINED, "training result")["input_shape"])
+    shape = tuple(read_json(directory / TRAINED, "training result",
+                            schema.TRAINED)["input_shape"])
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(net, (torch.zeros(2, *shape),),
@@ -57,7 +78,7 @@ def export(directory: str | os.PathLike) -> Path:
     out, saved = folder(directory, "export"), io.BytesIO()
     torch.export.save(program, saved)
     write_atomic(out / "model.pt2", saved.getbuffer())
-    best = read_json(directory / BEST, "result")
+    best = read_json(directory / BEST, "result", schema.BEST)
     write_json(out / "genome.json", {k: best[k] for k in ("method", "space", "genome", "key")
                                      if k in best} | {"input_shape": list(shape)})
     return out / "model.pt2"

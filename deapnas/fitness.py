@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import difflib
 import functools
 import os
 import time
@@ -439,8 +440,9 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
             header = reader.fieldnames or []
             missing = [c for c in [key_column, *columns] if c not in header]
             if missing:
-                raise ValueError(f"{path} has no column {', '.join(missing)}; its columns: "
-                                 f"{', '.join(header) or 'none (an empty file?)'}")
+                raise ValueError(f"{path} has no column {', '.join(missing)}"
+                                 f"{_similar_columns(missing, header)}; check --table, "
+                                 "--metric and --report")
             rows: dict[str, tuple] = {}
             for row in reader:
                 where = f"{path} row {reader.line_num}"
@@ -452,6 +454,14 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
             return rows
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"{path} is not a readable CSV table ({error})") from None
+
+
+def _similar_columns(missing: list[str], header: list[str]) -> str:
+    """``" (did you mean ...?)"``, the header's columns close to the ``missing`` ones. The
+    rest of the file's first line is never shown: the path may name a file that is no table
+    (``/etc/passwd``), whose content is nobody's business."""
+    close = [c for name in missing for c in difflib.get_close_matches(name, header, n=2)]
+    return f" (did you mean {' or '.join(map(repr, dict.fromkeys(close)))}?)" if close else ""
 
 
 def _cell(row: dict, column: str, where: str) -> float:

@@ -15,12 +15,14 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
 from .run import (BEST, CONFIG, HISTORY, PARETO, holder, read_history, read_json,  # noqa: E402
                   read_settings, write_json)
+from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
+                     resume_command)
 from .safefiles import write_atomic  # noqa: E402
-from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
 
@@ -30,7 +32,7 @@ def load_run(directory: str | Path) -> tuple:
     the search ends."""
     config, options, method = load_config(directory)
     best_path = Path(directory) / BEST
-    best = read_json(best_path, "result") if best_path.exists() else None
+    best = read_json(best_path, "result", schema.BEST) if best_path.exists() else None
     return config, options, method, read_history(directory), best
 
 
@@ -39,7 +41,8 @@ def summary(directory: str | Path) -> str:
     if is_journal(directory):
         return journal_summary(directory)
     config, options, method, history, best = load_run(directory)
-    typed = read_json(Path(directory) / CONFIG, "run configuration").get("typed", {})
+    typed = read_json(Path(directory) / CONFIG, "run configuration",
+                      schema.CONFIG).get("typed", {})
     data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
         else f"dataset {config.dataset}"
     fittest = best_evaluation(history, fitness_weights(config, method)[0] > 0)
@@ -57,11 +60,12 @@ def summary(directory: str | Path) -> str:
                      "start a new run with other settings")
     elif best is None:
         lines.append(f"no final pick yet: the search was interrupted; continue it with "
-                     f"`deapnas resume {directory}`")
+                     f"`{resume_command(directory, config.algorithm)}`")
     else:
         lines.append(describe_best(config, options, best))
         if (Path(directory) / PARETO).exists():
-            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
+            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
+                                              schema.PARETO))
     return "\n".join(lines)
 
 
@@ -169,7 +173,7 @@ def plots(directory: str | Path) -> list[Path]:
 def plot_pareto(directory: str | Path) -> Path:
     """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
     config, _, _, history, _ = load_run(directory)
-    front = read_json(Path(directory) / PARETO, "Pareto front")
+    front = read_json(Path(directory) / PARETO, "Pareto front", schema.PARETO)
     names = front["objectives"][:2]
     points = [r["fitness"][:2] for r in history if r.get("reason") is None]
     edge = sorted(r["fitness"][:2] for r in front["front"])
@@ -260,7 +264,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
                          "pick once it has finished")
     if best is None:
         raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
-                         f"continue it with `deapnas resume {directory}`")
+                         f"continue it with `{resume_command(directory, config.algorithm)}`")
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from deap import tools
 
+from . import schema
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_of
 from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
@@ -73,15 +74,28 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def read_json(path: Path, what: str = "file") -> Any:
-    """The JSON in ``path``, or a :class:`RunDirectoryError` naming the file and the problem."""
+def read_json(path: Path, what: str = "file", field: Optional[schema.Field] = None) -> Any:
+    """The JSON in ``path``, checked against ``field`` (one of :mod:`deapnas.schema`'s) when
+    given, or a :class:`RunDirectoryError` naming the file and the problem."""
     try:
-        return json.loads(read_bytes(path))
+        data = json.loads(read_bytes(path))
     except FileNotFoundError:
         raise RunDirectoryError(f"{path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunDirectoryError(f"{path} is not a valid {what} ({error}); it was damaged or "
                                 "edited: restore it, or start a new run") from None
+    return data if field is None else conform(data, field, str(path))
+
+
+def conform(value: Any, field: schema.Field, where: str, name: str = "") -> Any:
+    """``value`` when it fits ``field``, else a :class:`RunDirectoryError` that names
+    ``where`` (the file, and the line or record) and the field (under ``name``)."""
+    try:
+        schema.check(value, field, name)
+    except schema.SchemaError as error:
+        raise RunDirectoryError(f"{where}: {error}; it was damaged or edited: restore it, or "
+                                "start a new run") from None
+    return value
 
 
 def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> list[dict]:
@@ -138,8 +152,9 @@ class _History:
                 raise RunDirectoryError(
                     f"{path} line {number} is damaged ({error}); restore the file from a copy, "
                     "or start a new run") from None
+            conform(record, schema.EVALUATION, f"{path} line {number}")
             expected = len(records) + 1
-            if not isinstance(record, dict) or record.get("evaluation") != expected:
+            if record["evaluation"] != expected:
                 raise RunDirectoryError(
                     f"{path} line {number} should hold evaluation {expected}; lines were "
                     "removed, reordered or edited: restore the file, or start a new run")
@@ -532,13 +547,19 @@ class Journal:
         self._check(saved)
         tensors = self._tensors(saved.get("tensors"))
         try:
-            state = statecodec.decode(saved["state"], tensors, self.space, self.container)
+            state = _SavedState(path, statecodec.decode(saved["state"], tensors, self.space,
+                                                        self.container))
         except (KeyError, TypeError, ValueError) as error:
             raise RunDirectoryError(f"{path} cannot be restored ({error}); it was damaged or "
                                     "made by another version: start a new run") from None
         if saved.get("logbook") is not None:
             state["logbook"] = self._logbook.load(saved["logbook"])
-        set_random_states(saved["random"])
+        try:
+            set_random_states(saved["random"])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise RunDirectoryError(f"{path}: random cannot be restored ({type(error).__name__})"
+                                    "; it was damaged or edited: restore it, or start a new "
+                                    "run") from None
         self.evaluations = self._written = saved["evaluations"]
         self._elapsed_before, self._started = saved["elapsed"], time.monotonic()
         return state
@@ -548,6 +569,7 @@ class Journal:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
             raise RunDirectoryError(f"{path} is not a checkpoint of this deapnas version "
                                     f"(format {FORMAT}); start a new run")
+        conform(saved, schema.CHECKPOINT, str(path))
         if saved["evaluations"] > len(self.history):
             raise RunDirectoryError(
                 f"{path} was written after {saved['evaluations']} evaluations but "
@@ -597,6 +619,19 @@ class Journal:
         writer.writeheader()
         writer.writerows(logbook)
         write_atomic(self.directory / LOGBOOK, text.getvalue().encode())
+
+
+class _SavedState(dict):
+    """A state restored from a checkpoint: a key the loop asks for that the checkpoint lacks
+    is a :class:`RunDirectoryError` naming the file, not a ``KeyError``."""
+
+    def __init__(self, path: Path, state: dict):
+        super().__init__(state)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        raise RunDirectoryError(f"{self.path}: state.{key} is missing; it was damaged or "
+                                "edited: restore it, or start a new run")
 
 
 class _LogbookLines:

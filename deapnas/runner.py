@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import random
+import shlex
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,13 +24,14 @@ from tqdm import tqdm
 
 from . import __version__
 from . import options as opts
+from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import Method, get_method
+from .methods import Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
-                  write_json)
+from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, conform,
+                  read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -237,6 +239,14 @@ def make_map(config: RunConfig):
     return pool.map, len(pool), pool.close
 
 
+def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
+    """The command that continues the run in ``directory`` made by the method ``algorithm``:
+    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
+    directory never chooses what deapnas imports."""
+    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
+    return f"deapnas resume {directory}{named}"
+
+
 def default_out(config: RunConfig, method: Method) -> Path:
     """``runs/<method>-<space>-<dataset>-seed<seed>``."""
     return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
@@ -249,7 +259,11 @@ def config_json(config: RunConfig, options: Any) -> dict:
 
 
 def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory."""
+    """The run config, options and method recorded in a run directory, each checked (types,
+    ranges). The method is found by its registered name: one recorded as
+    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
+    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
+    word."""
     path = Path(directory) / CONFIG
     if not path.exists():
         raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
@@ -258,9 +272,21 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
         raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
                                 f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
                                 "this version reads format 2: start a new run")
-    method = get_method(data["method"])
+    conform(data, schema.CONFIG, str(path))
+    method = recorded_method(data["method"], str(path))
+    conform(data["options"], schema.of_options(method.options), str(path), "options")
     config = opts.from_dict(RunConfig, data["run"], str(path))
     options = opts.from_dict(method.options, data["options"], str(path))
+    if config.algorithm != data["method"]:
+        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
+                                f"{data['method']!r}; it was edited: restore it, or start a new "
+                                "run")
+    for part, values in (("run", config), ("options", options)):
+        try:
+            opts.check(values)
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
+                                    "restore it, or start a new run") from None
     return config, options, method
 
 
@@ -274,7 +300,8 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     _check_writable(out)
     if (out / CONFIG).exists():
         raise RunDirectoryError(f"{out} already holds a run: continue it with "
-                                f"`deapnas resume {out}` or choose another --out")
+                                f"`{resume_command(out, config.algorithm)}` or choose another "
+                                "--out")
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere

@@ -22,6 +22,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import pickle
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,10 +265,15 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     link)."""
     with open_file(path, "rb") as handle:
         try:
-            return torch.load(handle, map_location=device, weights_only=True)
-        except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-            raise ValueError(f"{path} is not a weights file deapnas can load safely "
-                             f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+            with warnings.catch_warnings():  # torch's notes on pickle protocols concern no user
+                warnings.filterwarnings("ignore", "Detected pickle protocol")
+                return torch.load(handle, map_location=device, weights_only=True)
+        except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
+            raise ValueError(f"{path} holds objects other than tensors and plain values, which "
+                             "could run code when loaded: deapnas refuses it") from None
+        except Exception as error:  # RuntimeError, EOFError... for a damaged or foreign file
+            raise ValueError(f"{path} is not a weights file deapnas can read (a damaged or "
+                             f"foreign file: {type(error).__name__})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:
