@@ -256,6 +256,8 @@ class Journal:
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
+    :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
+        takes it before it checks or writes anything); the journal releases it on close.
 
     The journal holds the directory's :class:`Lock` from construction until :meth:`close`; use
     it as a context manager.
@@ -265,7 +267,8 @@ class Journal:
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
                  checkpoint_seconds: Optional[float] = 600.0, budget: Optional[int] = None,
                  time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None):
+                 on_record: Optional[Callable[[dict], None]] = None,
+                 lock: Optional["Lock"] = None):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
@@ -275,7 +278,7 @@ class Journal:
         self.budget, self.time_limit = budget, time_limit
         self.fail_fast, self.on_record = fail_fast, on_record
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = Lock(self.directory).acquire()
+        self._lock = lock or Lock(self.directory).acquire()
         try:
             self.history, complete = _History.read(self.directory / HISTORY, partial_ok=False)
             self._cut_partial_line(complete)
@@ -292,7 +295,14 @@ class Journal:
         self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
         #: Called with the state after each checkpoint is durable: the moment a method may
         #: delete files that no checkpoint needs any more (weights of dead individuals...).
+        #: Never called while the history is replayed: until the state has caught up with the
+        #: history, files that later evaluations wrote are still needed.
         self.after_write: list[Callable[[dict], None]] = []
+        #: Called with each state to checkpoint: the files of the directory that the state
+        #: needs besides the checkpoint (weights, a mini dataset...). Their SHA-256 is recorded
+        #: in the checkpoint and checked when it is restored, so a file that was deleted,
+        #: swapped or edited is refused, named, instead of silently used.
+        self.state_files: list[Callable[[dict], Iterable[Path]]] = []
 
     def __enter__(self) -> "Journal":
         return self
@@ -400,9 +410,13 @@ class Journal:
     def checkpoint(self, **state: Any) -> bool:
         """A safe point of the loop: write ``state`` when a checkpoint is due, and at the end
         (so that files only earlier states needed are deleted); whether the search may go on
-        (False once the evaluation budget or the time limit is spent)."""
+        (False once the evaluation budget or the time limit is spent). Nothing is written while
+        the history is replayed: the state is behind the files on disk until it catches up,
+        and the checkpoint being replayed from (or a deleted one put back) stays valid."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
+        if self.replaying:
+            return not (spent or late)
         if self._written is None or self.evaluations - self._written >= self.checkpoint_every \
                 or (self.checkpoint_seconds is not None and
                     time.monotonic() - self._written_at >= self.checkpoint_seconds) \
@@ -417,12 +431,14 @@ class Journal:
         if appended:
             state = {**state, "logbook": None}
         data, tensors = statecodec.encode(state, self.space, self.container)
+        files = self._digests(state)
         tensor_file = self._write_tensors(tensors) if tensors else None
         self._sync_history()
         write_json(self.directory / CHECKPOINT, {
             "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "config": self.config, "random": random_states(), "tensors": tensor_file,
-            "logbook": self._logbook.save(logbook) if appended else None, "state": data})
+            "files": files, "logbook": self._logbook.save(logbook) if appended else None,
+            "state": data})
         for old in self.directory.glob("checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
@@ -437,7 +453,41 @@ class Journal:
         torch.save(tensors, buffer)
         data = buffer.getvalue()
         write_atomic(self.directory / name, data)
-        return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+        return {"file": name, "sha256": _sha256(data)}
+
+    def _digests(self, state: dict) -> dict[str, str]:
+        """``{file: SHA-256}`` of the :attr:`state_files` of ``state`` (paths relative to the
+        directory); a file the state needs that is not there is an error naming it."""
+        digests = {}
+        for files in self.state_files:
+            for path in map(Path, files(state)):
+                name = Path(os.path.relpath(path, self.directory)).as_posix()
+                if not path.is_file():
+                    raise RunDirectoryError(
+                        f"{path} is missing, but the search's state after {self.evaluations} "
+                        "evaluations needs it: it was deleted or moved while the run was "
+                        "stopped; restore it from a copy of the run directory, or start a new "
+                        "run")
+                digests[name] = _sha256(path)
+        return digests
+
+    def _check_files(self, saved: dict) -> None:
+        """Every file the checkpoint names is there, with the content it was made with."""
+        for name, digest in (saved.get("files") or {}).items():
+            path = self.directory / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise RunDirectoryError(f"{self.directory / CHECKPOINT} names {name!r}, which "
+                                        "lies outside the run directory; start a new run")
+            if not path.is_file():
+                raise RunDirectoryError(
+                    f"{path} is missing: the search's state after {saved['evaluations']} "
+                    f"evaluations ({self.directory / CHECKPOINT}) needs it to go on; restore "
+                    "it from a copy of the run directory, or start a new run")
+            if _sha256(path) != digest:
+                raise RunDirectoryError(
+                    f"{path} is not the file the checkpoint was made with (its SHA-256 "
+                    "differs: it was replaced, swapped with another or edited); put the run's "
+                    "own file back, or start a new run")
 
     def restore(self) -> Optional[dict]:
         """The state of the last checkpoint, with the random states restored, or None when there
@@ -447,6 +497,7 @@ class Journal:
             return None
         saved = read_json(path, "checkpoint")
         self._check(saved)
+        self._check_files(saved)
         tensors = self._tensors(saved.get("tensors"))
         try:
             state = statecodec.decode(saved["state"], tensors, self.space, self.container)
@@ -482,7 +533,7 @@ class Journal:
         path = self.directory / reference["file"]
         data = path.read_bytes() if Path(reference["file"]).name == reference["file"] and \
             path.exists() else None
-        if data is None or hashlib.sha256(data).hexdigest() != reference["sha256"]:
+        if data is None or _sha256(data) != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
         try:
@@ -524,11 +575,13 @@ class _LogbookLines:
         self.written = 0
 
     def save(self, logbook: tools.Logbook) -> dict:
-        """Append the new records (durably); the reference a checkpoint keeps."""
+        """Append the new records (durably); the reference a checkpoint keeps. A journal that
+        restored no checkpoint (a run rebuilt from its history) writes the file anew: the lines
+        there belong to the deleted checkpoint."""
         new = logbook[self.written:]
         if new:
             try:
-                with open(self.path, "a") as handle:
+                with open(self.path, "a" if self.written else "w") as handle:
                     for record in new:
                         handle.write(json.dumps(self._encode(record)) + "\n")
                     handle.flush()
@@ -561,6 +614,17 @@ class _LogbookLines:
 
     def _encode(self, record: dict):
         return statecodec.encode(record, self.space, self.container)[0]
+
+
+def _sha256(source: Path | bytes) -> str:
+    """The SHA-256 of ``source``'s bytes (a file's, read in blocks)."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _plain(info: dict) -> dict:
