@@ -5,7 +5,8 @@ without deapnas::
     program = torch.export.load("runs/re-macro-digits-seed0/export/model.pt2")
     logits = program.module()(images)          # images: N x C x H x W, normalised as in training
 
-Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.json``).
+Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.json``, which
+records the SHA-256 of ``model.pt``: a pair that does not match is refused).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .run import BEST, read_json, write_json
+from .run import BEST, read_json, sha256, write_json
 from .runner import load_config
 from .spaces import get_space
 from .training import load_weights
@@ -34,6 +35,12 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     config, options, _ = load_config(directory)
     best, trained = read_json(directory / BEST, "result"), read_json(directory / TRAINED,
                                                                        "training result")
+    recorded = trained.get("weights_sha256")  # absent in a train.json of an older deapnas
+    if recorded is not None and recorded != sha256(directory / WEIGHTS):
+        raise ValueError(f"{directory / WEIGHTS} is not the model {directory / TRAINED} "
+                         "describes (its SHA-256 differs: a training was interrupted between "
+                         "the two files, or one was replaced); run `deapnas train "
+                         f"{directory}` again")
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),

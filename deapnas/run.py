@@ -175,6 +175,12 @@ class Lock:
         self._handle = handle
         return self
 
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.seek(0)
@@ -453,7 +459,7 @@ class Journal:
         torch.save(tensors, buffer)
         data = buffer.getvalue()
         write_atomic(self.directory / name, data)
-        return {"file": name, "sha256": _sha256(data)}
+        return {"file": name, "sha256": sha256(data)}
 
     def _digests(self, state: dict) -> dict[str, str]:
         """``{file: SHA-256}`` of the :attr:`state_files` of ``state`` (paths relative to the
@@ -468,7 +474,7 @@ class Journal:
                         "evaluations needs it: it was deleted or moved while the run was "
                         "stopped; restore it from a copy of the run directory, or start a new "
                         "run")
-                digests[name] = _sha256(path)
+                digests[name] = sha256(path)
         return digests
 
     def _check_files(self, saved: dict) -> None:
@@ -483,7 +489,7 @@ class Journal:
                     f"{path} is missing: the search's state after {saved['evaluations']} "
                     f"evaluations ({self.directory / CHECKPOINT}) needs it to go on; restore "
                     "it from a copy of the run directory, or start a new run")
-            if _sha256(path) != digest:
+            if sha256(path) != digest:
                 raise RunDirectoryError(
                     f"{path} is not the file the checkpoint was made with (its SHA-256 "
                     "differs: it was replaced, swapped with another or edited); put the run's "
@@ -533,7 +539,7 @@ class Journal:
         path = self.directory / reference["file"]
         data = path.read_bytes() if Path(reference["file"]).name == reference["file"] and \
             path.exists() else None
-        if data is None or _sha256(data) != reference["sha256"]:
+        if data is None or sha256(data) != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
         try:
@@ -616,8 +622,8 @@ class _LogbookLines:
         return statecodec.encode(record, self.space, self.container)[0]
 
 
-def _sha256(source: Path | bytes) -> str:
-    """The SHA-256 of ``source``'s bytes (a file's, read in blocks)."""
+def sha256(source: str | os.PathLike | bytes) -> str:
+    """The SHA-256 of ``source``'s bytes (a file's, read in blocks), in hexadecimal."""
     if isinstance(source, bytes):
         return hashlib.sha256(source).hexdigest()
     digest = hashlib.sha256()

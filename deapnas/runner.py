@@ -28,8 +28,8 @@ from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import Method, get_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
-                  write_json)
+from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
+                  read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -271,9 +271,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     _check_writable(out)
-    if (out / CONFIG).exists():
-        raise RunDirectoryError(f"{out} already holds a run: continue it with "
-                                f"`deapnas resume {out}` or choose another --out")
+    _check_unused(out)
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
@@ -282,8 +280,10 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     run = Run(config, options, method)
     run.evaluator  # data problems surface before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
-    return _search(run, progress)
+    with Lock(out).acquire() as lock:  # checked again under the lock: another search may race
+        _check_unused(out)
+        write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
+        return _search(run, progress, lock)
 
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
@@ -291,13 +291,29 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     config, options, method = load_config(directory)
     config.out = str(directory)
     validate(config, options, method)
-    if (Path(directory) / BEST).exists():
-        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
-                                f"`deapnas show {directory}`")
-    return _search(Run(config, options, method), progress)
+    with Lock(Path(directory)).acquire() as lock:  # before "finished": a resume may be ending
+        if (Path(directory) / BEST).exists():
+            raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                    f"`deapnas show {directory}`")
+        return _search(Run(config, options, method), progress, lock)
 
 
-def _search(run: Run, progress: bool) -> dict:
+def _check_unused(out: Path) -> None:
+    """Refuse an ``--out`` that holds a run (continue it instead) or anything else (the files
+    of someone or something else, which a search would overwrite or delete); an empty folder,
+    or one holding only a run's ``lock``, is taken."""
+    if (out / CONFIG).exists():
+        raise RunDirectoryError(f"{out} already holds a run: continue it with "
+                                f"`deapnas resume {out}` or choose another --out")
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK) if out.is_dir() else []
+    if found:
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise RunDirectoryError(f"--out {out} is a folder that holds files of something other "
+                                f"than a deapnas run ({listed}), which the search could "
+                                "overwrite or delete; choose a new or empty folder")
+
+
+def _search(run: Run, progress: bool, lock: Lock) -> dict:
     config = run.config
     run.evaluator  # loaded before the run's random streams are seeded
     random.seed(config.seed)
@@ -308,7 +324,7 @@ def _search(run: Run, progress: bool) -> dict:
     journal = Journal(run.directory, records, records.individual(run.weights),
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar)
+                      time_limit=config.time_limit, on_record=bar, lock=lock)
     try:
         bar.resume(journal.history)
         run.journal = journal
