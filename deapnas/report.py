@@ -207,8 +207,8 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     config, options, method, _, best = load_run(directory)
     running = holder(directory)
     if running:
-        raise ValueError(f"the search in {directory} is still running ({running}); train its "
-                         "pick once it has finished")
+        raise ValueError(f"{directory} is in use by {running} (a search or a training); "
+                         "train its pick once that has finished")
     if best is None:
         raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
                          f"continue it with `deapnas resume {directory}`")

@@ -308,9 +308,9 @@ def _check_unused(out: Path) -> None:
     found = sorted(p.name for p in out.iterdir() if p.name != LOCK) if out.is_dir() else []
     if found:
         listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
-        raise RunDirectoryError(f"--out {out} is a folder that holds files of something other "
-                                f"than a deapnas run ({listed}), which the search could "
-                                "overwrite or delete; choose a new or empty folder")
+        raise RunDirectoryError(f"--out {out} holds files but is not a deapnas run (no "
+                                f"{CONFIG}): {listed}; a search there could overwrite or "
+                                "delete them: choose a new or empty folder")
 
 
 def _search(run: Run, progress: bool, lock: Lock) -> dict:
