@@ -189,14 +189,14 @@ def test_rotated_renas_weight_files_are_refused(runs, tmp_path, capsys):
     _, _, original = runs
     out = tmp_path / "run"
     shutil.copytree(original, out)
-    files = sorted(read_json(out / CHECKPOINT)["files"])
-    assert len(files) == 4  # the population's weights
+    files = [f"weights/{number:06d}.pt" for number in range(4)]  # the first population's
     contents = [(out / name).read_bytes() for name in files]
     for name, content in zip(files, contents[1:] + contents[:1]):
         (out / name).write_bytes(content)
     code, err = resume(out, capsys)
     assert code == 2 and f"{out / files[0]} is not the file the checkpoint was made with" in err
     assert "put the run's own file back" in err
+    assert sorted(read_json(out / CHECKPOINT)["files"]) == files  # the checkpoint's population
 
 
 @pytest.mark.parametrize("runs", ["nasgep"], indirect=True)
@@ -236,12 +236,12 @@ def test_a_mini_dataset_of_another_seed_is_refused(tmp_path, monkeypatch, capsys
     interrupt_evaluation(monkeypatch, 3)
     assert main(["search", "--out", str(out), *MINIGEN_RUN]) == 130
     monkeypatch.undo()
-    assert read_json(out / CHECKPOINT)["files"].keys() == {MINI_FILE}
     other = tmp_path / "other.pt"  # the same counts, drawn from seed 7
     mini_dataset(load_dataset("digits", seed=7), 5, 3, seed=7, path=other)
     shutil.copyfile(other, out / MINI_FILE)
     code, err = resume(out, capsys)
     assert code == 2 and f"{out / MINI_FILE} is not the file the checkpoint was made with" in err
+    assert read_json(out / CHECKPOINT)["files"].keys() == {MINI_FILE}
 
 
 # -- deapnas train: model.pt and train.json as one unit ------------------------------------------
