@@ -75,8 +75,9 @@ class WeightStore:
 
     def load(self, name: str, device: str | torch.device = "cpu") -> dict:
         """The units saved as ``name``, ``{key: state_dict}`` (loaded with
-        ``weights_only=True`` and checked against the hash in their name). Entries never change, so each process keeps the entries it
-        loaded last in memory: treat the result as read-only."""
+        ``weights_only=True`` and checked against the hash in their name). Entries never
+        change, so each process keeps the entries it loaded last in memory: treat the result as
+        read-only."""
         return _load_entry(str(self.path(name)), str(device))
 
     def stale(self, indexes: Iterable[Mapping[str, list]]) -> list[Path]:

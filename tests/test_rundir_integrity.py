@@ -5,7 +5,6 @@ every file a checkpoint needs is recorded with its SHA-256 and checked when it i
 folder that is not a run alone; the lock is taken before anything is checked or written. Each
 case is a real run directory on disk, driven through ``deapnas.cli.main`` or a real process.
 """
-import json
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from conftest import NB201_METRIC, NB201_REPORT, interrupt_evaluation, single_th
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# -- helpers ----------------------------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 
 def comparable(directory: Path) -> list[dict]:
     """The history without what the clock decides (elapsed, training seconds)."""
@@ -124,7 +123,7 @@ def broken(runs, tmp_path):
     return method, straight, tmp_path / "run"
 
 
-# -- a deleted checkpoint: nothing is deleted before the state catches up ------------------------
+# -- a deleted checkpoint: nothing is deleted before the state catches up -------------------------
 
 def test_a_deleted_checkpoint_is_rebuilt_from_the_history_and_keeps_every_file(broken, capsys):
     method, straight, out = broken
@@ -157,7 +156,7 @@ def test_a_resume_stopped_while_it_replays_deletes_nothing_and_the_checkpoint_go
     assert read_json(out / BEST) == read_json(straight / BEST)
 
 
-# -- missing state files are named, with what to do -------------------------------------------------
+# -- missing state files are named, with what to do -----------------------------------------------
 
 def test_a_deleted_state_file_is_named_with_the_state_that_needs_it(broken, capsys):
     method, _, out = broken
@@ -182,7 +181,7 @@ def test_state_files_missing_beside_a_deleted_checkpoint_are_named(broken, capsy
     assert "Errno" not in err and "Traceback" not in err
 
 
-# -- swapped or altered state files are refused -----------------------------------------------------
+# -- swapped or altered state files are refused ---------------------------------------------------
 
 @pytest.mark.parametrize("runs", ["renas"], indirect=True)
 def test_rotated_renas_weight_files_are_refused(runs, tmp_path, capsys):
@@ -244,7 +243,7 @@ def test_a_mini_dataset_of_another_seed_is_refused(tmp_path, monkeypatch, capsys
     assert read_json(out / CHECKPOINT)["files"].keys() == {MINI_FILE}
 
 
-# -- deapnas train: model.pt and train.json as one unit ------------------------------------------
+# -- deapnas train: model.pt and train.json as one unit -------------------------------------------
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -307,7 +306,7 @@ def test_train_holds_the_lock_while_it_trains(trained, tmp_path, monkeypatch):
     assert read_json(out / "train.json")["epochs"] == 2 and deapnas.load_model(out)
 
 
-# -- search --out and the lock -------------------------------------------------------------------
+# -- search --out and the lock --------------------------------------------------------------------
 
 def table_search(csv, out, *extra) -> int:
     return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
@@ -334,7 +333,8 @@ def test_search_into_a_folder_that_is_not_a_run_is_refused_untouched(nb201_csv, 
 def hold_lock(directory: Path) -> subprocess.Popen:
     """A process that holds ``directory``'s lock until it is killed."""
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path;"
-                               "from deapnas.run import Lock; held = Lock(Path(sys.argv[1])).acquire();"
+                               "from deapnas.run import Lock;"
+                               "held = Lock(Path(sys.argv[1])).acquire();"
                                "print('held', flush=True); time.sleep(600)", str(directory)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
