@@ -7,11 +7,13 @@ Files:
 - ``history.jsonl``: one line per evaluation, appended the moment it completes: the readable
   genome, the architecture key, the candidate's seed, the fitness (``null`` for a failed
   candidate, whose ``reason`` says why) and the evaluator's measurements under ``info``;
-- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state
-  and every random state, written atomically every ``checkpoint_every`` evaluations; the
-  loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
-  checkpoint costs as much late in a long search as early;
-- ``lock``: held while a search or resume runs in the directory;
+- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state,
+  every random state and the SHA-256 of every other file the state needs (a method's weights,
+  see :attr:`Journal.state_files`), written atomically every ``checkpoint_every`` evaluations
+  (never while the history is replayed); the loop's ``logbook`` goes to ``logbook.jsonl``,
+  appended record by record, so that a checkpoint costs as much late in a long search as
+  early;
+- ``lock``: held while a search, a resume or a training runs in the directory;
 - ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
   the search ends.
 
