@@ -29,24 +29,33 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     directory = Path(directory)
     if not (directory / BEST).exists():
         raise ValueError(f"{directory} has no final pick yet; finish the search first")
-    if not (directory / TRAINED).exists() or not (directory / WEIGHTS).exists():
-        raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
-                         "first")
+    trained = training_result(directory)
     config, options, _ = load_config(directory)
-    best, trained = read_json(directory / BEST, "result"), read_json(directory / TRAINED,
-                                                                       "training result")
-    recorded = trained.get("weights_sha256")  # absent in a train.json of an older deapnas
-    if recorded is not None and recorded != sha256(directory / WEIGHTS):
-        raise ValueError(f"{directory / WEIGHTS} is not the model {directory / TRAINED} "
-                         "describes (its SHA-256 differs: a training was interrupted between "
-                         "the two files, or one was replaced); run `deapnas train "
-                         f"{directory}` again")
+    best = read_json(directory / BEST, "result")
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
                               trained["num_classes"], **network)
     net.load_state_dict(load_weights(directory / WEIGHTS))
     return net.eval()
+
+
+def training_result(directory: str | os.PathLike) -> dict:
+    """What ``deapnas train`` wrote to ``train.json``, once ``model.pt`` is checked against the
+    SHA-256 it records; a ``ValueError`` saying to train again when the weights are missing or
+    are not the model ``train.json`` describes."""
+    directory = Path(directory)
+    if not (directory / TRAINED).exists() or not (directory / WEIGHTS).exists():
+        raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
+                         "first")
+    trained = read_json(directory / TRAINED, "training result")
+    recorded = trained.get("weights_sha256")  # absent in a train.json of an older deapnas
+    if recorded is not None and recorded != sha256(directory / WEIGHTS):
+        raise ValueError(f"{directory / WEIGHTS} is not the model {directory / TRAINED} "
+                         "describes (its SHA-256 differs: a training was interrupted between "
+                         "the two files, or one was replaced); run `deapnas train "
+                         f"{directory}` again")
+    return trained
 
 
 def export(directory: str | os.PathLike) -> Path:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
-from .export import TRAINED, WEIGHTS  # noqa: E402
+from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
 from .run import (BEST, CONFIG, PARETO, Lock, holder, read_history, read_json,  # noqa: E402
                   sha256, write_json)
 from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
@@ -60,7 +60,20 @@ def summary(directory: str | Path) -> str:
         lines.append(describe_best(config, options, best))
         if (Path(directory) / PARETO).exists():
             lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
+        if (Path(directory) / TRAINED).exists():
+            lines.append(describe_training(directory))
     return "\n".join(lines)
+
+
+def describe_training(directory: str | Path) -> str:
+    """The line on the pick's final training (``deapnas train``), or on why its weights
+    cannot be used."""
+    try:
+        trained = training_result(directory)
+    except ValueError as error:
+        return f"trained model: {error}"
+    return (f"trained: test accuracy {trained['test_accuracy']:.4f} after {trained['epochs']} "
+            f"epochs, {trained['params']:,} parameters ({Path(directory) / WEIGHTS})")
 
 
 def describe_front(pareto: dict) -> list[str]:

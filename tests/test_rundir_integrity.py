@@ -287,6 +287,10 @@ def test_a_model_that_train_json_does_not_describe_is_refused(trained, tmp_path,
         deapnas.load_model(out)
     assert main(["export", str(out)]) == 2
     assert "run `deapnas train" in capsys.readouterr().err
+    assert main(["show", str(out)]) == 0  # show reports it, and the rest of the run
+    assert f"trained model: {out / 'model.pt'} is not the model" in capsys.readouterr().out
+    assert main(["show", str(trained)]) == 0
+    assert "trained: test accuracy " in capsys.readouterr().out
 
 
 def test_train_holds_the_lock_while_it_trains(trained, tmp_path, monkeypatch):
