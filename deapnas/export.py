@@ -5,7 +5,8 @@ without deapnas::
     program = torch.export.load("runs/re-macro-digits-seed0/export/model.pt2")
     logits = program.module()(images)          # images: N x C x H x W, normalised as in training
 
-Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.json``).
+Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.json``, which
+records the SHA-256 of ``model.pt``: a pair that does not match is refused).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from . import schema
-from .run import BEST, RunDirectoryError, read_json, write_json
+from .run import BEST, RunDirectoryError, read_json, sha256, write_json
 from .runner import load_config
 from .safefiles import folder, write_atomic
 from .spaces import get_space
@@ -32,12 +33,9 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     directory = Path(directory)
     if not (directory / BEST).exists():
         raise ValueError(f"{directory} has no final pick yet; finish the search first")
-    if not (directory / TRAINED).exists() or not (directory / WEIGHTS).exists():
-        raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
-                         "first")
+    trained = training_result(directory)
     config, options, _ = load_config(directory)
     best = read_json(directory / BEST, "result", schema.BEST)
-    trained = read_json(directory / TRAINED, "training result", schema.TRAINED)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     _check_keywords(network, space.build_network, directory / TRAINED)
@@ -62,6 +60,24 @@ def _check_keywords(network: dict, build, path: Path) -> None:
         raise RunDirectoryError(f"{path}: network.{unknown[0]} is not a setting of this "
                                 "space's network; it was damaged or edited: run `deapnas "
                                 f"train {path.parent}` again")
+
+
+def training_result(directory: str | os.PathLike) -> dict:
+    """What ``deapnas train`` wrote to ``train.json``, once ``model.pt`` is checked against the
+    SHA-256 it records; a ``ValueError`` saying to train again when the weights are missing or
+    are not the model ``train.json`` describes."""
+    directory = Path(directory)
+    if not (directory / TRAINED).exists() or not (directory / WEIGHTS).exists():
+        raise ValueError(f"{directory} has no trained weights: run `deapnas train {directory}` "
+                         "first")
+    trained = read_json(directory / TRAINED, "training result", schema.TRAINED)
+    recorded = trained.get("weights_sha256")  # absent in a train.json of an older deapnas
+    if recorded is not None and recorded != sha256(directory / WEIGHTS):
+        raise ValueError(f"{directory / WEIGHTS} is not the model {directory / TRAINED} "
+                         "describes (its SHA-256 differs: a training was interrupted between "
+                         "the two files, or one was replaced); run `deapnas train "
+                         f"{directory}` again")
+    return trained
 
 
 def export(directory: str | os.PathLike) -> Path:

@@ -105,6 +105,23 @@ def settings_of(value: Any) -> Any:
     return f"{named.__module__}.{named.__qualname__}"
 
 
+class MissingStateFile(ValueError):
+    """A file of a run's saved state that an evaluation needs is not there."""
+
+
+def load_state_file(path: str | os.PathLike, device: str | torch.device, what: str) -> dict:
+    """:func:`~deapnas.training.load_weights` of a file that a run's state names (weights to
+    inherit, a training to continue, a weight-store entry); a missing one is a
+    :class:`MissingStateFile` saying ``what`` it held and what to do."""
+    try:
+        return load_weights(path, device)
+    except FileNotFoundError:
+        raise MissingStateFile(
+            f"{path} is missing: it holds {what}, which the search needs to go on; it was "
+            "deleted or moved while the run was stopped: restore it from a copy of the run "
+            "directory, or start a new run") from None
+
+
 class TrainEvaluator:
     """Train a candidate on the training split and return ``(validation accuracy,)``.
 
@@ -274,7 +291,8 @@ class TrainEvaluator:
         path = getattr(individual, "inherit_from", None)
         if not path:
             return None
-        return load_matching(net, load_weights(path, self.device))
+        return load_matching(net, load_state_file(path, self.device, "the trained weights "
+                                                  "this network inherits (inherit_from)"))
 
     def after_training(self, individual, net: nn.Module, score: float) -> dict:
         """More measurements for ``info`` once ``net`` is trained and scored (none here)."""
@@ -285,7 +303,8 @@ class TrainEvaluator:
         path)."""
         if not path:
             return None
-        state = load_weights(path, self.device)
+        state = load_state_file(path, self.device, "the training state this network "
+                                "continues (resume_from)")
         net.load_state_dict(state["model"])
         return state
 

@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
 from .networks import inference_parameters  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, holder, read_history, read_json,  # noqa: E402
-                  read_settings, write_json)
+from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
+from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, holder, read_history,  # noqa: E402
+                  read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      resume_command)
 from .safefiles import write_atomic  # noqa: E402
@@ -66,7 +67,20 @@ def summary(directory: str | Path) -> str:
         if (Path(directory) / PARETO).exists():
             lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
                                               schema.PARETO))
+        if (Path(directory) / TRAINED).exists():
+            lines.append(describe_training(directory))
     return "\n".join(lines)
+
+
+def describe_training(directory: str | Path) -> str:
+    """The line on the pick's final training (``deapnas train``), or on why its weights
+    cannot be used."""
+    try:
+        trained = training_result(directory)
+    except ValueError as error:
+        return f"trained model: {error}"
+    return (f"trained: test accuracy {trained['test_accuracy']:.4f} after {trained['epochs']} "
+            f"epochs, {trained['params']:,} parameters ({Path(directory) / WEIGHTS})")
 
 
 def is_journal(directory: str | Path) -> bool:
@@ -253,21 +267,27 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     recipe (augmentation, schedule, width); otherwise the search's training options apply,
     without augmentation, for the options' ``final_epochs`` when they have one (MiniGen's 340)
     or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
-    macro paper retrains its pick at C = 128 and 256) override either. Writes ``train.json``
-    and the weights to ``model.pt``."""
+    macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
+    ``model.pt`` and ``train.json`` as one unit, holding the run's lock
+    (:func:`save_trained`)."""
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
     config, options, method, _, best = load_run(directory)
     running = holder(directory)
     if running:
-        raise ValueError(f"the search in {directory} is still running ({running}); train its "
-                         "pick once it has finished")
+        raise ValueError(f"{directory} is in use by {running} (a search or a training); "
+                         "train its pick once that has finished")
     if best is None:
         raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
                          f"continue it with `{resume_command(directory, config.algorithm)}`")
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")
+    with Lock(Path(directory)).acquire():  # one training at a time, and no search
+        return _retrain(directory, config, options, method, best, epochs, device, channels)
+
+
+def _retrain(directory, config, options, method, best: dict, epochs, device, channels) -> dict:
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
@@ -291,6 +311,18 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
-    save_weights(Path(directory) / "model.pt", net.state_dict())
-    write_json(Path(directory) / "train.json", result)
+    return save_trained(Path(directory), net.state_dict(), result)
+
+
+def save_trained(directory: Path, state: dict, result: dict) -> dict:
+    """Write the weights ``state`` to ``model.pt`` and ``result`` to ``train.json`` as one
+    unit: ``train.json`` records the SHA-256 of ``model.pt`` (``weights_sha256``, which
+    :func:`~deapnas.export.load_model` checks) and is removed before ``model.pt`` is replaced,
+    then written last. An interruption anywhere leaves the old pair, or ``model.pt`` without
+    ``train.json`` (train again), never a ``train.json`` that describes another model; the
+    result as written."""
+    (directory / TRAINED).unlink(missing_ok=True)
+    save_weights(directory / WEIGHTS, state)
+    result = {**result, "weights_sha256": sha256(directory / WEIGHTS)}
+    write_json(directory / TRAINED, result)
     return result

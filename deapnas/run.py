@@ -7,11 +7,13 @@ Files:
 - ``history.jsonl``: one line per evaluation, appended the moment it completes: the readable
   genome, the architecture key, the candidate's seed, the fitness (``null`` for a failed
   candidate, whose ``reason`` says why) and the evaluator's measurements under ``info``;
-- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state
-  and every random state, written atomically every ``checkpoint_every`` evaluations; the
-  loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
-  checkpoint costs as much late in a long search as early;
-- ``lock``: held while a search or resume runs in the directory;
+- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state,
+  every random state and the SHA-256 of every other file the state needs (a method's weights,
+  see :attr:`Journal.state_files`), written atomically every ``checkpoint_every`` evaluations
+  (never while the history is replayed); the loop's ``logbook`` goes to ``logbook.jsonl``,
+  appended record by record, so that a checkpoint costs as much late in a long search as
+  early;
+- ``lock``: held while a search, a resume or a training runs in the directory;
 - ``journal.json``: for a script's journal (made without ``config``), the settings of the
   evaluator it wraps and the fitness weights, which a later run of the script must share;
 - ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
@@ -192,6 +194,12 @@ class Lock:
         self._handle = handle
         return self
 
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.seek(0)
@@ -281,6 +289,8 @@ class Journal:
     :param on_record: called with each new history record (a progress bar, say).
     :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
         recorded evaluations ends, as DEAP's loops print their logbook.
+    :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
+        takes it before it checks or writes anything); the journal releases it on close.
 
     The journal holds the directory's :class:`Lock` from construction until :meth:`close`; use
     it as a context manager.
@@ -291,7 +301,8 @@ class Journal:
                  checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
                  budget: Optional[int] = None,
                  time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__):
+                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__,
+                 lock: Optional["Lock"] = None):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
@@ -302,7 +313,7 @@ class Journal:
         self.budget, self.time_limit = budget, time_limit
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = Lock(self.directory).acquire()
+        self._lock = lock or Lock(self.directory).acquire()
         try:
             remove_leftovers(self.directory)
             self.history, complete = _History.read(self.directory / HISTORY, partial_ok=False)
@@ -321,7 +332,14 @@ class Journal:
         self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
         #: Called with the state after each checkpoint is durable: the moment a method may
         #: delete files that no checkpoint needs any more (weights of dead individuals...).
+        #: Never called while the history is replayed: until the state has caught up with the
+        #: history, files that later evaluations wrote are still needed.
         self.after_write: list[Callable[[dict], None]] = []
+        #: Called with each state to checkpoint: the files of the directory that the state
+        #: needs besides the checkpoint (weights, a mini dataset...). Their SHA-256 is recorded
+        #: in the checkpoint and checked when it is restored, so a file that was deleted,
+        #: swapped or edited is refused, named, instead of silently used.
+        self.state_files: list[Callable[[dict], Iterable[Path]]] = []
 
     def __enter__(self) -> "Journal":
         return self
@@ -490,9 +508,13 @@ class Journal:
     def checkpoint(self, **state: Any) -> bool:
         """A safe point of the loop: write ``state`` when a checkpoint is due, and at the end
         (so that files only earlier states needed are deleted); whether the search may go on
-        (False once the evaluation budget or the time limit is spent)."""
+        (False once the evaluation budget or the time limit is spent). Nothing is written while
+        the history is replayed: the state is behind the files on disk until it catches up,
+        and the checkpoint being replayed from (or a deleted one put back) stays valid."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
+        if self.replaying:
+            return not (spent or late)
         if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
@@ -515,12 +537,14 @@ class Journal:
         if appended:
             state = {**state, "logbook": None}
         data, tensors = statecodec.encode(state, self.space, self.container)
+        digests = self._digests(state)
         tensor_file = self._write_tensors(tensors) if tensors else None
         self._sync_history()
         write_json(self.directory / CHECKPOINT, {
             "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "config": self.config, "random": random_states(), "tensors": tensor_file,
-            "logbook": self._logbook.save(logbook) if appended else None, "state": data})
+            "files": digests, "logbook": self._logbook.save(logbook) if appended else None,
+            "state": data})
         for old in files(self.directory, "checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
@@ -535,7 +559,41 @@ class Journal:
         torch.save(tensors, buffer)
         data = buffer.getvalue()
         write_atomic(self.directory / name, data)
-        return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+        return {"file": name, "sha256": sha256(data)}
+
+    def _digests(self, state: dict) -> dict[str, str]:
+        """``{file: SHA-256}`` of the :attr:`state_files` of ``state`` (paths relative to the
+        directory); a file the state needs that is not there is an error naming it."""
+        digests = {}
+        for named in self.state_files:
+            for path in map(Path, named(state)):
+                name = Path(os.path.relpath(path, self.directory)).as_posix()
+                if not path.is_file():
+                    raise RunDirectoryError(
+                        f"{path} is missing, but the search's state after {self.evaluations} "
+                        "evaluations needs it: it was deleted or moved while the run was "
+                        "stopped; restore it from a copy of the run directory, or start a new "
+                        "run")
+                digests[name] = sha256(path)
+        return digests
+
+    def _check_files(self, saved: dict) -> None:
+        """Every file the checkpoint names is there, with the content it was made with."""
+        for name, digest in (saved.get("files") or {}).items():
+            path = self.directory / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise RunDirectoryError(f"{self.directory / CHECKPOINT} names {name!r}, which "
+                                        "lies outside the run directory; start a new run")
+            if not path.is_file():
+                raise RunDirectoryError(
+                    f"{path} is missing: the search's state after {saved['evaluations']} "
+                    f"evaluations ({self.directory / CHECKPOINT}) needs it to go on; restore "
+                    "it from a copy of the run directory, or start a new run")
+            if sha256(path) != digest:
+                raise RunDirectoryError(
+                    f"{path} is not the file the checkpoint was made with (its SHA-256 "
+                    "differs: it was replaced, swapped with another or edited); put the run's "
+                    "own file back, or start a new run")
 
     def restore(self) -> Optional[dict]:
         """The state of the last checkpoint, with the random states restored, or None when there
@@ -545,6 +603,7 @@ class Journal:
             return None
         saved = read_json(path, "checkpoint")
         self._check(saved)
+        self._check_files(saved)
         tensors = self._tensors(saved.get("tensors"))
         try:
             state = _SavedState(path, statecodec.decode(saved["state"], tensors, self.space,
@@ -587,7 +646,7 @@ class Journal:
         path = self.directory / check_name(reference["file"],
                                             f"{self.directory / CHECKPOINT}: the tensor file")
         data = read_bytes(path) if path.exists() else None
-        if data is None or hashlib.sha256(data).hexdigest() != reference["sha256"]:
+        if data is None or sha256(data) != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
         try:
@@ -643,11 +702,13 @@ class _LogbookLines:
         self.written = 0
 
     def save(self, logbook: tools.Logbook) -> dict:
-        """Append the new records (durably); the reference a checkpoint keeps."""
+        """Append the new records (durably); the reference a checkpoint keeps. A journal that
+        restored no checkpoint (a run rebuilt from its history) writes the file anew: the lines
+        there belong to the deleted checkpoint."""
         new = logbook[self.written:]
         if new:
             try:
-                with open_file(self.path, "a") as handle:
+                with open_file(self.path, "a" if self.written else "w") as handle:
                     for record in new:
                         handle.write(json.dumps(self._encode(record)) + "\n")
                     handle.flush()
@@ -684,7 +745,19 @@ class _LogbookLines:
 
 def _digest(config: Any) -> str:
     """The short digest of a run's settings that each history record keeps."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    return sha256(json.dumps(config, sort_keys=True).encode())[:12]
+
+
+def sha256(source: str | os.PathLike | bytes) -> str:
+    """The SHA-256 of ``source``'s bytes (a file's, read in blocks, not through a link), in
+    hexadecimal."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    with open_file(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _plain(info: dict) -> dict:

@@ -30,8 +30,8 @@ from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
-from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, conform,
-                  read_json, write_json)
+from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
+                  conform, read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -298,10 +298,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     _check_writable(out)
-    if (out / CONFIG).exists():
-        raise RunDirectoryError(f"{out} already holds a run: continue it with "
-                                f"`{resume_command(out, config.algorithm)}` or choose another "
-                                "--out")
+    _check_unused(out, config.algorithm)
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
@@ -310,8 +307,10 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     run = Run(config, options, method)
     run.evaluator  # data problems surface before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
-    return _search(run, progress)
+    with Lock(out).acquire() as lock:  # checked again under the lock: another search may race
+        _check_unused(out, config.algorithm)
+        write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
+        return _search(run, progress, lock)
 
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
@@ -319,13 +318,29 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     config, options, method = load_config(directory)
     config.out = str(directory)
     validate(config, options, method)
-    if (Path(directory) / BEST).exists():
-        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
-                                f"`deapnas show {directory}`")
-    return _search(Run(config, options, method), progress)
+    with Lock(Path(directory)).acquire() as lock:  # before "finished": a resume may be ending
+        if (Path(directory) / BEST).exists():
+            raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                    f"`deapnas show {directory}`")
+        return _search(Run(config, options, method), progress, lock)
 
 
-def _search(run: Run, progress: bool) -> dict:
+def _check_unused(out: Path, algorithm: str) -> None:
+    """Refuse an ``--out`` that holds a run (continue it instead) or anything else (the files
+    of someone or something else, which a search would overwrite or delete); an empty folder,
+    or one holding only a run's ``lock``, is taken."""
+    if (out / CONFIG).exists():
+        raise RunDirectoryError(f"{out} already holds a run: continue it with "
+                                f"`{resume_command(out, algorithm)}` or choose another --out")
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK) if out.is_dir() else []
+    if found:
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise RunDirectoryError(f"--out {out} holds files but is not a deapnas run (no "
+                                f"{CONFIG}): {listed}; a search there could overwrite or "
+                                "delete them: choose a new or empty folder")
+
+
+def _search(run: Run, progress: bool, lock: Lock) -> dict:
     config = run.config
     run.evaluator  # loaded before the run's random streams are seeded
     random.seed(config.seed)
@@ -337,7 +352,7 @@ def _search(run: Run, progress: bool) -> dict:
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every,
                       checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar,
+                      time_limit=config.time_limit, on_record=bar, lock=lock,
                       verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)

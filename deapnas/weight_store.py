@@ -35,9 +35,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import torch
 from torch import nn
 
-from .fitness import TrainEvaluator
+from .fitness import TrainEvaluator, load_state_file
 from .safefiles import child, files, refuse_link
-from .training import load_matching, load_weights, save_weights
+from .training import load_matching, save_weights
 
 Units = Callable[[nn.Module], list[tuple[str, nn.Module]]]
 
@@ -77,8 +77,9 @@ class WeightStore:
 
     def load(self, name: str, device: str | torch.device = "cpu") -> dict:
         """The units saved as ``name``, ``{key: state_dict}`` (loaded with
-        ``weights_only=True``). Entries never change, so each process keeps the entries it
-        loaded last in memory: treat the result as read-only."""
+        ``weights_only=True`` and checked against the hash in their name). Entries never
+        change, so each process keeps the entries it loaded last in memory: treat the result as
+        read-only."""
         return _load_entry(str(self.path(name)), str(device))
 
     def stale(self, indexes: Iterable[Mapping[str, list]]) -> list[Path]:
@@ -90,7 +91,17 @@ class WeightStore:
 
 @functools.lru_cache(maxsize=64)
 def _load_entry(path: str, device: str) -> dict:
-    return load_weights(path, device)
+    """The entry at ``path``, checked against its name (the hash of its content)."""
+    units = load_state_file(path, device, "weights that the weight store shares")
+    try:
+        intact = entry_name(units) == Path(path).name
+    except (AttributeError, TypeError):  # not {key: {name: tensor}}
+        intact = False
+    if not intact:
+        raise ValueError(f"{path} does not hold the weights its name (the hash of its content) "
+                         "says: the store entry was edited or replaced; put the run's own file "
+                         "back, or start a new run")
+    return units
 
 
 def concerning(index: Mapping[str, list], identities: Iterable[str]) -> dict:

@@ -544,8 +544,9 @@ def evaluator(run) -> SmallModelEvaluator:
 
 
 def search(run) -> tools.Logbook:
-    """Save the mini dataset in the run directory, then run :func:`ea_minigen` until the stop
-    rule, ``--generations`` or the journal's budget ends it."""
+    """Save the mini dataset in the run directory (its SHA-256 goes into every checkpoint, so
+    that a resumed run refuses another one), then run :func:`ea_minigen` until the stop rule,
+    ``--generations`` or the journal's budget ends it."""
     options = run.options
     own = run.directory / MINI_FILE
     if not own.is_file():
@@ -553,6 +554,7 @@ def search(run) -> tools.Logbook:
             write_atomic(own, Path(options.mini_dataset).read_bytes())
         else:
             _mini_dataset(run, own)
+    run.journal.state_files.append(lambda state: [own])
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
     _, logbook = ea_minigen(
         toolbox.population(n=options.population), toolbox, options.generations,

@@ -586,13 +586,22 @@ def _breed_models(search: _Search, toolbox, options: Options) -> list:
 
 # -- checkpoints -------------------------------------------------------------------------------
 
+def state_files(state: dict, state_dir: str, store: Optional[str] = None) -> list[Path]:
+    """The files a checkpoint ``state`` needs (a ``journal.state_files`` callback): the
+    training states in ``state_dir`` that the models of its population and hall of fame
+    continue from, and the entries of the weight store ``store`` that its index names."""
+    models = list(state["population"]) + list(state["halloffame"])
+    files = {_state_file(state_dir, m, m.trained_epochs) for m in models if m.trained_epochs}
+    if store is not None:
+        files |= {WeightStore(store).path(entry) for entry, _ in state["store_index"].values()}
+    return sorted(files)
+
+
 def stale_files(state: dict, state_dir: str, store: Optional[str] = None) -> list[Path]:
-    """Files a checkpoint ``state`` no longer needs: training states in ``state_dir`` that no
-    model of its population or hall of fame continues from, and entries of the weight store
-    ``store`` that its index does not name. Delete them only once that checkpoint is on disk
-    and no evaluation is running (a run resumes from its last checkpoint)."""
-    keep = {f"{m.model_id}-e{m.trained_epochs}.pt"
-            for m in list(state["population"]) + list(state["halloffame"])}
+    """Files a checkpoint ``state`` no longer needs: training states in ``state_dir`` and
+    store entries that are not its :func:`state_files`. Delete them only once that checkpoint
+    is on disk and no evaluation is running (a run resumes from its last checkpoint)."""
+    keep = {path.name for path in state_files(state, state_dir)}
     stale = [p for p in safefiles.files(state_dir, "*.pt") if p.name not in keep]
     if store is not None:
         stale += WeightStore(store).stale([state["store_index"]])
@@ -658,11 +667,14 @@ def evaluator(run) -> ModelEvaluator:
 def search(run) -> tools.Logbook:
     """The NASGEP loop until ``--time-limit`` or ``--evaluations`` (epoch-trainings) is spent;
     the models' training states in ``models/`` and the weight store in ``store/`` of the run
-    directory, files no checkpoint needs deleted after each checkpoint."""
+    directory, their SHA-256 in each checkpoint (checked on resume), files no checkpoint needs
+    deleted after each checkpoint."""
     options = run.options
     toolbox = make_toolbox(options, run.toolbox(), run.individual)
     state_dir = safefiles.folder(run.directory, MODELS)
     store = None if options.no_sharing else safefiles.folder(run.directory, STORE)
+    run.journal.state_files.append(functools.partial(state_files, state_dir=state_dir,
+                                                     store=store))
     run.journal.after_write.append(functools.partial(remove_stale, state_dir=state_dir,
                                                      store=store))
     models, reductions, genes = init_populations(toolbox, options.population,

@@ -211,6 +211,11 @@ class WeightFiles:
                 individual.save_to = os.fspath(child(self.directory, Path(individual.save_to).name,
                                                      "a weights file"))
 
+    def files(self, individuals: Iterable) -> list[Path]:
+        """The weights files of ``individuals`` that were trained and saved their weights (what
+        a checkpoint of them needs, a ``journal.state_files`` callback's answer)."""
+        return sorted(Path(ind.save_to) for ind in individuals if self.has_weights(ind))
+
     def prune(self, keep: Iterable) -> list[Path]:
         """Delete every weights file that no individual of ``keep`` saved; the files deleted."""
         kept = {Path(ind.save_to).name for ind in keep if getattr(ind, "save_to", None)}
@@ -380,15 +385,18 @@ def evolve(population: list, toolbox, options: Options, steps: int,
     """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
     (``weights``) that made them all, :func:`retrain_population`.
 
-    With a :class:`~deapnas.run.Journal`, the weights files of dead individuals are deleted
-    each time a checkpoint is on disk (``journal.after_write``); once the loop is over, all but
-    the final population's (the evaluations after the last checkpoint are replayed on resume,
-    never redone).
+    With a :class:`~deapnas.run.Journal`, each checkpoint records the SHA-256 of the
+    population's weights files (``journal.state_files``: a resumed run refuses a file deleted,
+    swapped or edited), and the weights files of dead individuals are deleted each time a
+    checkpoint is on disk (``journal.after_write``); once the loop is over, all but the final
+    population's (the evaluations after the last checkpoint are replayed on resume, never
+    redone).
 
     :returns: ``(best, population, logbook)``: the retrained best, or None when nothing was
         retrained (tabular fitness, a search stopped early, or every retraining failed).
     """
     if weights is not None and journal is not None:
+        journal.state_files.append(lambda state: weights.files(state["population"]))
         journal.after_write.append(lambda state: weights.prune(state["population"]))
     population, logbook = renas(population, toolbox, steps, options.sample_size, weights,
                                 stats=stats, halloffame=halloffame, verbose=verbose,
