@@ -599,7 +599,7 @@ CLI_SEARCH = ["--algorithm", "minigen", "--quiet", "--population", "4", "--keep"
               "--epochs", "1", "--batch-size", "50", "--train-per-class", "5",
               "--score-per-class", "3", "--widths", "4,8", "--restart-period", "2",
               "--restart-threshold", "0", "--evaluations", "12", "--checkpoint-every", "2",
-              "--final-epochs", "1"]
+              "--checkpoint-gap", "0", "--final-epochs", "1"]
 
 
 def cli_search(out, *extra) -> int:

@@ -428,7 +428,7 @@ def test_children_inherit_on_digits_and_the_dead_leave_no_files(digits, tmp_path
 TINY_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
             "--sample-size", "2", "--blocks", "2", "--channels", "4", "--epochs", "1",
             "--batch-size", "50", "--train-per-class", "10", "--checkpoint-every", "3",
-            "--quiet"]
+            "--checkpoint-gap", "0", "--quiet"]
 
 
 def interrupt_training(monkeypatch, at: int):

@@ -79,12 +79,13 @@ def resume(out: Path, capsys) -> tuple[int, str]:
 
 # NASGEP: 2 models, 8 epoch-trainings, a checkpoint at every generation (test_nasgep.py's run)
 NASGEP_RUN = ["--algorithm", "nasgep", "--evaluations", "8", "--population", "2",
-              "--reductions", "2", "--batch-size", "64", "--checkpoint-every", "1", "--quiet"]
+              "--reductions", "2", "--batch-size", "64", "--checkpoint-every", "1",
+              "--checkpoint-gap", "0", "--quiet"]
 # RENAS: 4 individuals trained on digits, 12 evaluations (test_renas.py's run)
 RENAS_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
              "--sample-size", "2", "--blocks", "2", "--channels", "4", "--epochs", "1",
              "--batch-size", "50", "--train-per-class", "10", "--checkpoint-every", "3",
-             "--quiet"]
+             "--checkpoint-gap", "0", "--quiet"]
 RUNS = {"nasgep": NASGEP_RUN, "renas": RENAS_RUN}
 #: Where each method keeps the files its checkpoints need.
 STATE_FOLDERS = {"nasgep": (nasgep.MODELS, nasgep.STORE), "renas": ("weights",)}
@@ -315,8 +316,8 @@ def test_train_holds_the_lock_while_it_trains(trained, tmp_path, monkeypatch):
 def table_search(csv, out, *extra) -> int:
     return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
                  "--metric", NB201_METRIC, "--report", NB201_REPORT, "--evaluations", "60",
-                 "--population", "10", "--checkpoint-every", "20", "--out", str(out),
-                 "--quiet", *extra])
+                 "--population", "10", "--checkpoint-every", "20", "--checkpoint-gap", "0",
+                 "--out", str(out), "--quiet", *extra])
 
 
 def test_search_into_a_folder_that_is_not_a_run_is_refused_untouched(nb201_csv, tmp_path,

@@ -61,7 +61,7 @@ def table_search(out) -> list:
     """The arguments of a NAS-Bench-201 table search: a second's work."""
     return ["search", "--space", "nb201", "--dataset", "nb201", "--table", str(NB201_CSV),
             "--metric", NB201_METRIC, "--evaluations", "60", "--population", "10",
-            "--checkpoint-every", "20", "--out", str(out), "--quiet"]
+            "--checkpoint-every", "20", "--checkpoint-gap", "0", "--out", str(out), "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ EXAMPLES = ROOT / "docs" / "examples"
 def search(csv, out, *extra) -> int:
     return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
                  "--metric", NB201_METRIC, "--report", NB201_REPORT, "--evaluations", "40",
-                 "--population", "10", "--checkpoint-every", "10", "--out", str(out),
-                 "--quiet", *extra])
+                 "--population", "10", "--checkpoint-every", "10", "--checkpoint-gap", "0",
+                 "--out", str(out), "--quiet", *extra])
 
 
 def interrupted(csv, out, after: int = 25) -> None:
