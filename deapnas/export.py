@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .run import BEST, read_json, write_json
+from .networks import check_parameters
+from .run import BEST, read_genome, read_json, write_json
 from .runner import load_config
 from .spaces import get_space
 from .training import load_weights
@@ -36,8 +37,12 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
                                                                        "training result")
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
-    net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
-                              trained["num_classes"], **network)
+    genome = read_genome(space, best["genome"], directory / BEST)
+    shape, classes = tuple(trained["input_shape"]), trained["num_classes"]
+    check_parameters(lambda: space.build_network(genome, shape, classes, **network),
+                     f"{directory / BEST}: genome, with the network of {directory / TRAINED},",
+                     "restore the files, or retrain with `deapnas train` if they were edited")
+    net = space.build_network(genome, shape, classes, **network)
     net.load_state_dict(load_weights(directory / WEIGHTS))
     return net.eval()
 

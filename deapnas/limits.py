@@ -25,14 +25,19 @@ MAX_CELLS = 64
 MAX_BLOCKS = 64
 #: Operations of one MiniGen action list (``--max-actions``).
 MAX_ACTIONS = 16
-#: Layers (hidden nodes) of a macro genome.
-MAX_LAYERS = 1024
+#: Operations (graph nodes) of one network or cell: a MiniGen encoding's actions over all its
+#: blocks, a macro genome's layers. Compiling and drawing take time that grows with it.
+MAX_NODES = 1000
 #: Connection genes of a macro genome.
-MAX_CONNECTIONS = 16 * MAX_LAYERS
+MAX_CONNECTIONS = 16 * MAX_NODES
 #: Genes of a NASGEP model, and of a gene pool (``--genes``, ``--max-genes``).
 MAX_GENES = 1024
-#: Head of a GEP chromosome (``--cell-head``, ``--gene-head``); the tail follows from it.
-MAX_HEAD = 64
+#: Head of a GEP chromosome (``--cell-head``, ``--gene-head``); its tail is one longer.
+MAX_HEAD = 16
+#: Symbols of a GEP chromosome read from a file: the longest head and its tail.
+MAX_SYMBOLS = 2 * MAX_HEAD + 1
+#: Kernel size of a macro layer gene (``CONV_k``, ``POOL_k``).
+MAX_KERNEL = 15
 #: Parameters of a network: a genome read from a run directory is counted (shape inference on
 #: PyTorch's meta device, nothing allocated) before it is built; also the largest
 #: ``--max-params``. 100 million parameters take 400 MB in float32, before the gradients and

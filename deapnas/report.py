@@ -12,8 +12,9 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .drawing import draw_graph, plot_fitness  # noqa: E402
-from .networks import inference_parameters  # noqa: E402
-from .run import BEST, CONFIG, PARETO, holder, read_history, read_json, write_json  # noqa: E402
+from .networks import check_parameters, inference_parameters  # noqa: E402
+from .run import (BEST, CONFIG, PARETO, holder, read_genome, read_history, read_json,  # noqa: E402
+                  write_json)
 from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
@@ -55,7 +56,7 @@ def summary(directory: str | Path) -> str:
         lines.append(f"no final pick yet: the search was interrupted; continue it with "
                      f"`deapnas resume {directory}`")
     else:
-        lines.append(describe_best(config, options, best))
+        lines.append(describe_best(config, options, best, Path(directory) / BEST))
         if (Path(directory) / PARETO).exists():
             lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
     return "\n".join(lines)
@@ -89,12 +90,12 @@ def _cause(reason: str) -> str:
     return reason.split(": ", 1)[1].split(":")[0] if reason.startswith("node ") else reason
 
 
-def describe_best(config, options, best: dict) -> str:
-    """The final pick in words."""
+def describe_best(config, options, best: dict, path: Path) -> str:
+    """The final pick (``best``, read from ``path``) in words."""
     space = get_space(best.get("space", config.space))
     genome = best["genome"]  # the readable form when it is a string (an arch string)
     if not isinstance(genome, str):
-        genome = repr(space.from_json(genome))
+        genome = repr(read_genome(space, genome, path))
     if "times_evaluated" in best:
         minimum = getattr(options, "min_evaluations", 1)
         how = (f"best mean over all architectures: none was evaluated {minimum} times"
@@ -159,7 +160,7 @@ def plot_best(directory: str | Path) -> Path:
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graphs = space.graphs(space.from_json(best["genome"]))
+    graphs = space.graphs(read_genome(space, best["genome"], Path(directory) / BEST))
     figure, axes = plt.subplots(1, len(graphs), figsize=(4.5 * len(graphs), 6), squeeze=False)
     for ax, (name, graph) in zip(axes[0], graphs.items()):
         draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
@@ -215,6 +216,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
+    genome = read_genome(space, best["genome"], Path(directory) / BEST)
     evaluator = (method.final_training(config, options, load_data(config, options),
                                        epochs=epochs, channels=channels)
                  if method.final_training is not None else None)
@@ -224,9 +226,12 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
         options = replace(options, channels=channels) if channels else options
         evaluator = make_evaluator(config, options, space)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
+    shape, classes = evaluator.data.input_shape, evaluator.data.num_classes
+    check_parameters(lambda: evaluator.build(genome, shape, classes),
+                     f"{Path(directory) / BEST}: genome, at the retraining's width,",
+                     "retrain it narrower with --channels, or restore the file if it was edited")
     try:
-        accuracy, net = evaluator.train_and_test(space.from_json(best["genome"]), epochs,
-                                                 config.seed)
+        accuracy, net = evaluator.train_and_test(genome, epochs, config.seed)
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None

@@ -37,7 +37,7 @@ from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, Supe
                                      TableScorer, egnas, initial_alpha)
 from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
-from ..networks import count_parameters
+from ..networks import check_parameters, count_parameters
 from .. import limits
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import Space, darts, nb201
@@ -240,9 +240,14 @@ def evaluator(run):
         table = TableEvaluator(config.table, nb201.key, config.metric, config.report)
         return TableScorer(table, derive_nb201, options.zeta, options.eta)
     data, device = run.data, resolve_device(config.first_device)
+    def build() -> torch.nn.Module:
+        return make_supernet(run.space.name, data.input_shape, data.num_classes, options)
+
     with torch.random.fork_rng(devices=[]):  # built on the CPU: the same weights anywhere
+        check_parameters(build, f"the supernet of --channels {options.channels} and --cells "
+                         f"{supernet_cells(options, run.space.name)}", "lower them")
         torch.manual_seed(config.seed)
-        supernet = make_supernet(run.space.name, data.input_shape, data.num_classes, options)
+        supernet = build()
     return SupernetEvaluator(supernet.to(device), data.val.to(device), options.score_batches,
                              options.score_batch_size, options.zeta, options.eta)
 

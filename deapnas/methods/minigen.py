@@ -501,25 +501,29 @@ class Options(TrainingOptions):
 
     def operators(self) -> dict:
         """The keywords of :func:`register_operators` these options give."""
-        blocks = _integers(self.cell_blocks, "--cell-blocks")
+        blocks = _integers(self.cell_blocks, "--cell-blocks", limits.MAX_BLOCKS)
+        if len(blocks) > limits.MAX_CELLS:
+            raise ValueError(f"--cell-blocks lists {len(blocks)} cells, more than the limit of "
+                             f"{limits.MAX_CELLS} (deapnas.limits.MAX_CELLS)")
         if blocks[0] != 1:
             raise ValueError(f"--cell-blocks must start with the input cell's 1, not "
                              f"{self.cell_blocks}")
-        return dict(blocks=blocks, channels=_integers(self.widths, "--widths"),
+        return dict(blocks=blocks, channels=_integers(self.widths, "--widths", limits.MAX_CHANNELS),
                     actions=(self.min_actions, self.max_actions), p_channels=self.p_channels,
                     p_op=self.p_op, p_actions=self.p_actions, indpb=self.cell_swap,
                     temperature=self.temperature, distinct_parents=not self.repeat_parents)
 
 
-def _integers(text: str, flag: str) -> tuple[int, ...]:
-    """``"24,40,64"`` as ``(24, 40, 64)``; a ``ValueError`` naming ``flag`` otherwise."""
+def _integers(text: str, flag: str, maximum: int) -> tuple[int, ...]:
+    """``"24,40,64"`` as ``(24, 40, 64)``; a ``ValueError`` naming ``flag`` otherwise, or for a
+    value above ``maximum``."""
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if not values or min(values) < 1:
-        raise ValueError(f"{flag} takes positive integers separated by commas (e.g. 24,40,64), "
-                         f"not {text!r}")
+    if not values or min(values) < 1 or max(values) > maximum:
+        raise ValueError(f"{flag} takes integers from 1 to {maximum} separated by commas (e.g. "
+                         f"24,40,64), not {text!r}")
     return values
 
 
