@@ -124,7 +124,7 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
     kind = opts.types(cls)[name]
     shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
     bounds = f" ({opts.allowed(field)})" if field.metadata["maximum"] is not None else ""
-    help_text = f"{field.metadata['help']}{bounds}{shown}".replace("%", "%%")
+    help_text = f"{field.metadata['help']}{shown}{bounds}".replace("%", "%%")
     if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
         group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
                            action=_Negated, default=argparse.SUPPRESS, help=help_text)
