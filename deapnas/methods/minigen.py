@@ -522,8 +522,8 @@ def _integers(text: str, flag: str, maximum: int) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if not values or min(values) < 1 or max(values) > maximum:
-        raise ValueError(f"{flag} takes integers from 1 to {maximum} separated by commas (e.g. "
-                         f"24,40,64), not {text!r}")
+        raise ValueError(f"{flag} takes positive integers up to {maximum} separated by commas "
+                         f"(e.g. 24,40,64), not {text!r}")
     return values
 
 
