@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from deapnas import evolutionary_gradient as eg
-from deapnas import limits
 from deapnas import options as opts
 from deapnas.cli import main
 from deapnas.data import Split, load_dataset

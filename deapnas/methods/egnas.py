@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from deap import tools
 
+from .. import limits
 from ..augment import Augment
 from ..data import Dataset
 from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
@@ -38,7 +39,6 @@ from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, Supe
 from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
 from ..networks import check_parameters, count_parameters
-from .. import limits
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
@@ -240,6 +240,7 @@ def evaluator(run):
         table = TableEvaluator(config.table, nb201.key, config.metric, config.report)
         return TableScorer(table, derive_nb201, options.zeta, options.eta)
     data, device = run.data, resolve_device(config.first_device)
+
     def build() -> torch.nn.Module:
         return make_supernet(run.space.name, data.input_shape, data.num_classes, options)
 

@@ -35,10 +35,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from .. import limits
 from ..algorithms import assign
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
-from .. import limits
 from ..options import TrainingOptions, flag, option
 from ..spaces import minigen
 from . import Method, register_method

@@ -46,13 +46,13 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from .. import limits
 from ..algorithms import assign
 from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
 from ..gep import Chromosome
 from ..individuals import individual_class
-from .. import limits
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION

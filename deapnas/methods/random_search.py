@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from deap import tools
 
-from ..algorithms import random_search
 from .. import limits
+from ..algorithms import random_search
 from ..options import RunConfig, TrainingOptions, option
 from . import Method, register_method
 

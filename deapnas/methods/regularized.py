@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from deap import tools
 
+from .. import limits
 from ..algorithms import (best_average, best_nondominated, regularized_evolution,
                           sel_best_of_sample)
-from .. import limits
 from ..options import RunConfig, TrainingOptions, option
 from . import Method, register_method
 

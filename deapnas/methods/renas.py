@@ -35,12 +35,12 @@ from typing import Any, Iterable, Optional
 
 from deap import tools
 
+from .. import limits
 from ..algorithms import evaluate_invalid
 from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
-from .. import limits
 from ..options import RunConfig, TrainingOptions, flag, option
 from ..spaces import nasnet, nb201
 from ..training import Recipe
