@@ -134,10 +134,30 @@ def test_a_huge_macro_genome_is_refused_before_it_is_built_or_drawn(finished, tm
     assert_refused(with_best_genome(finished["macro"], tmp_path, genome), field)
 
 
-def test_an_unknown_macro_layer_is_named(finished, tmp_path):
+def test_export_counts_the_network_train_json_describes_before_building_it(finished, tmp_path,
+                                                                           capsys):
+    """``train.json`` is read from disk too: its width gives the pick's network billions of
+    parameters (the dense head over 4096 maps of 8x8), refused before anything is built."""
+    genome = macro_genome({"0": "CONV_3.N", "1": "CONV_3.N"},
+                          [[-2, 0, True, 0], [0, 1, True, 1], [1, -1, True, 2]])
+    received = with_best_genome(finished["macro"], tmp_path, genome)
+    (received / "model.pt").write_bytes(b"weights")
+    (received / "train.json").write_text(json.dumps({
+        "epochs": 1, "channels": 4096, "network": {"channels": 4096}, "input_shape": [1, 8, 8],
+        "num_classes": 10, "test_accuracy": 0.5, "params": 1, "test_images": 1}))
+    assert main(["export", str(received)]) == 2
+    err = capsys.readouterr().err
+    assert f"{received / BEST}: genome, with the network of {received / 'train.json'}, makes " \
+           "a network of 19," in err and "more than the limit of 100,000,000" in err, err
+    assert not (received / "export").exists()
+
+
+def test_an_unknown_macro_layer_is_named(finished, tmp_path, capsys):
     genome = macro_genome({"0": "CONV_3.X"}, [[-2, 0, True, 0], [0, -1, True, 1]])
     received = with_best_genome(finished["macro"], tmp_path, genome)
     assert main(["show", str(received)]) == 2
+    assert f"{received / BEST}: genome: layer 0: 'CONV_3.X' is not a layer gene" in \
+        capsys.readouterr().err
 
 
 def nasgep_genome(finished: Path) -> dict:
