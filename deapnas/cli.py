@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 from . import options as opts
 from . import runner
 from .data import DatasetError
+from .limits import MAX_CHANNELS, MAX_EPOCHS
 from .methods import METHODS, Method, available, get_method
 from .options import RunConfig, TrainingOptions
 from .run import CONFIG, SearchFailed
@@ -61,11 +62,11 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
         "train", help="retrain the picked architecture longer and report its test accuracy",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
-    train.add_argument("--epochs", type=_at_least(1), default=None,
+    train.add_argument("--epochs", type=_between(1, MAX_EPOCHS), default=None,
                        help="training epochs (default: the method's final training; 20 for a "
                             "method without one)")
     train.add_argument("--device", default=None, help="device (default: the run's)")
-    train.add_argument("--channels", type=_at_least(1), default=None,
+    train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
                        help="network width of the retrained network (default: the method's "
                             "final training; the search's for a method without one)")
     export = commands.add_parser(
@@ -127,7 +128,8 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
     field = next(f for f in opts.fields(cls) if f.name == name)
     kind = opts.types(cls)[name]
     shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
-    help_text = f"{field.metadata['help']}{shown}".replace("%", "%%")
+    bounds = f" ({opts.allowed(field)})" if field.metadata["maximum"] is not None else ""
+    help_text = f"{field.metadata['help']}{shown}{bounds}".replace("%", "%%")
     if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
         group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
                            action=_Negated, default=argparse.SUPPRESS, help=help_text)
@@ -152,11 +154,15 @@ class _Negated(argparse.Action):
         setattr(namespace, self.dest, option_string == self.option_strings[0])
 
 
-def _at_least(minimum: int):
+def _between(minimum: int, maximum: int):
+    """An argparse type: an int from ``minimum`` to ``maximum``."""
     def parse(text: str) -> int:
         value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        for bad, words in ((value < minimum, f"at least {minimum}"),
+                           (value > maximum, f"at most {maximum}")):
+            if bad:
+                raise argparse.ArgumentTypeError(f"must be {words}, not {value} (allowed: "
+                                                 f"{minimum} to {maximum})")
         return value
     return parse
 

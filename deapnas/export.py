@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from . import schema
-from .run import BEST, RunDirectoryError, read_json, sha256, write_json
+from .networks import check_parameters
+from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_json
 from .runner import load_config
 from .safefiles import folder, write_atomic
 from .spaces import get_space
@@ -39,8 +40,12 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
     _check_keywords(network, space.build_network, directory / TRAINED)
-    net = space.build_network(space.from_json(best["genome"]), tuple(trained["input_shape"]),
-                              trained["num_classes"], **network)
+    genome = read_genome(space, best["genome"], directory / BEST)
+    shape, classes = tuple(trained["input_shape"]), trained["num_classes"]
+    check_parameters(lambda: space.build_network(genome, shape, classes, **network),
+                     f"{directory / BEST}: genome, with the network of {directory / TRAINED},",
+                     "restore the files, or retrain with `deapnas train` if they were edited")
+    net = space.build_network(genome, shape, classes, **network)
     try:
         net.load_state_dict(load_weights(directory / WEIGHTS))
     except RuntimeError:  # names, shapes: torch's list of every mismatch is no help here

@@ -263,11 +263,8 @@ class TrainEvaluator:
             return failure(str(error), individual, train_seconds=time.perf_counter() - start,
                            **info)
         except RuntimeError as error:
-            if not _is_out_of_memory(error):
-                raise
-            _release_cuda_memory()
-            return failure("out of memory", individual,
-                           train_seconds=time.perf_counter() - start, **info)
+            return out_of_memory(error, individual,
+                                 train_seconds=time.perf_counter() - start, **info)
         info.update(accuracy=score, train_seconds=time.perf_counter() - start)
         return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
@@ -351,6 +348,17 @@ class TrainEvaluator:
                 deterministic_kernels(self.deterministic, self.cublas_workspace):
             torch.manual_seed(seed)
             yield
+
+
+def out_of_memory(error: RuntimeError, individual, **info: Any) -> Evaluation:
+    """The failed evaluation, reason ``"out of memory"``, of a candidate whose evaluation
+    raised ``error`` for lack of memory (the CUDA cache is emptied, so that the search goes on
+    with the next candidate); ``error`` itself, raised again, when it is another error. Every
+    evaluator catches ``RuntimeError`` around its work and hands it here."""
+    if not _is_out_of_memory(error):
+        raise error
+    _release_cuda_memory()
+    return failure("out of memory", individual, **info)
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:

@@ -17,10 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
-from .networks import inference_parameters  # noqa: E402
+from .networks import check_parameters, inference_parameters  # noqa: E402
 from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, holder, read_history,  # noqa: E402
-                  read_json, read_settings, sha256, write_json)
+from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, holder, read_genome,  # noqa: E402
+                  read_history, read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      resume_command)
 from .safefiles import write_atomic  # noqa: E402
@@ -63,7 +63,7 @@ def summary(directory: str | Path) -> str:
         lines.append(f"no final pick yet: the search was interrupted; continue it with "
                      f"`{resume_command(directory, config.algorithm)}`")
     else:
-        lines.append(describe_best(config, options, best))
+        lines.append(describe_best(config, options, best, Path(directory) / BEST))
         if (Path(directory) / PARETO).exists():
             lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
                                               schema.PARETO))
@@ -151,12 +151,12 @@ def _cause(reason: str) -> str:
     return reason.split(": ", 1)[1].split(":")[0] if reason.startswith("node ") else reason
 
 
-def describe_best(config, options, best: dict) -> str:
-    """The final pick in words."""
+def describe_best(config, options, best: dict, path: Path) -> str:
+    """The final pick (``best``, read from ``path``) in words."""
     space = get_space(best.get("space", config.space))
     genome = best["genome"]  # the readable form when it is a string (an arch string)
     if not isinstance(genome, str):
-        genome = repr(space.from_json(genome))
+        genome = repr(read_genome(space, genome, path))
     if "times_evaluated" in best:
         minimum = getattr(options, "min_evaluations", 1)
         how = (f"best mean over all architectures: none was evaluated {minimum} times"
@@ -226,7 +226,7 @@ def plot_best(directory: str | Path) -> Path:
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graphs = space.graphs(space.from_json(best["genome"]))
+    graphs = space.graphs(read_genome(space, best["genome"], Path(directory) / BEST))
     figure, axes = plt.subplots(1, len(graphs), figsize=(4.5 * len(graphs), 6), squeeze=False)
     for ax, (name, graph) in zip(axes[0], graphs.items()):
         draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
@@ -291,6 +291,7 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
+    genome = read_genome(space, best["genome"], Path(directory) / BEST)
     evaluator = (method.final_training(config, options, load_data(config, options),
                                        epochs=epochs, channels=channels)
                  if method.final_training is not None else None)
@@ -300,9 +301,12 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
         options = replace(options, channels=channels) if channels else options
         evaluator = make_evaluator(config, options, space)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
+    shape, classes = evaluator.data.input_shape, evaluator.data.num_classes
+    check_parameters(lambda: evaluator.build(genome, shape, classes),
+                     f"{Path(directory) / BEST}: genome, at the retraining's width,",
+                     "retrain it narrower with --channels, or restore the file if it was edited")
     try:
-        accuracy, net = evaluator.train_and_test(space.from_json(best["genome"]), epochs,
-                                                 config.seed)
+        accuracy, net = evaluator.train_and_test(genome, epochs, config.seed)
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None

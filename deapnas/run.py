@@ -98,6 +98,17 @@ def conform(value: Any, field: schema.Field, where: str, name: str = "") -> Any:
         raise RunDirectoryError(f"{where}: {error}; it was damaged or edited: restore it, or "
                                 "start a new run") from None
     return value
+def read_genome(space: Any, data: Any, path: Path, field: str = "genome") -> Any:
+    """The genome that ``field`` of the run-directory file ``path`` holds, rebuilt by the
+    space's ``from_json``, which also refuses one larger than :mod:`deapnas.limits` allows;
+    a :class:`RunDirectoryError` names the file and the field. Call it before a genome read
+    from disk is built or drawn."""
+    try:
+        return space.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else error
+        raise RunDirectoryError(f"{path}: {field}: {reason}; the file was damaged or edited: "
+                                "restore it, or start a new run") from None
 
 
 def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> list[dict]:
