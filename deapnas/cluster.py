@@ -34,6 +34,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from .safefiles import RunDirectoryError  # the standard library only
+
 # Only the standard library and Ray are imported here: an actor imports this module to run, and
 # importing torch (seconds) is left to the functions that use it. The driver's helpers from
 # deapnas.fitness and deapnas.parallel are imported where they are used.
@@ -308,6 +310,8 @@ class RayMap:
             worker.prepare(token, box)  # idle again once Ray has restarted it
         except ray.exceptions.RayTaskError as error:
             worker.task = None
+            if isinstance(error.cause, RunDirectoryError):  # a full disk, say: as itself
+                raise RunDirectoryError(str(error.cause)) from None
             raise WorkerError(f"item {task.index} raised in a worker:\n{error}") from error
 
     def _overdue(self, worker: _Worker) -> bool:

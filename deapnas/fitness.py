@@ -28,6 +28,7 @@ from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
+from .safefiles import RunDirectoryError
 from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
                        evaluation_seed, load_matching,
                        load_weights, make_optimizer, make_schedule, param_groups,
@@ -105,8 +106,10 @@ def settings_of(value: Any) -> Any:
     return f"{named.__module__}.{named.__qualname__}"
 
 
-class MissingStateFile(ValueError):
-    """A file of a run's saved state that an evaluation needs is not there."""
+class MissingStateFile(RunDirectoryError):
+    """A file of a run's saved state that an evaluation needs is not there (a
+    :class:`~deapnas.safefiles.RunDirectoryError`, so that a pool worker's reaches the search
+    as itself)."""
 
 
 def load_state_file(path: str | os.PathLike, device: str | torch.device, what: str) -> dict:

@@ -22,7 +22,7 @@ from deapnas.cli import main  # noqa: E402
 from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
-from deapnas.run import CONFIG, read_history  # noqa: E402
+from deapnas.run import CONFIG, RunDirectoryError, read_history  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
 from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402
@@ -49,6 +49,12 @@ def square(x):
 def fail_on_two(x):
     if x == 2:
         raise ValueError("two is not allowed")
+    return x
+
+
+def refuse_on_two(x):
+    if x == 2:
+        raise RunDirectoryError("runs/x/models/m3-e2.pt is missing: restore it")
     return x
 
 
@@ -105,6 +111,8 @@ def test_results_equal_the_builtin_map_in_order():
         with pytest.raises(WorkerError, match="item 2 raised"):
             list(raymap.map(fail_on_two, range(4)))
         assert list(raymap.map(square, range(4))) == [0, 1, 4, 9]  # still usable
+        with pytest.raises(RunDirectoryError, match="^runs/x/models/m3-e2.pt is missing"):
+            list(raymap.map(refuse_on_two, range(4)))  # a run directory's error, as itself
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(raymap)
     with pytest.raises(RuntimeError, match="closed"):

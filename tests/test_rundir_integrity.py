@@ -5,6 +5,7 @@ every file a checkpoint needs is recorded with its SHA-256 and checked when it i
 folder that is not a run alone; the lock is taken before anything is checked or written. Each
 case is a real run directory on disk, driven through ``deapnas.cli.main`` or a real process.
 """
+import functools
 import shutil
 import subprocess
 import sys
@@ -20,11 +21,14 @@ from deapnas.data import load_dataset, mini_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.methods import nasgep
 from deapnas.methods.minigen import MINI_FILE
-from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, Journal, read_history, read_json
+from deapnas.parallel import DevicePool
+from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, RunDirectoryError,
+                         read_history, read_json)
+from deapnas.spaces import macro
 from deapnas.weight_store import WeightStore
 
-from conftest import NB201_METRIC, NB201_REPORT, interrupt_evaluation, single_thread, \
-    without_clock
+from conftest import (NB201_METRIC, NB201_REPORT, chain_genome, interrupt_evaluation,
+                      single_thread, without_clock)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -380,3 +384,14 @@ def test_two_resumes_cannot_both_finish_a_run(nb201_csv, tmp_path, monkeypatch, 
     assert len(read_history(out)) == 60 and (out / BEST).exists()
     assert resume(out, capsys)[0] == 2  # and now it is finished
     assert (out / CONFIG).exists() and (out / HISTORY).exists()
+
+
+def test_a_missing_state_file_in_a_pool_worker_reaches_the_search_as_itself(tmp_path, digits):
+    """Not a WorkerError traceback: the same message as in the search's own process."""
+    evaluate = TrainEvaluator(functools.partial(macro.build_network, channels=8), digits,
+                              epochs=1, device="cpu")
+    genome = chain_genome("CONV_3.N")
+    genome.inherit_from = str(tmp_path / "m3-e2.pt")
+    with DevicePool(1, "cpu") as pool, \
+            pytest.raises(RunDirectoryError, match="m3-e2.pt is missing: it holds the trained"):
+        list(pool.map(evaluate, [genome]))
