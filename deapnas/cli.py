@@ -14,13 +14,17 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import options as opts
-from . import runner
-from .data import DatasetError
-from .limits import MAX_CHANNELS, MAX_EPOCHS
-from .methods import METHODS, Method, available, get_method
-from .options import RunConfig, TrainingOptions
-from .run import CONFIG, SearchFailed
+try:  # torch takes seconds to import: Ctrl-C meanwhile ends the command without a traceback
+    from . import options as opts
+    from . import runner
+    from .data import DatasetError
+    from .limits import MAX_CHANNELS, MAX_EPOCHS
+    from .methods import METHODS, Method, available, get_method
+    from .options import RunConfig, TrainingOptions
+    from .run import CONFIG, SearchFailed
+except KeyboardInterrupt:
+    print("\ndeapnas: interrupted while starting; nothing was done", file=sys.stderr)
+    raise SystemExit(130) from None
 
 GROUPS = {  # RunConfig fields by help group
     "what to search": ("algorithm", "space", "objectives"),
@@ -36,9 +40,34 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are short: the command's usage in one line, the error with the
+    option or choice most likely meant, and where the full list is (not every option's usage)."""
+
+    def error(self, message: str) -> None:
+        positionals = " ".join(a.metavar or a.dest.upper() for a in self._actions
+                               if not a.option_strings)
+        self.exit(2, f"usage: {self.prog} {positionals} [OPTIONS] (all of them: `{self.prog} "
+                     f"--help`)\n{self.prog}: error: {message}\n".replace("  ", " "))
+
+    def unrecognized(self, arguments: Sequence[str]) -> None:
+        """Refuse ``arguments``, suggesting the flag meant for each misspelt one."""
+        flags = [f for action in self._actions for f in action.option_strings]
+        self.error("unrecognized arguments: " + " ".join(
+            a + (opts.suggest(a.split("=")[0], flags) if a.startswith("-") else "")
+            for a in arguments))
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}"
+                                         f"{opts.suggest(str(value), choices)}; choose from "
+                                         f"{', '.join(choices)}")
+
+
 def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     """The parser, with the options of every registered method (and of ``extra`` ones)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deapnas", description="Evolutionary neural architecture search with DEAP.",
         allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -180,6 +209,12 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
                              + (f" (it belongs to {', '.join(m.name for m in users)})"
                                 if users else ""))
     config, options = runner.settings(method, args.preset, **given)
+    if args.preset == "paper" and not config.tabular and \
+            runner.resolve_device(config.first_device).type == "cpu":
+        warnings.warn("--preset paper is sized for GPUs (the paper's datasets, networks and "
+                      "budgets): on this CPU it may run for hours or days; see 'Paper-scale "
+                      "searches' on the command-line page of the docs (docs/cli.rst)",
+                      stacklevel=2)
     if config.tabular:
         unused = sorted(set(given) & {f.name for f in opts.fields(TrainingOptions)})
         if unused:
@@ -242,7 +277,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's parser: "deapnas search: error: ..."
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.commands[args.command].unrecognized(unknown)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():

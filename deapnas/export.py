@@ -32,10 +32,10 @@ TRAINED, WEIGHTS = "train.json", "model.pt"
 def load_model(directory: str | os.PathLike) -> nn.Module:
     """The run's picked architecture with the weights ``deapnas train`` gave it, in eval mode."""
     directory = Path(directory)
+    config, options, _ = load_config(directory)  # first: is it a run directory at all?
     if not (directory / BEST).exists():
         raise ValueError(f"{directory} has no final pick yet; finish the search first")
     trained = training_result(directory)
-    config, options, _ = load_config(directory)
     best = read_json(directory / BEST, "result", schema.BEST)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it

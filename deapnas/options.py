@@ -11,6 +11,7 @@ fields, so the two never disagree.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ def option(default: Any, help: str, *, minimum: Optional[float] = None,
 def flag(name: str) -> str:
     """The command-line flag of a field: ``sample_size`` -> ``--sample-size``."""
     return "--" + name.replace("_", "-")
+
+
+def suggest(word: str, choices: Sequence[str]) -> str:
+    """``" (did you mean X?)"`` for the choice ``word`` most likely meant (another case,
+    ``_`` for ``-``, a letter or two off), or ``""`` when none is close."""
+    by_case = {c.lower(): c for c in choices}
+    for spelling in (word, word.replace("_", "-")):
+        if spelling.lower() in by_case:
+            return f" (did you mean {by_case[spelling.lower()]}?)"
+    close = difflib.get_close_matches(word.replace("_", "-"), list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def fields(options: Any) -> list[dataclasses.Field]:

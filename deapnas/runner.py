@@ -27,7 +27,7 @@ from . import options as opts
 from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import Method, get_method, recorded_method
+from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
@@ -151,8 +151,7 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          f"--dataset {config.dataset} is a benchmark table: give its CSV with --table PATH"),
         (not config.tabular or config.metric,
          "--table needs --metric COLUMN, the column used as fitness"),
-        (config.table is None or config.space == "nb201",
-         "--table works with --space nb201 (the benchmark's cell space)"),
+        (config.table is None or config.space == "nb201", _table_needs_nb201(method)),
         (config.tabular or config.metric is None,
          f"--metric is the fitness column of a table search (--dataset nb201); a search "
          f"trained on --dataset {config.dataset} uses --table only to --report its pick"),
@@ -176,6 +175,17 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
         options.validate(config)
+
+
+def _table_needs_nb201(method: Method) -> str:
+    """Why ``--table`` is refused outside the NAS-Bench-201 space, and what takes one."""
+    takers = [m.name for m in METHODS.values()
+              if m.tabular and (not m.spaces or "nb201" in m.spaces)]
+    if method.name in takers:
+        return "--table works with --space nb201 (the benchmark's cell space)"
+    return (f"--table holds NAS-Bench-201 results, for searches of --space nb201, which "
+            f"{method.name} cannot search ({method.name} searches "
+            f"{' or '.join(method.spaces)}); methods that take a table: {', '.join(takers)}")
 
 
 def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
@@ -329,6 +339,10 @@ def _check_unused(out: Path, algorithm: str) -> None:
     """Refuse an ``--out`` that holds a run (continue it instead) or anything else (the files
     of someone or something else, which a search would overwrite or delete); an empty folder,
     or one holding only a run's ``lock``, is taken."""
+    if (out / BEST).exists():
+        raise RunDirectoryError(f"{out} already holds a finished search: see it with `deapnas "
+                                f"show {out}`, retrain or export its pick with `deapnas train` "
+                                "or `deapnas export`, or choose another --out")
     if (out / CONFIG).exists():
         raise RunDirectoryError(f"{out} already holds a run: continue it with "
                                 f"`{resume_command(out, algorithm)}` or choose another --out")

@@ -33,7 +33,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from ..options import RunConfig, flag, types
+from ..options import RunConfig, flag, suggest, types
 
 ENTRY_POINTS = "deapnas.methods"
 
@@ -133,8 +133,8 @@ def get_method(name: str) -> Method:
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
         if entry.name == name:
             return register_method(_checked(entry.load(), name))
-    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(available())}, or "
-                     "name your own as package.module:ATTRIBUTE")
+    raise ValueError(f"unknown method {name!r}{suggest(name, available())}; choose one of "
+                     f"{', '.join(available())}, or name your own as package.module:ATTRIBUTE")
 
 
 def recorded_method(name: str, where: str) -> Method:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .. import limits
+from ..options import suggest
 from ..individuals import individual_class
 
 
@@ -97,7 +98,8 @@ def get_space(name: str) -> Space:
     try:
         return SPACES[name]
     except KeyError:
-        raise ValueError(f"unknown space {name!r}; choose one of {', '.join(SPACES)}") from None
+        raise ValueError(f"unknown space {name!r}{suggest(name, list(SPACES))}; choose one of "
+                         f"{', '.join(SPACES)}") from None
 
 
 from . import darts, macro, minigen, nasgep, nasnet, nb201  # noqa: E402,F401  (each registers its space)
