@@ -70,6 +70,11 @@ class SearchFailed(RuntimeError):
     """The search cannot produce a result (every candidate so far failed); the message says why."""
 
 
+class TimeUp(Exception):
+    """The time limit of a journal made with ``stop_within_batches`` was spent before an
+    evaluation: the search ends there, with the evaluations recorded so far."""
+
+
 # -- files (opened through deapnas.safefiles: never through a link) ------------------------------
 
 def write_json(path: Path, data: Any) -> None:
@@ -295,6 +300,12 @@ class Journal:
         work which makes no evaluation (EG-NAS's weight training) is saved too (None: never).
     :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
     :param time_limit: seconds of search (counted across resumes) after which it says stop.
+    :param stop_within_batches: check the time limit before each evaluation too, not only at
+        the loop's safe points: the recording map raises :class:`TimeUp` instead of starting an
+        evaluation once the limit is spent, so a batch (a first population of a hundred
+        trainings) cannot overrun it; the caller ends the search there (the runner does, with
+        :attr:`logbook`). Replayed evaluations are never stopped, so a resumed run stops where
+        the uninterrupted one would have.
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
@@ -311,9 +322,9 @@ class Journal:
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
                  checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
                  budget: Optional[int] = None,
-                 time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__,
-                 lock: Optional["Lock"] = None):
+                 time_limit: Optional[float] = None, stop_within_batches: bool = False,
+                 fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None,
+                 verbose: bool = __debug__, lock: Optional["Lock"] = None):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
@@ -322,6 +333,9 @@ class Journal:
         self.checkpoint_every, self.checkpoint_gap = checkpoint_every, checkpoint_gap
         self.checkpoint_seconds = checkpoint_seconds
         self.budget, self.time_limit = budget, time_limit
+        self.stop_within_batches = stop_within_batches
+        #: The logbook the loop handed to its last :meth:`checkpoint` (None before any).
+        self.logbook = None
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = lock or Lock(self.directory).acquire()
@@ -453,9 +467,17 @@ class Journal:
             replayed.append(self._replay(individuals[len(replayed)]))
         yield from replayed
         rest = individuals[len(replayed):]
-        for individual, evaluation in zip(rest, inner_map(evaluate, rest)):
+        evaluations = iter(inner_map(evaluate, rest))
+        for individual in rest:
+            if self.stop_within_batches and self._late():
+                raise TimeUp(f"the time limit of {self.time_limit} s is spent")
+            evaluation = next(evaluations)
             self._record(individual, evaluation)
             yield evaluation
+
+    def _late(self) -> bool:
+        """Whether the time limit is spent."""
+        return self.time_limit is not None and self.elapsed >= self.time_limit
 
     def _replay(self, individual) -> Evaluation:
         record = self.history[self.evaluations]
@@ -523,7 +545,8 @@ class Journal:
         the history is replayed: the state is behind the files on disk until it catches up,
         and the checkpoint being replayed from (or a deleted one put back) stays valid."""
         spent = self.budget is not None and self.evaluations >= self.budget
-        late = self.time_limit is not None and self.elapsed >= self.time_limit
+        late = self._late()
+        self.logbook = state.get("logbook", self.logbook)
         if self.replaying:
             return not (spent or late)
         if self._due() or ((spent or late) and self.evaluations != self._written):

@@ -31,7 +31,7 @@ from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
-                  conform, read_json, write_json)
+                  TimeUp, conform, read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -366,13 +366,17 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every,
                       checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar, lock=lock,
+                      time_limit=config.time_limit, stop_within_batches=True,
+                      on_record=bar, lock=lock,
                       verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)
         run.journal = journal
         run.map, run.workers, run._close = make_map(config)
-        logbook = run.method.search(run)
+        try:
+            logbook = run.method.search(run)
+        except TimeUp:  # within a batch: the loop's logbook is the one of its last safe point
+            logbook = journal.logbook or tools.Logbook()
         journal.write_logbook(logbook)
         best = write_best(run)
     finally:

@@ -1,0 +1,116 @@
+"""What a new user meets (issue 21): errors that suggest what was meant and say what to do,
+the docs' own example method, ``--help`` as it groups and labels options, and public entry
+points that say what to pass. Each case runs the real command (``deapnas.cli.main``, or a
+process where the test needs one) on real run directories.
+"""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from deapnas.cli import main
+from deapnas.run import BEST, CONFIG, read_history
+
+from conftest import NB201_METRIC
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def error_of(argv, capsys) -> str:
+    """The command's stderr, once it exited with status 2 (by return or by argparse)."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    return capsys.readouterr().err
+
+
+def table_search(csv, out, *extra) -> list:
+    return ["search", "--space", "nb201", "--dataset", "nb201", "--table", str(csv),
+            "--metric", NB201_METRIC, "--evaluations", "12", "--population", "4",
+            "--sample-size", "2", "--out", str(out), "--quiet", *extra]
+
+
+# -- errors that suggest ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, meant", [
+    (["search", "--epoch", "3"], "did you mean --epochs?"),
+    (["search", "--sample_size", "5"], "did you mean --sample-size?"),
+    (["train", "somewhere", "--epoch", "3"], "did you mean --epochs?"),
+    (["search", "--algorithm", "RE"], "did you mean re?"),
+    (["search", "--space", "NB201"], "did you mean nb201?"),
+    (["serach"], "did you mean search?"),
+    (["search", "--dataset", "Digits"], "did you mean digits?"),
+])
+def test_a_misspelt_option_choice_or_command_gets_a_short_usage_and_a_suggestion(
+        argv, meant, tmp_path, capsys):
+    err = error_of(argv + ["--out", str(tmp_path / "run")] * (argv[1:2] == ["--algorithm"]),
+                   capsys)
+    assert meant in err and "Traceback" not in err
+    assert len(err.splitlines()) <= 2  # not every option's usage
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_of_a_folder_that_is_not_a_run_says_so(tmp_path, capsys):
+    err = error_of(["export", str(tmp_path)], capsys)
+    assert f"{tmp_path} is not a deapnas run directory (no {CONFIG})" in err
+    assert "final pick" not in err
+
+
+def test_search_into_a_finished_run_says_what_to_do_instead_of_resume(nb201_csv, tmp_path,
+                                                                       capsys):
+    out = tmp_path / "run"
+    assert main(table_search(nb201_csv, out)) == 0 and (out / BEST).exists()
+    capsys.readouterr()
+    err = error_of(table_search(nb201_csv, out), capsys)
+    assert "finished search" in err and "deapnas resume" not in err
+    assert f"deapnas show {out}" in err and "another --out" in err
+
+
+def test_a_table_with_a_method_that_cannot_search_nb201_names_those_that_can(nb201_csv,
+                                                                            tmp_path, capsys):
+    err = error_of(["search", "--algorithm", "minigen", "--table", str(nb201_csv), "--report",
+                    NB201_METRIC, "--out", str(tmp_path / "run")], capsys)
+    assert "minigen cannot search" in err and "--table works with --space nb201" not in err
+    assert "methods that take a table: egnas, random, re, renas" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "deapnas.cli", "show", str(tmp_path)],
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # Python is up; deapnas is importing torch
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=120)[1]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert process.returncode in (130, -signal.SIGINT)
+
+
+def test_the_time_limit_holds_within_the_first_population(tmp_path, capsys):
+    """Before, the first population (20 trainings here) was evaluated whole, whatever the
+    limit; now no evaluation starts once the limit is spent."""
+    out, limit = tmp_path / "run", 2.0
+    assert main(["search", "--epochs", "1", "--population", "20", "--sample-size", "3",
+                 "--evaluations", "40", "--time-limit", str(limit), "--out", str(out),
+                 "--quiet"]) == 0
+    history = read_history(out)
+    assert len(history) < 20 and (out / BEST).exists()
+    assert all(r["elapsed"] < limit for r in history[:-1])  # each started before the limit
+    assert "best architecture" in capsys.readouterr().out
+    assert main(["show", str(out)]) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="warns on a machine without a GPU")
+def test_the_paper_preset_on_a_cpu_warns_once_about_its_cost(tmp_path, capsys):
+    main(["search", "--preset", "paper", "--data-dir", str(tmp_path / "none"),
+          "--out", str(tmp_path / "run"), "--quiet"])  # stops at the missing dataset
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "--preset paper is sized for GPUs" in warnings[0]
+    assert "Paper-scale searches" in warnings[0]
+    assert "Paper-scale searches" in (ROOT / "docs" / "cli.rst").read_text()
