@@ -159,6 +159,12 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          f"--table with --dataset {config.dataset} serves only the report of the pick: give "
          "--report COLUMN, or search the table itself with --dataset nb201"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
+        (config.tabular or method.evaluator is not None or isinstance(options, TrainingOptions),
+         f"{method.name} trains its candidates on --dataset {config.dataset} with the generic "
+         "evaluator, but its options do not extend deapnas.options.TrainingOptions, so nothing "
+         "sizes the networks (--epochs, --channels, --max-params...): search a table "
+         "(--dataset nb201 --table CSV --metric COLUMN), or declare its options as a subclass "
+         "of TrainingOptions so that they accept, and config.json records, those settings"),
         (config.objective_names == ("accuracy",) or method.multi_objective,
          f"{method.name} optimises its own fitness: it takes no --objectives"),
     ]

@@ -114,3 +114,19 @@ def test_the_paper_preset_on_a_cpu_warns_once_about_its_cost(tmp_path, capsys):
     assert len(warnings) == 1 and "--preset paper is sized for GPUs" in warnings[0]
     assert "Paper-scale searches" in warnings[0]
     assert "Paper-scale searches" in (ROOT / "docs" / "cli.rst").read_text()
+
+
+# -- the docs' own example ----------------------------------------------------------------------
+
+def test_the_docs_example_method_without_a_table_is_refused_not_trained_unsized(tmp_path,
+                                                                             monkeypatch,
+                                                                             capsys):
+    """Its options do not extend TrainingOptions: it used to train NB201 networks of the
+    generic default size (64 channels, 10 epochs), none of it in config.json."""
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    out = tmp_path / "run"
+    err = error_of(["search", "--algorithm", "generational_method:METHOD", "--space", "nb201",
+                    "--evaluations", "20", "--population", "4", "--out", str(out), "--quiet"],
+                   capsys)
+    assert "generational" in err and "TrainingOptions" in err and "--table" in err
+    assert not out.exists()
