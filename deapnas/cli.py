@@ -127,49 +127,74 @@ def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) 
         "training each candidate (" + ", ".join(m.name for m in trainers) + ")")
     for f in opts.fields(TrainingOptions):
         _add(group, TrainingOptions, f.name, _defaults(trainers, f.name))
-    added = set(training)
+    users: dict[str, list[Method]] = {}  # each method option's methods, in order
     for method in methods:
-        own = [f.name for f in opts.fields(method.options) if f.name not in added]
+        for f in opts.fields(method.options):
+            if f.name not in training:
+                users.setdefault(f.name, []).append(method)
+    shared = [name for name, using in users.items() if len(using) > 1]
+    if shared:
+        group = parser.add_argument_group(
+            "shared by several methods (each option's help names its methods)")
+        for name in shared:
+            _add(group, users[name][0].options, name, _defaults(users[name], name, named=True))
+    for method in methods:
+        own = [f.name for f in opts.fields(method.options) if users.get(f.name) == [method]]
         if own:
             group = parser.add_argument_group(f"{method.name} options")
         for name in own:
-            users = [m for m in methods if name in {f.name for f in opts.fields(m.options)}]
-            _add(group, method.options, name, _defaults(users, name))
-            added.add(name)
+            _add(group, method.options, name, _defaults([method], name))
 
 
-def _defaults(methods: list[Method], name: str) -> str:
+def _defaults(methods: list[Method], name: str, named: bool = False) -> str:
     """Each method's value under the tiny preset (the default) and the paper's, e.g.
-    ``re: 25 (paper 100)``; one value when all methods agree."""
+    ``re: 25 (paper 100)`` (the paper's only for a method with a paper preset); one value when
+    all methods agree, with their names when ``named``; empty when no method sets a value
+    (None) or turns a yes/no option on."""
     values: dict[str, list[str]] = {}
+    unset = True  # every method leaves it None or False
     for method in methods:
         default = getattr(method.options(), name, getattr(RunConfig(), name, None))
         paper = method.presets.get("paper", {}).get(name, default)
         tiny = method.presets.get("tiny", {}).get(name, default)
-        text = f"{tiny}" + (f" (paper {paper})" if tiny != paper else "")
+        unset = unset and all(v is None or v is False for v in (tiny, paper))
+        text = _shown(name, tiny) + (f" (paper {_shown(name, paper)})"
+                                     if "paper" in method.presets and tiny != paper else "")
         values.setdefault(text, []).append(method.name)
-    if len(values) == 1:
-        return f"default: {next(iter(values))}"
-    return "; ".join(f"{', '.join(names)}: {text}" for text, names in values.items())
+    if len(values) > 1:
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in values.items())
+    text, names = next(iter(values.items()))
+    return "" if unset else f"{', '.join(names)}: {text}" if named else f"default: {text}"
+
+
+def _shown(name: str, value: Any) -> str:
+    """A value as help shows it: a yes/no option as the flag that gives it (``--no-flip``,
+    ``--flip``), since ``True`` is ambiguous for an option named in the negative."""
+    if not isinstance(value, bool):
+        return f"{value}"
+    if name.startswith("no_"):
+        return opts.flag(name) if value else opts.flag(name[3:])
+    return opts.flag(name) if value else "--no-" + opts.flag(name)[2:]
 
 
 def _add(group, cls: type, name: str, defaults: str) -> None:
     field = next(f for f in opts.fields(cls) if f.name == name)
     kind = opts.types(cls)[name]
-    shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
+    shown = f" [{defaults}]" if defaults else ""
     bounds = f" ({opts.allowed(field)})" if field.metadata["maximum"] is not None else ""
     help_text = f"{field.metadata['help']}{shown}{bounds}".replace("%", "%%")
     if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
         group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
                            action=_Negated, default=argparse.SUPPRESS, help=help_text)
     elif kind is bool:  # --clamp-pools / --no-clamp-pools: a preset's True can be turned off
-        group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction,
+        group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction, dest=name,
                            default=argparse.SUPPRESS, help=help_text)
     else:
         choices = field.metadata["choices"]
         group.add_argument(opts.flag(name), type=kind if kind in (int, float) else str,
-                           default=argparse.SUPPRESS, help=help_text, choices=choices,
-                           metavar=None if choices or kind in (int, float) else name.upper())
+                           dest=name, default=argparse.SUPPRESS, help=help_text,
+                           choices=choices,
+                           metavar=None if choices else name.rstrip("_").upper())
 
 
 class _Negated(argparse.Action):

@@ -36,8 +36,10 @@ def option(default: Any, help: str, *, minimum: Optional[float] = None,
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a field: ``sample_size`` -> ``--sample-size``."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a field: ``sample_size`` -> ``--sample-size``; a trailing
+    underscore, which keeps a field clear of a Python keyword, is dropped (``lambda_`` ->
+    ``--lambda``)."""
+    return "--" + name.rstrip("_").replace("_", "-")
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:

@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
 from deapnas.cli import main
+from deapnas.methods import Method
+from deapnas.options import flag, option
 from deapnas.run import BEST, CONFIG, read_history
 
 from conftest import NB201_METRIC
@@ -130,3 +133,55 @@ def test_the_docs_example_method_without_a_table_is_refused_not_trained_unsized(
                    capsys)
     assert "generational" in err and "TrainingOptions" in err and "--table" in err
     assert not out.exists()
+
+
+# -- --help ---------------------------------------------------------------------------------------
+
+def help_groups(parser) -> dict[str, str]:
+    """``deapnas search --help`` as ``{group title: its text}``."""
+    groups, title = {}, ""
+    for line in parser.commands["search"].format_help().splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line[:-1]
+        groups[title] = groups.get(title, "") + line + "\n"
+    return groups
+
+
+def test_help_groups_options_several_methods_share_as_shared_naming_them():
+    from deapnas.cli import build_parser
+    groups = help_groups(build_parser())
+    shared = next(text for title, text in groups.items() if title.startswith("shared by"))
+    for flag in ("--population", "--sample-size", "--final-epochs", "--no-flip"):
+        assert flag in shared
+        assert not any(flag in text for title, text in groups.items()
+                       if title.endswith(" options"))
+    assert " ".join(shared.split()).count("re: 25 (paper 100)") == 1  # --population's re
+    assert "--warmup" in groups["egnas options"] and "--keep" in groups["minigen options"]
+
+
+def test_help_shows_a_negated_flag_default_as_the_flag_not_true_or_false():
+    from deapnas.cli import build_parser
+    text = " ".join(build_parser().commands["search"].format_help().split())
+    assert "--no-flip (paper --flip)" in text and "True (paper False)" not in text
+
+
+@dataclass
+class LambdaOptions:
+    lambda_: int = option(10, "offspring per generation", minimum=1, maximum=1000)
+
+
+def test_a_user_method_without_a_paper_preset_and_a_keyword_field(monkeypatch):
+    """Its own defaults are not labelled "(paper ...)", and ``lambda_`` is ``--lambda``."""
+    from deapnas import methods
+    from deapnas.cli import build_parser, search_settings
+    method = Method("plus", LambdaOptions, lambda run: None, spaces=("nb201",),
+                    presets={"tiny": {"lambda_": 2}})
+    monkeypatch.setitem(methods.METHODS, "plus", method)
+    parser = build_parser()
+    group = help_groups(parser)["plus options"]
+    assert "--lambda LAMBDA" in group and "--lambda-" not in group
+    assert "[default: 2]" in group and "paper" not in group
+    args = parser.parse_args(["search", "--algorithm", "plus", "--lambda", "3"])
+    _, options = search_settings(args)
+    assert options.lambda_ == 3
+    assert flag("lambda_") == "--lambda"
