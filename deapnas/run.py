@@ -57,6 +57,7 @@ from deap import tools
 from . import schema
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_of
+from .options import check_path, wrong_type
 from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
                         remove_leftovers, write_atomic)
 
@@ -279,6 +280,23 @@ def _tensor(text: str) -> torch.Tensor:
 
 # -- the journal ----------------------------------------------------------------------------------
 
+def _check_arguments(directory: Any, space: Any, container: Any) -> None:
+    """Refuse what :class:`Journal` cannot use, saying what to pass (a script written for the
+    ``Journal(directory, describe)`` of older versions passes a function as ``space``)."""
+    check_path("Journal(directory, space)", directory)
+    needed = ("to_json", "from_json", "describe") + (("individual",) if container is None
+                                                     else ())
+    if not all(callable(getattr(space, name, None)) for name in needed):
+        raise wrong_type("Journal(directory, space)", space,
+                         "the space of the individuals, a deapnas.spaces.Space such as "
+                         "get_space('nb201') (or an object with to_json, from_json, describe "
+                         "and individual): the journal takes the space where older versions "
+                         "took a describe function (see CHANGELOG.md)")
+    if container is not None and not isinstance(container, type):
+        raise wrong_type("Journal(directory, space, container)", container,
+                         "the individual class (a class made with deap.creator.create)")
+
+
 class Journal:
     """Records a search in ``directory`` as it goes and lets it resume.
 
@@ -325,6 +343,7 @@ class Journal:
                  time_limit: Optional[float] = None, stop_within_batches: bool = False,
                  fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None,
                  verbose: bool = __debug__, lock: Optional["Lock"] = None):
+        _check_arguments(directory, space, container)
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)

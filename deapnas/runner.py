@@ -310,7 +310,15 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
 
 def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     """Run a new search into ``config.out``; the final pick (``best.json``)."""
+    if not isinstance(config, RunConfig):
+        raise opts.wrong_type("start(config, options)", config,
+                              "a deapnas.options.RunConfig, e.g. the config of "
+                              "deapnas.runner.settings(get_method('re'), 'tiny')")
     method = get_method(config.algorithm)
+    if not isinstance(options, method.options):
+        raise opts.wrong_type("start(config, options)", options,
+                              f"{method.name}'s options, a {method.options.__qualname__} "
+                              "(deapnas.runner.settings returns both)")
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     _check_writable(out)
@@ -331,6 +339,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     """Continue the search in ``directory`` from its last checkpoint."""
+    opts.check_path("resume(directory)", directory)
     config, options, method = load_config(directory)
     config.out = str(directory)
     validate(config, options, method)

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from deapnas.cli import main
-from deapnas.methods import Method
-from deapnas.options import flag, option
+from deapnas.methods import Method, get_method, register_method
+from deapnas.options import RunConfig, flag, option
+from deapnas.runner import resume, start
+from deapnas.spaces import get_space, register_space
 from deapnas.run import BEST, CONFIG, read_history
 
 from conftest import NB201_METRIC
@@ -185,3 +187,51 @@ def test_a_user_method_without_a_paper_preset_and_a_keyword_field(monkeypatch):
     _, options = search_settings(args)
     assert options.lambda_ == 3
     assert flag("lambda_") == "--lambda"
+
+
+# -- public entry points say what to pass ---------------------------------------------------------
+
+def test_a_journal_given_a_describe_function_says_to_pass_the_space(tmp_path):
+    """The signature of older versions, Journal(directory, describe): before, an
+    AttributeError ('function' object has no attribute 'individual')."""
+    from deapnas.run import Journal
+    with pytest.raises(TypeError, match=r"Journal\(directory, space\): got the function "
+                                        r"describe; pass the space of the individuals"):
+        Journal(tmp_path / "run", describe)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(TypeError, match="pass a path"):
+        Journal(None, get_space("nb201"))
+
+
+def describe(individual) -> dict:
+    return {"genome": list(individual)}
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: get_space(get_space("nb201")), r"get_space\(name\): got a Space; pass a space's "
+                                            "name, e.g. 'nb201'"),
+    (lambda: get_method(get_method("re")), r"get_method\(name\): got a Method; pass a method's "
+                                           "name"),
+    (lambda: register_space("nb201"), r"register_space\(space\): got str 'nb201'; pass a "
+                                      r"deapnas.spaces.Space"),
+    (lambda: register_method(Method("mine", LambdaOptions(), print)),
+     "options: got LambdaOptions .*; pass the class of its options"),
+    (lambda: register_method(Method("mine", LambdaOptions, search=None)),
+     "search: got NoneType None; pass a function"),
+    (lambda: register_method(Method("mine", LambdaOptions, print, spaces="nb201")),
+     r"spaces: got str 'nb201'; pass a tuple of space names, e.g. \('nb201',\)"),
+    (lambda: start({"algorithm": "re"}, None), r"start\(config, options\): got dict"),
+    (lambda: start(RunConfig(), LambdaOptions()), "pass re's options"),
+    (lambda: resume(3), r"resume\(directory\): got int 3; pass a path"),
+])
+def test_public_entry_points_refuse_the_wrong_kind_of_argument_saying_what_to_pass(call,
+                                                                                   message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_the_changelog_announces_the_changes_for_whom_and_what_to_do():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    for change in ("Journal(directory, space)", "--checkpoint-gap", "journal.json",
+                   "--algorithm", "restore_state", "TimeUp", "deapnas.limits"):
+        assert change in text, change
