@@ -45,10 +45,10 @@ class _Parser(argparse.ArgumentParser):
     option or choice most likely meant, and where the full list is (not every option's usage)."""
 
     def error(self, message: str) -> None:
-        positionals = " ".join(a.metavar or a.dest.upper() for a in self._actions
-                               if not a.option_strings)
-        self.exit(2, f"usage: {self.prog} {positionals} [OPTIONS] (all of them: `{self.prog} "
-                     f"--help`)\n{self.prog}: error: {message}\n".replace("  ", " "))
+        usage = " ".join([self.prog, *(a.metavar or a.dest.upper() for a in self._actions
+                                        if not a.option_strings), "[OPTIONS]"])
+        self.exit(2, f"usage: {usage} (all of them: `{self.prog} --help`)\n"
+                     f"{self.prog}: error: {message}\n")
 
     def unrecognized(self, arguments: Sequence[str]) -> None:
         """Refuse ``arguments``, suggesting the flag meant for each misspelt one."""

@@ -3,7 +3,6 @@ the docs' own example method, ``--help`` as it groups and labels options, and pu
 points that say what to pass. Each case runs the real command (``deapnas.cli.main``, or a
 process where the test needs one) on real run directories.
 """
-import json
 import signal
 import subprocess
 import sys
@@ -153,9 +152,9 @@ def test_help_groups_options_several_methods_share_as_shared_naming_them():
     from deapnas.cli import build_parser
     groups = help_groups(build_parser())
     shared = next(text for title, text in groups.items() if title.startswith("shared by"))
-    for flag in ("--population", "--sample-size", "--final-epochs", "--no-flip"):
-        assert flag in shared
-        assert not any(flag in text for title, text in groups.items()
+    for shared_flag in ("--population", "--sample-size", "--final-epochs", "--no-flip"):
+        assert shared_flag in shared
+        assert not any(shared_flag in text for title, text in groups.items()
                        if title.endswith(" options"))
     assert " ".join(shared.split()).count("re: 25 (paper 100)") == 1  # --population's re
     assert "--warmup" in groups["egnas options"] and "--keep" in groups["minigen options"]
