@@ -14,13 +14,17 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import options as opts
-from . import runner
-from .data import DatasetError
-from .limits import MAX_CHANNELS, MAX_EPOCHS
-from .methods import METHODS, Method, available, get_method
-from .options import RunConfig, TrainingOptions
-from .run import CONFIG, SearchFailed
+try:  # torch takes seconds to import: Ctrl-C meanwhile ends the command without a traceback
+    from . import options as opts
+    from . import runner
+    from .data import DatasetError
+    from .limits import MAX_CHANNELS, MAX_EPOCHS
+    from .methods import METHODS, Method, available, get_method
+    from .options import RunConfig, TrainingOptions
+    from .run import CONFIG, SearchFailed
+except KeyboardInterrupt:
+    print("\ndeapnas: interrupted while starting; nothing was done", file=sys.stderr)
+    raise SystemExit(130) from None
 
 GROUPS = {  # RunConfig fields by help group
     "what to search": ("algorithm", "space", "objectives"),
@@ -36,9 +40,34 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are short: the command's usage in one line, the error with the
+    option or choice most likely meant, and where the full list is (not every option's usage)."""
+
+    def error(self, message: str) -> None:
+        usage = " ".join([self.prog, *(a.metavar or a.dest.upper() for a in self._actions
+                                        if not a.option_strings), "[OPTIONS]"])
+        self.exit(2, f"usage: {usage} (all of them: `{self.prog} --help`)\n"
+                     f"{self.prog}: error: {message}\n")
+
+    def unrecognized(self, arguments: Sequence[str]) -> None:
+        """Refuse ``arguments``, suggesting the flag meant for each misspelt one."""
+        flags = [f for action in self._actions for f in action.option_strings]
+        self.error("unrecognized arguments: " + " ".join(
+            a + (opts.suggest(a.split("=")[0], flags) if a.startswith("-") else "")
+            for a in arguments))
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}"
+                                         f"{opts.suggest(str(value), choices)}; choose from "
+                                         f"{', '.join(choices)}")
+
+
 def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     """The parser, with the options of every registered method (and of ``extra`` ones)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deapnas", description="Evolutionary neural architecture search with DEAP.",
         allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,49 +127,74 @@ def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) 
         "training each candidate (" + ", ".join(m.name for m in trainers) + ")")
     for f in opts.fields(TrainingOptions):
         _add(group, TrainingOptions, f.name, _defaults(trainers, f.name))
-    added = set(training)
+    users: dict[str, list[Method]] = {}  # each method option's methods, in order
     for method in methods:
-        own = [f.name for f in opts.fields(method.options) if f.name not in added]
+        for f in opts.fields(method.options):
+            if f.name not in training:
+                users.setdefault(f.name, []).append(method)
+    shared = [name for name, using in users.items() if len(using) > 1]
+    if shared:
+        group = parser.add_argument_group(
+            "shared by several methods (each option's help names its methods)")
+        for name in shared:
+            _add(group, users[name][0].options, name, _defaults(users[name], name, named=True))
+    for method in methods:
+        own = [f.name for f in opts.fields(method.options) if users.get(f.name) == [method]]
         if own:
             group = parser.add_argument_group(f"{method.name} options")
         for name in own:
-            users = [m for m in methods if name in {f.name for f in opts.fields(m.options)}]
-            _add(group, method.options, name, _defaults(users, name))
-            added.add(name)
+            _add(group, method.options, name, _defaults([method], name))
 
 
-def _defaults(methods: list[Method], name: str) -> str:
+def _defaults(methods: list[Method], name: str, named: bool = False) -> str:
     """Each method's value under the tiny preset (the default) and the paper's, e.g.
-    ``re: 25 (paper 100)``; one value when all methods agree."""
+    ``re: 25 (paper 100)`` (the paper's only for a method with a paper preset); one value when
+    all methods agree, with their names when ``named``; empty when no method sets a value
+    (None) or turns a yes/no option on."""
     values: dict[str, list[str]] = {}
+    unset = True  # every method leaves it None or False
     for method in methods:
         default = getattr(method.options(), name, getattr(RunConfig(), name, None))
         paper = method.presets.get("paper", {}).get(name, default)
         tiny = method.presets.get("tiny", {}).get(name, default)
-        text = f"{tiny}" + (f" (paper {paper})" if tiny != paper else "")
+        unset = unset and all(v is None or v is False for v in (tiny, paper))
+        text = _shown(name, tiny) + (f" (paper {_shown(name, paper)})"
+                                     if "paper" in method.presets and tiny != paper else "")
         values.setdefault(text, []).append(method.name)
-    if len(values) == 1:
-        return f"default: {next(iter(values))}"
-    return "; ".join(f"{', '.join(names)}: {text}" for text, names in values.items())
+    if len(values) > 1:
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in values.items())
+    text, names = next(iter(values.items()))
+    return "" if unset else f"{', '.join(names)}: {text}" if named else f"default: {text}"
+
+
+def _shown(name: str, value: Any) -> str:
+    """A value as help shows it: a yes/no option as the flag that gives it (``--no-flip``,
+    ``--flip``), since ``True`` is ambiguous for an option named in the negative."""
+    if not isinstance(value, bool):
+        return f"{value}"
+    if name.startswith("no_"):
+        return opts.flag(name) if value else opts.flag(name[3:])
+    return opts.flag(name) if value else "--no-" + opts.flag(name)[2:]
 
 
 def _add(group, cls: type, name: str, defaults: str) -> None:
     field = next(f for f in opts.fields(cls) if f.name == name)
     kind = opts.types(cls)[name]
-    shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
+    shown = f" [{defaults}]" if defaults else ""
     bounds = f" ({opts.allowed(field)})" if field.metadata["maximum"] is not None else ""
     help_text = f"{field.metadata['help']}{shown}{bounds}".replace("%", "%%")
     if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
         group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
                            action=_Negated, default=argparse.SUPPRESS, help=help_text)
     elif kind is bool:  # --clamp-pools / --no-clamp-pools: a preset's True can be turned off
-        group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction,
+        group.add_argument(opts.flag(name), action=argparse.BooleanOptionalAction, dest=name,
                            default=argparse.SUPPRESS, help=help_text)
     else:
         choices = field.metadata["choices"]
         group.add_argument(opts.flag(name), type=kind if kind in (int, float) else str,
-                           default=argparse.SUPPRESS, help=help_text, choices=choices,
-                           metavar=None if choices or kind in (int, float) else name.upper())
+                           dest=name, default=argparse.SUPPRESS, help=help_text,
+                           choices=choices,
+                           metavar=None if choices else name.rstrip("_").upper())
 
 
 class _Negated(argparse.Action):
@@ -180,6 +234,12 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
                              + (f" (it belongs to {', '.join(m.name for m in users)})"
                                 if users else ""))
     config, options = runner.settings(method, args.preset, **given)
+    if args.preset == "paper" and not config.tabular and \
+            runner.resolve_device(config.first_device).type == "cpu":
+        warnings.warn("--preset paper is sized for GPUs (the paper's datasets, networks and "
+                      "budgets): on this CPU it may run for hours or days; see 'Paper-scale "
+                      "searches' on the command-line page of the docs (docs/cli.rst)",
+                      stacklevel=2)
     if config.tabular:
         unused = sorted(set(given) & {f.name for f in opts.fields(TrainingOptions)})
         if unused:
@@ -242,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's parser: "deapnas search: error: ..."
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.commands[args.command].unrecognized(unknown)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():

@@ -81,6 +81,7 @@ from .algorithms import assign, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
+from .run import TimeUp
 from .supernet import SupernetTraining, derive_nb201
 from .training import Recipe
 
@@ -369,10 +370,13 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
                            "sampling": None}
         es_index = state["epoch"] - warmup
         sigma_t = max(sigma / (1 + es_index), sigma_min)
-        for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t, seed,
-                          state["epoch"]):
-            if not _checkpoint(journal, state, supernet):
-                return state["alpha"], logbook
+        try:
+            for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t, seed,
+                              state["epoch"]):
+                if not _checkpoint(journal, state, supernet):
+                    return state["alpha"], logbook
+        except TimeUp:  # the journal's time limit, within a generation: α as it stands
+            return state["alpha"], logbook
         _update_alpha(state, step_size, sigma_t, stats, verbose)
     return state["alpha"], logbook
 

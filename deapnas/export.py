@@ -20,6 +20,7 @@ from torch import nn
 
 from . import schema
 from .networks import check_parameters
+from .options import check_path
 from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_json
 from .runner import load_config
 from .safefiles import folder, write_atomic
@@ -31,11 +32,12 @@ TRAINED, WEIGHTS = "train.json", "model.pt"
 
 def load_model(directory: str | os.PathLike) -> nn.Module:
     """The run's picked architecture with the weights ``deapnas train`` gave it, in eval mode."""
+    check_path("load_model(directory)", directory)
     directory = Path(directory)
+    config, options, _ = load_config(directory)  # first: is it a run directory at all?
     if not (directory / BEST).exists():
         raise ValueError(f"{directory} has no final pick yet; finish the search first")
     trained = training_result(directory)
-    config, options, _ = load_config(directory)
     best = read_json(directory / BEST, "result", schema.BEST)
     space = get_space(best.get("space", config.space))
     network = trained.get("network") or space.network_kwargs(options)  # as `train` built it
@@ -88,6 +90,7 @@ def training_result(directory: str | os.PathLike) -> dict:
 def export(directory: str | os.PathLike) -> Path:
     """Write ``DIR/export/model.pt2`` (the trained network as a ``torch.export`` program, batch
     size free) and ``DIR/export/genome.json``; the program's path."""
+    check_path("export(directory)", directory)
     directory = Path(directory)
     net = load_model(directory)
     shape = tuple(read_json(directory / TRAINED, "training result",

@@ -11,7 +11,9 @@ fields, so the two never disagree.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 import typing
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -35,8 +37,41 @@ def option(default: Any, help: str, *, minimum: Optional[float] = None,
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a field: ``sample_size`` -> ``--sample-size``."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a field: ``sample_size`` -> ``--sample-size``; a trailing
+    underscore, which keeps a field clear of a Python keyword, is dropped (``lambda_`` ->
+    ``--lambda``)."""
+    return "--" + name.rstrip("_").replace("_", "-")
+
+
+def suggest(word: str, choices: Sequence[str]) -> str:
+    """``" (did you mean X?)"`` for the choice ``word`` most likely meant (another case,
+    ``_`` for ``-``, a letter or two off), or ``""`` when none is close."""
+    by_case = {c.lower(): c for c in choices}
+    for spelling in (word, word.replace("_", "-")):
+        if spelling.lower() in by_case:
+            return f" (did you mean {by_case[spelling.lower()]}?)"
+    close = difflib.get_close_matches(word.replace("_", "-"), list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def wrong_type(call: str, value: Any, expected: str) -> TypeError:
+    """The ``TypeError`` of a public function given the wrong kind of argument: where, what it
+    got and what to pass (``expected``)."""
+    if isinstance(value, type):
+        got = f"the class {value.__qualname__}"
+    elif callable(value):
+        got = f"the function {getattr(value, '__qualname__', repr(value))}"
+    else:
+        shown = repr(value)
+        got = f"{type(value).__name__} {shown}" if len(shown) <= 40 else \
+            f"a {type(value).__name__}"
+    return TypeError(f"{call}: got {got}; pass {expected}")
+
+
+def check_path(call: str, value: Any) -> None:
+    """Refuse a ``value`` that is not a path (a ``str`` or an ``os.PathLike``)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise wrong_type(call, value, "a path (str or pathlib.Path)")
 
 
 def fields(options: Any) -> list[dataclasses.Field]:

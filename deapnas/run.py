@@ -57,6 +57,7 @@ from deap import tools
 from . import schema
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_of
+from .options import check_path, wrong_type
 from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
                         remove_leftovers, write_atomic)
 
@@ -68,6 +69,11 @@ LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.jso
 
 class SearchFailed(RuntimeError):
     """The search cannot produce a result (every candidate so far failed); the message says why."""
+
+
+class TimeUp(Exception):
+    """The time limit of a journal made with ``stop_within_batches`` was spent before an
+    evaluation: the search ends there, with the evaluations recorded so far."""
 
 
 # -- files (opened through deapnas.safefiles: never through a link) ------------------------------
@@ -274,6 +280,23 @@ def _tensor(text: str) -> torch.Tensor:
 
 # -- the journal ----------------------------------------------------------------------------------
 
+def _check_arguments(directory: Any, space: Any, container: Any) -> None:
+    """Refuse what :class:`Journal` cannot use, saying what to pass (a script written for the
+    ``Journal(directory, describe)`` of older versions passes a function as ``space``)."""
+    check_path("Journal(directory, space)", directory)
+    needed = ("to_json", "from_json", "describe") + (("individual",) if container is None
+                                                     else ())
+    if not all(callable(getattr(space, name, None)) for name in needed):
+        raise wrong_type("Journal(directory, space)", space,
+                         "the space of the individuals, a deapnas.spaces.Space such as "
+                         "get_space('nb201') (or an object with to_json, from_json, describe "
+                         "and individual): the journal takes the space where older versions "
+                         "took a describe function (see CHANGELOG.md)")
+    if container is not None and not isinstance(container, type):
+        raise wrong_type("Journal(directory, space, container)", container,
+                         "the individual class (a class made with deap.creator.create)")
+
+
 class Journal:
     """Records a search in ``directory`` as it goes and lets it resume.
 
@@ -295,6 +318,12 @@ class Journal:
         work which makes no evaluation (EG-NAS's weight training) is saved too (None: never).
     :param budget: evaluations after which :meth:`checkpoint` says stop (None: no limit).
     :param time_limit: seconds of search (counted across resumes) after which it says stop.
+    :param stop_within_batches: check the time limit before each evaluation too, not only at
+        the loop's safe points: the recording map raises :class:`TimeUp` instead of starting an
+        evaluation once the limit is spent, so a batch (a first population of a hundred
+        trainings) cannot overrun it; the caller ends the search there (the runner does, with
+        :attr:`logbook`). Replayed evaluations are never stopped, so a resumed run stops where
+        the uninterrupted one would have.
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
@@ -311,9 +340,10 @@ class Journal:
                  *, config: Optional[dict] = None, checkpoint_every: int = 10,
                  checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
                  budget: Optional[int] = None,
-                 time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__,
-                 lock: Optional["Lock"] = None):
+                 time_limit: Optional[float] = None, stop_within_batches: bool = False,
+                 fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None,
+                 verbose: bool = __debug__, lock: Optional["Lock"] = None):
+        _check_arguments(directory, space, container)
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
@@ -322,6 +352,9 @@ class Journal:
         self.checkpoint_every, self.checkpoint_gap = checkpoint_every, checkpoint_gap
         self.checkpoint_seconds = checkpoint_seconds
         self.budget, self.time_limit = budget, time_limit
+        self.stop_within_batches = stop_within_batches
+        #: The logbook the loop handed to its last :meth:`checkpoint` (None before any).
+        self.logbook = None
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = lock or Lock(self.directory).acquire()
@@ -453,9 +486,17 @@ class Journal:
             replayed.append(self._replay(individuals[len(replayed)]))
         yield from replayed
         rest = individuals[len(replayed):]
-        for individual, evaluation in zip(rest, inner_map(evaluate, rest)):
+        evaluations = iter(inner_map(evaluate, rest))
+        for individual in rest:
+            if self.stop_within_batches and self._late():
+                raise TimeUp(f"the time limit of {self.time_limit} s is spent")
+            evaluation = next(evaluations)
             self._record(individual, evaluation)
             yield evaluation
+
+    def _late(self) -> bool:
+        """Whether the time limit is spent."""
+        return self.time_limit is not None and self.elapsed >= self.time_limit
 
     def _replay(self, individual) -> Evaluation:
         record = self.history[self.evaluations]
@@ -523,7 +564,8 @@ class Journal:
         the history is replayed: the state is behind the files on disk until it catches up,
         and the checkpoint being replayed from (or a deleted one put back) stays valid."""
         spent = self.budget is not None and self.evaluations >= self.budget
-        late = self.time_limit is not None and self.elapsed >= self.time_limit
+        late = self._late()
+        self.logbook = state.get("logbook", self.logbook)
         if self.replaying:
             return not (spent or late)
         if self._due() or ((spent or late) and self.evaluations != self._written):

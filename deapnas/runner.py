@@ -27,11 +27,11 @@ from . import options as opts
 from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import Method, get_method, recorded_method
+from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
-                  conform, read_json, write_json)
+                  TimeUp, conform, read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -151,8 +151,7 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          f"--dataset {config.dataset} is a benchmark table: give its CSV with --table PATH"),
         (not config.tabular or config.metric,
          "--table needs --metric COLUMN, the column used as fitness"),
-        (config.table is None or config.space == "nb201",
-         "--table works with --space nb201 (the benchmark's cell space)"),
+        (config.table is None or config.space == "nb201", _table_needs_nb201(method)),
         (config.tabular or config.metric is None,
          f"--metric is the fitness column of a table search (--dataset nb201); a search "
          f"trained on --dataset {config.dataset} uses --table only to --report its pick"),
@@ -160,6 +159,12 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          f"--table with --dataset {config.dataset} serves only the report of the pick: give "
          "--report COLUMN, or search the table itself with --dataset nb201"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
+        (config.tabular or method.evaluator is not None or isinstance(options, TrainingOptions),
+         f"{method.name} trains its candidates on --dataset {config.dataset} with the generic "
+         "evaluator, but its options do not extend deapnas.options.TrainingOptions, so nothing "
+         "sizes the networks (--epochs, --channels, --max-params...): search a table "
+         "(--dataset nb201 --table CSV --metric COLUMN), or declare its options as a subclass "
+         "of TrainingOptions so that they accept, and config.json records, those settings"),
         (config.objective_names == ("accuracy",) or method.multi_objective,
          f"{method.name} optimises its own fitness: it takes no --objectives"),
     ]
@@ -176,6 +181,17 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
         options.validate(config)
+
+
+def _table_needs_nb201(method: Method) -> str:
+    """Why ``--table`` is refused outside the NAS-Bench-201 space, and what takes one."""
+    takers = [m.name for m in METHODS.values()
+              if m.tabular and (not m.spaces or "nb201" in m.spaces)]
+    if method.name in takers:
+        return "--table works with --space nb201 (the benchmark's cell space)"
+    return (f"--table holds NAS-Bench-201 results, for searches of --space nb201, which "
+            f"{method.name} cannot search ({method.name} searches "
+            f"{' or '.join(method.spaces)}); methods that take a table: {', '.join(takers)}")
 
 
 def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
@@ -294,7 +310,15 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
 
 def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     """Run a new search into ``config.out``; the final pick (``best.json``)."""
+    if not isinstance(config, RunConfig):
+        raise opts.wrong_type("start(config, options)", config,
+                              "a deapnas.options.RunConfig, e.g. the config of "
+                              "deapnas.runner.settings(get_method('re'), 'tiny')")
     method = get_method(config.algorithm)
+    if not isinstance(options, method.options):
+        raise opts.wrong_type("start(config, options)", options,
+                              f"{method.name}'s options, a {method.options.__qualname__} "
+                              "(deapnas.runner.settings returns both)")
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     _check_writable(out)
@@ -315,6 +339,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     """Continue the search in ``directory`` from its last checkpoint."""
+    opts.check_path("resume(directory)", directory)
     config, options, method = load_config(directory)
     config.out = str(directory)
     validate(config, options, method)
@@ -329,6 +354,10 @@ def _check_unused(out: Path, algorithm: str) -> None:
     """Refuse an ``--out`` that holds a run (continue it instead) or anything else (the files
     of someone or something else, which a search would overwrite or delete); an empty folder,
     or one holding only a run's ``lock``, is taken."""
+    if (out / BEST).exists():
+        raise RunDirectoryError(f"{out} already holds a finished search: see it with `deapnas "
+                                f"show {out}`, retrain or export its pick with `deapnas train` "
+                                "or `deapnas export`, or choose another --out")
     if (out / CONFIG).exists():
         raise RunDirectoryError(f"{out} already holds a run: continue it with "
                                 f"`{resume_command(out, algorithm)}` or choose another --out")
@@ -352,13 +381,17 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every,
                       checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar, lock=lock,
+                      time_limit=config.time_limit, stop_within_batches=True,
+                      on_record=bar, lock=lock,
                       verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)
         run.journal = journal
         run.map, run.workers, run._close = make_map(config)
-        logbook = run.method.search(run)
+        try:
+            logbook = run.method.search(run)
+        except TimeUp:  # within a batch: the loop's logbook is the one of its last safe point
+            logbook = journal.logbook or tools.Logbook()
         journal.write_logbook(logbook)
         best = write_best(run)
     finally:

@@ -61,7 +61,7 @@ def test_table_search_show_and_refusal_to_overwrite(nb201_csv, tmp_path, capsys)
         assert (out / name).exists(), name
     assert main(["show", str(out)]) == 0
     assert (out / "fitness.png").stat().st_size > 1000 and (out / "best.png").exists()
-    assert main(argv) == 2 and "deapnas resume" in capsys.readouterr().err
+    assert main(argv) == 2 and "holds a finished search" in capsys.readouterr().err
     assert main(["train", str(out)]) == 2  # a table has no network to train
 
 

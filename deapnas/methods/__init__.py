@@ -27,13 +27,14 @@ when the user names it.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from ..options import RunConfig, flag, types
+from ..options import RunConfig, flag, suggest, types, wrong_type
 
 ENTRY_POINTS = "deapnas.methods"
 
@@ -99,12 +100,35 @@ def final_training_of(final_evaluator: Callable[..., Any],
 def register_method(method: Method, *, replace: bool = False) -> Method:
     """Make ``method`` available as ``deapnas search --algorithm NAME``."""
     if not isinstance(method, Method):
-        raise TypeError(f"register a deapnas.methods.Method, not {type(method).__name__}")
+        raise wrong_type("register_method(method)", method, "a deapnas.methods.Method")
+    _check_fields(method)
     if method.name in METHODS and not replace:
         raise ValueError(f"method {method.name!r} is already registered; pass replace=True")
     _check_shared_options(method)
     METHODS[method.name] = method
     return method
+
+
+def _check_fields(method: Method) -> None:
+    """Refuse a :class:`Method` whose fields are not of the kinds the runner uses."""
+    call = f"register_method: Method {method.name!r}"
+    if not isinstance(method.name, str) or not method.name:
+        raise wrong_type("register_method: Method(name)", method.name, "a non-empty name")
+    if not (isinstance(method.options, type) and dataclasses.is_dataclass(method.options)):
+        raise wrong_type(f"{call}, options", method.options,
+                         "the class of its options, a dataclass declared with "
+                         "deapnas.options.option (not an instance)")
+    for name in ("search", "pick", "evaluator", "records", "final_training"):
+        value = getattr(method, name)
+        if (value is not None or name == "search") and not callable(value):
+            raise wrong_type(f"{call}, {name}", value, "a function")
+    if not isinstance(method.presets, Mapping) or not all(
+            isinstance(p, Mapping) for p in method.presets.values()):
+        raise wrong_type(f"{call}, presets", method.presets,
+                         "a dict of named settings, e.g. {'tiny': {'evaluations': 50}}")
+    if isinstance(method.spaces, str):
+        raise wrong_type(f"{call}, spaces", method.spaces,
+                         f"a tuple of space names, e.g. ({method.spaces!r},)")
 
 
 def _check_shared_options(method: Method) -> None:
@@ -124,6 +148,8 @@ def _check_shared_options(method: Method) -> None:
 def get_method(name: str) -> Method:
     """The method registered as ``name``, installed under the entry point group
     ``deapnas.methods``, or importable as ``package.module:ATTRIBUTE``."""
+    if not isinstance(name, str):
+        raise wrong_type("get_method(name)", name, "a method's name, e.g. 're'")
     if name in METHODS:
         return METHODS[name]
     if ":" in name:
@@ -133,8 +159,8 @@ def get_method(name: str) -> Method:
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
         if entry.name == name:
             return register_method(_checked(entry.load(), name))
-    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(available())}, or "
-                     "name your own as package.module:ATTRIBUTE")
+    raise ValueError(f"unknown method {name!r}{suggest(name, available())}; choose one of "
+                     f"{', '.join(available())}, or name your own as package.module:ATTRIBUTE")
 
 
 def recorded_method(name: str, where: str) -> Method:

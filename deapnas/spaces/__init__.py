@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .. import limits
+from ..options import suggest, wrong_type
 from ..individuals import individual_class
 
 
@@ -86,6 +87,8 @@ SPACES: dict[str, Space] = {}
 
 def register_space(space: Space, *, replace: bool = False) -> Space:
     """Make ``space`` available by name (``--space NAME``, run directories)."""
+    if not isinstance(space, Space):
+        raise wrong_type("register_space(space)", space, "a deapnas.spaces.Space")
     if space.name in SPACES and not replace:
         raise ValueError(f"space {space.name!r} is already registered; pass replace=True")
     SPACES[space.name] = space
@@ -94,10 +97,13 @@ def register_space(space: Space, *, replace: bool = False) -> Space:
 
 def get_space(name: str) -> Space:
     """The space registered under ``name``."""
+    if not isinstance(name, str):
+        raise wrong_type("get_space(name)", name, "a space's name, e.g. 'nb201'")
     try:
         return SPACES[name]
     except KeyError:
-        raise ValueError(f"unknown space {name!r}; choose one of {', '.join(SPACES)}") from None
+        raise ValueError(f"unknown space {name!r}{suggest(name, list(SPACES))}; choose one of "
+                         f"{', '.join(SPACES)}") from None
 
 
 from . import darts, macro, minigen, nasgep, nasnet, nb201  # noqa: E402,F401  (each registers its space)
