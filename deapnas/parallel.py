@@ -131,13 +131,21 @@ def _serve(slot: Slot, channel: Connection) -> None:
 
 def ready_function(function: Callable, device: str) -> Callable:
     """``function`` as a worker on ``device`` runs it: retargeted with its ``for_device`` and
-    warmed up with its ``prepare`` when it has them."""
+    warmed up (:func:`warm_up`) when it has them."""
     retarget = getattr(function, "for_device", None)
     function = retarget(device) if retarget else function
+    warm_up(function)
+    return function
+
+
+def warm_up(function: Callable) -> None:
+    """Pay ``function``'s first-use costs now, with its ``prepare`` when it has one (a
+    :class:`~deapnas.fitness.TrainEvaluator` moves its data and takes one training step: torch
+    imports its compiler stack, a second or more of CPU, at the first optimizer it builds), so
+    that the first candidate's ``train_seconds`` and time limit measure the candidate alone."""
     prepare = getattr(function, "prepare", None)
     if prepare is not None:
         prepare()
-    return function
 
 
 class Worker:

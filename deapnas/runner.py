@@ -29,7 +29,7 @@ from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
-from .parallel import DevicePool
+from .parallel import DevicePool, warm_up
 from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
                   TimeUp, conform, read_json, write_json)
 from .spaces import Space, get_space
@@ -388,6 +388,8 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
         bar.resume(journal.history)
         run.journal = journal
         run.map, run.workers, run._close = make_map(config)
+        if run.map is map:  # evaluated in this process: warmed up here, as a worker warms up
+            warm_up(run.evaluator)
         try:
             logbook = run.method.search(run)
         except TimeUp:  # within a batch: the loop's logbook is the one of its last safe point

@@ -11,9 +11,11 @@ import time
 
 import pytest
 
+from deapnas import runner
 from deapnas.algorithms import regularized_evolution
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
+from deapnas.methods import get_method
 from deapnas.parallel import DevicePool, device_slots
 from deapnas.run import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
@@ -155,3 +157,39 @@ def test_sigterm_leaves_a_resumable_run(tmp_path):
     history = read_history(out)
     assert [r["evaluation"] for r in history] == list(range(1, 31))
     assert json.loads((out / "best.json").read_text())["evaluations"] == 30
+
+
+WARMED_FIRST_EVALUATION = """
+import random, sys
+from deapnas import runner
+from deapnas.methods import get_method
+from deapnas.parallel import warm_up
+method = get_method("re")
+run = runner.Run(*runner.settings(method, "tiny", device="cpu"), method)
+warm_up(run.evaluator)
+random.seed(0)
+before = set(sys.modules)
+run.evaluator(run.space.init())
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_a_warmed_up_evaluator_imports_nothing_at_its_first_candidate():
+    """torch imports its compiler stack (a second or more of CPU) at the first optimizer built:
+    the warm-up takes that, not the first candidate's train_seconds or time limit."""
+    done = subprocess.run([sys.executable, "-c", WARMED_FIRST_EVALUATION], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_search_in_its_own_process_warms_its_evaluator_up_first(nb201_csv, tmp_path,
+                                                                   monkeypatch):
+    warmed = []
+    monkeypatch.setattr(runner, "warm_up", warmed.append)
+    config, options = runner.settings(get_method("re"), space="nb201", dataset="nb201",
+                                      table=str(nb201_csv), metric=NB201_METRIC,
+                                      evaluations=30, population=10, sample_size=5,
+                                      out=str(tmp_path / "run"))
+    runner.start(config, options, progress=False)
+    assert len(warmed) == 1 and isinstance(warmed[0], TableEvaluator)
