@@ -159,6 +159,8 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         (config.tabular or config.table is None or config.report,
          f"--table with --dataset {config.dataset} serves only the report of the pick: give "
          "--report COLUMN, or search the table itself with --dataset nb201"),
+        (config.report is None or _distinct(config.report_columns),
+         f"--report {config.report!r}: give table columns separated by commas, each once"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
         (config.objective_names == ("accuracy",) or method.multi_objective,
          f"{method.name} optimises its own fitness: it takes no --objectives"),
@@ -199,7 +201,7 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
     :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator as
     they are (a method's own ``cublas_workspace``, say)."""
     if config.tabular:
-        table = TableEvaluator(config.table, space.key, config.metric, config.report,
+        table = TableEvaluator(config.table, space.key, config.metric, config.report_columns,
                                objectives=config.objective_names)
         state = random.getstate()  # the check must not move the run's random stream
         table.check_keys([space.key(space.init()) for _ in range(5)])
@@ -218,9 +220,16 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           objectives=config.objective_names, **evaluator_options)
 
 
+def _distinct(names: tuple[str, ...]) -> bool:
+    """Whether ``names`` is not empty and names nothing twice."""
+    return bool(names) and len(set(names)) == len(names)
+
+
 def report_table(config: RunConfig) -> TableEvaluator:
-    """``--table`` read for the ``--report`` column, keyed by architecture key."""
-    return TableEvaluator(config.table, str, config.report)
+    """``--table`` read for the ``--report`` columns, keyed by architecture key (the first
+    column doubles as the look-up's fitness; all of them are in each evaluation's info)."""
+    columns = config.report_columns
+    return TableEvaluator(config.table, str, columns[0], columns)
 
 
 def make_map(config: RunConfig):
@@ -412,7 +421,8 @@ def write_best(run: Run) -> dict:
     ``info``) with, optionally, ``chosen_by``: how the method chose it, in words,
     ``metric``: what its fitness measures (default: the validation accuracy or ``--metric``), and
     ``report``: measurements the method adds. With ``--report``, the pick's row of
-    ``--table`` gives the reported value."""
+    ``--table`` gives the reported values, one per column (None where the pick is not in the
+    table)."""
     pick = (run.method.pick or best_record)(run)
     history = run.history()
     if pick is None:
@@ -427,7 +437,8 @@ def write_best(run: Run) -> dict:
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick
     if run.config.report:  # looked up: the pick need not be an evaluated architecture
         row = report_table(run.config)(pick.get("key"))
-        report[run.config.report] = None if failed(row) else row[0]
+        report.update({column: None if failed(row) else row.info[column]
+                       for column in run.config.report_columns})
     if report:
         best["report"] = report
     write_json(run.directory / BEST, best)
