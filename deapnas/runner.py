@@ -306,8 +306,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     method = get_method(config.algorithm)
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
-    _check_writable(out)
-    _check_unused(out, config.algorithm)
+    check_out(out, config.algorithm)
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
@@ -375,6 +374,13 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
         run._close()
         journal.close()
     return best
+
+
+def check_out(out: Path, algorithm: str) -> None:
+    """Refuse an ``--out`` that cannot hold a new run of ``algorithm`` (see
+    :func:`_check_writable` and :func:`_check_unused`); nothing is written."""
+    _check_writable(out)
+    _check_unused(out, algorithm)
 
 
 def _check_writable(out: Path) -> None:
