@@ -32,17 +32,20 @@ from statistics import fmean
 from typing import Any, Callable, Optional
 
 import torch
+from deap import base
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import runner
+from .controller import init_layout
 from .data import OFFICIAL_SIZES, Dataset, Split, missing_files
 from .graph import InvalidGraphError
-from .methods import Method, get_method
+from .methods import Method, egnas, get_method, minigen, nasgep, renas
 from .options import RunConfig, TrainingOptions, flag
 from .spaces import Space, get_space
+from .supernet import NB201_LAYOUT, AtAlpha, darts_layout
 from .training import resolve_device
 
 #: Genomes drawn and measured per kind of network.
@@ -96,8 +99,9 @@ def measure(build: Callable[[], nn.Module], input_shape: tuple[int, ...]) -> Net
 
 def sample(genome: Callable[[], Any], build: Callable[..., nn.Module],
            input_shape: tuple[int, ...], num_classes: int, seed: int = 0,
-           max_params: Optional[int] = None) -> tuple[list[Network], int]:
-    """:data:`SAMPLES` networks ``build(genome(), input_shape, num_classes)`` measured, and the
+           max_params: Optional[int] = None, samples: int = SAMPLES
+           ) -> tuple[list[Network], int]:
+    """``samples`` networks ``build(genome(), input_shape, num_classes)`` measured, and the
     number of draws that fail without training (cannot be built, or more parameters than
     ``max_params``); a ``ValueError`` when none of :data:`MAX_DRAWS` draws can be built. The
     random streams are left as they were."""
@@ -105,7 +109,7 @@ def sample(genome: Callable[[], Any], build: Callable[..., nn.Module],
     state = random.getstate()
     random.seed(seed)
     try:
-        while len(networks) < SAMPLES and len(networks) + failed < MAX_DRAWS:
+        while len(networks) < samples and len(networks) + failed < MAX_DRAWS:
             drawn = genome()
             try:
                 network = measure(lambda: build(drawn, input_shape, num_classes), input_shape)
@@ -322,15 +326,16 @@ def look_ups(count: Optional[int], how: str) -> Phase:
     return Phase("table look-ups", (count, count) if count else (1, None), how)
 
 
-def _trainings(config: RunConfig, options: Any, data: Data, genome: Callable[[], Any],
-               evaluator: Any, name: str, count: tuple[int, Optional[int]], how: str, *,
+def _trainings(config: RunConfig, data: Data, genome: Callable[[], Any], evaluator: Any,
+               name: str, count: tuple[int, Optional[int]], how: str, *,
                images: Optional[int] = None, scored: Optional[int] = None,
-               epochs: Optional[int] = None) -> Phase:
-    """A phase training networks sampled by ``genome`` and built by ``evaluator.build`` with
-    its recipe (epochs and batch size), on ``images`` (default: the training split), scored on
-    ``scored`` (default: the validation split)."""
+               epochs: Optional[int] = None, samples: int = SAMPLES) -> Phase:
+    """A phase training networks sampled by ``genome`` and built by ``evaluator.build`` (a
+    :class:`~deapnas.fitness.TrainEvaluator`) with its recipe (epochs and batch size), on
+    ``images`` (default: the training split), scored on ``scored`` (default: the validation
+    split)."""
     networks, failed = sample(genome, evaluator.build, data.input_shape, data.num_classes,
-                              config.seed, evaluator.max_params)
+                              config.seed, evaluator.max_params, samples)
     return Phase(name, count, how, networks, epochs or evaluator.epochs,
                  data.train if images is None else images,
                  data.val if scored is None else scored, evaluator.recipe.batch_size, failed)
@@ -338,7 +343,7 @@ def _trainings(config: RunConfig, options: Any, data: Data, genome: Callable[[],
 
 def final_training(config: RunConfig, options: Any, method: Method, data: Data,
                    genome: Callable[[], Any], epochs: Optional[int] = None,
-                   channels: Optional[int] = None) -> Phase:
+                   channels: Optional[int] = None, samples: int = SAMPLES) -> Phase:
     """What ``deapnas train`` runs: the method's own final training, or the search's training
     options for ``final_epochs`` (or 20 epochs), on the training and validation images, scored
     on the test images (the choice :func:`deapnas.report.retrain` makes)."""
@@ -355,11 +360,9 @@ def final_training(config: RunConfig, options: Any, method: Method, data: Data,
         evaluator = runner.make_evaluator(config, training, get_space(config.space),
                                           placeholder)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
-    phase = _trainings(config, options, data, genome, evaluator, "final training", (1, 1),
-                       "the pick, trained from scratch", images=data.train + data.val,
-                       scored=data.test, epochs=epochs)
-    phase.networks = sorted(phase.networks, key=lambda n: n.flops)  # the pick is one of them
-    return phase
+    return _trainings(config, data, genome, evaluator, "final training", (1, 1),
+                      "the pick, trained from scratch", images=data.train + data.val,
+                      scored=data.test, epochs=epochs, samples=samples)
 
 
 def space_genome(space: Space) -> Callable[[], Any]:
@@ -378,16 +381,13 @@ def generic(config: RunConfig, options: Any, data: Data, method: Method
     evaluator = runner.make_evaluator(config, options, space, data.placeholder())
     how = (f"{flag('evaluations')} {count}: one training per evaluation" if count else
            f"{flag('evaluations')} unset: {method.name}'s own stopping rule decides")
-    search = _trainings(config, options, data, space_genome(space), evaluator,
+    search = _trainings(config, data, space_genome(space), evaluator,
                         "candidate trainings", (count, count) if count else (1, None), how)
     return [search], [final_training(config, options, method, data, space_genome(space))]
 
 
 @register_plan("minigen")
 def _minigen(config, options, data, method):
-    from .methods import minigen
-    from deap import base
-
     n, k, period = options.population, options.keep, options.restart_period
     new = n - k if options.deterministic else n  # survivors' scores are reused when deterministic
     low = n + max(0, math.ceil((options.wins_needed - n) / new)) * new
@@ -408,7 +408,7 @@ def _minigen(config, options, data, method):
                if options.generations is not None else "")
             + (f", at most {flag('evaluations')} {config.evaluations}" if config.evaluations
                else "") + " (survivors keep their score)" * options.deterministic)
-    search = _trainings(config, options, data, toolbox.individual, evaluator,
+    search = _trainings(config, data, toolbox.individual, evaluator,
                         "network trainings on the mini dataset", (low, high), stop, **mini)
     per_round = n + period * new
     round_ = Phase(f"one round ({period + 1} generations)", (per_round, per_round),
@@ -421,12 +421,9 @@ def _minigen(config, options, data, method):
 
 @register_plan("nasgep")
 def _nasgep(config, options, data, method):
-    from .methods import nasgep
-
     p = options.population
     toolbox = nasgep.make_toolbox(options)
-    evaluator = nasgep.make_evaluator(options, data.placeholder(), store=str(
-        Path(config.out or "run") / nasgep.STORE))
+    evaluator = nasgep.make_evaluator(replace(options, no_sharing=True), data.placeholder())
 
     def model():
         return nasgep.init_populations(toolbox, 1, 1, options.genes)[0][0]
@@ -438,9 +435,9 @@ def _nasgep(config, options, data, method):
            + (f"{flag('evaluations')} {count}" if count else
               f"{flag('time_limit')} {config.time_limit:g} s ({config.time_limit / 3600:g} h) "
               "ends the search: the count is what fits in it"))
-    search = _trainings(config, options, data, model, evaluator, "one-epoch model trainings",
+    search = _trainings(config, data, model, evaluator, "one-epoch model trainings",
                         (count, count) if count else (p, None), how, epochs=1)
-    generation = Phase("one generation", (p, 2 * p), f"P_i to 2 P_i one-epoch trainings",
+    generation = Phase("one generation", (p, 2 * p), "P_i to 2 P_i one-epoch trainings",
                        search.networks, 1, search.images, search.scored, search.batch_size,
                        in_total=False)
     return [search, generation], [final_training(config, options, method, data,
@@ -449,9 +446,6 @@ def _nasgep(config, options, data, method):
 
 @register_plan("egnas")
 def _egnas(config, options, data, method):
-    from .methods import egnas
-    from .supernet import NB201_LAYOUT, AtAlpha, darts_layout
-
     per_step = 1 + options.samplings * (options.popsize * options.iterations + 1)
     steps_how = (f"1 + N x (λ x iterations + 1) = 1 + {options.samplings} x "
                  f"({options.popsize} x {options.iterations} + 1) = {per_step} per ES step")
@@ -483,9 +477,6 @@ def _egnas(config, options, data, method):
 
 @register_plan("renas")
 def _renas(config, options, data, method):
-    from .controller import init_layout
-    from .methods import renas
-
     p, count = options.population, config.evaluations
     if config.tabular:
         return [look_ups(count, f"{flag('evaluations')} {count}: the population P = {p} and "
@@ -496,7 +487,7 @@ def _renas(config, options, data, method):
     evaluator = runner.make_evaluator(config, options, space, data.placeholder())
     images = options.train_per_class * data.num_classes if options.train_per_class else None
     children = count - renas.first_evaluations(p, False)
-    first = _trainings(config, options, data, genome, evaluator, "first population", (p, p),
+    first = _trainings(config, data, genome, evaluator, "first population", (p, p),
                        f"P = {p} trained from scratch", images=images)
     phases = [first,
               Phase("children", (children, children),
@@ -533,23 +524,17 @@ def search(config: RunConfig, options: Any, calibrate: bool = False) -> Estimate
 def training(directory: str | Path, epochs: Optional[int] = None, device: Optional[str] = None,
              channels: Optional[int] = None, calibrate: bool = False) -> Estimate:
     """The estimate of ``deapnas train directory``: the pick's own network, measured."""
-    from .report import load_run
+    from .report import trainable
     from .run import BEST, read_genome
 
-    config, options, method, _, best = load_run(directory)
-    if best is None:
-        raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
-                         f"continue it with `{runner.resume_command(directory, config.algorithm)}`")
-    if config.tabular:
-        raise ValueError("a tabular run has no network to train: its table already holds the "
-                         "trained accuracies (see best.json's report)")
+    config, options, method, best = trainable(directory)
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
     genome = read_genome(space, best["genome"], Path(directory) / BEST)
     data = data_needed(config, options)
-    phase = final_training(config, options, method, data, lambda: genome, epochs, channels)
-    phase.networks = phase.networks[:1]
+    phase = final_training(config, options, method, data, lambda: genome, epochs, channels,
+                           samples=1)
     phase.how = "the pick of best.json, trained from scratch"
     estimate = Estimate(f"`deapnas train {directory}`", data, [], [phase])
     if calibrate:
