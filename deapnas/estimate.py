@@ -274,7 +274,7 @@ class Estimate:
                 f"    peak activation memory of the largest sample at batch {phase.batch_size}: "
                 f"{_bytes(largest.activation_bytes * phase.batch_size)}",
                 f"    FLOPs: {self._range(phase.flops, _flops)}" + self._hours(phase.flops)]
-        elif phase.flops[0] == 0:
+        else:
             lines.append("    nothing is trained")
         return lines
 
@@ -545,8 +545,11 @@ def training(directory: str | Path, epochs: Optional[int] = None, device: Option
 def _calibrate(estimate: Estimate, device: str) -> None:
     """Time :data:`CALIBRATION_STEPS` training steps of the largest sampled network on
     ``device`` (random images of the right shape, SGD) and set the FLOPs per second."""
-    phase = max((p for p in estimate.phases + estimate.after if p.networks),
-                key=lambda p: p.largest.flops)
+    trained = [p for p in estimate.phases + estimate.after if p.networks]
+    if not trained:
+        estimate.calibration = "Hours: nothing is trained, so nothing was timed"
+        return
+    phase = max(trained, key=lambda p: p.largest.flops)
     network, batch = phase.largest, phase.batch_size
     where = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
