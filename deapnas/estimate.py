@@ -511,6 +511,8 @@ def search(config: RunConfig, options: Any, calibrate: bool = False) -> Estimate
     out = Path(config.out) if config.out else runner.default_out(config, method)
     runner.check_out(out, config.algorithm)
     data = data_needed(config, options)
+    if config.tabular and data.present:  # its columns and keys, checked as a search checks them
+        runner.make_evaluator(config, options, get_space(config.space))
     plan = PLANS.get(method.name)
     phases, after = (plan or generic)(config, options, data, method)
     title = (f"`deapnas search --algorithm {method.name}` on {config.space}, {config.dataset}, "

@@ -82,6 +82,13 @@ def test_table_search_dry_run_counts_look_ups(nb201_csv, tmp_path, capsys):
     assert "nothing is trained" in printed and not (tmp_path / "out").exists()
 
 
+def test_table_dry_run_checks_the_columns(nb201_csv, tmp_path, capsys):
+    assert main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(nb201_csv),
+                 "--metric", NB201_METRIC[:-2], "--evaluations", "30", "--population", "10",
+                 "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    assert f"did you mean '{NB201_METRIC}'" in capsys.readouterr().err
+
+
 def test_dry_run_refuses_what_a_search_would_refuse(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["search", "--evaluations", "5", "--population", "10", "--dry-run",
