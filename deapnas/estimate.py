@@ -43,7 +43,7 @@ from .controller import init_layout
 from .data import OFFICIAL_SIZES, Dataset, Split, missing_files
 from .graph import InvalidGraphError
 from .methods import Method, egnas, get_method, minigen, nasgep, renas
-from .options import RunConfig, TrainingOptions, flag
+from .options import RunConfig, flag
 from .spaces import Space, get_space
 from .supernet import NB201_LAYOUT, AtAlpha, darts_layout
 from .training import resolve_device
@@ -354,11 +354,8 @@ def final_training(config: RunConfig, options: Any, method: Method, data: Data,
                                        channels=channels)
                  if method.final_training is not None else None)
     if evaluator is None:
-        training = options if isinstance(options, TrainingOptions) else TrainingOptions()
-        if channels:
-            training = replace(training, channels=channels)
-        evaluator = runner.make_evaluator(config, training, get_space(config.space),
-                                          placeholder)
+        options = replace(options, channels=channels) if channels else options
+        evaluator = runner.make_evaluator(config, options, get_space(config.space), placeholder)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
     return _trainings(config, data, genome, evaluator, "final training", (1, 1),
                       "the pick, trained from scratch", images=data.train + data.val,
@@ -388,6 +385,7 @@ def generic(config: RunConfig, options: Any, data: Data, method: Method
 
 @register_plan("minigen")
 def _minigen(config, options, data, method):
+    """Trainings on the mini dataset until the stop rule, a round shown for scale."""
     n, k, period = options.population, options.keep, options.restart_period
     new = n - k if options.deterministic else n  # survivors' scores are reused when deterministic
     low = n + max(0, math.ceil((options.wins_needed - n) / new)) * new
@@ -396,6 +394,7 @@ def _minigen(config, options, data, method):
         high = n + options.generations * new + (options.generations // period) * (n - new)
     if config.evaluations is not None:
         high = min(high or config.evaluations, config.evaluations)
+        low = min(low, high)
     toolbox = minigen.register_operators(base.Toolbox(), get_space(config.space).individual(),
                                          **options.operators())
     evaluator = runner.make_evaluator(config, options, get_space(config.space),
@@ -421,6 +420,7 @@ def _minigen(config, options, data, method):
 
 @register_plan("nasgep")
 def _nasgep(config, options, data, method):
+    """One-epoch trainings until the budget or the time limit, a generation for scale."""
     p = options.population
     toolbox = nasgep.make_toolbox(options)
     evaluator = nasgep.make_evaluator(replace(options, no_sharing=True), data.placeholder())
@@ -446,6 +446,7 @@ def _nasgep(config, options, data, method):
 
 @register_plan("egnas")
 def _egnas(config, options, data, method):
+    """The supernet's training and the ES steps' scorings (or the table's look-ups)."""
     per_step = 1 + options.samplings * (options.popsize * options.iterations + 1)
     steps_how = (f"1 + N x (λ x iterations + 1) = 1 + {options.samplings} x "
                  f"({options.popsize} x {options.iterations} + 1) = {per_step} per ES step")
@@ -477,6 +478,7 @@ def _egnas(config, options, data, method):
 
 @register_plan("renas")
 def _renas(config, options, data, method):
+    """The first population, the children fine-tuned, the final retraining."""
     p, count = options.population, config.evaluations
     if config.tabular:
         return [look_ups(count, f"{flag('evaluations')} {count}: the population P = {p} and "
