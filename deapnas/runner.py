@@ -378,7 +378,7 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
 
 def check_out(out: Path, algorithm: str) -> None:
     """Refuse an ``--out`` that cannot hold a new run of ``algorithm`` (see
-    :func:`_check_writable` and :func:`_check_unused`); nothing is written."""
+    :func:`_check_writable` and :func:`_check_unused`); it leaves nothing behind."""
     _check_writable(out)
     _check_unused(out, algorithm)
 
