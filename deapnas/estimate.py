@@ -4,7 +4,7 @@ search ... --dry-run`` and ``deapnas train DIR --dry-run``.
 A run is a list of :class:`Phase` s, each a number of trainings (a range where the method's
 count is adaptive) of networks sampled from the search space at the run's settings. Every
 sampled network is measured once, on PyTorch's meta device (shapes only: no memory, no
-arithmetic), for one image: its forward FLOPs (:class:`torch.utils.flop_counter.FlopCounterMode`,
+arithmetic), per image: its forward FLOPs (:class:`torch.utils.flop_counter.FlopCounterMode`,
 which counts a multiply-add of a convolution or a matrix product as two FLOPs), its parameters,
 and the bytes of every tensor the forward pass makes (views and in-place results excluded):
 the activations that the backward pass may keep. From those:
@@ -549,12 +549,11 @@ def training(directory: str | Path, epochs: Optional[int] = None, device: Option
 def _calibrate(estimate: Estimate, device: str) -> None:
     """Time :data:`CALIBRATION_STEPS` training steps of the largest sampled network on
     ``device`` (random images of the right shape, SGD) and set the FLOPs per second."""
-    trained = [p for p in estimate.phases + estimate.after if p.networks]
-    if not trained:
+    sampled = [(n, p.batch_size) for p in estimate.phases + estimate.after for n in p.networks]
+    if not sampled:
         estimate.calibration = "Hours: nothing is trained, so nothing was timed"
         return
-    phase = max(trained, key=lambda p: p.largest.flops)
-    network, batch = phase.largest, phase.batch_size
+    network, batch = max(sampled, key=lambda pair: pair[0].flops)
     where = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
