@@ -98,6 +98,7 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
                        help="network width of the retrained network (default: the method's "
                             "final training; the search's for a method without one)")
+    _add_dry_run(train, "training")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
                        "runs without deapnas, and its genome as JSON")
@@ -121,6 +122,7 @@ def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) 
                 "settings. Options given explicitly win over the preset"))
         if title == "output":
             group.add_argument("--quiet", action="store_true", help="no progress bar")
+            _add_dry_run(group, "search")
     training = {f.name for f in opts.fields(TrainingOptions)}
     trainers = [m for m in methods if issubclass(m.options, TrainingOptions)]
     group = parser.add_argument_group(
@@ -144,6 +146,14 @@ def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) 
             group = parser.add_argument_group(f"{method.name} options")
         for name in own:
             _add(group, method.options, name, _defaults([method], name))
+
+
+def _add_dry_run(group, what: str) -> None:
+    group.add_argument("--dry-run", action="store_true", help=(
+        f"check every setting and print what the {what} will do (trainings, FLOPs, activation "
+        "memory, the data it needs), writing nothing"))
+    group.add_argument("--calibrate", action="store_true", help=(
+        "with --dry-run: time a few training steps on the device to turn FLOPs into hours"))
 
 
 def _defaults(methods: list[Method], name: str, named: bool = False) -> str:
@@ -225,7 +235,8 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
     """The run config and options from the parsed ``search`` arguments: the method's preset,
     then every option given explicitly; an option the method does not use is an error."""
     method = get_method(getattr(args, "algorithm", RunConfig.algorithm))
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "quiet")}
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("command", "preset", "quiet", "dry_run", "calibrate")}
     own = {f.name for f in opts.fields(method.options)} | {f.name for f in opts.fields(RunConfig)}
     for name in given:
         if name not in own:
@@ -328,7 +339,14 @@ def _plain_warning(command: str):
 def _dispatch(args: argparse.Namespace) -> int:
     from . import report  # matplotlib is imported only by the commands that draw
 
-    if args.command == "search":
+    if getattr(args, "dry_run", False) or getattr(args, "calibrate", False):
+        from . import estimate
+        plan = (estimate.search(*search_settings(args), calibrate=args.calibrate)
+                if args.command == "search" else
+                estimate.training(args.directory, args.epochs, args.device, args.channels,
+                                  calibrate=args.calibrate))
+        _say(plan.text())
+    elif args.command == "search":
         config, options = search_settings(args)
         args.started = config.out or runner.default_out(config, get_method(config.algorithm))
         runner.start(config, options, progress=not args.quiet)

@@ -43,6 +43,14 @@ _TORCHVISION_CLASSES = {
     "cifar10": "CIFAR10",
     "cifar100": "CIFAR100",
 }
+#: What is known of each torchvision dataset before its files are: the shape of an image, the
+#: classes, and the sizes of the official training and test splits.
+OFFICIAL_SIZES = {
+    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
+    "fashion-mnist": ((1, 28, 28), 10, 60_000, 10_000),
+    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
+    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
+}
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
 
@@ -260,7 +268,7 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Split, Spl
 
     cls = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
     if not download:
-        missing = [path for path in _expected_files(cls, root) if not path.is_file()]
+        missing = missing_files(name, root)
         if missing:
             listing = "\n  ".join(str(path.relative_to(root)) for path in missing)
             raise DatasetError(
@@ -277,6 +285,16 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Split, Spl
     train, test = (Split(_images_to_tensor(ds.data, 255.0), torch.as_tensor(ds.targets, dtype=torch.long))
                    for ds in official)
     return train, test, len(official[0].classes)
+
+
+def missing_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The files torchvision dataset ``name`` still lacks under ``data_dir`` (default
+    :data:`DEFAULT_DATA_DIR`): what ``download=True`` would fetch; empty when it is all there."""
+    import torchvision.datasets
+
+    root = Path(data_dir).expanduser() if data_dir is not None else DEFAULT_DATA_DIR
+    cls = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
+    return [path for path in _expected_files(cls, root) if not path.is_file()]
 
 
 def _expected_files(cls: type, root: Path) -> list[Path]:

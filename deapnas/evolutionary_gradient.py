@@ -202,7 +202,7 @@ class TableScorer:
     α (argmax per edge for NAS-Bench-201), is looked up in a benchmark table instead of being
     scored by a supernet. The table has no cross-entropy: L is the validation error,
     1 − accuracy, with the accuracy of ``table.metric`` (percent in the table, a fraction
-    here). The ``table.report`` column and the architecture's key are kept in the info."""
+    here). The ``table.report`` columns and the architecture's key are kept in the info."""
 
     def __init__(self, table: TableEvaluator, derive: Callable[[np.ndarray], Any] = derive_nb201,
                  zeta: float = 1.0, eta: float = 0.4):
@@ -214,7 +214,7 @@ class TableScorer:
         if failed(row):
             return failure(row.info["reason"], individual, accuracy=0.0)
         accuracy = row[0] / 100
-        report = {self.table.report: row.info[self.table.report]} if self.table.report else {}
+        report = {column: row.info[column] for column in self.table.report}
         return _scored(individual, 1 - accuracy, accuracy, self.zeta, self.eta,
                        architecture=self.table.key(architecture), **report)
 

@@ -382,8 +382,9 @@ class TableEvaluator:
     :param key: ``key(individual) -> str``, the value of ``key_column`` for the candidate
         (``deapnas.spaces.nb201.arch_string`` for NAS-Bench-201).
     :param metric: the column used as fitness (e.g. ``cifar10valid_xvalid_acc_200ep_mean``).
-    :param report: a column recorded beside it for the final report, never used for selection
-        (e.g. ``cifar10_test_acc_200ep``).
+    :param report: columns recorded beside it for the final report, never used for selection
+        (e.g. ``cifar10_test_acc_200ep``; one name or several), each in the evaluation's
+        ``info`` under its name; :attr:`report` holds them as a tuple.
     :param objectives: what the fitness tuple holds, in order: ``"accuracy"`` (the ``metric``
         column), ``"params"`` (``columns["params"]``, in millions in NAS-Bench-201, returned as
         a parameter count) and ``"train_seconds"`` (``columns["train_seconds"]``).
@@ -394,10 +395,11 @@ class TableEvaluator:
     """
 
     def __init__(self, path: str | os.PathLike, key: Callable[[Any], str], metric: str,
-                 report: Optional[str] = None, key_column: str = "arch_str",
+                 report: str | Iterable[str] | None = None, key_column: str = "arch_str",
                  objectives: Iterable[str] = ("accuracy",), columns: Optional[dict] = None):
         objective_weights(objectives)
-        self.path, self.key, self.metric, self.report = os.fspath(path), key, metric, report
+        self.path, self.key, self.metric = os.fspath(path), key, metric
+        self.report: tuple[str, ...] = (report,) if isinstance(report, str) else tuple(report or ())
         self.objectives = tuple(objectives)
         header = _table_header(self.path)
         columns = {"accuracy": metric, **_dataset_columns(header, metric), **(columns or {})}
@@ -405,7 +407,7 @@ class TableEvaluator:
         if missing:
             raise ValueError(f"{self.path} has no column for the objective "
                              f"{', '.join(missing)} of {metric}")
-        self.columns = [columns[o] for o in self.objectives] + ([report] if report else [])
+        self.columns = [columns[o] for o in self.objectives] + list(self.report)
         self.rows = _read_table(self.path, key_column, self.columns)
 
     def settings(self) -> dict:
@@ -422,8 +424,7 @@ class TableEvaluator:
                   for o, c, v in zip(self.objectives, self.columns, row)]
         info = {"reason": None, **{o: v for o, v in zip(self.objectives, values)
                                    if o != "accuracy"}}
-        if self.report:
-            info[self.report] = row[-1]
+        info.update(zip(self.report, row[len(self.objectives):]))
         return Evaluation(tuple(values), **info)
 
     def check_keys(self, keys: Iterable[str]) -> None:

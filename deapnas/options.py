@@ -160,8 +160,10 @@ class RunConfig:
     download: bool = option(False, "download a torchvision dataset that is missing")
     table: Optional[str] = option(None, "a benchmark CSV: fitness is looked up, not trained")
     metric: Optional[str] = option(None, "the --table column used as fitness")
-    report: Optional[str] = option(None, "a --table column reported for the pick, never used "
-                                   "to select (also for an nb201 search trained on images)")
+    report: Optional[str] = option(None, "--table columns reported for the pick, comma-separated "
+                                   "(e.g. the CIFAR-10, CIFAR-100 and ImageNet16-120 test "
+                                   "accuracies), never used to select (also for an nb201 search "
+                                   "trained on images)")
     objectives: str = option("accuracy", "what the search optimises, comma-separated: accuracy "
                              "(maximised), params, train_seconds (minimised); several make a "
                              "multi-objective search (NSGA-II ranking) with its Pareto front "
@@ -209,6 +211,11 @@ class RunConfig:
     def first_device(self) -> str:
         """The first of ``device``'s list: where the search process itself trains."""
         return self.device.split(",")[0]
+
+    @property
+    def report_columns(self) -> tuple[str, ...]:
+        """``report`` as a tuple of column names (empty when unset)."""
+        return tuple(c.strip() for c in (self.report or "").split(",") if c.strip())
 
     @property
     def objective_names(self) -> tuple[str, ...]:

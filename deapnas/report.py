@@ -272,6 +272,14 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     (:func:`save_trained`)."""
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
+    config, options, method, best = trainable(directory)
+    with Lock(Path(directory)).acquire():  # one training at a time, and no search
+        return _retrain(directory, config, options, method, best, epochs, device, channels)
+
+
+def trainable(directory: str | Path) -> tuple:
+    """``(config, options, method, best)`` of a run whose pick ``deapnas train`` can train now;
+    a ``ValueError`` saying why not otherwise (in use, no pick yet, a table search)."""
     config, options, method, _, best = load_run(directory)
     running = holder(directory)
     if running:
@@ -283,8 +291,7 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")
-    with Lock(Path(directory)).acquire():  # one training at a time, and no search
-        return _retrain(directory, config, options, method, best, epochs, device, channels)
+    return config, options, method, best
 
 
 def _retrain(directory, config, options, method, best: dict, epochs, device, channels) -> dict:

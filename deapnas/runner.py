@@ -158,6 +158,8 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         (config.tabular or config.table is None or config.report,
          f"--table with --dataset {config.dataset} serves only the report of the pick: give "
          "--report COLUMN, or search the table itself with --dataset nb201"),
+        (config.report is None or _distinct(config.report_columns),
+         f"--report {config.report!r}: give table columns separated by commas, each once"),
         (not config.tabular or method.tabular, f"{method.name} does not run on a table"),
         (config.tabular or method.evaluator is not None or isinstance(options, TrainingOptions),
          f"{method.name} trains its candidates on --dataset {config.dataset} with the generic "
@@ -215,7 +217,7 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
     :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator as
     they are (a method's own ``cublas_workspace``, say)."""
     if config.tabular:
-        table = TableEvaluator(config.table, space.key, config.metric, config.report,
+        table = TableEvaluator(config.table, space.key, config.metric, config.report_columns,
                                objectives=config.objective_names)
         state = random.getstate()  # the check must not move the run's random stream
         table.check_keys([space.key(space.init()) for _ in range(5)])
@@ -234,9 +236,16 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           objectives=config.objective_names, **evaluator_options)
 
 
+def _distinct(names: tuple[str, ...]) -> bool:
+    """Whether ``names`` is not empty and names nothing twice."""
+    return bool(names) and len(set(names)) == len(names)
+
+
 def report_table(config: RunConfig) -> TableEvaluator:
-    """``--table`` read for the ``--report`` column, keyed by architecture key."""
-    return TableEvaluator(config.table, str, config.report)
+    """``--table`` read for the ``--report`` columns, keyed by architecture key (the first
+    column doubles as the look-up's fitness; all of them are in each evaluation's info)."""
+    columns = config.report_columns
+    return TableEvaluator(config.table, str, columns[0], columns)
 
 
 def make_map(config: RunConfig):
@@ -321,8 +330,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
                               "(deapnas.runner.settings returns both)")
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
-    _check_writable(out)
-    _check_unused(out, config.algorithm)
+    check_out(out, config.algorithm)
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
@@ -403,6 +411,13 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
     return best
 
 
+def check_out(out: Path, algorithm: str) -> None:
+    """Refuse an ``--out`` that cannot hold a new run of ``algorithm`` (see
+    :func:`_check_writable` and :func:`_check_unused`); it leaves nothing behind."""
+    _check_writable(out)
+    _check_unused(out, algorithm)
+
+
 def _check_writable(out: Path) -> None:
     """Refuse an ``--out`` that cannot hold a run, before anything is loaded or written."""
     existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
@@ -447,7 +462,8 @@ def write_best(run: Run) -> dict:
     ``info``) with, optionally, ``chosen_by``: how the method chose it, in words,
     ``metric``: what its fitness measures (default: the validation accuracy or ``--metric``), and
     ``report``: measurements the method adds. With ``--report``, the pick's row of
-    ``--table`` gives the reported value."""
+    ``--table`` gives the reported values, one per column (None where the pick is not in the
+    table)."""
     pick = (run.method.pick or best_record)(run)
     history = run.history()
     if pick is None:
@@ -462,7 +478,8 @@ def write_best(run: Run) -> dict:
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick
     if run.config.report:  # looked up: the pick need not be an evaluated architecture
         row = report_table(run.config)(pick.get("key"))
-        report[run.config.report] = None if failed(row) else row[0]
+        report.update({column: None if failed(row) else row.info[column]
+                       for column in run.config.report_columns})
     if report:
         best["report"] = report
     write_json(run.directory / BEST, best)

@@ -302,7 +302,7 @@ class NB201Supernet(nn.Module):
 
 # -- training the weights -----------------------------------------------------------------------
 
-class _AtAlpha(nn.Module):
+class AtAlpha(nn.Module):
     """The supernet with α fixed: what the shared training loop trains."""
 
     def __init__(self, supernet: nn.Module, alpha: torch.Tensor):
@@ -333,7 +333,7 @@ class SupernetTraining:
 
     def epoch(self, alpha: np.ndarray) -> float:
         """One pass of SGD on ω over the training split at ``alpha``; the mean loss."""
-        at_alpha = _AtAlpha(self.supernet, torch.as_tensor(
+        at_alpha = AtAlpha(self.supernet, torch.as_tensor(
             alpha, dtype=torch.float32, device=self.data.x.device))
         loss = train_epoch(at_alpha, self.data, self.optimizer, self.recipe, self.generator)
         self.schedule.step()

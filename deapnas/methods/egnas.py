@@ -7,7 +7,7 @@ algorithm is :mod:`deapnas.evolutionary_gradient`). Two modes:
   (``--space darts``) or of the NAS-Bench-201 cell (``--space nb201``) is trained on one half of
   the training images while the ES scores candidate α on the other half (``--val-fraction``).
   ``--evaluations`` counts candidate scorings. With ``--space nb201``, ``--table CSV --report
-  COLUMN`` looks the final cell up in the benchmark for the report.
+  COLUMNS`` looks the final cell up in the benchmark for the report.
 - **table-only** (``--space nb201 --dataset nb201 --table CSV --metric COLUMN``): no supernet;
   each candidate's argmax cell is looked up in the table (``--evaluations`` counts look-ups),
   to study the ES itself in seconds.
@@ -235,7 +235,7 @@ def evaluator(run):
     weights are drawn from the run's seed, on the run's device."""
     options, config = run.options, run.config
     if config.tabular:
-        table = TableEvaluator(config.table, nb201.key, config.metric, config.report)
+        table = TableEvaluator(config.table, nb201.key, config.metric, config.report_columns)
         return TableScorer(table, derive_nb201, options.zeta, options.eta)
     data, device = run.data, resolve_device(config.first_device)
 
