@@ -256,12 +256,19 @@ def make_map(config: RunConfig):
         from .cluster import RayMap
         pool = RayMap(config.workers if config.workers > 1 else None, config.ray_address,
                       timeout=config.eval_timeout, retries=config.retries)
-    elif config.workers > 1 or config.eval_timeout is not None:
+    elif not evaluates_in_process(config):
         pool = DevicePool(config.workers, config.device, timeout=config.eval_timeout,
                           retries=config.retries)
     else:
         return map, 1, lambda: None
     return pool.map, len(pool), pool.close
+
+
+def evaluates_in_process(config: RunConfig) -> bool:
+    """Whether the search process evaluates its candidates itself (one worker, no Ray, no
+    time limit per evaluation, which needs a process to kill)."""
+    return not (config.ray or config.ray_address) and config.workers == 1 \
+        and config.eval_timeout is None
 
 
 def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
@@ -379,6 +386,8 @@ def _check_unused(out: Path, algorithm: str) -> None:
 
 def _search(run: Run, progress: bool, lock: Lock) -> dict:
     config = run.config
+    if evaluates_in_process(config):  # as a worker does, before the search's clock starts
+        warm_up(run.evaluator)
     run.evaluator  # loaded before the run's random streams are seeded
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -396,8 +405,6 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
         bar.resume(journal.history)
         run.journal = journal
         run.map, run.workers, run._close = make_map(config)
-        if run.map is map:  # evaluated in this process: warmed up here, as a worker warms up
-            warm_up(run.evaluator)
         try:
             logbook = run.method.search(run)
         except TimeUp:  # within a batch: the loop's logbook is the one of its last safe point
