@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from deapnas.cli import main
+from deapnas.fitness import TrainEvaluator
 from deapnas.methods import Method, get_method, register_method
 from deapnas.options import RunConfig, flag, option
 from deapnas.runner import resume, start
@@ -96,9 +97,13 @@ def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path):
     assert process.returncode in (130, -signal.SIGINT)
 
 
-def test_the_time_limit_holds_within_the_first_population(tmp_path, capsys):
+def test_the_time_limit_holds_within_the_first_population(tmp_path, capsys, monkeypatch):
     """Before, the first population (20 trainings here) was evaluated whole, whatever the
-    limit; now no evaluation starts once the limit is spent."""
+    limit; now no evaluation starts once the limit is spent. Each training takes at least
+    0.3 s here, so that the 20 cannot fit in the limit however fast the machine is."""
+    real = TrainEvaluator.__call__
+    monkeypatch.setattr(TrainEvaluator, "__call__",
+                        lambda self, individual: (time.sleep(0.3), real(self, individual))[1])
     out, limit = tmp_path / "run", 2.0
     assert main(["search", "--epochs", "1", "--population", "20", "--sample-size", "3",
                  "--evaluations", "40", "--time-limit", str(limit), "--out", str(out),
