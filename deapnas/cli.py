@@ -69,6 +69,7 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
     train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
                        help="network width of the retrained network (default: the method's "
                             "final training; the search's for a method without one)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
                        "runs without deapnas, and its genome as JSON")
@@ -204,8 +205,8 @@ def _interrupted(args: argparse.Namespace) -> str:
         return "interrupted before the search started; nothing was written"
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
-            "train": "interrupted: this training is lost and the run keeps what an earlier "
-                     f"`deapnas train` wrote, if anything; {again}",
+            "train": "interrupted: every finished epoch is saved; the training continues from "
+                     f"the last one when you {again} (same --epochs and --channels)",
             "export": f"interrupted: {where}/export may be incomplete; {again}"}[args.command]
 
 
@@ -285,7 +286,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _say(f"wrote {export(args.directory)} and its genome.json; load it with "
              "torch.export.load(path).module()")
     elif args.command == "train":
-        result = report.retrain(args.directory, args.epochs, args.device, args.channels)
+        result = report.retrain(args.directory, args.epochs, args.device, args.channels,
+                                progress=not args.quiet)
         _say(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
              f"after {result['epochs']} epochs ({result['params']:,} parameters); "
              f"weights in {Path(args.directory) / 'model.pt'}")
