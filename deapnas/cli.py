@@ -63,12 +63,13 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
     train.add_argument("--epochs", type=_between(1, MAX_EPOCHS), default=None,
-                       help="training epochs (default: the method's final training; 20 for a "
-                            "method without one)")
+                       help="training epochs (default: those of an interrupted training, "
+                            "else the method's final training; 20 for a method without one)")
     train.add_argument("--device", default=None, help="device (default: the run's)")
     train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
-                       help="network width of the retrained network (default: the method's "
-                            "final training; the search's for a method without one)")
+                       help="network width of the retrained network (default: that of an "
+                            "interrupted training, else the method's final training; the "
+                            "search's for a method without one)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
@@ -206,7 +207,7 @@ def _interrupted(args: argparse.Namespace) -> str:
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
             "train": "interrupted: every finished epoch is saved; the training continues from "
-                     f"the last one when you {again} (same --epochs and --channels)",
+                     f"the last one when you {again}",
             "export": f"interrupted: {where}/export may be incomplete; {again}"}[args.command]
 
 

@@ -25,9 +25,11 @@ from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa:
                   read_genome, read_history, read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      resume_command)
-from .safefiles import RunDirectoryError, read_bytes, write_atomic  # noqa: E402
+from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
+                        write_atomic)
 from .spaces import get_space  # noqa: E402
-from .training import CandidateFailure, save_weights  # noqa: E402
+from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
+from .training import CandidateFailure, load_weights, save_weights  # noqa: E402
 
 #: What ``deapnas train`` writes besides ``model.pt`` and ``train.json``: the whole state of
 #: the training, after every epoch (removed once ``model.pt`` is written); one record per
@@ -307,10 +309,10 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
 
     The training's whole state goes to ``train-state.pt`` after every epoch, and its record to
     ``train.jsonl`` (a progress bar shows them when ``progress``): an interrupted training
-    continues from its last finished epoch when this runs again with the same settings, to
-    the same result (see :meth:`TrainEvaluator.train_and_test
-    <deapnas.fitness.TrainEvaluator.train_and_test>`); other settings (``--epochs``,
-    ``--channels``) are refused while ``train-state.pt`` holds an unfinished training."""
+    continues from its last finished epoch when this runs again, with the ``epochs`` and
+    ``channels`` it was started with unless others are given, to the same result (see
+    :meth:`TrainEvaluator.train_and_test <deapnas.fitness.TrainEvaluator.train_and_test>`);
+    other settings are refused while ``train-state.pt`` holds an unfinished training."""
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
     config, options, method, _, best = load_run(directory)
@@ -325,8 +327,27 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")
     with Lock(Path(directory)).acquire():  # one training at a time, and no search
+        remove_leftovers(directory)  # what a training killed while writing a file left
+        unfinished = unfinished_training(directory)
+        epochs, channels = epochs or unfinished.get("epochs"), \
+            channels or unfinished.get("channels")
         return _retrain(directory, config, options, method, best, epochs, device, channels,
                         progress)
+
+
+def unfinished_training(directory: str | Path) -> dict:
+    """The ``epochs`` and network ``channels`` of the unfinished training that
+    ``train-state.pt`` holds (``{}`` when there is none), as ``deapnas train`` resolved
+    them."""
+    path = Path(directory) / TRAIN_STATE
+    if not path.exists():
+        return {}
+    settings = load_weights(path).get("settings") or {}
+    keywords = (settings.get("build") or {}).get("keywords") or {}
+    found = {"epochs": (settings.get("epochs"), MAX_EPOCHS),
+             "channels": (keywords.get("channels"), MAX_CHANNELS)}
+    return {name: value for name, (value, most) in found.items()
+            if type(value) is int and 1 <= value <= most}
 
 
 def _retrain(directory, config, options, method, best: dict, epochs, device, channels,
