@@ -353,7 +353,11 @@ class TrainEvaluator:
         state = load_state_file(path, self.device, "the training state this network "
                                 "continues (resume_from)")
         if settings is not None:
-            changed = settings_differences(state.get("settings") or {}, settings)
+            if not isinstance(state, dict) or not isinstance(state.get("settings"), dict) or \
+                    not FINAL_STATE_KEYS <= state.keys():
+                raise ValueError(f"{path} is not a training state that deapnas wrote (a damaged "
+                                 "or foreign file): delete it to start the training afresh")
+            changed = settings_differences(state["settings"], settings)
             if changed:
                 raise ValueError(
                     f"{path} holds an unfinished training ({state.get('epochs')} epochs done) "
@@ -416,6 +420,11 @@ class TrainEvaluator:
                 deterministic_kernels(self.deterministic, self.cublas_workspace):
             torch.manual_seed(seed)
             yield
+
+
+#: The keys of a state file of :meth:`TrainEvaluator.train_and_test`: :func:`training_state`'s
+#: and its own.
+FINAL_STATE_KEYS = {"model", "optimizer", "schedule", "epochs", "settings", "random", "records"}
 
 
 def training_state(net: nn.Module, trainer: tuple, epochs: int, inherited: Iterable[str] = ()

@@ -78,6 +78,8 @@ def summary(directory: str | Path) -> str:
                                               schema.PARETO))
         if (Path(directory) / TRAINED).exists():
             lines.append(describe_training(directory))
+        if (Path(directory) / TRAIN_STATE).exists():
+            lines.append(describe_unfinished_training(directory))
     return "\n".join(lines)
 
 
@@ -90,6 +92,19 @@ def describe_training(directory: str | Path) -> str:
         return f"trained model: {error}"
     return (f"trained: test accuracy {trained['test_accuracy']:.4f} after {trained['epochs']} "
             f"epochs, {trained['params']:,} parameters ({Path(directory) / WEIGHTS})")
+
+
+def describe_unfinished_training(directory: str | Path) -> str:
+    """The line on the training ``train-state.pt`` holds unfinished, or on why it cannot be
+    read."""
+    path = Path(directory) / TRAIN_STATE
+    try:
+        unfinished = unfinished_training(directory)
+    except ValueError as error:
+        return f"unfinished training: {error}"
+    return (f"unfinished training: {unfinished.get('done', '?')} of "
+            f"{unfinished.get('epochs', '?')} epochs done ({path}); continue it with "
+            f"`deapnas train {directory}`")
 
 
 def is_journal(directory: str | Path) -> bool:
@@ -337,15 +352,22 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
 
 def unfinished_training(directory: str | Path) -> dict:
     """The ``epochs`` and network ``channels`` of the unfinished training that
-    ``train-state.pt`` holds (``{}`` when there is none), as ``deapnas train`` resolved
-    them."""
+    ``train-state.pt`` holds, as ``deapnas train`` resolved them, and the epochs ``done``
+    (``{}`` when there is none; a value that is not a number in range is left out)."""
     path = Path(directory) / TRAIN_STATE
     if not path.exists():
         return {}
-    settings = load_weights(path).get("settings") or {}
-    keywords = (settings.get("build") or {}).get("keywords") or {}
+    try:
+        state = load_weights(path)
+    except ValueError as error:
+        raise ValueError(f"{error}; delete it to start the training afresh") from None
+    state = state if isinstance(state, dict) else {}
+    settings = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    build = settings.get("build") if isinstance(settings.get("build"), dict) else {}
+    keywords = build.get("keywords") if isinstance(build.get("keywords"), dict) else {}
     found = {"epochs": (settings.get("epochs"), MAX_EPOCHS),
-             "channels": (keywords.get("channels"), MAX_CHANNELS)}
+             "channels": (keywords.get("channels"), MAX_CHANNELS),
+             "done": (state.get("epochs"), MAX_EPOCHS)}
     return {name: value for name, (value, most) in found.items()
             if type(value) is int and 1 <= value <= most}
 

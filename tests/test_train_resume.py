@@ -141,6 +141,9 @@ def test_renas_final_training_interrupted_continues_and_refuses_other_settings(
     monkeypatch.undo()
     saved = (broken / TRAIN_STATE).read_bytes()
     assert len(read_training_log(broken)) == 2
+    assert main(["show", str(broken)]) == 0
+    assert (f"unfinished training: 2 of 4 epochs done ({broken / TRAIN_STATE}); continue it "
+            f"with `deapnas train {broken}`") in capsys.readouterr().out
 
     for other, change in ((["--epochs", "6"], "epochs: 4 -> 6"),
                           (["--channels", "8"], "channels: 4 -> 8")):
@@ -174,3 +177,18 @@ def test_train_logs_each_epoch_and_show_draws_the_curve(searched, tmp_path, caps
     (out / TRAIN_LOG).write_text('{"epoch": 1, "loss": "low"}\n')
     assert main(["show", str(out)]) == 2
     assert f"{out / TRAIN_LOG} line 1: " in capsys.readouterr().err
+
+
+def test_a_damaged_training_state_is_refused_with_what_to_do(searched, tmp_path, capsys):
+    out = copy_of(searched["re"], tmp_path, "run")
+    for content in (b"not a torch file", None):
+        if content is None:  # a weights file, but no training state
+            torch.save({"model": {}}, out / TRAIN_STATE)
+        else:
+            (out / TRAIN_STATE).write_bytes(content)
+        assert main(["train", str(out), "--epochs", "2"]) == 2
+        err = capsys.readouterr().err
+        assert str(out / TRAIN_STATE) in err and "delete it to start the training afresh" in err
+        assert not (out / "model.pt").exists()
+    (out / TRAIN_STATE).unlink()
+    assert main(["train", str(out), "--epochs", "2", "--quiet"]) == 0
