@@ -273,16 +273,16 @@ def random_states(generator: torch.Generator) -> dict:
     return states
 
 
-def restore_random_states(states: dict, generator: torch.Generator) -> bool:
+def restore_random_states(states: dict, generator: torch.Generator) -> None:
     """Put back the :func:`random_states` saved by a training on the same kind of device as
-    ``generator``; whether they were (a CUDA generator's state means nothing to the CPU's)."""
+    ``generator``; those of another kind are left alone (a CUDA generator's state means
+    nothing to the CPU's), and the training goes on from the random states it has."""
     if states.get("device") != generator.device.type:
-        return False
+        return
     torch.set_rng_state(states["torch"].cpu())
     generator.set_state(states["generator"].cpu())
     if "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"].cpu(), generator.device)
-    return True
 
 
 # -- weights on disk ------------------------------------------------------------------------------

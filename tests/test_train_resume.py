@@ -192,3 +192,21 @@ def test_a_damaged_training_state_is_refused_with_what_to_do(searched, tmp_path,
         assert not (out / "model.pt").exists()
     (out / TRAIN_STATE).unlink()
     assert main(["train", str(out), "--epochs", "2", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("name", [TRAIN_STATE, TRAIN_LOG, TRAIN_PLOT])
+def test_the_training_files_are_never_written_or_read_through_a_link(searched, tmp_path, capsys,
+                                                                     name):
+    out = copy_of(searched["re"], tmp_path, "run")
+    if name == TRAIN_PLOT:  # show draws it once train.jsonl exists
+        assert main(["train", str(out), "--epochs", "1", "--quiet"]) == 0
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"not the run's")
+    os.utime(victim, (1_000_000_000, 1_000_000_000))
+    (out / name).unlink(missing_ok=True)
+    (out / name).symlink_to(victim)
+    command = ["show", str(out)] if name == TRAIN_PLOT else \
+        ["train", str(out), "--epochs", "1", "--quiet"]
+    assert main(command) == 2
+    assert f"{out / name} is a symbolic link" in capsys.readouterr().err
+    assert victim.read_bytes() == b"not the run's" and victim.stat().st_mtime == 1_000_000_000
