@@ -92,12 +92,14 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
     train.add_argument("--epochs", type=_between(1, MAX_EPOCHS), default=None,
-                       help="training epochs (default: the method's final training; 20 for a "
-                            "method without one)")
+                       help="training epochs (default: those of an interrupted training, "
+                            "else the method's final training; 20 for a method without one)")
     train.add_argument("--device", default=None, help="device (default: the run's)")
     train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
-                       help="network width of the retrained network (default: the method's "
-                            "final training; the search's for a method without one)")
+                       help="network width of the retrained network (default: that of an "
+                            "interrupted training, else the method's final training; the "
+                            "search's for a method without one)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_dry_run(train, "training")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
@@ -275,8 +277,8 @@ def _interrupted(args: argparse.Namespace) -> str:
         return "interrupted before the search started; nothing was written"
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
-            "train": "interrupted: this training is lost and the run keeps what an earlier "
-                     f"`deapnas train` wrote, if anything; {again}",
+            "train": "interrupted: every finished epoch is saved; the training continues from "
+                     f"the last one when you {again}",
             "export": f"interrupted: {where}/export may be incomplete; {again}"}[args.command]
 
 
@@ -363,7 +365,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _say(f"wrote {export(args.directory)} and its genome.json; load it with "
              "torch.export.load(path).module()")
     elif args.command == "train":
-        result = report.retrain(args.directory, args.epochs, args.device, args.channels)
+        result = report.retrain(args.directory, args.epochs, args.device, args.channels,
+                                progress=not args.quiet)
         _say(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
              f"after {result['epochs']} epochs ({result['params']:,} parameters); "
              f"weights in {Path(args.directory) / 'model.pt'}")

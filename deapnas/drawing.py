@@ -1,5 +1,6 @@
 """Pictures of architectures and searches: :func:`draw_graph` for any compiler graph (see
-:mod:`deapnas.graph`), :func:`plot_fitness` for the history of a search.
+:mod:`deapnas.graph`), :func:`plot_fitness` for the history of a search,
+:func:`plot_training` for the curve of a final training.
 
 An architecture is drawn as a layered graph (Sugiyama et al., 1981 [Sugiyama1981]_): the
 pruned graph's nodes go to layers by their longest path from an input (inputs at the top, the
@@ -25,6 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from matplotlib.path import Path  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Affine2D  # noqa: E402
 
 from .graph import inputs_of, output_of, prune  # noqa: E402
@@ -410,6 +412,27 @@ def plot_fitness(records: Sequence[dict], metric_name: str, units: str = "",
         pad = max(1.0, 0.02 * (max(order) - min(order)))
         ax.set_xlim(min(order) - pad, max(order) + pad)  # failures do not widen it themselves
         ax.legend(loc="best", fontsize=8)
+    return ax
+
+
+def plot_training(records: Sequence[dict], ax: Optional[Axes] = None,
+                  title: Optional[str] = None) -> Axes:
+    """The curve of a training, from its epoch records (dicts with ``"epoch"``, ``"loss"`` and
+    ``"train_accuracy"``, as ``train.jsonl`` holds them): the mean training loss on the left
+    axis, the training accuracy on a right axis of its own."""
+    if ax is None:
+        ax = plt.figure(figsize=(7, 4)).add_subplot()
+    epochs = [record["epoch"] for record in records]
+    lines = ax.plot(epochs, [record["loss"] for record in records], color="C0", marker=".",
+                    label="training loss")
+    ax.set(xlabel="epoch", ylabel="mean training loss",
+           title=title or f"training curve ({len(records)} epochs)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right = ax.twinx()
+    lines += right.plot(epochs, [record["train_accuracy"] for record in records], color="C3",
+                        marker=".", label="training accuracy")
+    right.set(ylabel="training accuracy", ylim=(0, 1))
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
     return ax
 
 

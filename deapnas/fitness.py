@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import difflib
 import functools
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -30,9 +31,10 @@ from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
 from .safefiles import RunDirectoryError
 from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
-                       evaluation_seed, load_matching,
-                       load_weights, make_optimizer, make_schedule, param_groups,
-                       resolve_device, save_weights, shuffle_generator, train_epoch)
+                       evaluation_seed, load_matching, load_weights, make_optimizer,
+                       make_schedule, param_groups, random_states, resolve_device,
+                       restore_random_states, save_weights, shuffle_generator,
+                       train_epoch_measured)
 
 
 #: The objectives an evaluator can return, and their DEAP weights (maximised: +1).
@@ -104,6 +106,20 @@ def settings_of(value: Any) -> Any:
         return f"tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}"
     named = value if hasattr(value, "__qualname__") else type(value)
     return f"{named.__module__}.{named.__qualname__}"
+
+
+def settings_differences(before: dict, now: dict, prefix: str = "") -> str:
+    """The settings (as :func:`settings_of` describes them) whose values differ, as
+    ``name: old -> new``, nested names joined by dots."""
+    out = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = settings_differences(a, b, f"{prefix}{key}.")
+            out += [inner] if inner else []
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return ", ".join(out)
 
 
 class MissingStateFile(RunDirectoryError):
@@ -258,10 +274,8 @@ class TrainEvaluator:
                 save_weights(individual.save_to, net.state_dict())
             if getattr(individual, "save_state_to", None):
                 info["trained_epochs"] = (resumed["epochs"] if resumed else 0) + info["epochs"]
-                save_weights(individual.save_state_to, {
-                    "model": net.state_dict(), "optimizer": trainer[0].state_dict(),
-                    "schedule": trainer[1].state_dict(), "epochs": info["trained_epochs"],
-                    "inherited": list(inherited or ())})
+                save_weights(individual.save_state_to,
+                             training_state(net, trainer, info["trained_epochs"], inherited or ()))
         except (InvalidGraphError, CandidateFailure) as error:
             return failure(str(error), individual, train_seconds=time.perf_counter() - start,
                            **info)
@@ -271,18 +285,54 @@ class TrainEvaluator:
         info.update(accuracy=score, train_seconds=time.perf_counter() - start)
         return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
-    def train_and_test(self, individual, epochs: Optional[int] = None, seed: int = 0
+    def train_and_test(self, individual, epochs: Optional[int] = None, seed: int = 0,
+                       state_file: Optional[str | os.PathLike] = None,
+                       progress: Optional[Callable[[list[dict]], None]] = None
                        ) -> tuple[float, nn.Module]:
         """A search's final step: ``individual``'s network built afresh (torch seeded with
         ``seed``), trained on the training and validation splits together for ``epochs``
         epochs (default: the recipe's), and scored on the test split, its only use.
         ``(test accuracy, trained network)``; :class:`~deapnas.training.CandidateFailure`
-        when the network exceeds the parameter cap or its loss is not finite."""
+        when the network exceeds the parameter cap or its loss is not finite.
+
+        With ``state_file``, the whole training state is written there after every epoch
+        (:func:`training_state`, as ``save_state_to`` writes it, with every random state, the
+        settings it was made with and the epoch records), and a training saved there earlier
+        is continued from its last epoch (as ``resume_from`` continues one) to the same
+        result as an uninterrupted training: exactly, on the same kind of device (on another,
+        the random draws of the epochs left differ). A state file made with other settings
+        (epochs, network width, recipe, data, seed, genome; not the device) is refused with a
+        ``ValueError`` naming them. ``progress(records)`` gets the records of the epochs
+        trained so far (``epoch``, ``loss``, ``train_accuracy``, ``seconds``) after each epoch,
+        and once before the first when a training continues."""
         data = self.device_data
         both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+        epochs = epochs or self.recipe.epochs
+        settings = json.loads(json.dumps({**self.settings(), "epochs": epochs, "seed": seed,
+                                          "individual": settings_of(individual)}))
         torch.manual_seed(seed)
         net = self.network(individual)
-        self.fit(net, both, epochs or self.recipe.epochs)
+        generator = shuffle_generator(both)
+        saved = self._resume(net, state_file, settings) if state_file and \
+            os.path.exists(state_file) else None
+        trainer = self.trainer(net, (), saved)
+        records = list(saved["records"]) if saved else []
+        if saved:
+            restore_random_states(saved["random"], generator)
+            if progress is not None:
+                progress(records)
+
+        def epoch_done(record: dict) -> None:
+            records.append(record)
+            if state_file:
+                save_weights(state_file, {
+                    **training_state(net, trainer, record["epoch"]), "settings": settings,
+                    "random": random_states(generator), "records": records})
+            if progress is not None:
+                progress(records)
+
+        self.fit(net, both, epochs, trainer, generator=generator,
+                 first_epoch=saved["epochs"] + 1 if saved else 1, after_epoch=epoch_done)
         return self.accuracy(net, data.test), net
 
     def inherit(self, net: nn.Module, individual) -> Optional[list[str]]:
@@ -298,13 +348,24 @@ class TrainEvaluator:
         """More measurements for ``info`` once ``net`` is trained and scored (none here)."""
         return {}
 
-    def _resume(self, net: nn.Module, path) -> Optional[dict]:
+    def _resume(self, net: nn.Module, path, settings: Optional[dict] = None) -> Optional[dict]:
         """The training state saved at ``path``, its weights loaded into ``net`` (None: no
-        path)."""
+        path); with ``settings``, a state saved with other ``settings`` is refused."""
         if not path:
             return None
         state = load_state_file(path, self.device, "the training state this network "
                                 "continues (resume_from)")
+        if settings is not None:
+            if not isinstance(state, dict) or not isinstance(state.get("settings"), dict) or \
+                    not FINAL_STATE_KEYS <= state.keys():
+                raise ValueError(f"{path} is not a training state that deapnas wrote (a damaged "
+                                 "or foreign file): delete it to start the training afresh")
+            changed = settings_differences(state["settings"], settings)
+            if changed:
+                raise ValueError(
+                    f"{path} holds an unfinished training ({state.get('epochs')} epochs done) "
+                    f"made with other settings ({changed}): train with its settings to "
+                    f"continue it, or delete {path} to start this training afresh")
         net.load_state_dict(state["model"])
         return state
 
@@ -321,23 +382,34 @@ class TrainEvaluator:
             schedule.load_state_dict(state["schedule"])
         return optimizer, schedule
 
-    def fit(self, net: nn.Module, split: Split, epochs: int, trainer=None) -> int:
+    def fit(self, net: nn.Module, split: Split, epochs: int, trainer=None,
+            generator: Optional[torch.Generator] = None, first_epoch: int = 1,
+            after_epoch: Optional[Callable[[dict], None]] = None) -> int:
         """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe (with the
-        ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`); the number
-        of epochs run. A non-finite loss raises :class:`~deapnas.training.CandidateFailure`.
-        With ``recipe.drop_path``, the cells' drop-path rate rises linearly from 0 in the first
-        epoch to ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
+        ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`, and the
+        shuffling ``generator`` when given), from epoch ``first_epoch`` (a training that
+        continues); the number of epochs run. ``after_epoch(record)`` gets each epoch's record:
+        ``epoch``, ``loss``, ``train_accuracy`` (see
+        :func:`~deapnas.training.train_epoch_measured`) and ``seconds``. A non-finite loss
+        raises :class:`~deapnas.training.CandidateFailure`. With ``recipe.drop_path``, the
+        cells' drop-path rate rises linearly from 0 in the first epoch to
+        ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
         optimizer, schedule = trainer or self.trainer(net)
-        generator = shuffle_generator(split)
-        for epoch in range(1, epochs + 1):
+        generator = generator or shuffle_generator(split)
+        for epoch in range(first_epoch, epochs + 1):
+            start = time.perf_counter()
             if self.recipe.drop_path:
                 set_drop_path(net, self.recipe.drop_path * (epoch - 1) / epochs)
             try:
-                train_epoch(net, split, optimizer, self.recipe, generator)
+                loss, train_accuracy = train_epoch_measured(net, split, optimizer, self.recipe,
+                                                            generator)
             except CandidateFailure as error:
                 raise CandidateFailure(f"{error} in epoch {epoch}") from None
             schedule.step()
-        return epochs
+            if after_epoch is not None:
+                after_epoch({"epoch": epoch, "loss": loss, "train_accuracy": train_accuracy,
+                             "seconds": time.perf_counter() - start})
+        return max(epochs - first_epoch + 1, 0)
 
     def accuracy(self, net: nn.Module, split: Split) -> float:
         """Top-1 accuracy of ``net`` on ``split`` (in [0, 1])."""
@@ -351,6 +423,21 @@ class TrainEvaluator:
                 deterministic_kernels(self.deterministic, self.cublas_workspace):
             torch.manual_seed(seed)
             yield
+
+
+#: The keys of a state file of :meth:`TrainEvaluator.train_and_test`: :func:`training_state`'s
+#: and its own.
+FINAL_STATE_KEYS = {"model", "optimizer", "schedule", "epochs", "settings", "random", "records"}
+
+
+def training_state(net: nn.Module, trainer: tuple, epochs: int, inherited: Iterable[str] = ()
+                   ) -> dict:
+    """A training's state as :func:`~deapnas.training.save_weights` writes it: the network's
+    ``model``, the ``optimizer`` and ``schedule`` of ``trainer``, the ``epochs`` trained in all
+    and the ``inherited`` parameter names (see :meth:`TrainEvaluator.trainer`)."""
+    optimizer, schedule = trainer
+    return {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "epochs": epochs, "inherited": list(inherited)}
 
 
 def out_of_memory(error: RuntimeError, individual, **info: Any) -> Evaluation:

@@ -5,6 +5,7 @@ which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -14,18 +15,26 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from . import schema  # noqa: E402
-from .drawing import draw_graph, plot_fitness  # noqa: E402
+from .drawing import draw_graph, plot_fitness, plot_training  # noqa: E402
 from .networks import check_parameters, inference_parameters  # noqa: E402
 from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, holder, read_genome,  # noqa: E402
-                  read_history, read_json, read_settings, sha256, write_json)
+from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
+                  read_genome, read_history, read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      resume_command)
-from .safefiles import write_atomic  # noqa: E402
+from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
+                        write_atomic)
 from .spaces import get_space  # noqa: E402
-from .training import CandidateFailure, save_weights  # noqa: E402
+from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
+from .training import CandidateFailure, load_weights, save_weights  # noqa: E402
+
+#: What ``deapnas train`` writes besides ``model.pt`` and ``train.json``: the whole state of
+#: the training, after every epoch (removed once ``model.pt`` is written); one record per
+#: epoch; and the training curve that ``deapnas show`` draws from them.
+TRAIN_STATE, TRAIN_LOG, TRAIN_PLOT = "train-state.pt", "train.jsonl", "training.png"
 
 
 def load_run(directory: str | Path) -> tuple:
@@ -69,6 +78,8 @@ def summary(directory: str | Path) -> str:
                                               schema.PARETO))
         if (Path(directory) / TRAINED).exists():
             lines.append(describe_training(directory))
+        if (Path(directory) / TRAIN_STATE).exists():
+            lines.append(describe_unfinished_training(directory))
     return "\n".join(lines)
 
 
@@ -81,6 +92,19 @@ def describe_training(directory: str | Path) -> str:
         return f"trained model: {error}"
     return (f"trained: test accuracy {trained['test_accuracy']:.4f} after {trained['epochs']} "
             f"epochs, {trained['params']:,} parameters ({Path(directory) / WEIGHTS})")
+
+
+def describe_unfinished_training(directory: str | Path) -> str:
+    """The line on the training ``train-state.pt`` holds unfinished, or on why it cannot be
+    read."""
+    path = Path(directory) / TRAIN_STATE
+    try:
+        unfinished = unfinished_training(directory)
+    except ValueError as error:
+        return f"unfinished training: {error}"
+    return (f"unfinished training: {unfinished.get('done', '?')} of "
+            f"{unfinished.get('epochs', '?')} epochs done ({path}); continue it with "
+            f"`deapnas train {directory}`")
 
 
 def is_journal(directory: str | Path) -> bool:
@@ -175,13 +199,40 @@ def describe_best(config, options, best: dict, path: Path) -> str:
 
 def plots(directory: str | Path) -> list[Path]:
     """Write the run's pictures: ``fitness.png``, and once there is a pick ``best.png`` (and
-    ``pareto.png`` for a search of two objectives)."""
+    ``pareto.png`` for a search of two objectives), and ``training.png`` once ``deapnas train``
+    has trained an epoch."""
     written = [plot_history(directory)]
     if (Path(directory) / BEST).exists():
         written.append(plot_best(directory))
     if (Path(directory) / PARETO).exists():
         written.append(plot_pareto(directory))
+    if (Path(directory) / TRAIN_LOG).exists():
+        written.append(plot_training_curve(directory))
     return written
+
+
+def read_training_log(directory: str | Path) -> list[dict]:
+    """The epoch records of ``train.jsonl`` (:data:`deapnas.schema.EPOCH`); a damaged line is a
+    :class:`~deapnas.safefiles.RunDirectoryError` naming the file and the line."""
+    path = Path(directory) / TRAIN_LOG
+    records = []
+    for number, line in enumerate(read_bytes(path).splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RunDirectoryError(f"{path} line {number} is not JSON ({error}); it was "
+                                    "damaged or edited: run `deapnas train` again") from None
+        records.append(conform(record, schema.EPOCH, f"{path} line {number}"))
+    return records
+
+
+def plot_training_curve(directory: str | Path) -> Path:
+    """``training.png``: the loss and training accuracy of each epoch of ``deapnas train``
+    (``train.jsonl``)."""
+    records = read_training_log(directory)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    plot_training(records, ax=axes, title=f"deapnas train: {len(records)} epoch(s)")
+    return _save(figure, Path(directory) / TRAIN_PLOT)
 
 
 def plot_pareto(directory: str | Path) -> Path:
@@ -260,7 +311,7 @@ RETRAIN_EPOCHS = 20
 
 
 def retrain(directory: str | Path, epochs: int | None = None, device: str | None = None,
-            channels: int | None = None) -> dict:
+            channels: int | None = None, progress: bool = True) -> dict:
     """Train the pick from scratch on training + validation data and score it on the test
     split (used here for the first and only time). A method with a final training of its own
     (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
@@ -269,12 +320,24 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
     macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
     ``model.pt`` and ``train.json`` as one unit, holding the run's lock
-    (:func:`save_trained`)."""
+    (:func:`save_trained`).
+
+    The training's whole state goes to ``train-state.pt`` after every epoch, and its record to
+    ``train.jsonl`` (a progress bar shows them when ``progress``): an interrupted training
+    continues from its last finished epoch when this runs again, with the ``epochs`` and
+    ``channels`` it was started with unless others are given, to the same result (see
+    :meth:`TrainEvaluator.train_and_test <deapnas.fitness.TrainEvaluator.train_and_test>`);
+    other settings are refused while ``train-state.pt`` holds an unfinished training."""
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
     config, options, method, best = trainable(directory)
     with Lock(Path(directory)).acquire():  # one training at a time, and no search
-        return _retrain(directory, config, options, method, best, epochs, device, channels)
+        remove_leftovers(directory)  # what a training killed while writing a file left
+        unfinished = unfinished_training(directory)
+        epochs, channels = epochs or unfinished.get("epochs"), \
+            channels or unfinished.get("channels")
+        return _retrain(directory, config, options, method, best, epochs, device, channels,
+                        progress)
 
 
 def trainable(directory: str | Path) -> tuple:
@@ -294,7 +357,30 @@ def trainable(directory: str | Path) -> tuple:
     return config, options, method, best
 
 
-def _retrain(directory, config, options, method, best: dict, epochs, device, channels) -> dict:
+def unfinished_training(directory: str | Path) -> dict:
+    """The ``epochs`` and network ``channels`` of the unfinished training that
+    ``train-state.pt`` holds, as ``deapnas train`` resolved them, and the epochs ``done``
+    (``{}`` when there is none; a value that is not a number in range is left out)."""
+    path = Path(directory) / TRAIN_STATE
+    if not path.exists():
+        return {}
+    try:
+        state = load_weights(path)
+    except ValueError as error:
+        raise ValueError(f"{error}; delete it to start the training afresh") from None
+    state = state if isinstance(state, dict) else {}
+    settings = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    build = settings.get("build") if isinstance(settings.get("build"), dict) else {}
+    keywords = build.get("keywords") if isinstance(build.get("keywords"), dict) else {}
+    found = {"epochs": (settings.get("epochs"), MAX_EPOCHS),
+             "channels": (keywords.get("channels"), MAX_CHANNELS),
+             "done": (state.get("epochs"), MAX_EPOCHS)}
+    return {name: value for name, (value, most) in found.items()
+            if type(value) is int and 1 <= value <= most}
+
+
+def _retrain(directory, config, options, method, best: dict, epochs, device, channels,
+             progress: bool) -> dict:
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
@@ -312,17 +398,46 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
     check_parameters(lambda: evaluator.build(genome, shape, classes),
                      f"{Path(directory) / BEST}: genome, at the retraining's width,",
                      "retrain it narrower with --channels, or restore the file if it was edited")
+    log = TrainingLog(Path(directory) / TRAIN_LOG, epochs, enabled=progress)
     try:
-        accuracy, net = evaluator.train_and_test(genome, epochs, config.seed)
+        accuracy, net = evaluator.train_and_test(genome, epochs, config.seed,
+                                                 state_file=Path(directory) / TRAIN_STATE,
+                                                 progress=log)
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None
+    finally:
+        log.close()
     data, network = evaluator.data, dict(getattr(evaluator.build, "keywords", {}))
     result = {"epochs": epochs, "channels": network.get("channels"), "network": network,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
-    return save_trained(Path(directory), net.state_dict(), result)
+    result = save_trained(Path(directory), net.state_dict(), result)
+    (Path(directory) / TRAIN_STATE).unlink()  # finished: model.pt holds what it led to
+    return result
+
+
+class TrainingLog:
+    """What ``deapnas train`` shows and keeps of each epoch: ``train.jsonl``, rewritten
+    (atomically) with every epoch's record so far, and a progress bar of the epochs with the
+    last loss and training accuracy (when ``enabled``). Called with the records so far
+    (:meth:`TrainEvaluator.train_and_test <deapnas.fitness.TrainEvaluator.train_and_test>`'s
+    ``progress``)."""
+
+    def __init__(self, path: Path, epochs: int, enabled: bool = True):
+        self.path = path
+        self.bar = tqdm(total=epochs, disable=not enabled, unit="epoch", dynamic_ncols=True)
+
+    def __call__(self, records: list[dict]) -> None:
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records).encode())
+        last = records[-1]
+        self.bar.set_postfix_str(f"loss {last['loss']:.4f}, training accuracy "
+                                 f"{last['train_accuracy']:.4f}", refresh=False)
+        self.bar.update(last["epoch"] - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def save_trained(directory: Path, state: dict, result: dict) -> dict:

@@ -56,7 +56,7 @@ from deap import tools
 
 from . import schema
 from . import state as statecodec
-from .fitness import Evaluation, failure, settings_of
+from .fitness import Evaluation, failure, settings_differences, settings_of
 from .options import check_path, wrong_type
 from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
                         remove_leftovers, write_atomic)
@@ -457,7 +457,7 @@ class Journal:
         except (TypeError, ValueError) as error:
             raise ValueError(f"the journal's settings must be JSON values ({error})") from None
         kept = read_settings(self.directory)
-        changed = _differences({k: kept[k] for k in settings if k in kept},
+        changed = settings_differences({k: kept[k] for k in settings if k in kept},
                                {k: v for k, v in settings.items() if k in kept})
         if changed:
             raise RunDirectoryError(
@@ -688,7 +688,7 @@ class Journal:
                 f"{self.directory / HISTORY} holds {len(self.history)}: records were lost; "
                 "restore the history file, or start a new run")
         if self.config is not None and saved.get("config") != self.config:
-            changed = _differences(saved.get("config") or {}, self.config)
+            changed = settings_differences(saved.get("config") or {}, self.config)
             raise RunDirectoryError(
                 f"{self._settings_source()} differs from the settings the checkpoint was made "
                 f"with ({changed}); restore them, or start a new run")
@@ -816,16 +816,3 @@ def sha256(source: str | os.PathLike | bytes) -> str:
 def _plain(info: dict) -> dict:
     """Measurements as JSON values (numpy and torch scalars become numbers)."""
     return {k: v.item() if hasattr(v, "item") else v for k, v in info.items()}
-
-
-def _differences(before: dict, now: dict, prefix: str = "") -> str:
-    """The settings whose values differ, as ``name: old -> new``."""
-    out = []
-    for key in sorted(set(before) | set(now)):
-        a, b = before.get(key), now.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            inner = _differences(a, b, f"{prefix}{key}.")
-            out += [inner] if inner else []
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return ", ".join(out)

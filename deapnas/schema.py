@@ -238,3 +238,7 @@ TRAINED = record({
     "input_shape": listing(integer(minimum=1), minimum=1),
     "num_classes": integer(minimum=1), "test_accuracy": number(minimum=0, maximum=1),
     "params": integer(minimum=0), "test_images": integer(minimum=0)})
+
+#: One line of ``train.jsonl``: one epoch of ``deapnas train``.
+EPOCH = record({"epoch": integer(minimum=1), "loss": number(),
+                "train_accuracy": number(minimum=0, maximum=1), "seconds": number(minimum=0)})

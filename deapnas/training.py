@@ -191,30 +191,49 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe
 
 def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, recipe: Recipe,
                 generator: Optional[torch.Generator] = None) -> float:
-    """One pass of ``net`` over ``split`` in shuffled batches; the mean training loss.
+    """One pass of ``net`` over ``split`` in shuffled batches; the mean training loss (see
+    :func:`train_epoch_measured`, which this is, for the training accuracy too)."""
+    return train_epoch_measured(net, split, optimizer, recipe, generator)[0]
+
+
+def train_epoch_measured(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer,
+                         recipe: Recipe, generator: Optional[torch.Generator] = None
+                         ) -> tuple[float, float]:
+    """One pass of ``net`` over ``split`` in shuffled batches; ``(mean training loss, training
+    accuracy)``, the accuracy that of the batches as trained on (augmented, the network in
+    training mode), in [0, 1].
 
     The recipe's ``augment`` transforms each batch (drawing from ``generator``); a network
     that returns ``(logits, auxiliary logits)`` adds ``recipe.auxiliary_weight`` times the
-    auxiliary loss. Losses are summed on the device and read back once, at the end: a
-    non-finite loss raises :class:`CandidateFailure`.
+    auxiliary loss. Losses and correct predictions are summed on the device and read back
+    once, at the end: a non-finite loss raises :class:`CandidateFailure`.
     """
     net.train()
     total = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), dtype=torch.long, device=split.x.device)
     bounds = pixel_bounds(split.x) if recipe.augment is not None else None
     for x, y in batches(split, recipe.batch_size, shuffle=True, generator=generator):
         if recipe.augment is not None:
             x = recipe.augment(x, bounds, generator)
-        loss = _loss(net(x), y, recipe.auxiliary_weight)
+        output = net(x)
+        loss = _loss(output, y, recipe.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.grad_clip is not None:
             nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
         optimizer.step()
         total += loss.detach() * len(y)
-    mean = total.item() / max(len(split), 1)
+        correct += (_logits(output).detach().argmax(1) == y).sum()
+    images = max(len(split), 1)
+    mean = total.item() / images
     if not math.isfinite(mean):
         raise CandidateFailure("non-finite training loss")
-    return mean
+    return mean, correct.item() / images
+
+
+def _logits(output: torch.Tensor | tuple) -> torch.Tensor:
+    """The logits of a network's output, without the auxiliary ones when there are some."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 def _loss(output: torch.Tensor | tuple, y: torch.Tensor, auxiliary_weight: float
@@ -241,6 +260,29 @@ def shuffle_generator(split: Split) -> torch.Generator:
     """A generator on the split's device seeded from torch's current seed (so a seeded
     evaluation shuffles reproducibly)."""
     return torch.Generator(split.x.device).manual_seed(torch.initial_seed() % 2**63)
+
+
+def random_states(generator: torch.Generator) -> dict:
+    """Every random state a training draws from: torch's (the CPU's, and the current CUDA
+    device's when ``generator`` is on one: dropout, drop-path) and ``generator``'s (shuffling,
+    augmentation), as tensors, with the kind of device they belong to."""
+    states = {"device": generator.device.type, "torch": torch.get_rng_state(),
+              "generator": generator.get_state()}
+    if generator.device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(generator.device)
+    return states
+
+
+def restore_random_states(states: dict, generator: torch.Generator) -> None:
+    """Put back the :func:`random_states` saved by a training on the same kind of device as
+    ``generator``; those of another kind are left alone (a CUDA generator's state means
+    nothing to the CPU's), and the training goes on from the random states it has."""
+    if states.get("device") != generator.device.type:
+        return
+    torch.set_rng_state(states["torch"].cpu())
+    generator.set_state(states["generator"].cpu())
+    if "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"].cpu(), generator.device)
 
 
 # -- weights on disk ------------------------------------------------------------------------------
