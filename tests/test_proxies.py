@@ -1,0 +1,172 @@
+"""Zero-cost proxies (deapnas.proxies) on tiny real networks, the proxy evaluator as a DEAP
+fitness function, and proxy-guided evolution inside DEAP's own loops."""
+import functools
+import math
+
+import pytest
+import torch
+from deap import algorithms as deap_algorithms
+from deap import base, tools
+
+from deapnas import proxies
+from deapnas.data import load_dataset
+from deapnas.spaces import SPACES, nb201
+
+from conftest import chain_genome
+
+SHAPE, CLASSES = (3, 8, 8), 10
+#: A tiny NAS-Bench-201 network: one cell per stage, 4 channels.
+tiny_nb201 = functools.partial(nb201.build_network, channels=4, cells_per_stage=1)
+#: The input reaches the output through one 3x3 convolution (edge 0 -> 3) ...
+LIVE = ["none", "none", "none", "nor_conv_3x3", "none", "avg_pool_3x3"]
+#: ... which its twin replaces by 'none': no path from the input to the output is left.
+DEAD = ["none", "none", "none", "none", "none", "avg_pool_3x3"]
+#: Every operation of the space, BatchNorm and pooling included.
+MIXED = ["nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "none", "nor_conv_3x3"]
+
+
+def network(cell, seed=0):
+    torch.manual_seed(seed)
+    return tiny_nb201(cell, SHAPE, CLASSES)
+
+
+def minibatch(size=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn((size, *SHAPE), generator=generator),
+            torch.randint(0, CLASSES, (size,), generator=generator))
+
+
+def state_of(net):
+    """Everything a proxy must leave alone: parameters, buffers, gradients, modes."""
+    return ({k: v.clone() for k, v in net.state_dict().items()},
+            [p.grad for p in net.parameters()], [p.requires_grad for p in net.parameters()],
+            [m.training for m in net.modules()])
+
+
+def assert_same_state(before, after):
+    (values, grads, requires, modes), (values2, grads2, requires2, modes2) = before, after
+    assert values.keys() == values2.keys()
+    assert all(torch.equal(values[k], values2[k]) for k in values)
+    assert all(g is None for g in grads2) and requires == requires2 and modes == modes2
+
+
+@pytest.mark.parametrize("name", list(proxies.PROXIES))
+def test_proxy_is_finite_deterministic_and_leaves_the_network_alone(name):
+    proxy, batch = proxies.PROXIES[name], minibatch()
+    net = network(MIXED)
+    net.train()
+    before = state_of(net)
+    score = proxy(net, *batch)
+    assert math.isfinite(score) and score != 0
+    assert_same_state(before, state_of(net))
+    assert proxy(net, *batch) == score  # the same network and minibatch: the same value
+    assert proxy(network(MIXED), *minibatch()) == score  # the same seed: the same value
+
+
+@pytest.mark.parametrize("name", list(proxies.PROXIES))
+def test_proxy_ranks_a_dead_path_below_its_live_twin(name):
+    proxy, batch = proxies.PROXIES[name], minibatch()
+    assert proxy(network(DEAD), *batch) < proxy(network(LIVE), *batch)
+
+
+@pytest.mark.parametrize("name", list(proxies.PROXIES))
+def test_proxy_is_safe_on_a_macro_network_with_dropout_relu6_and_max_pooling(name):
+    genome = chain_genome("CONV_3.N", "POOL_2.M", "CONV_5.H")
+    torch.manual_seed(3)
+    net = SPACES["macro"].build_network(genome, (1, 8, 8), CLASSES, channels=4)
+    net.train()
+    before = state_of(net)
+    inputs = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    targets = torch.arange(8) % CLASSES
+    score = proxies.PROXIES[name](net, inputs, targets)
+    assert math.isfinite(score)
+    assert proxies.PROXIES[name](net, inputs, targets) == score  # dropout is off
+    assert_same_state(before, state_of(net))
+
+
+def test_synflow_ignores_the_minibatch_and_batch_norm_statistics():
+    net = network(MIXED)
+    inputs, targets = minibatch()
+    score = proxies.synflow(net, inputs, targets)
+    assert proxies.synflow(net, torch.zeros(1, *SHAPE)) == score
+    net.train()
+    with torch.no_grad():
+        net(inputs * 5 + 3)  # moves BatchNorm's running statistics
+    assert proxies.synflow(net, inputs) == score
+
+
+def test_params_and_flops_count_the_network():
+    net = network(MIXED)
+    assert proxies.params(net) == sum(p.numel() for p in net.parameters())
+    # two FLOPs per multiply-add, for one sample whatever the batch size
+    assert proxies.flops(torch.nn.Linear(16, 10), torch.zeros(4, 16)) == 2 * 16 * 10
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    assert proxies.flops(conv, *minibatch()) == 2 * (3 * 3 * 3) * 4 * (8 * 8)
+
+
+def test_unknown_proxy_names_the_choices():
+    with pytest.raises(ValueError, match="synflow"):
+        proxies.get_proxy("synflo")
+
+
+# -- the proxy evaluator ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def nb201_toolbox(evaluate) -> base.Toolbox:
+    toolbox = base.Toolbox()
+    toolbox.register("individual", nb201.init_cell, nb201.SPACE.individual())
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("mate", tools.cxOnePoint)
+    toolbox.register("mutate", nb201.mutate)
+    toolbox.register("select", tools.selTournament, tournsize=3)
+    toolbox.register("evaluate", evaluate)
+    return toolbox
+
+
+def test_proxy_evaluator_drives_deaps_easimple_on_nb201(seeded):
+    evaluate = proxies.ProxyEvaluator(tiny_nb201, "synflow", input_shape=SHAPE,
+                                      num_classes=CLASSES, device="cpu")
+    toolbox = nb201_toolbox(evaluate)
+    halloffame = tools.HallOfFame(1)
+    population, _ = deap_algorithms.eaSimple(toolbox.population(n=6), toolbox, cxpb=0.5,
+                                             mutpb=0.5, ngen=2, halloffame=halloffame,
+                                             verbose=False)
+    assert all(ind.fitness.valid for ind in population)
+    best = halloffame[0]
+    assert best.fitness.values == evaluate(best)  # no eval_seed: the same weights again
+    assert best.fitness.values[0] == proxies.synflow(evaluate.network(best),
+                                                     torch.zeros(1, *SHAPE))
+    record = evaluate(best)
+    assert record.info["proxy"] == "synflow" and record.info["reason"] is None
+    assert record.info["params"] == sum(p.numel() for p in evaluate.network(best).parameters())
+
+
+def test_proxy_evaluator_scores_a_genome_of_every_space(digits, seeded):
+    options = type("Options", (), {"channels": 4, "cells": 2, "clamp_pools": True})()
+    for space in SPACES.values():
+        build = functools.partial(space.build_network, **space.network_kwargs(options))
+        evaluate = proxies.ProxyEvaluator(build, "snip", digits, batch_size=8, device="cpu")
+        individual = space.init(space.individual())
+        evaluation = evaluate(individual)
+        assert evaluation.info["reason"] is None, space.name
+        assert math.isfinite(evaluation[0]) and evaluation == evaluate(individual), space.name
+
+
+def test_proxy_evaluator_fails_invalid_genomes_like_training_does(digits):
+    evaluate = proxies.ProxyEvaluator(SPACES["macro"].build_network, "naswot", digits,
+                                      device="cpu")
+    collapsing = chain_genome("POOL_2.M", "POOL_2.M", "POOL_2.M", "POOL_2.M")  # 8 -> 0 pixels
+    evaluation = evaluate(collapsing)
+    assert evaluation == (-math.inf,) and "collapses" in evaluation.info["reason"]
+    capped = proxies.ProxyEvaluator(tiny_nb201, "params", input_shape=SHAPE,
+                                    num_classes=CLASSES, max_params=10)
+    assert "exceed the cap of 10" in capped(MIXED).info["reason"]
+
+
+def test_proxy_evaluator_refuses_a_data_proxy_without_data():
+    with pytest.raises(ValueError, match="naswot scores a minibatch"):
+        proxies.ProxyEvaluator(tiny_nb201, "naswot", input_shape=SHAPE, num_classes=CLASSES)
