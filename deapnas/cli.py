@@ -21,7 +21,7 @@ from .options import RunConfig, TrainingOptions
 from .run import CONFIG, SearchFailed
 
 GROUPS = {  # RunConfig fields by help group
-    "what to search": ("algorithm", "space", "objectives"),
+    "what to search": ("algorithm", "space", "objectives", "fitness"),
     "data": ("dataset", "data_dir", "download", "table", "metric", "report"),
     "budget": ("evaluations", "time_limit", "seed"),
     "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from .data import DATASETS
+from .proxies import PROXIES
 
 #: Dataset names that stand for a benchmark table (given with ``--table``).
 TABLE_DATASETS = ("nb201",)
@@ -115,6 +116,10 @@ class RunConfig:
                              "(maximised), params, train_seconds (minimised); several make a "
                              "multi-objective search (NSGA-II ranking) with its Pareto front "
                              "in pareto.json")
+    fitness: Optional[str] = option(None, "proxy:NAME scores each candidate's untrained "
+                                    "network with a zero-cost proxy instead of training it "
+                                    "(training-free search; unset: trained or looked up)",
+                                    choices=tuple(f"proxy:{name}" for name in PROXIES))
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
                                         "unset: the method's own stopping rule)", minimum=1)
     time_limit: Optional[float] = option(None, "stop after this many seconds of search, "

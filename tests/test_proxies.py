@@ -1,6 +1,7 @@
 """Zero-cost proxies (deapnas.proxies) on tiny real networks, the proxy evaluator as a DEAP
 fitness function, and proxy-guided evolution inside DEAP's own loops."""
 import functools
+import json
 import math
 
 import pytest
@@ -9,10 +10,14 @@ from deap import algorithms as deap_algorithms
 from deap import base, tools
 
 from deapnas import proxies
+from deapnas.cli import main
 from deapnas.data import load_dataset
+from deapnas.fitness import TableEvaluator
+from deapnas.guided import propose, warm_up
+from deapnas.run import BEST, CONFIG, read_history
 from deapnas.spaces import SPACES, nb201
 
-from conftest import chain_genome
+from conftest import NB201_METRIC, chain_genome
 
 SHAPE, CLASSES = (3, 8, 8), 10
 #: A tiny NAS-Bench-201 network: one cell per stage, 4 channels.
@@ -170,3 +175,99 @@ def test_proxy_evaluator_fails_invalid_genomes_like_training_does(digits):
 def test_proxy_evaluator_refuses_a_data_proxy_without_data():
     with pytest.raises(ValueError, match="naswot scores a minibatch"):
         proxies.ProxyEvaluator(tiny_nb201, "naswot", input_shape=SHAPE, num_classes=CLASSES)
+
+
+# -- proxy-guided evolution ------------------------------------------------------------------------
+
+def recording(function, into):
+    """``function`` that also appends a copy of every genome it returns to ``into``."""
+    @functools.wraps(function)
+    def recorded(*args, **kwargs):
+        result = function(*args, **kwargs)
+        into.extend(list(ind) for ind in (result if isinstance(result, list) else result[:1]))
+        return result
+    return recorded
+
+
+def params_score():
+    return proxies.ProxyEvaluator(tiny_nb201, "params", input_shape=SHAPE, num_classes=CLASSES)
+
+
+def test_warm_up_starts_easimple_from_the_best_of_k_random_genomes(nb201_csv, seeded):
+    score, drawn = params_score(), []
+    table = TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC)
+    toolbox = nb201_toolbox(table)
+    toolbox.register("population", recording(tools.initRepeat, drawn), list, toolbox.individual)
+    plain = toolbox.population(n=10)
+    drawn.clear()
+    toolbox.decorate("population", warm_up(score, samples=100))
+    warmed = toolbox.population(n=10)
+    assert len(drawn) == 100 and len(warmed) == 10
+    assert not any(ind.fitness.valid for ind in warmed)
+    ranked = sorted((score(list(genome))[0] for genome in drawn), reverse=True)
+    assert sorted((score(ind)[0] for ind in warmed), reverse=True) == ranked[:10]
+    mean = lambda population: sum(table(ind)[0] for ind in population) / len(population)
+    assert mean(warmed) > mean(plain)  # the parameter count is a good proxy on the table
+    population, _ = deap_algorithms.eaSimple(warmed, toolbox, cxpb=0.5, mutpb=0.5, ngen=2,
+                                             verbose=False)
+    assert all(ind.fitness.valid for ind in population)
+
+
+def test_propose_mutates_to_the_best_of_k_mutants_inside_easimple(seeded):
+    score, bred = params_score(), []
+    toolbox = nb201_toolbox(proxies.ProxyEvaluator(tiny_nb201, "synflow", input_shape=SHAPE,
+                                                   num_classes=CLASSES))
+    toolbox.register("mutate", recording(nb201.mutate, bred))
+    toolbox.decorate("mutate", propose(score, proposals=4))
+    parent = toolbox.individual()
+    child, = toolbox.mutate(toolbox.clone(parent))
+    assert len(bred) == 4 and score(child)[0] == max(score(genome)[0] for genome in bred)
+    assert list(child) in bred and sum(a != b for a, b in zip(parent, child)) == 1
+    bred.clear()
+    population, _ = deap_algorithms.eaSimple(toolbox.population(n=6), toolbox, cxpb=0.0,
+                                             mutpb=1.0, ngen=2, verbose=False)
+    assert len(bred) == 4 * 6 * 2 and all(ind.fitness.valid for ind in population)
+
+
+def table_search(nb201_csv, out, *extra):
+    return main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(nb201_csv),
+                 "--metric", NB201_METRIC, "--evaluations", "12", "--population", "5",
+                 "--sample-size", "2", "--out", str(out), "--quiet", *extra])
+
+
+def test_re_guided_by_a_proxy_on_the_table(nb201_csv, tmp_path):
+    out = tmp_path / "guided"
+    assert table_search(nb201_csv, out, "--warmup-proxy", "params", "--warmup-samples", "40",
+                        "--proposals", "3") == 0
+    options = json.loads((out / CONFIG).read_text())["options"]
+    assert (options["warmup_proxy"], options["warmup_samples"], options["proposals"]) == \
+        ("params", 40, 3)
+    history = read_history(out)
+    assert len(history) == 12  # the proxy's scores are not evaluations
+    plain = tmp_path / "plain"
+    assert table_search(nb201_csv, plain) == 0
+    first = lambda run: [r["key"] for r in read_history(run)[:5]]
+    assert first(out) != first(plain)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--proposals", "3"], "give it (e.g. --warmup-proxy synflow)"),
+    (["--warmup-proxy", "naswot"], "a table search has none of"),
+    (["--fitness", "proxy:synflow"], "drop --fitness"),
+])
+def test_guidance_that_cannot_work_is_refused(extra, message, nb201_csv, tmp_path, capsys):
+    assert table_search(nb201_csv, tmp_path / "refused", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+
+def test_training_free_search_from_the_command_line(tmp_path):
+    out = tmp_path / "synflow"
+    assert main(["search", "--fitness", "proxy:synflow", "--evaluations", "6", "--population",
+                 "3", "--sample-size", "2", "--channels", "4", "--clamp-pools", "--out",
+                 str(out), "--quiet"]) == 0
+    assert json.loads((out / CONFIG).read_text())["run"]["fitness"] == "proxy:synflow"
+    history = read_history(out)
+    assert len(history) == 6 and all(r["info"]["proxy"] == "synflow" for r in history)
+    assert not any("train_seconds" in r["info"] for r in history)  # nothing was trained
+    assert json.loads((out / BEST).read_text())["metric"] == "proxy:synflow"
