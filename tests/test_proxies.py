@@ -13,8 +13,10 @@ from deapnas import proxies
 from deapnas.cli import main
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator
-from deapnas.guided import propose, warm_up
+from deapnas.guided import GuidanceOptions, propose, warm_up
+from deapnas.methods import METHODS
 from deapnas.run import BEST, CONFIG, read_history
+from deapnas.runner import settings
 from deapnas.spaces import SPACES, nb201
 
 from conftest import NB201_METRIC, chain_genome
@@ -271,3 +273,13 @@ def test_training_free_search_from_the_command_line(tmp_path):
     assert len(history) == 6 and all(r["info"]["proxy"] == "synflow" for r in history)
     assert not any("train_seconds" in r["info"] for r in history)  # nothing was trained
     assert json.loads((out / BEST).read_text())["metric"] == "proxy:synflow"
+
+
+def test_guidance_is_off_by_default_and_in_every_paper_preset():
+    guided = [m for m in METHODS.values() if issubclass(m.options, GuidanceOptions)]
+    assert "re" in {m.name for m in guided}
+    for method in guided:
+        for preset in (None, "paper"):
+            _, options = settings(method, preset)
+            assert (options.warmup_proxy, options.warmup_samples, options.proposals) == \
+                (None, None, 1), (method.name, preset)
