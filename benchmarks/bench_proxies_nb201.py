@@ -59,9 +59,9 @@ def commit() -> str:
 
 
 def machine() -> str:
-    return (f"{platform.node()}: {platform.machine()} {platform.processor() or ''}, "
-            f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s), "
-            f"Python {platform.python_version()}, torch {torch.__version__}").replace("  ", " ")
+    return (f"{platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs shared with other "
+            f"jobs, {torch.get_num_threads()} torch thread(s), Python "
+            f"{platform.python_version()}, torch {torch.__version__}")
 
 
 def correlations(scores: dict[str, list[float]], accuracies: list[float]) -> dict[str, float]:

@@ -187,3 +187,9 @@ class TrainingOptions:
                              "(0: no cap)", minimum=0)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "
                                  "scores identically, on a GPU too")
+    stop_below_rank: Optional[int] = option(None, "early termination: a candidate whose "
+                                            "validation accuracy after an epoch is below the "
+                                            "k-th best of the earlier candidates at that epoch "
+                                            "stops training and keeps it (unset: every "
+                                            "candidate trains every epoch; NASGEP and EG-NAS "
+                                            "train their own way and ignore it)", minimum=1)

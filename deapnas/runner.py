@@ -231,7 +231,8 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           device=config.first_device, seed=config.seed,
                           deterministic=training.deterministic,
                           max_params=training.max_params or None,
-                          objectives=config.objective_names, **evaluator_options)
+                          objectives=config.objective_names,
+                          stop_below_rank=training.stop_below_rank, **evaluator_options)
 
 
 #: The input shape and classes of the networks a benchmark table was made by training
