@@ -34,16 +34,19 @@ Score = Callable[[Any], Any]
 
 def warm_up(score: Score, samples: int) -> Callable:
     """A decorator of a population initialiser (``toolbox.population``): the population of P
-    it would return is replaced by the best P of ``samples`` random genomes (at least P) drawn
-    by calling it again, by ``score``. Use it with ``toolbox.decorate("population", ...)``."""
+    it would return is replaced by the best P of ``samples`` random genomes drawn by calling
+    it again, by ``score`` (``samples`` <= P: the population unchanged, nothing scored). Use it
+    with ``toolbox.decorate("population", ...)``."""
     def decorator(population: Callable) -> Callable:
         @functools.wraps(population)
         def warmed(*args: Any, **kwargs: Any) -> list:
             candidates = list(population(*args, **kwargs))
             size = len(candidates)
+            if samples <= size:
+                return candidates  # nothing to choose from
             while len(candidates) < samples:
                 candidates.extend(population(*args, **kwargs))
-            return best_by(score, candidates[:max(samples, size)], size)
+            return best_by(score, candidates[:samples], size)
         return warmed
     return decorator
 
