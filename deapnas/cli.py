@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -16,6 +17,7 @@ from typing import Any, Optional, Sequence
 from . import options as opts
 from . import runner
 from .data import DatasetError
+from .limits import MAX_CHANNELS, MAX_EPOCHS
 from .methods import METHODS, Method, available, get_method
 from .options import RunConfig, TrainingOptions
 from .run import CONFIG, SearchFailed
@@ -60,17 +62,21 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
         "train", help="retrain the picked architecture longer and report its test accuracy",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     train.add_argument("directory", help="the run directory")
-    train.add_argument("--epochs", type=_at_least(1), default=None,
+    train.add_argument("--epochs", type=_between(1, MAX_EPOCHS), default=None,
                        help="training epochs (default: the method's final training; 20 for a "
                             "method without one)")
     train.add_argument("--device", default=None, help="device (default: the run's)")
-    train.add_argument("--channels", type=_at_least(1), default=None,
+    train.add_argument("--channels", type=_between(1, MAX_CHANNELS), default=None,
                        help="network width of the retrained network (default: the method's "
                             "final training; the search's for a method without one)")
     export = commands.add_parser(
         "export", help="write the trained pick as a torch.export program (model.pt2) that "
                        "runs without deapnas, and its genome as JSON")
     export.add_argument("directory", help="the run directory (after `deapnas train`)")
+    for command in (resume, show, train, export):
+        command.add_argument("--algorithm", metavar="MODULE:ATTRIBUTE", help=(
+            "the run's method when it is your own: deapnas imports a module only when you "
+            "name it, never because a run directory does"))
     parser.commands = commands.choices  # so that errors name the command (see main)
     return parser
 
@@ -122,7 +128,8 @@ def _add(group, cls: type, name: str, defaults: str) -> None:
     field = next(f for f in opts.fields(cls) if f.name == name)
     kind = opts.types(cls)[name]
     shown = "" if defaults in ("default: None", "default: False") else f" [{defaults}]"
-    help_text = f"{field.metadata['help']}{shown}".replace("%", "%%")
+    bounds = f" ({opts.allowed(field)})" if field.metadata["maximum"] is not None else ""
+    help_text = f"{field.metadata['help']}{shown}{bounds}".replace("%", "%%")
     if kind is bool and name.startswith("no_"):  # --no-flip, and --flip to undo a preset's
         group.add_argument(opts.flag(name), opts.flag(name[3:]), dest=name,
                            action=_Negated, default=argparse.SUPPRESS, help=help_text)
@@ -147,11 +154,15 @@ class _Negated(argparse.Action):
         setattr(namespace, self.dest, option_string == self.option_strings[0])
 
 
-def _at_least(minimum: int):
+def _between(minimum: int, maximum: int):
+    """An argparse type: an int from ``minimum`` to ``maximum``."""
     def parse(text: str) -> int:
         value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        for bad, words in ((value < minimum, f"at least {minimum}"),
+                           (value > maximum, f"at most {maximum}")):
+            if bad:
+                raise argparse.ArgumentTypeError(f"must be {words}, not {value} (allowed: "
+                                                 f"{minimum} to {maximum})")
         return value
     return parse
 
@@ -178,8 +189,36 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM ends a search like Ctrl-C: what was evaluated is on disk, resume continues it."""
+    """SIGTERM ends a command like Ctrl-C (see :func:`_interrupted`)."""
     raise KeyboardInterrupt
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command left, in words."""
+    where = getattr(args, "directory", None) or getattr(args, "started", None)
+    if args.command in ("search", "resume"):
+        if where and (Path(where) / CONFIG).exists():
+            algorithm = getattr(args, "algorithm", None) or ""
+            return ("interrupted: every finished evaluation is saved; continue with "
+                    f"`{runner.resume_command(where, algorithm)}`")
+        return "interrupted before the search started; nothing was written"
+    again = f"run `deapnas {args.command} {where}` again"
+    return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
+            "train": "interrupted: this training is lost and the run keeps what an earlier "
+                     f"`deapnas train` wrote, if anything; {again}",
+            "export": f"interrupted: {where}/export may be incomplete; {again}"}[args.command]
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """``text`` with every control character (an ANSI escape, a carriage return...) written
+    as an escape such as ``\\x1b``, so that what a run directory holds never reaches the
+    terminal raw; newlines are kept when ``newlines``."""
+    return "".join(c if (c == "\n" and newlines) or unicodedata.category(c)[0] != "C"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _say(text: str, file=None) -> None:
+    print(printable(text), file=file or sys.stdout)
 
 
 def _pre_parse(argv: Sequence[str]) -> list[Method]:
@@ -210,23 +249,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.showwarning = _plain_warning(args.command)
             return _dispatch(args)
     except (ValueError, DatasetError, FileNotFoundError, SearchFailed) as error:
-        print(f"deapnas {args.command}: error: {error}", file=sys.stderr)
+        print(printable(f"deapnas {args.command}: error: {error}", newlines=False),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        where = getattr(args, "directory", None) or getattr(args, "started", None)
-        if where and (Path(where) / CONFIG).exists():
-            print(f"\ninterrupted: every finished evaluation is saved; continue with "
-                  f"`deapnas resume {where}`", file=sys.stderr)
-        else:
-            print("\ninterrupted before the search started; nothing was written",
-                  file=sys.stderr)
+        print("\n" + printable(_interrupted(args)), file=sys.stderr)
         return 130
 
 
 def _plain_warning(command: str):
     """Warnings printed as ``deapnas COMMAND: warning: ...``, without the source line."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"deapnas {command}: warning: {message}", file=file or sys.stderr)
+        print(printable(f"deapnas {command}: warning: {message}", newlines=False),
+              file=file or sys.stderr)
     return show
 
 
@@ -237,23 +272,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         config, options = search_settings(args)
         args.started = config.out or runner.default_out(config, get_method(config.algorithm))
         runner.start(config, options, progress=not args.quiet)
-        print(report.summary(config.out))
+        _say(report.summary(config.out))
     elif args.command == "resume":
         runner.resume(args.directory, progress=not args.quiet)
-        print(report.summary(args.directory))
+        _say(report.summary(args.directory))
     elif args.command == "show":
-        print(report.summary(args.directory))
+        _say(report.summary(args.directory))
         for path in report.plots(args.directory):
-            print(f"wrote {path}")
+            _say(f"wrote {path}")
     elif args.command == "export":
         from .export import export
-        print(f"wrote {export(args.directory)} and its genome.json; load it with "
-              "torch.export.load(path).module()")
+        _say(f"wrote {export(args.directory)} and its genome.json; load it with "
+             "torch.export.load(path).module()")
     elif args.command == "train":
         result = report.retrain(args.directory, args.epochs, args.device, args.channels)
-        print(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
-              f"after {result['epochs']} epochs ({result['params']:,} parameters); "
-              f"weights in {Path(args.directory) / 'model.pt'}")
+        _say(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
+             f"after {result['epochs']} epochs ({result['params']:,} parameters); "
+             f"weights in {Path(args.directory) / 'model.pt'}")
     return 0
 
 

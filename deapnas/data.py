@@ -140,20 +140,22 @@ def stratified_split(y: ArrayLike | torch.Tensor, fraction: float,
     return np.sort(rest), np.sort(held_out)
 
 
-def stratified_subset(y: ArrayLike | torch.Tensor, per_class: int, seed: int) -> np.ndarray:
+def stratified_subset(y: ArrayLike | torch.Tensor, per_class: int, seed: int, *,
+                      name: str = "per_class") -> np.ndarray:
     """Return sorted indices of ``per_class`` randomly chosen samples of each class.
 
     A balanced subset lets quick searches train on little data without
-    losing any class.
+    losing any class. Errors call the count ``name`` (the command line passes its flag).
     """
     labels = _labels_array(y)
     if per_class < 1:
-        raise DatasetError(f"per_class must be at least 1, got {per_class}")
+        raise DatasetError(f"{name} must be at least 1, got {per_class}")
     classes, counts = np.unique(labels, return_counts=True)
     short = {int(c): int(n) for c, n in zip(classes, counts) if n < per_class}
     if short:
-        raise DatasetError(f"cannot take {per_class} samples per class: these classes have "
-                           f"fewer (class: count) {short}; lower per_class")
+        raise DatasetError(f"{name} must be at most {int(counts.min())} for these images, not "
+                           f"{per_class} (allowed: 1 to {int(counts.min())}): these classes "
+                           f"have fewer (class: count) {short}")
     rng = np.random.default_rng(seed)
     chosen = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(chosen))
@@ -374,7 +376,8 @@ _MINI_FORMAT = 1
 
 def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: int = 10, *,
                  seed: int = 0, score_from: str = "train",
-                 path: str | os.PathLike | None = None) -> Dataset:
+                 path: str | os.PathLike | None = None,
+                 names: tuple[str, str] = ("train_per_class", "score_per_class")) -> Dataset:
     """A stratified mini dataset (Zhang et al., 2024, MiniGen, section IV-A): ``train_per_class``
     images of each class to train on and ``score_per_class`` of each class to score on.
 
@@ -385,7 +388,8 @@ def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: 
 
     With ``path``, the subsets are saved there on first use and read back afterwards (tensors
     and plain values, loaded with ``torch.load(weights_only=True)``), so that runs with other
-    seeds compare on the same images; a file drawn with other counts is refused.
+    seeds compare on the same images; a file drawn with other counts is refused. Errors call
+    the two counts ``names`` (the command line passes its flags).
     """
     if score_from not in MINI_SCORE_SOURCES:
         raise DatasetError(f"score_from must be one of {', '.join(MINI_SCORE_SOURCES)}, "
@@ -397,23 +401,23 @@ def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: 
         saved = _load_mini(Path(path), request, dataset.train.x.device)
     else:
         saved = {**request, **_draw_mini(dataset, train_per_class, score_per_class, seed,
-                                         score_from)}
+                                         score_from, names)}
         if path is not None:
             _save_mini(Path(path), saved)
     return _mini_from_saved(dataset, saved)
 
 
 def _draw_mini(dataset: Dataset, train_per_class: int, score_per_class: int, seed: int,
-               score_from: str) -> dict:
+               score_from: str, names: tuple[str, str]) -> dict:
     """Indices and images of the two subsets, drawn class by class."""
-    train_index = stratified_subset(dataset.train.y, train_per_class, seed)
+    train_index = stratified_subset(dataset.train.y, train_per_class, seed, name=names[0])
     if score_from == "test":
         source, candidates = dataset.test, np.arange(len(dataset.test))
     else:
         source = dataset.train
         candidates = np.setdiff1d(np.arange(len(dataset.train)), train_index)
     score_index = candidates[stratified_subset(_labels_array(source.y)[candidates],
-                                               score_per_class, seed + 1)]
+                                               score_per_class, seed + 1, name=names[1])]
     train, score = dataset.train.subset(train_index), source.subset(score_index)
     return {"train_index": torch.as_tensor(train_index),
             "score_index": torch.as_tensor(score_index), "train_x": train.x, "train_y": train.y, "score_x": score.x, "score_y": score.y}

@@ -79,7 +79,7 @@ from torch import nn
 
 from .algorithms import assign, restore_state
 from .data import Split
-from .fitness import Evaluation, TableEvaluator, failed, failure
+from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
 from .supernet import SupernetTraining, derive_nb201
 from .training import Recipe
@@ -169,8 +169,19 @@ class SupernetEvaluator:
             self._scoring = (seed, self.data.subset(order[:self.batches * self.batch_size]))
         return self._scoring[1]
 
-    @torch.no_grad()
     def __call__(self, individual) -> Evaluation:
+        try:
+            loss, accuracy = self.measure(individual)
+        except RuntimeError as error:  # a candidate that runs out of memory fails alone
+            return out_of_memory(error, individual, accuracy=0.0)
+        if not math.isfinite(loss):
+            return failure("non-finite validation loss", individual, accuracy=0.0)
+        return _scored(individual, loss, accuracy, self.zeta, self.eta)
+
+    @torch.no_grad()
+    def measure(self, individual) -> tuple[float, float]:
+        """``(mean cross-entropy, accuracy)`` of the supernet at the candidate's α on its
+        scoring images."""
         split = self.scoring_split(getattr(individual, "scoring_seed", 0))
         device = split.x.device
         alpha = torch.as_tensor(np.asarray(individual, dtype=np.float32), device=device)
@@ -182,10 +193,7 @@ class SupernetEvaluator:
             logits = self.supernet(x, alpha)
             loss += nn.functional.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
-        loss, accuracy = loss.item() / len(split), correct.item() / len(split)
-        if not math.isfinite(loss):
-            return failure("non-finite validation loss", individual, accuracy=0.0)
-        return _scored(individual, loss, accuracy, self.zeta, self.eta)
+        return loss.item() / len(split), correct.item() / len(split)
 
 
 class TableScorer:

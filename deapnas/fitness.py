@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import difflib
 import functools
 import os
 import time
@@ -103,6 +104,23 @@ def settings_of(value: Any) -> Any:
         return f"tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}"
     named = value if hasattr(value, "__qualname__") else type(value)
     return f"{named.__module__}.{named.__qualname__}"
+
+
+class MissingStateFile(ValueError):
+    """A file of a run's saved state that an evaluation needs is not there."""
+
+
+def load_state_file(path: str | os.PathLike, device: str | torch.device, what: str) -> dict:
+    """:func:`~deapnas.training.load_weights` of a file that a run's state names (weights to
+    inherit, a training to continue, a weight-store entry); a missing one is a
+    :class:`MissingStateFile` saying ``what`` it held and what to do."""
+    try:
+        return load_weights(path, device)
+    except FileNotFoundError:
+        raise MissingStateFile(
+            f"{path} is missing: it holds {what}, which the search needs to go on; it was "
+            "deleted or moved while the run was stopped: restore it from a copy of the run "
+            "directory, or start a new run") from None
 
 
 class TrainEvaluator:
@@ -254,11 +272,8 @@ class TrainEvaluator:
             return failure(str(error), individual, train_seconds=time.perf_counter() - start,
                            **info)
         except RuntimeError as error:
-            if not _is_out_of_memory(error):
-                raise
-            _release_cuda_memory()
-            return failure("out of memory", individual,
-                           train_seconds=time.perf_counter() - start, **info)
+            return out_of_memory(error, individual,
+                                 train_seconds=time.perf_counter() - start, **info)
         info.update(accuracy=score, train_seconds=time.perf_counter() - start)
         return Evaluation(tuple(info[o] for o in self.objectives), reason=None, **info)
 
@@ -282,7 +297,8 @@ class TrainEvaluator:
         path = getattr(individual, "inherit_from", None)
         if not path:
             return None
-        return load_matching(net, load_weights(path, self.device))
+        return load_matching(net, load_state_file(path, self.device, "the trained weights "
+                                                  "this network inherits (inherit_from)"))
 
     def after_training(self, individual, net: nn.Module, score: float) -> dict:
         """More measurements for ``info`` once ``net`` is trained and scored (none here)."""
@@ -293,7 +309,8 @@ class TrainEvaluator:
         path)."""
         if not path:
             return None
-        state = load_weights(path, self.device)
+        state = load_state_file(path, self.device, "the training state this network "
+                                "continues (resume_from)")
         net.load_state_dict(state["model"])
         return state
 
@@ -384,6 +401,17 @@ class RankStop:
             return None
         return (f"stopped after epoch {epoch}: validation accuracy {accuracy:.4f} is below "
                 f"{threshold:.4f}, number {self.rank} of the earlier candidates after that epoch")
+
+
+def out_of_memory(error: RuntimeError, individual, **info: Any) -> Evaluation:
+    """The failed evaluation, reason ``"out of memory"``, of a candidate whose evaluation
+    raised ``error`` for lack of memory (the CUDA cache is emptied, so that the search goes on
+    with the next candidate); ``error`` itself, raised again, when it is another error. Every
+    evaluator catches ``RuntimeError`` around its work and hands it here."""
+    if not _is_out_of_memory(error):
+        raise error
+    _release_cuda_memory()
+    return failure("out of memory", individual, **info)
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:
@@ -492,8 +520,9 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
             header = reader.fieldnames or []
             missing = [c for c in [key_column, *columns] if c not in header]
             if missing:
-                raise ValueError(f"{path} has no column {', '.join(missing)}; its columns: "
-                                 f"{', '.join(header) or 'none (an empty file?)'}")
+                raise ValueError(f"{path} has no column {', '.join(missing)}"
+                                 f"{_similar_columns(missing, header)}; check --table, "
+                                 "--metric and --report")
             rows: dict[str, tuple] = {}
             for row in reader:
                 where = f"{path} row {reader.line_num}"
@@ -505,6 +534,14 @@ def _read_table(path: str, key_column: str, columns: list[str]) -> dict[str, tup
             return rows
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"{path} is not a readable CSV table ({error})") from None
+
+
+def _similar_columns(missing: list[str], header: list[str]) -> str:
+    """``" (did you mean ...?)"``, the header's columns close to the ``missing`` ones. The
+    rest of the file's first line is never shown: the path may name a file that is no table
+    (``/etc/passwd``), whose content is nobody's business."""
+    close = [c for name in missing for c in difflib.get_close_matches(name, header, n=2)]
+    return f" (did you mean {' or '.join(map(repr, dict.fromkeys(close)))}?)" if close else ""
 
 
 def _cell(row: dict, column: str, where: str) -> float:

@@ -26,6 +26,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from . import limits
 from .options import option
 from .proxies import DATA_FREE, PROXIES
 
@@ -93,9 +94,11 @@ class GuidanceOptions:
         "(unset: no guidance)", choices=tuple(PROXIES))
     warmup_samples: Optional[int] = option(
         None, "random genomes scored by --warmup-proxy for the first population (unset: 10 x "
-        "--population; --population or fewer: no warm-up)", minimum=1)
+        "--population; --population or fewer: no warm-up)", minimum=1,
+        maximum=limits.MAX_EVALUATIONS)
     proposals: int = option(1, "mutants bred per child, of which the one --warmup-proxy ranks "
-                            "best is evaluated (1: plain mutation)", minimum=1)
+                            "best is evaluated (1: plain mutation)", minimum=1,
+                            maximum=limits.MAX_POPULATION)
 
     def validate_guidance(self, config: Any) -> None:
         """Refuse guidance settings that cannot work with ``config``."""

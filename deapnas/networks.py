@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .graph import GraphModule, compile_graph, inputs_of, resize
+from .limits import MAX_PARAMETERS
 from .ops import Shape, relu_conv_bn
 
 
@@ -34,6 +35,18 @@ def count_parameters(build: Union[Callable[[], nn.Module], nn.Module]) -> int:
                         f"(e.g. lambda: build_network(...)), not {type(build).__name__}")
     with torch.device("meta"):
         return sum(p.numel() for p in build().parameters())
+
+
+def check_parameters(build: Callable[[], nn.Module], what: str, advice: str) -> int:
+    """:func:`count_parameters` of ``build`` (nothing allocated), or a ``ValueError`` naming
+    ``what`` and giving ``advice`` when the network would have more than
+    :data:`~deapnas.limits.MAX_PARAMETERS`: the guard before building a network that a file or
+    a setting describes."""
+    count = count_parameters(build)
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{what} makes a network of {count:,} parameters, more than the limit "
+                         f"of {MAX_PARAMETERS:,} (deapnas.limits.MAX_PARAMETERS); {advice}")
+    return count
 
 
 class MacroNet(nn.Module):

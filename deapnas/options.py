@@ -3,8 +3,10 @@
 (:class:`TrainingOptions`) that methods training their candidates extend, and one per method.
 
 Declare each field with :func:`option`: its default, one line of help, and its valid range or
-choices. :func:`check` enforces them with messages that name the command-line flag; the command
-line is generated from the same fields, so the two never disagree.
+choices; give every number an upper bound (:mod:`deapnas.limits` names the shared ones), so
+that no setting can ask for more than a machine holds. :func:`check` enforces them with messages
+that name the command-line flag and the range; the command line is generated from the same
+fields, so the two never disagree.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from . import limits
 from .data import DATASETS
 from .proxies import PROXIES
 
@@ -56,7 +59,8 @@ def _unwrap(hint: Any) -> Any:
 
 
 def check(options: Any) -> None:
-    """Raise ``ValueError`` for the first field outside its declared range or choices."""
+    """Raise ``ValueError`` for the first field outside its declared range or choices; the
+    message names the flag and the range (:mod:`deapnas.limits` holds the upper bounds)."""
     kinds = types(options)
     for f in fields(options):
         value, meta = getattr(options, f.name), f.metadata
@@ -72,11 +76,23 @@ def check(options: Any) -> None:
             raise ValueError(f"{name} must be one of {', '.join(map(str, meta['choices']))}, "
                              f"not {value!r}")
         if meta["positive"] and value <= 0:
-            raise ValueError(f"{name} must be positive, not {value}")
+            raise ValueError(f"{name} must be positive, not {value} ({allowed(f)})")
         if meta["minimum"] is not None and value < meta["minimum"]:
-            raise ValueError(f"{name} must be at least {meta['minimum']}, not {value}")
+            raise ValueError(f"{name} must be at least {meta['minimum']}, not {value} "
+                             f"({allowed(f)})")
         if meta["maximum"] is not None and value > meta["maximum"]:
-            raise ValueError(f"{name} must be at most {meta['maximum']}, not {value}")
+            raise ValueError(f"{name} must be at most {meta['maximum']}, not {value} "
+                             f"({allowed(f)})")
+
+
+def allowed(field: dataclasses.Field) -> str:
+    """A field's range in words, for errors and help: ``allowed: 1 to 4096``."""
+    meta = field.metadata
+    low = "above 0" if meta["positive"] else meta["minimum"]
+    if low is None:
+        return f"allowed: at most {meta['maximum']}"
+    return f"allowed: {low} to {meta['maximum']}" if meta["maximum"] is not None \
+        else f"allowed: {low} or more"
 
 
 def as_dict(options: Any) -> dict:
@@ -121,27 +137,32 @@ class RunConfig:
                                     "(training-free search; unset: trained or looked up)",
                                     choices=tuple(f"proxy:{name}" for name in PROXIES))
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
-                                        "unset: the method's own stopping rule)", minimum=1)
+                                        "unset: the method's own stopping rule)",
+                                        minimum=1, maximum=limits.MAX_EVALUATIONS)
     time_limit: Optional[float] = option(None, "stop after this many seconds of search, "
-                                         "counted across resumes", positive=True)
+                                         "counted across resumes",
+                                         positive=True, maximum=limits.MAX_SECONDS)
     seed: int = option(0, "random seed of the run", minimum=0, maximum=2**32 - 1)
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...; with --workers a list such as "
                          "cuda:0,cuda:1 spreads the workers over those devices")
     workers: int = option(1, "evaluations at once: worker processes pinned to devices (or Ray "
-                          "actors with --ray); 1 evaluates in this process", minimum=1)
+                          "actors with --ray); 1 evaluates in this process",
+                          minimum=1, maximum=limits.MAX_WORKERS)
     eval_timeout: Optional[float] = option(None, "seconds one evaluation may take before its "
                                            "worker is killed and the candidate fails",
-                                           positive=True)
+                                           positive=True, maximum=limits.MAX_SECONDS)
     retries: int = option(0, "further attempts for a candidate whose worker died or timed out",
-                          minimum=0)
+                          minimum=0, maximum=limits.MAX_RETRIES)
     ray: bool = option(False, "evaluate on Ray (a local instance unless --ray-address)")
     ray_address: Optional[str] = option(None, "address of a running Ray cluster")
     out: Optional[str] = option(None, "run directory (unset: runs/ALGORITHM-SPACE-DATASET-seedSEED)")
-    checkpoint_every: int = option(10, "evaluations between checkpoints", minimum=1)
+    checkpoint_every: int = option(10, "evaluations between checkpoints",
+                                   minimum=1, maximum=limits.MAX_EVALUATIONS)
     checkpoint_gap: float = option(2.0, "seconds at least between two checkpoints, whatever "
                                    "--checkpoint-every says: evaluations cheaper than a "
                                    "checkpoint (table look-ups) are replayed from the history "
-                                   "instead (0: by count alone)", minimum=0)
+                                   "instead (0: by count alone)",
+                                   minimum=0, maximum=limits.MAX_SECONDS)
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
@@ -173,18 +194,18 @@ class RunConfig:
 class TrainingOptions:
     """How each candidate is trained (methods that train candidates extend this)."""
 
-    epochs: int = option(10, "training epochs per candidate", minimum=1)
-    batch_size: int = option(128, "batch size", minimum=1)
+    epochs: int = option(10, "training epochs per candidate", minimum=1, maximum=limits.MAX_EPOCHS)
+    batch_size: int = option(128, "batch size", minimum=1, maximum=limits.MAX_BATCH_SIZE)
     optimizer: str = option("adam", "the optimizer", choices=("adam", "sgd"))
-    lr: float = option(1e-3, "learning rate", positive=True)
-    weight_decay: float = option(0.0, "L2 weight decay", minimum=0)
+    lr: float = option(1e-3, "learning rate", positive=True, maximum=limits.MAX_LR)
+    weight_decay: float = option(0.0, "L2 weight decay", minimum=0, maximum=1)
     channels: int = option(64, "network width (macro: conv filters C; cells: stem channels)",
-                           minimum=1)
-    cells: int = option(5, "cells per stage, for cell spaces", minimum=1)
+                           minimum=1, maximum=limits.MAX_CHANNELS)
+    cells: int = option(5, "cells per stage, for cell spaces", minimum=1, maximum=limits.MAX_CELLS)
     clamp_pools: bool = option(False, "macro: a pool larger than its input shrinks to it, so "
                                "every pool keeps a 1x1 map (a departure from the paper)")
     max_params: int = option(5_000_000, "candidates with more parameters fail without training "
-                             "(0: no cap)", minimum=0)
+                             "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "
                                  "scores identically, on a GPU too")
     stop_below_rank: Optional[int] = option(None, "early termination: a candidate whose "
@@ -192,4 +213,5 @@ class TrainingOptions:
                                             "k-th best of the earlier candidates at that epoch "
                                             "stops training and keeps it (unset: every "
                                             "candidate trains every epoch; NASGEP and EG-NAS "
-                                            "train their own way and ignore it)", minimum=1)
+                                            "train their own way and ignore it)", minimum=1,
+                                            maximum=limits.MAX_POPULATION)

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import torch
 
 from .fitness import failure
+from .safefiles import RunDirectoryError
 
 
 class _Fingerprinter(pickle.Pickler):
@@ -122,6 +123,8 @@ def _serve(slot: Slot, channel: Connection) -> None:
         channel.send(("started", index, None))  # the time limit counts from here
         try:
             channel.send(("result", index, function(item)))
+        except RunDirectoryError as error:  # a full disk, say: the caller says so, as itself
+            channel.send(("refused", index, str(error)))
         except Exception:  # the caller re-raises it: a bug in the function is not a failure
             channel.send(("error", index, traceback.format_exc()))
 
@@ -255,6 +258,8 @@ class DevicePool:
                     worker.started = time.monotonic()
                     continue
                 worker.task = None
+                if kind == "refused":
+                    raise RunDirectoryError(value)
                 if kind == "error":
                     raise WorkerError(f"item {index} raised in a worker:\n{value}")
                 done[index] = value

@@ -53,6 +53,7 @@ space: training-free search.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from typing import Any, Callable, Optional
@@ -62,7 +63,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import Dataset
-from .fitness import Evaluation, failure, settings_of
+from .fitness import Evaluation, failure, out_of_memory, settings_of
 from .graph import InvalidGraphError
 from .networks import count_parameters
 from .training import CandidateFailure, evaluation_seed, resolve_device
@@ -278,22 +279,27 @@ class ProxyEvaluator:
         try:
             net = self.network(individual)
             info["params"] = count_parameters(net)
-            if self.max_params is not None and info["params"] > self.max_params:
-                raise CandidateFailure(f"{info['params']} parameters exceed the cap of "
-                                       f"{self.max_params}")
             score = self.score(net, *self.minibatch())
             if not math.isfinite(score):
                 raise CandidateFailure(f"its {self.proxy} score is {score}")
         except (InvalidGraphError, CandidateFailure) as error:
             return failure(str(error), individual,
                            score_seconds=time.perf_counter() - start, **info)
+        except RuntimeError as error:
+            return out_of_memory(error, individual,
+                                 score_seconds=time.perf_counter() - start, **info)
         return Evaluation((score,), reason=None, score_seconds=time.perf_counter() - start,
                           **info)
 
     def network(self, individual) -> nn.Module:
-        """The candidate's untrained network on the device, its weights drawn from the seed."""
+        """The candidate's untrained network on the device, its weights drawn from the seed,
+        after the parameter cap check (counted on the meta device, nothing allocated)."""
+        build = functools.partial(self.build, individual, self.input_shape, self.num_classes)
+        params = count_parameters(build)
+        if self.max_params is not None and params > self.max_params:
+            raise CandidateFailure(f"{params} parameters exceed the cap of {self.max_params}")
         seed = evaluation_seed(self.seed, getattr(individual, "eval_seed", 0))
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), torch.device(self.device):
             torch.manual_seed(seed)
-            return self.build(individual, self.input_shape, self.num_classes)
+            return build()

@@ -4,6 +4,7 @@ a text summary, PNG plots, and a longer retraining of the pick scored on the tes
 which holds the history but no ``config.json``."""
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
+from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness  # noqa: E402
-from .networks import inference_parameters  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, holder, read_history, read_json,  # noqa: E402
-                  read_settings, write_json)
-from .runner import fitness_weights, load_config, load_data, make_evaluator  # noqa: E402
+from .networks import check_parameters, inference_parameters  # noqa: E402
+from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
+from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, holder, read_genome,  # noqa: E402
+                  read_history, read_json, read_settings, sha256, write_json)
+from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
+                     resume_command)
+from .safefiles import write_atomic  # noqa: E402
 from .spaces import get_space  # noqa: E402
 from .training import CandidateFailure, save_weights  # noqa: E402
 
@@ -28,7 +33,7 @@ def load_run(directory: str | Path) -> tuple:
     the search ends."""
     config, options, method = load_config(directory)
     best_path = Path(directory) / BEST
-    best = read_json(best_path, "result") if best_path.exists() else None
+    best = read_json(best_path, "result", schema.BEST) if best_path.exists() else None
     return config, options, method, read_history(directory), best
 
 
@@ -37,7 +42,8 @@ def summary(directory: str | Path) -> str:
     if is_journal(directory):
         return journal_summary(directory)
     config, options, method, history, best = load_run(directory)
-    typed = read_json(Path(directory) / CONFIG, "run configuration").get("typed", {})
+    typed = read_json(Path(directory) / CONFIG, "run configuration",
+                      schema.CONFIG).get("typed", {})
     data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
         else f"dataset {config.dataset}"
     fittest = best_evaluation(history, fitness_weights(config, method)[0] > 0)
@@ -55,12 +61,26 @@ def summary(directory: str | Path) -> str:
                      "start a new run with other settings")
     elif best is None:
         lines.append(f"no final pick yet: the search was interrupted; continue it with "
-                     f"`deapnas resume {directory}`")
+                     f"`{resume_command(directory, config.algorithm)}`")
     else:
-        lines.append(describe_best(config, options, best))
+        lines.append(describe_best(config, options, best, Path(directory) / BEST))
         if (Path(directory) / PARETO).exists():
-            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front"))
+            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
+                                              schema.PARETO))
+        if (Path(directory) / TRAINED).exists():
+            lines.append(describe_training(directory))
     return "\n".join(lines)
+
+
+def describe_training(directory: str | Path) -> str:
+    """The line on the pick's final training (``deapnas train``), or on why its weights
+    cannot be used."""
+    try:
+        trained = training_result(directory)
+    except ValueError as error:
+        return f"trained model: {error}"
+    return (f"trained: test accuracy {trained['test_accuracy']:.4f} after {trained['epochs']} "
+            f"epochs, {trained['params']:,} parameters ({Path(directory) / WEIGHTS})")
 
 
 def is_journal(directory: str | Path) -> bool:
@@ -131,12 +151,12 @@ def _cause(reason: str) -> str:
     return reason.split(": ", 1)[1].split(":")[0] if reason.startswith("node ") else reason
 
 
-def describe_best(config, options, best: dict) -> str:
-    """The final pick in words."""
+def describe_best(config, options, best: dict, path: Path) -> str:
+    """The final pick (``best``, read from ``path``) in words."""
     space = get_space(best.get("space", config.space))
     genome = best["genome"]  # the readable form when it is a string (an arch string)
     if not isinstance(genome, str):
-        genome = repr(space.from_json(genome))
+        genome = repr(read_genome(space, genome, path))
     if "times_evaluated" in best:
         minimum = getattr(options, "min_evaluations", 1)
         how = (f"best mean over all architectures: none was evaluated {minimum} times"
@@ -167,7 +187,7 @@ def plots(directory: str | Path) -> list[Path]:
 def plot_pareto(directory: str | Path) -> Path:
     """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
     config, _, _, history, _ = load_run(directory)
-    front = read_json(Path(directory) / PARETO, "Pareto front")
+    front = read_json(Path(directory) / PARETO, "Pareto front", schema.PARETO)
     names = front["objectives"][:2]
     points = [r["fitness"][:2] for r in history if r.get("reason") is None]
     edge = sorted(r["fitness"][:2] for r in front["front"])
@@ -206,7 +226,7 @@ def plot_best(directory: str | Path) -> Path:
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graphs = space.graphs(space.from_json(best["genome"]))
+    graphs = space.graphs(read_genome(space, best["genome"], Path(directory) / BEST))
     figure, axes = plt.subplots(1, len(graphs), figsize=(4.5 * len(graphs), 6), squeeze=False)
     for ax, (name, graph) in zip(axes[0], graphs.items()):
         draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
@@ -227,8 +247,11 @@ def _metric(config, method=None) -> tuple[str, str]:
 
 
 def _save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    """Write ``figure`` to ``path`` as PNG, atomically (never through a link)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
+    write_atomic(path, image.getbuffer())
     return path
 
 
@@ -244,24 +267,31 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     recipe (augmentation, schedule, width); otherwise the search's training options apply,
     without augmentation, for the options' ``final_epochs`` when they have one (MiniGen's 340)
     or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
-    macro paper retrains its pick at C = 128 and 256) override either. Writes ``train.json``
-    and the weights to ``model.pt``."""
+    macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
+    ``model.pt`` and ``train.json`` as one unit, holding the run's lock
+    (:func:`save_trained`)."""
     if epochs is not None and epochs < 1:
         raise ValueError(f"--epochs must be at least 1, not {epochs}")
     config, options, method, _, best = load_run(directory)
     running = holder(directory)
     if running:
-        raise ValueError(f"the search in {directory} is still running ({running}); train its "
-                         "pick once it has finished")
+        raise ValueError(f"{directory} is in use by {running} (a search or a training); "
+                         "train its pick once that has finished")
     if best is None:
         raise ValueError(f"{directory} has no final pick yet: the search was interrupted; "
-                         f"continue it with `deapnas resume {directory}`")
+                         f"continue it with `{resume_command(directory, config.algorithm)}`")
     if config.tabular:
         raise ValueError("a tabular run has no network to train: its table already holds the "
                          "trained accuracies (see best.json's report)")
+    with Lock(Path(directory)).acquire():  # one training at a time, and no search
+        return _retrain(directory, config, options, method, best, epochs, device, channels)
+
+
+def _retrain(directory, config, options, method, best: dict, epochs, device, channels) -> dict:
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
+    genome = read_genome(space, best["genome"], Path(directory) / BEST)
     evaluator = (method.final_training(config, options, load_data(config, options),
                                        epochs=epochs, channels=channels)
                  if method.final_training is not None else None)
@@ -271,9 +301,12 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
         options = replace(options, channels=channels) if channels else options
         evaluator = make_evaluator(config, options, space)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
+    shape, classes = evaluator.data.input_shape, evaluator.data.num_classes
+    check_parameters(lambda: evaluator.build(genome, shape, classes),
+                     f"{Path(directory) / BEST}: genome, at the retraining's width,",
+                     "retrain it narrower with --channels, or restore the file if it was edited")
     try:
-        accuracy, net = evaluator.train_and_test(space.from_json(best["genome"]), epochs,
-                                                 config.seed)
+        accuracy, net = evaluator.train_and_test(genome, epochs, config.seed)
     except CandidateFailure as error:
         raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
                          "--channels or raise the search's --max-params)") from None
@@ -282,6 +315,18 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
-    save_weights(Path(directory) / "model.pt", net.state_dict())
-    write_json(Path(directory) / "train.json", result)
+    return save_trained(Path(directory), net.state_dict(), result)
+
+
+def save_trained(directory: Path, state: dict, result: dict) -> dict:
+    """Write the weights ``state`` to ``model.pt`` and ``result`` to ``train.json`` as one
+    unit: ``train.json`` records the SHA-256 of ``model.pt`` (``weights_sha256``, which
+    :func:`~deapnas.export.load_model` checks) and is removed before ``model.pt`` is replaced,
+    then written last. An interruption anywhere leaves the old pair, or ``model.pt`` without
+    ``train.json`` (train again), never a ``train.json`` that describes another model; the
+    result as written."""
+    (directory / TRAINED).unlink(missing_ok=True)
+    save_weights(directory / WEIGHTS, state)
+    result = {**result, "weights_sha256": sha256(directory / WEIGHTS)}
+    write_json(directory / TRAINED, result)
     return result

@@ -7,19 +7,22 @@ Files:
 - ``history.jsonl``: one line per evaluation, appended the moment it completes: the readable
   genome, the architecture key, the candidate's seed, the fitness (``null`` for a failed
   candidate, whose ``reason`` says why) and the evaluator's measurements under ``info``;
-- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state
-  and every random state, written atomically every ``checkpoint_every`` evaluations; the
-  loop's ``logbook`` goes to ``logbook.jsonl``, appended record by record, so that a
-  checkpoint costs as much late in a long search as early;
-- ``lock``: held while a search or resume runs in the directory;
+- ``checkpoint.json`` (and ``checkpoint-N.pt`` when the state holds tensors): the loop's state,
+  every random state and the SHA-256 of every other file the state needs (a method's weights,
+  see :attr:`Journal.state_files`), written atomically every ``checkpoint_every`` evaluations
+  (never while the history is replayed); the loop's ``logbook`` goes to ``logbook.jsonl``,
+  appended record by record, so that a checkpoint costs as much late in a long search as
+  early;
+- ``lock``: held while a search, a resume or a training runs in the directory;
 - ``journal.json``: for a script's journal (made without ``config``), the settings of the
   evaluator it wraps and the fitness weights, which a later run of the script must share;
 - ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
   the search ends.
 
 Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
-``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), so a run directory received from
-someone else is safe to resume.
+``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), and its files are opened through
+:mod:`deapnas.safefiles` (never through a symbolic link, names checked), so a run directory
+received from someone else is safe to resume.
 
 Resuming restores the checkpoint and *replays* the evaluations the history holds beyond it, by
 position, instead of recomputing them; a loop that asks for anything other than the recorded
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import errno
 import fcntl
 import hashlib
 import io
@@ -52,8 +54,11 @@ import numpy as np
 import torch
 from deap import tools
 
+from . import schema
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_of
+from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
+                        remove_leftovers, write_atomic)
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
@@ -61,51 +66,49 @@ SETTINGS = "journal.json"
 LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
 
 
-class RunDirectoryError(ValueError):
-    """A run directory that cannot be used as it is; the message says why and what to do."""
-
-
 class SearchFailed(RuntimeError):
     """The search cannot produce a result (every candidate so far failed); the message says why."""
 
 
-# -- files ----------------------------------------------------------------------------------------
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old or its new content, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise _disk_error(path, error) from None
-
+# -- files (opened through deapnas.safefiles: never through a link) ------------------------------
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def read_json(path: Path, what: str = "file") -> Any:
-    """The JSON in ``path``, or a :class:`RunDirectoryError` naming the file and the problem."""
+def read_json(path: Path, what: str = "file", field: Optional[schema.Field] = None) -> Any:
+    """The JSON in ``path``, checked against ``field`` (one of :mod:`deapnas.schema`'s) when
+    given, or a :class:`RunDirectoryError` naming the file and the problem."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(read_bytes(path))
     except FileNotFoundError:
         raise RunDirectoryError(f"{path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunDirectoryError(f"{path} is not a valid {what} ({error}); it was damaged or "
                                 "edited: restore it, or start a new run") from None
+    return data if field is None else conform(data, field, str(path))
 
 
-def _disk_error(path: Path, error: OSError) -> Exception:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return RunDirectoryError(f"no space left to write {path} ({error.strerror}); free some "
-                                 f"space and continue with `deapnas resume {path.parent}`")
-    return RunDirectoryError(f"cannot write {path}: {error.strerror or error}")
+def conform(value: Any, field: schema.Field, where: str, name: str = "") -> Any:
+    """``value`` when it fits ``field``, else a :class:`RunDirectoryError` that names
+    ``where`` (the file, and the line or record) and the field (under ``name``)."""
+    try:
+        schema.check(value, field, name)
+    except schema.SchemaError as error:
+        raise RunDirectoryError(f"{where}: {error}; it was damaged or edited: restore it, or "
+                                "start a new run") from None
+    return value
+def read_genome(space: Any, data: Any, path: Path, field: str = "genome") -> Any:
+    """The genome that ``field`` of the run-directory file ``path`` holds, rebuilt by the
+    space's ``from_json``, which also refuses one larger than :mod:`deapnas.limits` allows;
+    a :class:`RunDirectoryError` names the file and the field. Call it before a genome read
+    from disk is built or drawn."""
+    try:
+        return space.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else error
+        raise RunDirectoryError(f"{path}: {field}: {reason}; the file was damaged or edited: "
+                                "restore it, or start a new run") from None
 
 
 def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> list[dict]:
@@ -144,9 +147,10 @@ class _History:
     @staticmethod
     def read(path: Path, partial_ok: bool) -> tuple[list[dict], int]:
         """The records, and the byte length of the complete lines."""
-        if not path.exists():
+        try:
+            raw = read_bytes(path)
+        except FileNotFoundError:
             return [], 0
-        raw = path.read_bytes()
         complete = raw.rfind(b"\n") + 1
         if complete < len(raw) and not partial_ok:
             warnings.warn(f"{path}: the last line was cut off mid-write (a crash); it is "
@@ -161,8 +165,9 @@ class _History:
                 raise RunDirectoryError(
                     f"{path} line {number} is damaged ({error}); restore the file from a copy, "
                     "or start a new run") from None
+            conform(record, schema.EVALUATION, f"{path} line {number}")
             expected = len(records) + 1
-            if not isinstance(record, dict) or record.get("evaluation") != expected:
+            if record["evaluation"] != expected:
                 raise RunDirectoryError(
                     f"{path} line {number} should hold evaluation {expected}; lines were "
                     "removed, reordered or edited: restore the file, or start a new run")
@@ -185,7 +190,7 @@ class Lock:
         self._handle = None
 
     def acquire(self) -> "Lock":
-        handle = open(self.path, "a+")
+        handle = open_file(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -199,6 +204,12 @@ class Lock:
         handle.flush()
         self._handle = handle
         return self
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def release(self) -> None:
         if self._handle is not None:
@@ -214,7 +225,7 @@ def holder(directory: str | os.PathLike) -> Optional[str]:
     path = Path(directory) / LOCK
     if not path.exists():
         return None
-    with open(path) as handle:
+    with open_file(path, "r") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -289,6 +300,8 @@ class Journal:
     :param on_record: called with each new history record (a progress bar, say).
     :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
         recorded evaluations ends, as DEAP's loops print their logbook.
+    :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
+        takes it before it checks or writes anything); the journal releases it on close.
 
     The journal holds the directory's :class:`Lock` from construction until :meth:`close`; use
     it as a context manager.
@@ -299,7 +312,8 @@ class Journal:
                  checkpoint_gap: float = 0.0, checkpoint_seconds: Optional[float] = 600.0,
                  budget: Optional[int] = None,
                  time_limit: Optional[float] = None, fail_fast: int = 25,
-                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__):
+                 on_record: Optional[Callable[[dict], None]] = None, verbose: bool = __debug__,
+                 lock: Optional["Lock"] = None):
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.directory = Path(directory)
@@ -310,11 +324,12 @@ class Journal:
         self.budget, self.time_limit = budget, time_limit
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = Lock(self.directory).acquire()
+        self._lock = lock or Lock(self.directory).acquire()
         try:
+            remove_leftovers(self.directory)
             self.history, complete = _History.read(self.directory / HISTORY, partial_ok=False)
             self._cut_partial_line(complete)
-            self._handle = open(self.directory / HISTORY, "a")
+            self._handle = open_file(self.directory / HISTORY, "a")
         except BaseException:
             self._lock.release()
             raise
@@ -328,7 +343,14 @@ class Journal:
         self._logbook = _LogbookLines(self.directory / LOGBOOK_LINES, self.space, self.container)
         #: Called with the state after each checkpoint is durable: the moment a method may
         #: delete files that no checkpoint needs any more (weights of dead individuals...).
+        #: Never called while the history is replayed: until the state has caught up with the
+        #: history, files that later evaluations wrote are still needed.
         self.after_write: list[Callable[[dict], None]] = []
+        #: Called with each state to checkpoint: the files of the directory that the state
+        #: needs besides the checkpoint (weights, a mini dataset...). Their SHA-256 is recorded
+        #: in the checkpoint and checked when it is restored, so a file that was deleted,
+        #: swapped or edited is refused, named, instead of silently used.
+        self.state_files: list[Callable[[dict], Iterable[Path]]] = []
 
     def __enter__(self) -> "Journal":
         return self
@@ -476,7 +498,7 @@ class Journal:
             self._handle.write(json.dumps(record) + "\n")
             self._handle.flush()
         except OSError as error:
-            raise _disk_error(self.directory / HISTORY, error) from None
+            raise disk_error(self.directory / HISTORY, error) from None
         self.history.append(record)
         self.evaluations += 1
         if self.on_record is not None:
@@ -497,9 +519,13 @@ class Journal:
     def checkpoint(self, **state: Any) -> bool:
         """A safe point of the loop: write ``state`` when a checkpoint is due, and at the end
         (so that files only earlier states needed are deleted); whether the search may go on
-        (False once the evaluation budget or the time limit is spent)."""
+        (False once the evaluation budget or the time limit is spent). Nothing is written while
+        the history is replayed: the state is behind the files on disk until it catches up,
+        and the checkpoint being replayed from (or a deleted one put back) stays valid."""
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self.time_limit is not None and self.elapsed >= self.time_limit
+        if self.replaying:
+            return not (spent or late)
         if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
@@ -522,13 +548,15 @@ class Journal:
         if appended:
             state = {**state, "logbook": None}
         data, tensors = statecodec.encode(state, self.space, self.container)
+        digests = self._digests(state)
         tensor_file = self._write_tensors(tensors) if tensors else None
         self._sync_history()
         write_json(self.directory / CHECKPOINT, {
             "format": FORMAT, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "config": self.config, "random": random_states(), "tensors": tensor_file,
-            "logbook": self._logbook.save(logbook) if appended else None, "state": data})
-        for old in self.directory.glob("checkpoint-*.pt"):
+            "files": digests, "logbook": self._logbook.save(logbook) if appended else None,
+            "state": data})
+        for old in files(self.directory, "checkpoint-*.pt"):
             if tensor_file is None or old.name != tensor_file["file"]:
                 old.unlink()
         self._written, self._written_at = self.evaluations, time.monotonic()
@@ -542,7 +570,41 @@ class Journal:
         torch.save(tensors, buffer)
         data = buffer.getvalue()
         write_atomic(self.directory / name, data)
-        return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+        return {"file": name, "sha256": sha256(data)}
+
+    def _digests(self, state: dict) -> dict[str, str]:
+        """``{file: SHA-256}`` of the :attr:`state_files` of ``state`` (paths relative to the
+        directory); a file the state needs that is not there is an error naming it."""
+        digests = {}
+        for named in self.state_files:
+            for path in map(Path, named(state)):
+                name = Path(os.path.relpath(path, self.directory)).as_posix()
+                if not path.is_file():
+                    raise RunDirectoryError(
+                        f"{path} is missing, but the search's state after {self.evaluations} "
+                        "evaluations needs it: it was deleted or moved while the run was "
+                        "stopped; restore it from a copy of the run directory, or start a new "
+                        "run")
+                digests[name] = sha256(path)
+        return digests
+
+    def _check_files(self, saved: dict) -> None:
+        """Every file the checkpoint names is there, with the content it was made with."""
+        for name, digest in (saved.get("files") or {}).items():
+            path = self.directory / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise RunDirectoryError(f"{self.directory / CHECKPOINT} names {name!r}, which "
+                                        "lies outside the run directory; start a new run")
+            if not path.is_file():
+                raise RunDirectoryError(
+                    f"{path} is missing: the search's state after {saved['evaluations']} "
+                    f"evaluations ({self.directory / CHECKPOINT}) needs it to go on; restore "
+                    "it from a copy of the run directory, or start a new run")
+            if sha256(path) != digest:
+                raise RunDirectoryError(
+                    f"{path} is not the file the checkpoint was made with (its SHA-256 "
+                    "differs: it was replaced, swapped with another or edited); put the run's "
+                    "own file back, or start a new run")
 
     def restore(self) -> Optional[dict]:
         """The state of the last checkpoint, with the random states restored, or None when there
@@ -552,15 +614,22 @@ class Journal:
             return None
         saved = read_json(path, "checkpoint")
         self._check(saved)
+        self._check_files(saved)
         tensors = self._tensors(saved.get("tensors"))
         try:
-            state = statecodec.decode(saved["state"], tensors, self.space, self.container)
+            state = _SavedState(path, statecodec.decode(saved["state"], tensors, self.space,
+                                                        self.container))
         except (KeyError, TypeError, ValueError) as error:
             raise RunDirectoryError(f"{path} cannot be restored ({error}); it was damaged or "
                                     "made by another version: start a new run") from None
         if saved.get("logbook") is not None:
             state["logbook"] = self._logbook.load(saved["logbook"])
-        set_random_states(saved["random"])
+        try:
+            set_random_states(saved["random"])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise RunDirectoryError(f"{path}: random cannot be restored ({type(error).__name__})"
+                                    "; it was damaged or edited: restore it, or start a new "
+                                    "run") from None
         self.evaluations = self._written = saved["evaluations"]
         self._elapsed_before, self._started = saved["elapsed"], time.monotonic()
         return state
@@ -570,6 +639,7 @@ class Journal:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
             raise RunDirectoryError(f"{path} is not a checkpoint of this deapnas version "
                                     f"(format {FORMAT}); start a new run")
+        conform(saved, schema.CHECKPOINT, str(path))
         if saved["evaluations"] > len(self.history):
             raise RunDirectoryError(
                 f"{path} was written after {saved['evaluations']} evaluations but "
@@ -584,10 +654,10 @@ class Journal:
     def _tensors(self, reference: Optional[dict]) -> dict:
         if reference is None:
             return {}
-        path = self.directory / reference["file"]
-        data = path.read_bytes() if Path(reference["file"]).name == reference["file"] and \
-            path.exists() else None
-        if data is None or hashlib.sha256(data).hexdigest() != reference["sha256"]:
+        path = self.directory / check_name(reference["file"],
+                                            f"{self.directory / CHECKPOINT}: the tensor file")
+        data = read_bytes(path) if path.exists() else None
+        if data is None or sha256(data) != reference["sha256"]:
             raise RunDirectoryError(f"{path} is missing or does not match its checkpoint; "
                                     "restore it, or start a new run")
         try:
@@ -601,7 +671,7 @@ class Journal:
     def _cut_partial_line(self, complete: int) -> None:
         path = self.directory / HISTORY
         if path.exists() and path.stat().st_size > complete:
-            with open(path, "r+b") as handle:
+            with open_file(path, "r+b") as handle:
                 handle.truncate(complete)
 
     def _sync_history(self) -> None:
@@ -609,15 +679,29 @@ class Journal:
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as error:
-            raise _disk_error(self.directory / HISTORY, error) from None
+            raise disk_error(self.directory / HISTORY, error) from None
 
     def write_logbook(self, logbook) -> None:
         """The logbook as CSV, one row per record."""
         fields = list(dict.fromkeys(k for record in logbook for k in record))
-        with open(self.directory / LOGBOOK, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(logbook)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(logbook)
+        write_atomic(self.directory / LOGBOOK, text.getvalue().encode())
+
+
+class _SavedState(dict):
+    """A state restored from a checkpoint: a key the loop asks for that the checkpoint lacks
+    is a :class:`RunDirectoryError` naming the file, not a ``KeyError``."""
+
+    def __init__(self, path: Path, state: dict):
+        super().__init__(state)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        raise RunDirectoryError(f"{self.path}: state.{key} is missing; it was damaged or "
+                                "edited: restore it, or start a new run")
 
 
 class _LogbookLines:
@@ -629,23 +713,25 @@ class _LogbookLines:
         self.written = 0
 
     def save(self, logbook: tools.Logbook) -> dict:
-        """Append the new records (durably); the reference a checkpoint keeps."""
+        """Append the new records (durably); the reference a checkpoint keeps. A journal that
+        restored no checkpoint (a run rebuilt from its history) writes the file anew: the lines
+        there belong to the deleted checkpoint."""
         new = logbook[self.written:]
         if new:
             try:
-                with open(self.path, "a") as handle:
+                with open_file(self.path, "a" if self.written else "w") as handle:
                     for record in new:
                         handle.write(json.dumps(self._encode(record)) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
             except OSError as error:
-                raise _disk_error(self.path, error) from None
+                raise disk_error(self.path, error) from None
         self.written = len(logbook)
         return {"records": len(logbook), "header": logbook.header}
 
     def load(self, reference: dict) -> tools.Logbook:
         """The logbook a checkpoint refers to; records appended after it are cut off."""
-        lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
+        lines = read_bytes(self.path).splitlines(keepends=True) if self.path.exists() else []
         count = reference["records"]
         if len(lines) < count:
             raise RunDirectoryError(f"{self.path} holds {len(lines)} records, fewer than the "
@@ -659,7 +745,7 @@ class _LogbookLines:
             raise RunDirectoryError(f"{self.path} is damaged ({error}); restore it, or start "
                                     "a new run") from None
         if lines:
-            with open(self.path, "r+b") as handle:
+            with open_file(self.path, "r+b") as handle:
                 handle.truncate(sum(len(line) for line in lines[:count]))
         self.written = count
         return logbook
@@ -670,7 +756,19 @@ class _LogbookLines:
 
 def _digest(config: Any) -> str:
     """The short digest of a run's settings that each history record keeps."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    return sha256(json.dumps(config, sort_keys=True).encode())[:12]
+
+
+def sha256(source: str | os.PathLike | bytes) -> str:
+    """The SHA-256 of ``source``'s bytes (a file's, read in blocks, not through a link), in
+    hexadecimal."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    with open_file(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _plain(info: dict) -> dict:

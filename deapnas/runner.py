@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import random
+import shlex
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,14 +24,15 @@ from tqdm import tqdm
 
 from . import __version__
 from . import options as opts
+from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import Method, get_method
+from .methods import Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool
 from .proxies import DATA_FREE, ProxyEvaluator
-from .run import (BEST, CONFIG, HISTORY, PARETO, Journal, RunDirectoryError, read_json,
-                  write_json)
+from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
+                  conform, read_json, write_json)
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -282,6 +284,14 @@ def make_map(config: RunConfig):
     return pool.map, len(pool), pool.close
 
 
+def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
+    """The command that continues the run in ``directory`` made by the method ``algorithm``:
+    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
+    directory never chooses what deapnas imports."""
+    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
+    return f"deapnas resume {directory}{named}"
+
+
 def default_out(config: RunConfig, method: Method) -> Path:
     """``runs/<method>-<space>-<dataset>-seed<seed>``."""
     return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
@@ -294,7 +304,11 @@ def config_json(config: RunConfig, options: Any) -> dict:
 
 
 def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory."""
+    """The run config, options and method recorded in a run directory, each checked (types,
+    ranges). The method is found by its registered name: one recorded as
+    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
+    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
+    word."""
     path = Path(directory) / CONFIG
     if not path.exists():
         raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
@@ -303,9 +317,21 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
         raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
                                 f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
                                 "this version reads format 2: start a new run")
-    method = get_method(data["method"])
+    conform(data, schema.CONFIG, str(path))
+    method = recorded_method(data["method"], str(path))
+    conform(data["options"], schema.of_options(method.options), str(path), "options")
     config = opts.from_dict(RunConfig, data["run"], str(path))
     options = opts.from_dict(method.options, data["options"], str(path))
+    if config.algorithm != data["method"]:
+        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
+                                f"{data['method']!r}; it was edited: restore it, or start a new "
+                                "run")
+    for part, values in (("run", config), ("options", options)):
+        try:
+            opts.check(values)
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
+                                    "restore it, or start a new run") from None
     return config, options, method
 
 
@@ -317,9 +343,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     _check_writable(out)
-    if (out / CONFIG).exists():
-        raise RunDirectoryError(f"{out} already holds a run: continue it with "
-                                f"`deapnas resume {out}` or choose another --out")
+    _check_unused(out, config.algorithm)
     typed = {name: getattr(config, name) for name in ("table", "data_dir")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
@@ -328,8 +352,10 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     run = Run(config, options, method)
     run.evaluator  # data problems surface before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
-    return _search(run, progress)
+    with Lock(out).acquire() as lock:  # checked again under the lock: another search may race
+        _check_unused(out, config.algorithm)
+        write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
+        return _search(run, progress, lock)
 
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
@@ -337,13 +363,29 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     config, options, method = load_config(directory)
     config.out = str(directory)
     validate(config, options, method)
-    if (Path(directory) / BEST).exists():
-        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
-                                f"`deapnas show {directory}`")
-    return _search(Run(config, options, method), progress)
+    with Lock(Path(directory)).acquire() as lock:  # before "finished": a resume may be ending
+        if (Path(directory) / BEST).exists():
+            raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                    f"`deapnas show {directory}`")
+        return _search(Run(config, options, method), progress, lock)
 
 
-def _search(run: Run, progress: bool) -> dict:
+def _check_unused(out: Path, algorithm: str) -> None:
+    """Refuse an ``--out`` that holds a run (continue it instead) or anything else (the files
+    of someone or something else, which a search would overwrite or delete); an empty folder,
+    or one holding only a run's ``lock``, is taken."""
+    if (out / CONFIG).exists():
+        raise RunDirectoryError(f"{out} already holds a run: continue it with "
+                                f"`{resume_command(out, algorithm)}` or choose another --out")
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK) if out.is_dir() else []
+    if found:
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise RunDirectoryError(f"--out {out} holds files but is not a deapnas run (no "
+                                f"{CONFIG}): {listed}; a search there could overwrite or "
+                                "delete them: choose a new or empty folder")
+
+
+def _search(run: Run, progress: bool, lock: Lock) -> dict:
     config = run.config
     run.evaluator  # loaded before the run's random streams are seeded
     random.seed(config.seed)
@@ -355,7 +397,7 @@ def _search(run: Run, progress: bool) -> dict:
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every,
                       checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
-                      time_limit=config.time_limit, on_record=bar,
+                      time_limit=config.time_limit, on_record=bar, lock=lock,
                       verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)

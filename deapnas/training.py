@@ -19,8 +19,11 @@ weight sharing) and reports which ones it took.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
+import pickle
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
+from .safefiles import open_file, write_atomic
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -243,28 +247,33 @@ def shuffle_generator(split: Split) -> torch.Generator:
 
 def save_weights(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` (a ``state_dict``, or any dict of tensors and plain values) to ``path``
-    atomically: the file holds the old or the new content, never a part. Missing folders on
-    the way are created."""
+    atomically: the file holds the old or the new content, never a part
+    (:func:`~deapnas.safefiles.write_atomic`: a link at ``path`` is refused, a full disk is a
+    :class:`~deapnas.safefiles.RunDirectoryError` that says so). Missing folders on the way are
+    created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory: torch reports a failed write as a RuntimeError
+    write_atomic(path, buffer.getbuffer())
     return path
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
     """A dict saved by :func:`save_weights`, loaded with ``weights_only=True`` (tensors and
-    plain containers only; a file that holds anything else is refused)."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise ValueError(f"{path} is not a weights file deapnas can load safely "
-                         f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    plain containers only; a file that holds anything else is refused, and so is a symbolic
+    link)."""
+    with open_file(path, "rb") as handle:
+        try:
+            with warnings.catch_warnings():  # torch's notes on pickle protocols concern no user
+                warnings.filterwarnings("ignore", "Detected pickle protocol")
+                return torch.load(handle, map_location=device, weights_only=True)
+        except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
+            raise ValueError(f"{path} holds objects other than tensors and plain values, which "
+                             "could run code when loaded: deapnas refuses it") from None
+        except Exception as error:  # RuntimeError, EOFError... for a damaged or foreign file
+            raise ValueError(f"{path} is not a weights file deapnas can read (a damaged or "
+                             f"foreign file: {type(error).__name__})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:

@@ -35,8 +35,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import torch
 from torch import nn
 
-from .fitness import TrainEvaluator
-from .training import load_matching, load_weights, save_weights
+from .fitness import TrainEvaluator, load_state_file
+from .safefiles import child, files, refuse_link
+from .training import load_matching, save_weights
 
 Units = Callable[[nn.Module], list[tuple[str, nn.Module]]]
 
@@ -54,14 +55,15 @@ def entry_name(units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
 
 
 class WeightStore:
-    """A folder of immutable, content-named weight entries (created when first written)."""
+    """A folder of immutable, content-named weight entries (created when first written; a
+    symbolic link there is refused, since entries are written and deleted in it)."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = refuse_link(root)
 
     def path(self, name: str) -> Path:
-        """Where the entry ``name`` lives."""
-        return self.root / name
+        """Where the entry ``name`` lives (a name read from a checkpoint is checked)."""
+        return child(self.root, name, "the weight store entry")
 
     def put(self, units: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
         """Save ``units`` (``{key: state_dict}``) unless an entry with this content exists;
@@ -75,22 +77,31 @@ class WeightStore:
 
     def load(self, name: str, device: str | torch.device = "cpu") -> dict:
         """The units saved as ``name``, ``{key: state_dict}`` (loaded with
-        ``weights_only=True``). Entries never change, so each process keeps the entries it
-        loaded last in memory: treat the result as read-only."""
+        ``weights_only=True`` and checked against the hash in their name). Entries never
+        change, so each process keeps the entries it loaded last in memory: treat the result as
+        read-only."""
         return _load_entry(str(self.path(name)), str(device))
 
     def stale(self, indexes: Iterable[Mapping[str, list]]) -> list[Path]:
         """Entries that none of ``indexes`` names: safe to delete once a checkpoint holding
         one of those indexes is on disk and no evaluation is running."""
         named = {entry for index in indexes for entry, _ in index.values()}
-        if not self.root.is_dir():
-            return []
-        return sorted(p for p in self.root.glob("*.pt") if p.name not in named)
+        return [p for p in files(self.root, "*.pt") if p.name not in named]
 
 
 @functools.lru_cache(maxsize=64)
 def _load_entry(path: str, device: str) -> dict:
-    return load_weights(path, device)
+    """The entry at ``path``, checked against its name (the hash of its content)."""
+    units = load_state_file(path, device, "weights that the weight store shares")
+    try:
+        intact = entry_name(units) == Path(path).name
+    except (AttributeError, TypeError):  # not {key: {name: tensor}}
+        intact = False
+    if not intact:
+        raise ValueError(f"{path} does not hold the weights its name (the hash of its content) "
+                         "says: the store entry was edited or replaced; put the run's own file "
+                         "back, or start a new run")
+    return units
 
 
 def concerning(index: Mapping[str, list], identities: Iterable[str]) -> dict:

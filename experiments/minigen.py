@@ -157,6 +157,7 @@ def main(argv=None):
     # also on Ctrl-C or kill: the same command run again resumes from here
     with open_journal(args.out, minigen.SPACE, individual, config=settings) as journal:
         journal.wrap(toolbox)
+        journal.state_files.append(lambda state: [Path(args.out) / MINI_FILE])  # checked
         population, logbook = ea_minigen(
             toolbox.population(n=args.population), toolbox, args.generations, keep=args.keep,
             restart_period=args.restart_period, restart_threshold=args.restart_threshold,

@@ -115,9 +115,10 @@ def main(argv=None):
     with open_journal(out, space.SPACE, creator.Model, config=settings, budget=args.evaluations,
                       time_limit=args.hours * 3600 if args.hours else None) as journal:
         journal.wrap(toolbox)
-        journal.after_write.append(functools.partial(
-            nasgep.remove_stale, state_dir=out / nasgep.MODELS,
-            store=None if options.no_sharing else out / nasgep.STORE))
+        files = dict(state_dir=out / nasgep.MODELS,
+                     store=None if options.no_sharing else out / nasgep.STORE)
+        journal.state_files.append(functools.partial(nasgep.state_files, **files))  # checked
+        journal.after_write.append(functools.partial(nasgep.remove_stale, **files))
         models, reductions, genes = nasgep.init_populations(
             toolbox, options.population, options.reductions, options.genes)
         population, logbook = nasgep.nasgep(

@@ -10,6 +10,8 @@ from deap import base, tools
 
 from deapnas import runner
 from deapnas.algorithms import sel_best_of_sample
+from deapnas.data import Dataset, load_dataset
+from deapnas.fitness import TableEvaluator
 from deapnas.spaces import macro, nb201
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -47,8 +49,8 @@ def interrupt_evaluation(monkeypatch, at: int, crash: type = KeyboardInterrupt):
     that undoes it."""
     real, calls = runner.make_evaluator, {"n": 0}
 
-    def interrupting(*args):
-        evaluate = real(*args)
+    def interrupting(*args, **kwargs):
+        evaluate = real(*args, **kwargs)
 
         def wrapper(individual):
             calls["n"] += 1
@@ -69,6 +71,20 @@ def seeded():
     random.seed(1234)
     yield
     random.setstate(state)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    """scikit-learn's digits, split with seed 0."""
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def nb201_table() -> TableEvaluator:
+    """The NAS-Bench-201 table keyed by architecture string: validation fitness, test report."""
+    if not NB201_CSV.exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
+    return TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC, NB201_REPORT)
 
 
 @pytest.fixture

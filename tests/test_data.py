@@ -18,11 +18,6 @@ MNIST_IMAGES = SHARED_MNIST / "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = SHARED_MNIST / "t10k-labels-idx1-ubyte.gz"
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_dataset("digits", seed=0)
-
-
 @pytest.fixture
 def mnist_dir() -> Path:
     if not (MNIST_IMAGES.is_file() and MNIST_LABELS.is_file()):

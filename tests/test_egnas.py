@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 #: A small DARTS supernet search on digits: two reduction cells, one epoch and its ES step.
 TINY_DARTS = ["--algorithm", "egnas", "--space", "darts", "--epochs", "1", "--warmup", "0",
               "--cells", "2", "--score-batch-size", "64",
-              "--batch-size", "256", "--checkpoint-every", "1", "--quiet"]
+              "--batch-size", "256", "--checkpoint-every", "1", "--checkpoint-gap", "0", "--quiet"]
 
 
 def table_args(csv, out, *extra):

@@ -35,13 +35,6 @@ def open_journal(directory, **options) -> Journal:
     return Journal(directory, NB201_RECORDS, NB201_RECORDS.individual(), **options)
 
 
-@pytest.fixture(scope="module")
-def table():
-    if not NB201_CSV.exists():
-        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
-    return TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC, NB201_REPORT)
-
-
 def table_search(table, epochs=4, seed=0, journal=None, popsize=6, iterations=3, samplings=3,
                  bound=3.0, evaluated=None, **options):
     """The table-only mode with a small ES (the vectors it scores appended to ``evaluated``)."""
@@ -268,9 +261,9 @@ def test_cma_samplings_are_seeded_bounded_and_replayable():
     assert replayed.generate(eg.Candidate) == population
 
 
-def test_deap_ea_generate_update_drives_one_sampling(table):
+def test_deap_ea_generate_update_drives_one_sampling(nb201_table):
     strategy = eg.CMASampling(eg.initial_alpha(30), 1.0, seed=3, popsize=10)
-    toolbox = eg.es_toolbox(eg.TableScorer(table))
+    toolbox = eg.es_toolbox(eg.TableScorer(nb201_table))
     toolbox.register("generate", strategy.generate, eg.Candidate)
     toolbox.register("update", strategy.update)
     hof = tools.HallOfFame(1)
@@ -283,12 +276,12 @@ def test_deap_ea_generate_update_drives_one_sampling(table):
 
 # -- the search loop ------------------------------------------------------------------------------
 
-def test_table_mode_reports_the_derived_cells_test_accuracy(table, nb201_csv):
+def test_table_mode_reports_the_derived_cells_test_accuracy(nb201_table, nb201_csv):
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("min", min)
-    alpha, logbook = table_search(table, epochs=5, stats=stats)
+    alpha, logbook = table_search(nb201_table, epochs=5, stats=stats)
     cell = derive_nb201(alpha)
-    reported = table(cell).info[NB201_REPORT]
+    reported = nb201_table(cell).info[NB201_REPORT]
     with open(nb201_csv, newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["arch_str"] == nb201.arch_string(cell))
     assert reported == float(row[NB201_REPORT]) and 10 < reported < 95
@@ -298,27 +291,27 @@ def test_table_mode_reports_the_derived_cells_test_accuracy(table, nb201_csv):
     assert all(record["min"] < 1 for record in logbook)  # the best of the directions
 
 
-def test_samplings_differ_and_the_search_is_reproducible_from_its_seed(table):
+def test_samplings_differ_and_the_search_is_reproducible_from_its_seed(nb201_table):
     evaluated = []
-    alpha, _ = table_search(table, epochs=1, evaluated=evaluated)
+    alpha, _ = table_search(nb201_table, epochs=1, evaluated=evaluated)
     assert len(evaluated) == 1 + 3 * (3 * 6 + 1)
     assert len({tuple(v) for v in evaluated}) == len(evaluated)  # no sampling copies another
-    again, _ = table_search(table, epochs=1)
+    again, _ = table_search(nb201_table, epochs=1)
     assert np.array_equal(alpha, again)
-    assert not np.allclose(table_search(table, epochs=1, seed=1)[0][:5], alpha[:5])
+    assert not np.allclose(table_search(nb201_table, epochs=1, seed=1)[0][:5], alpha[:5])
 
 
-def test_the_global_numpy_generator_is_never_used_or_reseeded(table):
+def test_the_global_numpy_generator_is_never_used_or_reseeded(nb201_table):
     np.random.seed(1234)
     before = np.random.get_state()
-    table_search(table, epochs=2)
+    table_search(nb201_table, epochs=2)
     after = np.random.get_state()
     assert before[0] == after[0] and np.array_equal(before[1], after[1]) and \
         before[2:] == after[2:]
 
 
-def test_alpha_stays_in_the_box_over_many_steps(table):
-    _, logbook = table_search(table, epochs=40, popsize=5, iterations=2, samplings=2,
+def test_alpha_stays_in_the_box_over_many_steps(nb201_table):
+    _, logbook = table_search(nb201_table, epochs=40, popsize=5, iterations=2, samplings=2,
                               bound=2.0, sigma=3.0, sigma_min=1.0)
     sizes = [record["alpha_max"] for record in logbook]
     assert max(sizes) <= 2.0 and sizes[-1] > 1.0  # it moved far, and no farther than the box
@@ -344,23 +337,23 @@ def test_candidates_missing_from_the_table_fail_and_the_search_goes_on(tmp_path)
 
 
 @pytest.mark.parametrize("budget, every", [(1, 1), (7, 3), (45, 10), (130, 50)])
-def test_an_interrupted_table_search_resumes_to_the_uninterrupted_result(table, tmp_path,
+def test_an_interrupted_table_search_resumes_to_the_uninterrupted_result(nb201_table, tmp_path,
                                                                          budget, every):
     with open_journal(tmp_path / "straight") as journal:
-        straight, straight_log = table_search(table, epochs=3, journal=journal)
+        straight, straight_log = table_search(nb201_table, epochs=3, journal=journal)
     with open_journal(tmp_path / "run", budget=budget, checkpoint_every=every) as journal:
-        table_search(table, epochs=3, journal=journal)  # stops once the budget is spent
+        table_search(nb201_table, epochs=3, journal=journal)  # stops once the budget is spent
     assert budget <= len(read_history(tmp_path / "run")) < budget + 6  # within one population
     with open_journal(tmp_path / "run", checkpoint_every=every) as journal:
-        resumed, resumed_log = table_search(table, epochs=3, journal=journal)
+        resumed, resumed_log = table_search(nb201_table, epochs=3, journal=journal)
     assert np.array_equal(resumed, straight)
     assert list(resumed_log) == list(straight_log)
     assert without_clock(read_history(tmp_path / "run")) == \
         without_clock(read_history(tmp_path / "straight"))
 
 
-def test_options_that_cannot_work_are_refused(table, digits):
-    toolbox = eg.es_toolbox(eg.TableScorer(table))
+def test_options_that_cannot_work_are_refused(nb201_table, digits):
+    toolbox = eg.es_toolbox(eg.TableScorer(nb201_table))
     with pytest.raises(ValueError, match="warmup=0"):
         eg.egnas(None, toolbox, 3, warmup=1, alpha=np.zeros(30))
     training = SupernetTraining(tiny_nb201(digits), digits.train,
@@ -369,11 +362,11 @@ def test_options_that_cannot_work_are_refused(table, digits):
         eg.egnas(training, toolbox, 3)
 
 
-def test_tiny_nb201_supernet_search_reports_the_derived_cells_test_accuracy(digits, table):
+def test_tiny_nb201_supernet_search_reports_the_derived_cells_test_accuracy(digits, nb201_table):
     net = tiny_nb201(digits)
     alpha, logbook = supernet_search(net, digits, iterations=2)
     cell = net.derive(alpha)
-    looked_up = table(cell)
+    looked_up = nb201_table(cell)
     assert looked_up.info["reason"] is None and 10 < looked_up.info[NB201_REPORT] < 95
     assert len(logbook) == 2 and logbook[-1]["nevals"] == 1 + 2 * (2 * 4 + 1)
 

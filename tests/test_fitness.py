@@ -10,18 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from deapnas.data import load_dataset
 from deapnas.fitness import Evaluation, TableEvaluator, TrainEvaluator
 from deapnas.spaces import macro, nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, chain_genome as chain
 
 WORST = -math.inf  # what a failed candidate gets under a maximising fitness
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 def evaluator(data, **kwargs):

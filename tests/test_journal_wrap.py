@@ -13,17 +13,11 @@ from deap import base, tools
 from conftest import NB201_METRIC, nb201_toolbox, without_clock
 from deapnas.algorithms import evaluate_invalid, regularized_evolution
 from deapnas.cli import main
-from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator, failure
 from deapnas.run import HISTORY, SETTINGS, Journal, RunDirectoryError, read_history
 from deapnas.spaces import macro, nb201
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 @pytest.fixture

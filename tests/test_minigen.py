@@ -47,11 +47,6 @@ pytestmark = pytest.mark.usefixtures("seeded", "one_thread")  # a fixed seed, on
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
 def evaluator(digits):
     """Real, deterministic training on 5 digits per class, scored on 3 other ones per class
     (too little to learn much: these tests check the mechanics)."""
@@ -604,7 +599,7 @@ CLI_SEARCH = ["--algorithm", "minigen", "--quiet", "--population", "4", "--keep"
               "--epochs", "1", "--batch-size", "50", "--train-per-class", "5",
               "--score-per-class", "3", "--widths", "4,8", "--restart-period", "2",
               "--restart-threshold", "0", "--evaluations", "12", "--checkpoint-every", "2",
-              "--final-epochs", "1"]
+              "--checkpoint-gap", "0", "--final-epochs", "1"]
 
 
 def cli_search(out, *extra) -> int:

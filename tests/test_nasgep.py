@@ -560,8 +560,8 @@ def search_args(out, *extra):
     """A tiny search of 2 models, stopped at the generation in which 8 epoch-trainings are
     done, with a checkpoint at every generation."""
     return ["search", "--algorithm", "nasgep", "--evaluations", "8", "--population", "2",
-            "--reductions", "2", "--batch-size", "64", "--checkpoint-every", "1", "--out",
-            str(out), "--quiet", *extra]
+            "--reductions", "2", "--batch-size", "64", "--checkpoint-every", "1",
+            "--checkpoint-gap", "0", "--out", str(out), "--quiet", *extra]
 
 
 def comparable(records):

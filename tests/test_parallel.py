@@ -138,7 +138,7 @@ def test_sigterm_leaves_a_resumable_run(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "deapnas.cli", "search", "--evaluations", "30",
                "--population", "6", "--epochs", "1", "--channels", "8", "--checkpoint-every",
-               "5", "--out", str(out), "--quiet"]
+               "5", "--checkpoint-gap", "0", "--out", str(out), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(read_history(out)) < 10 and time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from deapnas.algorithms import regularized_evolution, sel_best_of_sample
 from deapnas.cli import main
 from deapnas.controller import GenomeLayout, MutationController, init_layout, mut_layout
 from deapnas.data import load_dataset, stratified_subset
-from deapnas.fitness import TableEvaluator, TrainEvaluator
+from deapnas.fitness import TrainEvaluator
 from deapnas.graph import prune
 from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheriting,
                                    register_mutation, renas, retrain_population)
@@ -29,8 +29,7 @@ from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups, save_weights
 
-from conftest import (NB201_CSV, NB201_METRIC, NB201_REPORT, interrupt_evaluation,
-                      without_clock)
+from conftest import NB201_METRIC, NB201_REPORT, interrupt_evaluation, without_clock
 
 NASNET = nasnet.SPACE.individual()
 NB201 = nb201.SPACE.individual()
@@ -336,13 +335,6 @@ def test_random_genomes_of_a_layout_are_drawn_as_the_spaces_draw_them():
         assert [init_layout(list, layout) for _ in range(20)] == expected
 
 
-@pytest.fixture(scope="module")
-def table():
-    if not NB201_CSV.exists():
-        pytest.skip(f"NAS-Bench-201 table not found at {NB201_CSV}")
-    return TableEvaluator(NB201_CSV, nb201.arch_string, NB201_METRIC, NB201_REPORT)
-
-
 def nb201_toolbox(table, controller=None):
     toolbox = base.Toolbox()
     toolbox.register("evaluate", table)
@@ -354,9 +346,9 @@ def nb201_toolbox(table, controller=None):
     return toolbox
 
 
-def test_the_worst_of_the_sample_dies_not_the_oldest(table):
+def test_the_worst_of_the_sample_dies_not_the_oldest(nb201_table):
     population = [nb201.init_cell(NB201) for _ in range(8)]
-    toolbox = nb201_toolbox(table)
+    toolbox = nb201_toolbox(nb201_table)
     population, _ = renas(population, toolbox, steps=0, sample_size=8, verbose=False)
     for _ in range(5):
         worst = min(population, key=lambda ind: ind.fitness)
@@ -368,9 +360,9 @@ def test_the_worst_of_the_sample_dies_not_the_oldest(table):
         assert len(changed(best, population[-1])) == 1
 
 
-def test_tabular_search_with_the_controller(table):
+def test_tabular_search_with_the_controller(nb201_table):
     controller = MutationController(NB201_LAYOUT, seed=0, fitness_scale=100)
-    toolbox = nb201_toolbox(table, controller)
+    toolbox = nb201_toolbox(nb201_table, controller)
     halloffame = tools.HallOfFame(1)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("mean", np.mean)
@@ -436,7 +428,7 @@ def test_children_inherit_on_digits_and_the_dead_leave_no_files(digits, tmp_path
 TINY_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
             "--sample-size", "2", "--blocks", "2", "--channels", "4", "--epochs", "1",
             "--batch-size", "50", "--train-per-class", "10", "--checkpoint-every", "3",
-            "--quiet"]
+            "--checkpoint-gap", "0", "--quiet"]
 
 
 def interrupt_training(monkeypatch, at: int):
@@ -500,7 +492,8 @@ def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, m
 def table_search(csv, out, *extra):
     return main(["search", "--algorithm", "renas", "--space", "nb201", "--dataset", "nb201",
                  "--table", str(csv), "--metric", NB201_METRIC, "--report", NB201_REPORT,
-                 "--evaluations", "60", "--out", str(out), "--quiet", *extra])
+                 "--evaluations", "60", "--checkpoint-gap", "0", "--out", str(out), "--quiet",
+                 *extra])
 
 
 def test_a_tabular_search_resumes_with_its_controller(nb201_csv, tmp_path, monkeypatch):
@@ -545,11 +538,11 @@ def test_the_paper_preset_is_the_papers_search_and_final_network():
     assert recipe.augment == Augment(crop_padding=4, flip=True, cutout=16)
 
 
-def test_the_controller_drives_another_evolution_loop(table):
+def test_the_controller_drives_another_evolution_loop(nb201_table):
     """Registered on a toolbox, the controller learns inside deapnas's aging evolution too:
     the loop's ``evaluate_invalid`` hands it every evaluated child through ``update``."""
     toolbox = base.Toolbox()
-    toolbox.register("evaluate", table)
+    toolbox.register("evaluate", nb201_table)
     toolbox.register("select", sel_best_of_sample, sample_size=3)
     controller = register_mutation(toolbox, NB201_LAYOUT, Options(), fitness_scale=100)
     before = copy.deepcopy(controller.state_dict())

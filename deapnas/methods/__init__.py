@@ -21,11 +21,15 @@ A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
 
 Register one with :func:`register_method`, or make it installable through the entry point
 group ``deapnas.methods``, or name it on the command line as ``package.module:ATTRIBUTE``.
+A run directory records its method's name, and :func:`recorded_method` finds it again without
+importing anything the directory names: a ``package.module:ATTRIBUTE`` method is imported only
+when the user names it.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -72,6 +76,9 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+
+#: Methods imported as ``package.module:ATTRIBUTE`` because the user named them, by that name.
+IMPORTED: dict[str, Method] = {}
 
 
 def final_training_of(final_evaluator: Callable[..., Any],
@@ -120,12 +127,29 @@ def get_method(name: str) -> Method:
     if name in METHODS:
         return METHODS[name]
     if ":" in name:
-        return _import(name)
+        if name not in IMPORTED:
+            IMPORTED[name] = _import(name)
+        return IMPORTED[name]
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
         if entry.name == name:
             return register_method(_checked(entry.load(), name))
     raise ValueError(f"unknown method {name!r}; choose one of {', '.join(available())}, or "
                      "name your own as package.module:ATTRIBUTE")
+
+
+def recorded_method(name: str, where: str) -> Method:
+    """The method a run directory names (in ``where``): registered or installed under ``name``,
+    or named as ``package.module:ATTRIBUTE`` earlier in this process by the user (on the
+    command line, or with :func:`get_method`). A directory's word alone imports nothing."""
+    if ":" in name and name not in IMPORTED:
+        raise ValueError(f"{where} names the method {name!r}, which deapnas imports only when "
+                         "you name it yourself: if you trust that module, add `--algorithm "
+                         f"{shlex.quote(name)}` to the command (in Python, call "
+                         "deapnas.methods.get_method with it first)")
+    try:
+        return get_method(name)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def available() -> list[str]:

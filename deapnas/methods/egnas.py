@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from deap import tools
 
+from .. import limits
 from ..augment import Augment
 from ..data import Dataset
 from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
                                      TableScorer, egnas, initial_alpha)
 from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
-from ..networks import count_parameters
+from ..networks import check_parameters, count_parameters
 from ..options import RunConfig, TrainingOptions, option
 from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
@@ -54,56 +55,72 @@ class Options(TrainingOptions):
     follows it (weight training, K = 4)."""
 
     epochs: int = option(50, "search epochs: one pass of weight training each, and an ES step "
-                         "after each of the epochs past --warmup", minimum=1)
-    batch_size: int = option(256, "batch size of the weight training", minimum=1)
+                         "after each of the epochs past --warmup",
+                         minimum=1, maximum=limits.MAX_EPOCHS)
+    batch_size: int = option(256, "batch size of the weight training",
+                             minimum=1, maximum=limits.MAX_BATCH_SIZE)
     optimizer: str = option("sgd", "optimizer of the weight training (momentum 0.9, cosine "
                             "schedule, gradients clipped to norm 5)", choices=("adam", "sgd"))
     lr: float = option(0.1, "learning rate of the weight training (PC-DARTS, batch 256)",
-                       positive=True)
-    weight_decay: float = option(3e-4, "weight decay of the weight training", minimum=0)
-    channels: int = option(16, "supernet width C (the first cells' channels)", minimum=1)
+                       positive=True, maximum=limits.MAX_LR)
+    weight_decay: float = option(3e-4, "weight decay of the weight training", minimum=0,
+                                 maximum=1)
+    channels: int = option(16, "supernet width C (the first cells' channels)",
+                           minimum=1, maximum=limits.MAX_CHANNELS)
     cells: Optional[int] = option(None, "supernet cells: darts, in all (3k + 2: the derived "
                                   "genotype is retrained at this depth); nb201, per stage "
-                                  "(unset: darts 8, nb201 5)", minimum=1)
+                                  "(unset: darts 8, nb201 5)", minimum=1, maximum=limits.MAX_CELLS)
     val_fraction: float = option(0.5, "share of the training images that score candidates "
                                  "(the other share trains the weights)", positive=True,
                                  maximum=0.9)
     warmup: int = option(15, "epochs of weight training only, before the first ES step",
-                         minimum=0)
-    samplings: int = option(5, "samplings N: CMA-ES runs per ES step", minimum=1)
-    popsize: int = option(25, "CMA-ES population λ", minimum=2)
+                         minimum=0, maximum=limits.MAX_EPOCHS)
+    samplings: int = option(5, "samplings N: CMA-ES runs per ES step",
+                            minimum=1, maximum=limits.MAX_POPULATION)
+    popsize: int = option(25, "CMA-ES population λ", minimum=2, maximum=limits.MAX_POPULATION)
     iterations: int = option(1, "CMA-ES generations per sampling (the paper's cost N·λ per "
-                             "step is one)", minimum=1)
+                             "step is one)", minimum=1, maximum=limits.MAX_POPULATION)
     step_size: float = option(0.6, "step size ξ: α moves this fraction of the way to the chosen "
                               "direction", positive=True, maximum=1.0)
-    zeta: float = option(1.0, "ζ, weight of the cross-entropy in the fitness", minimum=0)
-    eta: float = option(0.4, "η, weight of the similarity to α in the fitness", minimum=0)
+    zeta: float = option(1.0, "ζ, weight of the cross-entropy in the fitness",
+                         minimum=0, maximum=limits.MAX_FACTOR)
+    eta: float = option(0.4, "η, weight of the similarity to α in the fitness",
+                        minimum=0, maximum=limits.MAX_FACTOR)
     sigma: float = option(1.0, "σ of the first ES step (spread of the samplings' starts and "
-                          "CMA-ES step size), divided by 1 + the step's index", positive=True)
-    sigma_min: float = option(0.02, "floor of σ", positive=True)
-    bound: float = option(3.0, "α and every candidate stay in [-bound, bound]", positive=True)
-    partial: int = option(4, "PC-DARTS' K: each edge mixes 1/K of the channels", minimum=1)
+                          "CMA-ES step size), divided by 1 + the step's index",
+                          positive=True, maximum=limits.MAX_FACTOR)
+    sigma_min: float = option(0.02, "floor of σ", positive=True, maximum=limits.MAX_FACTOR)
+    bound: float = option(3.0, "α and every candidate stay in [-bound, bound]",
+                          positive=True, maximum=limits.MAX_FACTOR)
+    partial: int = option(4, "PC-DARTS' K: each edge mixes 1/K of the channels",
+                          minimum=1, maximum=limits.MAX_CHANNELS)
     edge_normalisation: bool = option(False, "PC-DARTS' edge normalisation (darts): α also "
                                       "weighs each edge")
     score_batches: int = option(1, "batches of validation images that score each ES step's "
-                                "candidates (the same ones for all of them)", minimum=1)
-    score_batch_size: int = option(256, "images per scoring batch", minimum=1)
+                                "candidates (the same ones for all of them)",
+                                minimum=1, maximum=limits.MAX_BATCH_SIZE)
+    score_batch_size: int = option(256, "images per scoring batch",
+                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
     final_epochs: int = option(600, "final training: epochs of the pick's training from scratch, "
                                "what `deapnas train` runs (EG-NAS: DARTS' retraining)",
-                               minimum=1)
-    final_batch_size: int = option(96, "final training: batch size", minimum=1)
+                               minimum=1, maximum=limits.MAX_EPOCHS)
+    final_batch_size: int = option(96, "final training: batch size",
+                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
     final_lr: float = option(0.025, "final training: initial learning rate (EG-NAS: SGD, "
                              "momentum 0.9, cosine, weight decay 3e-4, gradients clipped to 5)",
-                             positive=True)
-    final_channels: int = option(36, "final training: width C", minimum=1)
+                             positive=True, maximum=limits.MAX_LR)
+    final_channels: int = option(36, "final training: width C",
+                                 minimum=1, maximum=limits.MAX_CHANNELS)
     final_cells: int = option(20, "final training: cells (darts: 3k + 2 in all; nasnet: N per "
-                              "stage)", minimum=2)
+                              "stage)", minimum=2, maximum=limits.MAX_CELLS)
     crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none)", minimum=0)
+                               "pixels (0: none)", minimum=0, maximum=limits.MAX_PIXELS)
     no_flip: bool = option(False, "final training: no random horizontal flips")
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
+    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
+                         minimum=0, maximum=limits.MAX_PIXELS)
     auxiliary_weight: float = option(0.4, "final training: weight of the loss of an auxiliary "
-                                     "classifier at 2/3 of the depth (0: none)", minimum=0)
+                                     "classifier at 2/3 of the depth (0: none)",
+                                     minimum=0, maximum=limits.MAX_FACTOR)
     drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
                               "the epochs", minimum=0, maximum=0.9)
 
@@ -221,9 +238,15 @@ def evaluator(run):
         table = TableEvaluator(config.table, nb201.key, config.metric, config.report)
         return TableScorer(table, derive_nb201, options.zeta, options.eta)
     data, device = run.data, resolve_device(config.first_device)
+
+    def build() -> torch.nn.Module:
+        return make_supernet(run.space.name, data.input_shape, data.num_classes, options)
+
     with torch.random.fork_rng(devices=[]):  # built on the CPU: the same weights anywhere
+        check_parameters(build, f"the supernet of --channels {options.channels} and --cells "
+                         f"{supernet_cells(options, run.space.name)}", "lower them")
         torch.manual_seed(config.seed)
-        supernet = make_supernet(run.space.name, data.input_shape, data.num_classes, options)
+        supernet = build()
     return SupernetEvaluator(supernet.to(device), data.val.to(device), options.score_batches,
                              options.score_batch_size, options.zeta, options.eta)
 

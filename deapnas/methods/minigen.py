@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -34,10 +33,12 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from .. import limits
 from ..algorithms import assign, restore_state
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
-from ..options import TrainingOptions, option
+from ..options import TrainingOptions, flag, option
+from ..safefiles import write_atomic
 from ..spaces import minigen
 from . import Method, register_method
 
@@ -423,29 +424,35 @@ class Options(TrainingOptions):
     deterministic training, P_c = 0.3, P_o = 0.5, P_b = 0.2."""
 
     epochs: int = option(20, "training epochs per network on the mini training set (E_mini)",
-                         minimum=1)
+                         minimum=1, maximum=limits.MAX_EPOCHS)
     max_params: int = option(0, "networks with more parameters fail without training (0: no "
-                             "cap, as in the paper)", minimum=0)
+                             "cap, as in the paper)", minimum=0, maximum=limits.MAX_PARAMETERS)
     deterministic: bool = option(True, "only deterministic kernels, so that an encoding always "
                                  "scores the same and a survivor's score is looked up, not "
                                  "retrained")
-    population: int = option(15, "population n", minimum=2)
+    population: int = option(15, "population n", minimum=2, maximum=limits.MAX_POPULATION)
     keep: int = option(5, "networks k kept by their score ps each generation and at a restart",
-                       minimum=1)
+                       minimum=1, maximum=limits.MAX_POPULATION)
     decay: float = option(0.01, "ps's penalty per generation of a network's age (eq. 1)",
-                          minimum=0)
+                          minimum=0, maximum=limits.MAX_FACTOR)
     temperature: float = option(1.0, "temperature of the softmax that draws parents (eq. 2: 1)",
-                                positive=True)
-    restart_period: int = option(25, "generations per round; then a restart", minimum=1)
+                                positive=True, maximum=limits.MAX_FACTOR)
+    restart_period: int = option(25, "generations per round; then a restart",
+                                 minimum=1, maximum=limits.MAX_EVALUATIONS)
     restart_threshold: float = option(0.35, "a round whose best accuracy exceeds this keeps its "
-                                      "top k at the restart; else a random population")
-    win_threshold: float = option(0.40, "a network whose mean accuracy exceeds this is a winner")
-    wins_needed: int = option(10, "stop once this many distinct networks won", minimum=1)
+                                      "top k at the restart; else a random population (an "
+                                      "accuracy: a fraction)", minimum=0, maximum=1)
+    win_threshold: float = option(0.40, "a network whose mean accuracy exceeds this is a winner "
+                                  "(a fraction)", minimum=0, maximum=1)
+    wins_needed: int = option(10, "stop once this many distinct networks won",
+                              minimum=1, maximum=limits.MAX_EVALUATIONS)
     generations: Optional[int] = option(None, "stop after this many generations after the first "
                                         "(unset: the paper's stop rule and --evaluations)",
-                                        minimum=0)
-    train_per_class: int = option(100, "mini training set: images per class", minimum=1)
-    score_per_class: int = option(10, "mini scoring set: images per class", minimum=1)
+                                        minimum=0, maximum=limits.MAX_EVALUATIONS)
+    train_per_class: int = option(100, "mini training set: images per class",
+                                  minimum=1, maximum=limits.MAX_PER_CLASS)
+    score_per_class: int = option(10, "mini scoring set: images per class",
+                                  minimum=1, maximum=limits.MAX_PER_CLASS)
     score_from: str = option("train", "where the scoring images come from: the training split "
                              "(disjoint from the mini training set), or the test split as in "
                              "the paper (the search then selects on test images)",
@@ -457,8 +464,10 @@ class Options(TrainingOptions):
                          "cell draws from, comma-separated (the authors' code's list)")
     cell_blocks: str = option("1,1,1,1,1", "b_i of each cell, comma-separated, the input cell's (1) "
                          "first: more cells or blocks scale the networks up (section IV-C)")
-    min_actions: int = option(2, "fewest operations in a normal cell's action list", minimum=1)
-    max_actions: int = option(4, "most operations in a normal cell's action list", minimum=1)
+    min_actions: int = option(2, "fewest operations in a normal cell's action list",
+                              minimum=1, maximum=limits.MAX_ACTIONS)
+    max_actions: int = option(4, "most operations in a normal cell's action list",
+                              minimum=1, maximum=limits.MAX_ACTIONS)
     p_channels: float = option(0.3, "P_c: a cell's width is redrawn", minimum=0, maximum=1)
     p_op: float = option(0.5, "P_o: each operation is redrawn", minimum=0, maximum=1)
     p_actions: float = option(0.2, "P_b: a cell's whole action list is regenerated", minimum=0,
@@ -475,7 +484,7 @@ class Options(TrainingOptions):
                           choices=PICKS)
     final_epochs: int = option(340, "final training: epochs of `deapnas train`'s training of "
                                "the pick on the full data, with the search's recipe (paper: "
-                               "340)", minimum=1)
+                               "340)", minimum=1, maximum=limits.MAX_EPOCHS)
 
     def validate(self, config) -> None:
         parents = 1 if self.repeat_parents else 2
@@ -492,25 +501,29 @@ class Options(TrainingOptions):
 
     def operators(self) -> dict:
         """The keywords of :func:`register_operators` these options give."""
-        blocks = _integers(self.cell_blocks, "--cell-blocks")
+        blocks = _integers(self.cell_blocks, "--cell-blocks", limits.MAX_BLOCKS)
+        if len(blocks) > limits.MAX_CELLS:
+            raise ValueError(f"--cell-blocks lists {len(blocks)} cells, more than the limit of "
+                             f"{limits.MAX_CELLS} (deapnas.limits.MAX_CELLS)")
         if blocks[0] != 1:
             raise ValueError(f"--cell-blocks must start with the input cell's 1, not "
                              f"{self.cell_blocks}")
-        return dict(blocks=blocks, channels=_integers(self.widths, "--widths"),
+        return dict(blocks=blocks, channels=_integers(self.widths, "--widths", limits.MAX_CHANNELS),
                     actions=(self.min_actions, self.max_actions), p_channels=self.p_channels,
                     p_op=self.p_op, p_actions=self.p_actions, indpb=self.cell_swap,
                     temperature=self.temperature, distinct_parents=not self.repeat_parents)
 
 
-def _integers(text: str, flag: str) -> tuple[int, ...]:
-    """``"24,40,64"`` as ``(24, 40, 64)``; a ``ValueError`` naming ``flag`` otherwise."""
+def _integers(text: str, flag: str, maximum: int) -> tuple[int, ...]:
+    """``"24,40,64"`` as ``(24, 40, 64)``; a ``ValueError`` naming ``flag`` otherwise, or for a
+    value above ``maximum``."""
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if not values or min(values) < 1:
-        raise ValueError(f"{flag} takes positive integers separated by commas (e.g. 24,40,64), "
-                         f"not {text!r}")
+    if not values or min(values) < 1 or max(values) > maximum:
+        raise ValueError(f"{flag} takes positive integers up to {maximum} separated by commas "
+                         f"(e.g. 24,40,64), not {text!r}")
     return values
 
 
@@ -530,7 +543,8 @@ def _mini_dataset(run, path: Optional[Path]) -> Dataset:
     """:func:`~deapnas.data.mini_dataset` of the run's data with its options."""
     options = run.options
     return mini_dataset(run.data, options.train_per_class, options.score_per_class,
-                        seed=run.config.seed, score_from=options.score_from, path=path)
+                        seed=run.config.seed, score_from=options.score_from, path=path,
+                        names=(flag("train_per_class"), flag("score_per_class")))
 
 
 def evaluator(run) -> SmallModelEvaluator:
@@ -544,15 +558,17 @@ def evaluator(run) -> SmallModelEvaluator:
 
 
 def search(run) -> tools.Logbook:
-    """Save the mini dataset in the run directory, then run :func:`ea_minigen` until the stop
-    rule, ``--generations`` or the journal's budget ends it."""
+    """Save the mini dataset in the run directory (its SHA-256 goes into every checkpoint, so
+    that a resumed run refuses another one), then run :func:`ea_minigen` until the stop rule,
+    ``--generations`` or the journal's budget ends it."""
     options = run.options
     own = run.directory / MINI_FILE
     if not own.is_file():
         if options.mini_dataset:
-            shutil.copyfile(options.mini_dataset, own)
+            write_atomic(own, Path(options.mini_dataset).read_bytes())
         else:
             _mini_dataset(run, own)
+    run.journal.state_files.append(lambda state: [own])
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
     _, logbook = ea_minigen(
         toolbox.population(n=options.population), toolbox, options.generations,

@@ -46,6 +46,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
+from .. import limits, safefiles
 from ..algorithms import assign, restore_state
 from ..augment import POLICIES, Augment
 from ..data import Dataset
@@ -73,32 +74,41 @@ class Options(TrainingOptions):
     on 5,000 of CIFAR-10's 50,000 training images) and final training, with Ferreira's operator
     rates. ``epochs`` is E_max, the epochs after which a model retires."""
 
-    epochs: int = option(10, "E_max: epochs after which a model retires", minimum=1)
-    batch_size: int = option(512, "batch size of the search", minimum=1)
+    epochs: int = option(10, "E_max: epochs after which a model retires",
+                         minimum=1, maximum=limits.MAX_EPOCHS)
+    batch_size: int = option(512, "batch size of the search",
+                             minimum=1, maximum=limits.MAX_BATCH_SIZE)
     optimizer: str = option("sgd", "the optimizer (cosine schedule)", choices=("adam", "sgd"))
-    lr: float = option(0.1, "initial learning rate of the search", positive=True)
-    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0)
-    channels: int = option(16, "initial channels of the search networks", minimum=1)
-    cells: int = option(3, "N, normal cells per stage", minimum=1)
+    lr: float = option(0.1, "initial learning rate of the search",
+                       positive=True, maximum=limits.MAX_LR)
+    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0, maximum=1)
+    channels: int = option(16, "initial channels of the search networks",
+                           minimum=1, maximum=limits.MAX_CHANNELS)
+    cells: int = option(3, "N, normal cells per stage", minimum=1, maximum=limits.MAX_CELLS)
     max_params: int = option(300_000, "models with more parameters fail without training "
-                             "(0: no cap)", minimum=0)
+                             "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
     momentum: float = option(0.9, "SGD momentum", minimum=0, maximum=0.999)
     val_fraction: float = option(0.1, "share of the training images held out for the fitness "
                                  "(paper: 5,000 of 50,000)", positive=True, maximum=0.9)
-    population: int = option(10, "P_i, models per generation", minimum=2)
-    reductions: int = option(10, "P_r, initial reduction cells (not given: P_i)", minimum=1)
-    genes: int = option(50, "P_g, initial genes of each pool", minimum=1)
+    population: int = option(10, "P_i, models per generation",
+                             minimum=2, maximum=limits.MAX_POPULATION)
+    reductions: int = option(10, "P_r, initial reduction cells (not given: P_i)",
+                             minimum=1, maximum=limits.MAX_POPULATION)
+    genes: int = option(50, "P_g, initial genes of each pool", minimum=1, maximum=limits.MAX_GENES)
     max_genes: int = option(100, "P_g^max, the size at which a gene pool stops growing",
-                            minimum=1)
+                            minimum=1, maximum=limits.MAX_GENES)
     min_new_genes: int = option(2, "C_g^min, new genes per pool and generation, at least",
-                                minimum=0)
+                                minimum=0, maximum=limits.MAX_GENES)
     max_new_genes: int = option(10, "C_g^max, new genes per pool and generation, at most",
-                                minimum=0)
-    cell_head: int = option(space.CELL_HEAD, "head of the cells (tail: head + 1)", minimum=1)
-    gene_head: int = option(space.GENE_HEAD, "head of the genes (tail: head + 1)", minimum=1)
+                                minimum=0, maximum=limits.MAX_GENES)
+    cell_head: int = option(space.CELL_HEAD, "head of the cells (tail: head + 1)",
+                            minimum=1, maximum=limits.MAX_HEAD)
+    gene_head: int = option(space.GENE_HEAD, "head of the genes (tail: head + 1)",
+                            minimum=1, maximum=limits.MAX_HEAD)
     bonus_factor: float = option(0.75, "T_c = bonus_factor x T_g: a model at T_c or above "
-                                 "trains a bonus epoch", minimum=0)
-    tournament_size: int = option(3, "contestants of each tournament (not given)", minimum=1)
+                                 "trains a bonus epoch", minimum=0, maximum=limits.MAX_FACTOR)
+    tournament_size: int = option(3, "contestants of each tournament (not given)",
+                                  minimum=1, maximum=limits.MAX_POPULATION)
     component_fitness: str = option("best", "a gene's or reduction cell's fitness: the best or "
                                     "the mean fitness of the models using it (not given)",
                                     choices=COMPONENT_FITNESS)
@@ -112,21 +122,25 @@ class Options(TrainingOptions):
     is_transposition: float = option(0.1, "IS transposition rate", minimum=0, maximum=1)
     ris_transposition: float = option(0.1, "RIS transposition rate", minimum=0, maximum=1)
     max_transposon: int = option(3, "IS and RIS elements are 1 to this many symbols long",
-                                 minimum=1)
+                                 minimum=1, maximum=limits.MAX_HEAD)
     one_point: float = option(0.3, "one-point recombination rate", minimum=0, maximum=1)
     two_point: float = option(0.3, "two-point recombination rate", minimum=0, maximum=1)
     no_sharing: bool = option(False, "turn weight sharing off (the paper's ablation)")
-    final_channels: int = option(64, "initial channels of the final training", minimum=1)
-    final_epochs: int = option(300, "epochs of the final training", minimum=1)
-    final_batch_size: int = option(128, "batch size of the final training", minimum=1)
+    final_channels: int = option(64, "initial channels of the final training",
+                                 minimum=1, maximum=limits.MAX_CHANNELS)
+    final_epochs: int = option(300, "epochs of the final training",
+                               minimum=1, maximum=limits.MAX_EPOCHS)
+    final_batch_size: int = option(128, "batch size of the final training",
+                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
     final_lr: float = option(0.025, "initial learning rate of the final training",
-                             positive=True)
+                             positive=True, maximum=limits.MAX_LR)
     crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none; not given)", minimum=0)
+                               "pixels (0: none; not given)", minimum=0, maximum=limits.MAX_PIXELS)
     no_flip: bool = option(False, "final training: no random horizontal flips")
     autoaugment: str = option("cifar10", "final training: the AutoAugment policy",
                               choices=POLICIES + ("none",))
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)", minimum=0)
+    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
+                         minimum=0, maximum=limits.MAX_PIXELS)
     drop_path: float = option(0.0, "final training: drop-path rate, raised linearly from 0 "
                               "over the epochs (the paper's rate, 0.1, "
                               "is in its ablation; its published result uses none)",
@@ -487,9 +501,8 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
         epochs = model.trained_epochs
         del model.fitness.values
         model.eval_seed, model.epochs = random.getrandbits(31), 1
-        model.resume_from = str(Path(state_dir) / f"{model.model_id}-e{epochs}.pt") \
-            if epochs else None
-        model.save_state_to = str(Path(state_dir) / f"{model.model_id}-e{epochs + 1}.pt")
+        model.resume_from = str(_state_file(state_dir, model, epochs)) if epochs else None
+        model.save_state_to = str(_state_file(state_dir, model, epochs + 1))
         model.shared = concerning(search.index, space.share_identities(model))
     for model, evaluation in zip(models, toolbox.map(toolbox.evaluate, models)):
         assign(model, evaluation)
@@ -499,6 +512,13 @@ def _train_epoch(search: _Search, models: list, toolbox, state_dir: str, options
     if models and hasattr(toolbox, "update"):
         toolbox.update(models)
     return len(models)
+
+
+def _state_file(state_dir: str, model, epochs: int) -> Path:
+    """Where ``model``'s training state after ``epochs`` epochs lives in ``state_dir`` (its id,
+    read back from a checkpoint, is checked; a linked ``state_dir`` is refused)."""
+    return safefiles.child(safefiles.refuse_link(state_dir), f"{model.model_id}-e{epochs}.pt",
+                           f"model {model.model_id!r}: the training state")
 
 
 def _learn(search: _Search, model, options: Options) -> None:
@@ -579,14 +599,23 @@ def _breed_models(search: _Search, toolbox, options: Options) -> list:
 
 # -- checkpoints -------------------------------------------------------------------------------
 
+def state_files(state: dict, state_dir: str, store: Optional[str] = None) -> list[Path]:
+    """The files a checkpoint ``state`` needs (a ``journal.state_files`` callback): the
+    training states in ``state_dir`` that the models of its population and hall of fame
+    continue from, and the entries of the weight store ``store`` that its index names."""
+    models = list(state["population"]) + list(state["halloffame"])
+    files = {_state_file(state_dir, m, m.trained_epochs) for m in models if m.trained_epochs}
+    if store is not None:
+        files |= {WeightStore(store).path(entry) for entry, _ in state["store_index"].values()}
+    return sorted(files)
+
+
 def stale_files(state: dict, state_dir: str, store: Optional[str] = None) -> list[Path]:
-    """Files a checkpoint ``state`` no longer needs: training states in ``state_dir`` that no
-    model of its population or hall of fame continues from, and entries of the weight store
-    ``store`` that its index does not name. Delete them only once that checkpoint is on disk
-    and no evaluation is running (a run resumes from its last checkpoint)."""
-    keep = {f"{m.model_id}-e{m.trained_epochs}.pt"
-            for m in list(state["population"]) + list(state["halloffame"])}
-    stale = sorted(p for p in Path(state_dir).glob("*.pt") if p.name not in keep)
+    """Files a checkpoint ``state`` no longer needs: training states in ``state_dir`` and
+    store entries that are not its :func:`state_files`. Delete them only once that checkpoint
+    is on disk and no evaluation is running (a run resumes from its last checkpoint)."""
+    keep = {path.name for path in state_files(state, state_dir)}
+    stale = [p for p in safefiles.files(state_dir, "*.pt") if p.name not in keep]
     if store is not None:
         stale += WeightStore(store).stale([state["store_index"]])
     return stale
@@ -651,11 +680,14 @@ def evaluator(run) -> ModelEvaluator:
 def search(run) -> tools.Logbook:
     """The NASGEP loop until ``--time-limit`` or ``--evaluations`` (epoch-trainings) is spent;
     the models' training states in ``models/`` and the weight store in ``store/`` of the run
-    directory, files no checkpoint needs deleted after each checkpoint."""
+    directory, their SHA-256 in each checkpoint (checked on resume), files no checkpoint needs
+    deleted after each checkpoint."""
     options = run.options
     toolbox = make_toolbox(options, run.toolbox(), run.individual)
-    state_dir = run.directory / MODELS
-    store = None if options.no_sharing else run.directory / STORE
+    state_dir = safefiles.folder(run.directory, MODELS)
+    store = None if options.no_sharing else safefiles.folder(run.directory, STORE)
+    run.journal.state_files.append(functools.partial(state_files, state_dir=state_dir,
+                                                     store=store))
     run.journal.after_write.append(functools.partial(remove_stale, state_dir=state_dir,
                                                      store=store))
     models, reductions, genes = init_populations(toolbox, options.population,

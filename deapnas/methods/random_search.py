@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from deap import tools
 
+from .. import limits
 from ..algorithms import random_search
 from ..options import RunConfig, TrainingOptions, option
 from . import Method, register_method
@@ -21,7 +22,7 @@ class Options(TrainingOptions):
 
     candidates_per_step: int = option(1, "candidates drawn and evaluated together (more keeps "
                                       "several workers busy; results depend on it, never on "
-                                      "--workers)", minimum=1)
+                                      "--workers)", minimum=1, maximum=limits.MAX_POPULATION)
 
     def validate(self, config: RunConfig) -> None:
         if config.evaluations is None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from deap import tools
 
+from .. import limits
 from ..algorithms import (best_average, best_nondominated, regularized_evolution,
                           sel_best_of_sample)
 from ..guided import GuidanceOptions, guide
@@ -23,15 +24,16 @@ class Options(TrainingOptions, GuidanceOptions):
     """Regularized evolution; every default is the paper's (P = 100, S = 25, 10 epochs of Adam,
     C = 64 channels), proxy guidance off."""
 
-    population: int = option(100, "population P", minimum=1)
+    population: int = option(100, "population P", minimum=1, maximum=limits.MAX_POPULATION)
     sample_size: int = option(25, "sample size S: the parent is the best of S individuals "
                               "drawn at random (S = 1 is the paper's random-search baseline)",
-                              minimum=1)
+                              minimum=1, maximum=limits.MAX_POPULATION)
     children_per_step: int = option(1, "children bred and evaluated together per step (1: the "
                                     "paper's sequential algorithm; more keeps several workers "
-                                    "busy; results depend on it, never on --workers)", minimum=1)
+                                    "busy; results depend on it, never on --workers)",
+                                    minimum=1, maximum=limits.MAX_POPULATION)
     min_evaluations: int = option(5, "the pick is the best mean among architectures evaluated "
-                                  "at least this often", minimum=1)
+                                  "at least this often", minimum=1, maximum=limits.MAX_POPULATION)
 
     def validate(self, config: RunConfig) -> None:
         if self.sample_size > self.population:

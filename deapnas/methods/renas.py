@@ -35,16 +35,20 @@ from typing import Any, Iterable, Optional
 
 from deap import tools
 
+from .. import limits
 from ..algorithms import evaluate_invalid, restore_state
 from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
 from ..fitness import TrainEvaluator
-from ..options import RunConfig, TrainingOptions, option
+from ..options import RunConfig, TrainingOptions, flag, option
+from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
 from ..training import Recipe
 from . import Method, final_training_of, register_method
 
+#: Where a run directory keeps the individuals' weights (a trained search).
+WEIGHTS = "weights"
 #: Attributes that hold for one evaluation only (a clone must not carry its parent's).
 _PER_EVALUATION = ("eval_seed", "inherit_from", "save_to", "epochs")
 
@@ -56,55 +60,70 @@ class Options(TrainingOptions):
 
     epochs: int = option(20, "epochs of training from scratch: the first population and the "
                          "final retraining (not given in the paper; 20 is its own "
-                         "from-scratch evaluation, §5.3)", minimum=1)
+                         "from-scratch evaluation, §5.3)", minimum=1, maximum=limits.MAX_EPOCHS)
     optimizer: str = option("sgd", "the optimizer (SGD with momentum 0.9, as the paper trains)",
                             choices=("adam", "sgd"))
     lr: float = option(0.01, "learning rate of training from scratch and of a child's new "
-                       "parameters (paper: 0.01)", positive=True)
-    weight_decay: float = option(3e-4, "L2 weight decay (the paper's CIFAR-10 value)", minimum=0)
-    channels: int = option(24, "F, filters of the first cells (paper's search: 24)", minimum=1)
-    cells: int = option(2, "N, cells per stage (paper's search: 2)", minimum=1)
-    population: int = option(20, "population P", minimum=2)
+                       "parameters (paper: 0.01)", positive=True, maximum=limits.MAX_LR)
+    weight_decay: float = option(3e-4, "L2 weight decay (the paper's CIFAR-10 value)",
+                                 minimum=0, maximum=1)
+    channels: int = option(24, "F, filters of the first cells (paper's search: 24)",
+                           minimum=1, maximum=limits.MAX_CHANNELS)
+    cells: int = option(2, "N, cells per stage (paper's search: 2)",
+                        minimum=1, maximum=limits.MAX_CELLS)
+    population: int = option(20, "population P", minimum=2, maximum=limits.MAX_POPULATION)
     sample_size: int = option(5, "sample size S: the best of S becomes the parent, the worst "
-                              "dies (not given in the paper; AmoebaNet's S/P = 1/4)", minimum=2)
-    blocks: int = option(5, "B, blocks per cell of the nasnet space", minimum=1)
+                              "dies (not given in the paper; AmoebaNet's S/P = 1/4)",
+                              minimum=2, maximum=limits.MAX_POPULATION)
+    blocks: int = option(5, "B, blocks per cell of the nasnet space",
+                         minimum=1, maximum=limits.MAX_BLOCKS)
     mutation: str = option("controller", "controller: the reinforced mutation; random: the same "
                            "actions drawn uniformly (the paper's EA baseline)",
                            choices=("controller", "random"))
     finetune_epochs: int = option(1, "epochs a child is fine-tuned from its parent's weights "
-                                  "(paper: one pass over the training data)", minimum=1)
+                                  "(paper: one pass over the training data)",
+                                  minimum=1, maximum=limits.MAX_EPOCHS)
     new_lr_factor: float = option(10.0, "a child's inherited parameters train at --lr divided "
-                                  "by this (paper: 10, i.e. 0.001)", minimum=1)
+                                  "by this (paper: 10, i.e. 0.001)",
+                                  minimum=1, maximum=limits.MAX_FACTOR)
     val_fraction: float = option(0.1, "share of the training images held out for validation "
                                  "(paper: 5,000 of CIFAR-10's 50,000)", positive=True,
                                  maximum=0.5)
     train_per_class: int = option(0, "train candidates on a stratified subset of this many "
-                                  "training images per class (0: all of them)", minimum=0)
+                                  "training images per class (0: all of them)",
+                                  minimum=0, maximum=limits.MAX_PER_CLASS)
     controller_size: int = option(100, "the controller's embedding and LSTM sizes (paper: 100)",
-                                  minimum=1)
+                                  minimum=1, maximum=limits.MAX_CONTROLLER_SIZE)
     controller_lr: float = option(1e-3, "the controller's Adam learning rate (paper: 0.001)",
-                                  positive=True)
+                                  positive=True, maximum=limits.MAX_LR)
     temperature: float = option(5.0, "the controller's logits are divided by it (paper: 5.0)",
-                                positive=True)
+                                positive=True, maximum=limits.MAX_FACTOR)
     tanh_constant: float = option(2.5, "then squashed to C tanh(logits) (paper: 2.5)",
-                                  positive=True)
+                                  positive=True, maximum=limits.MAX_FACTOR)
     entropy_weight: float = option(0.1, "weight of the decisions' entropy added to the reward "
-                                   "(paper: 0.1)", minimum=0)
+                                   "(paper: 0.1)", minimum=0, maximum=limits.MAX_FACTOR)
     final_epochs: int = option(630, "final training (nasnet): epochs of the final network, what "
-                               "`deapnas train` runs (paper: 630)", minimum=1)
-    final_batch_size: int = option(128, "final training: batch size (paper: 128)", minimum=1)
+                               "`deapnas train` runs (paper: 630)",
+                               minimum=1, maximum=limits.MAX_EPOCHS)
+    final_batch_size: int = option(128, "final training: batch size (paper: 128)",
+                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
     final_lr: float = option(0.05, "final training: initial learning rate (SGD, momentum 0.9, "
-                             "cosine schedule, --weight-decay; paper: 0.05)", positive=True)
+                             "cosine schedule, --weight-decay; paper: 0.05)",
+                             positive=True, maximum=limits.MAX_LR)
     final_channels: int = option(32, "final training: F, filters of the first cells (paper: 32)",
-                                 minimum=1)
-    final_cells: int = option(6, "final training: N, cells per stage (paper: 6)", minimum=1)
+                                 minimum=1, maximum=limits.MAX_CHANNELS)
+    final_cells: int = option(6, "final training: N, cells per stage (paper: 6)",
+                              minimum=1, maximum=limits.MAX_CELLS)
     crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (paper: 32x32 crops of 40x40; 0: none)", minimum=0)
+                               "pixels (paper: 32x32 crops of 40x40; 0: none)",
+                               minimum=0, maximum=limits.MAX_PIXELS)
     no_flip: bool = option(False, "final training: no random horizontal flips")
     cutout: int = option(16, "final training: side of the Cutout square (paper: cutout, its "
-                         "length not given; 16 is Cutout's CIFAR-10 value; 0: none)", minimum=0)
+                         "length not given; 16 is Cutout's CIFAR-10 value; 0: none)",
+                         minimum=0, maximum=limits.MAX_PIXELS)
     auxiliary_weight: float = option(0.4, "final training: weight of the auxiliary classifier "
-                                     "at 2/3 of the depth (paper: 0.4; 0: none)", minimum=0)
+                                     "at 2/3 of the depth (paper: 0.4; 0: none)",
+                                     minimum=0, maximum=limits.MAX_FACTOR)
     drop_path: float = option(0.5, "final training: drop-path rate, raised linearly from 0 over "
                               "the epochs (paper: 0.5)", minimum=0, maximum=0.9)
     final_dropout: float = option(0.5, "final training: dropout before the classifier (paper: "
@@ -185,7 +204,8 @@ class WeightFiles:
     def __init__(self, directory: str | os.PathLike, finetune_epochs: int = 1):
         if finetune_epochs < 1:
             raise ValueError(f"finetune_epochs must be at least 1, not {finetune_epochs}")
-        self.directory, self.finetune_epochs = Path(os.path.abspath(directory)), finetune_epochs
+        self.directory = refuse_link(os.path.abspath(directory))  # files are deleted there
+        self.finetune_epochs = finetune_epochs
 
     def path(self, number: int) -> str:
         """The weights file of the individual born ``number``-th."""
@@ -204,12 +224,18 @@ class WeightFiles:
         from another place or working directory names its files where they are now)."""
         for individual in individuals:
             if getattr(individual, "save_to", None):
-                individual.save_to = os.fspath(self.directory / Path(individual.save_to).name)
+                individual.save_to = os.fspath(child(self.directory, Path(individual.save_to).name,
+                                                     "a weights file"))
+
+    def files(self, individuals: Iterable) -> list[Path]:
+        """The weights files of ``individuals`` that were trained and saved their weights (what
+        a checkpoint of them needs, a ``journal.state_files`` callback's answer)."""
+        return sorted(Path(ind.save_to) for ind in individuals if self.has_weights(ind))
 
     def prune(self, keep: Iterable) -> list[Path]:
         """Delete every weights file that no individual of ``keep`` saved; the files deleted."""
         kept = {Path(ind.save_to).name for ind in keep if getattr(ind, "save_to", None)}
-        stale = [p for p in self.directory.glob("*.pt") if p.name not in kept]
+        stale = [p for p in files(self.directory, "*.pt") if p.name not in kept]
         for path in stale:
             path.unlink(missing_ok=True)
         return stale
@@ -375,15 +401,18 @@ def evolve(population: list, toolbox, options: Options, steps: int,
     """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
     (``weights``) that made them all, :func:`retrain_population`.
 
-    With a :class:`~deapnas.run.Journal`, the weights files of dead individuals are deleted
-    each time a checkpoint is on disk (``journal.after_write``); once the loop is over, all but
-    the final population's (the evaluations after the last checkpoint are replayed on resume,
-    never redone).
+    With a :class:`~deapnas.run.Journal`, each checkpoint records the SHA-256 of the
+    population's weights files (``journal.state_files``: a resumed run refuses a file deleted,
+    swapped or edited), and the weights files of dead individuals are deleted each time a
+    checkpoint is on disk (``journal.after_write``); once the loop is over, all but the final
+    population's (the evaluations after the last checkpoint are replayed on resume, never
+    redone).
 
     :returns: ``(best, population, logbook)``: the retrained best, or None when nothing was
         retrained (tabular fitness, a search stopped early, or every retraining failed).
     """
     if weights is not None and journal is not None:
+        journal.state_files.append(lambda state: weights.files(state["population"]))
         journal.after_write.append(lambda state: weights.prune(state["population"]))
     population, logbook = renas(population, toolbox, steps, options.sample_size, weights,
                                 stats=stats, halloffame=halloffame, verbose=verbose,
@@ -400,7 +429,8 @@ def search_data(data: Dataset, options: Options, seed: int = 0) -> Dataset:
     when set (a stratified subset), all of them otherwise; the validation split is whole."""
     if not options.train_per_class:
         return data
-    chosen = stratified_subset(data.train.y, options.train_per_class, seed)
+    chosen = stratified_subset(data.train.y, options.train_per_class, seed,
+                               name=flag("train_per_class"))
     return dataclasses.replace(data, train=data.train.subset(chosen))
 
 
@@ -434,7 +464,7 @@ def search(run) -> tools.Logbook:
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     register_mutation(toolbox, layout, options, fitness_scale=100.0 if config.tabular else 1.0)
     weights = (None if config.tabular else
-               WeightFiles(run.directory / "weights", options.finetune_epochs))
+               WeightFiles(folder(run.directory, WEIGHTS), options.finetune_epochs))
     best, _, logbook = evolve(
         toolbox.population(n=options.population), toolbox, options,
         config.evaluations - first_evaluations(options.population, config.tabular), weights,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from .. import limits
 from ..individuals import individual_class
 
 
@@ -68,6 +69,16 @@ class Space:
     def describe(self, genome) -> dict:
         """``{"genome": to_json(genome), "key": key(genome)}``, what a run records."""
         return {"genome": self.to_json(genome), "key": self.key(genome)}
+
+
+def check_limit(what: str, value: int, limit: str) -> None:
+    """Raise ``ValueError`` when ``value`` exceeds :mod:`deapnas.limits`'s ``limit`` (a name such
+    as ``"MAX_CHANNELS"``); ``what`` names the field (``"cell 3: channels"``). Spaces check what
+    they read with it, before anything is built."""
+    maximum = getattr(limits, limit)
+    if value > maximum:
+        raise ValueError(f"{what} {value} exceeds the limit of {maximum} "
+                         f"(deapnas.limits.{limit})")
 
 
 SPACES: dict[str, Space] = {}

@@ -29,7 +29,7 @@ from torch import nn
 from ..graph import InvalidGraphError, architecture_key
 from ..networks import MacroNet
 from ..ops import Shape
-from . import Space, register_space
+from . import Space, check_limit, register_space
 
 INPUT, OUTPUT = -2, -1
 
@@ -341,11 +341,28 @@ def to_json(genome: MacroGenome) -> dict:
 
 
 def from_json(data: dict, container: Callable[..., MacroGenome] = MacroGenome) -> MacroGenome:
-    """Inverse of :func:`to_json`."""
+    """Inverse of :func:`to_json`; a ``ValueError`` says which layer gene is not one, or what
+    exceeds :mod:`deapnas.limits` (layers, connections, kernel sizes)."""
+    check_limit("layers:", len(data["layers"]), "MAX_NODES")
+    check_limit("connections:", len(data["connections"]), "MAX_CONNECTIONS")
     genome = container()
     genome.layers = {int(n): layer for n, layer in data["layers"].items()}
+    for node, layer in genome.layers.items():
+        _check_layer(node, layer)
     genome.connections = [Connection(*c) for c in data["connections"]]
     return genome
+
+
+def _check_layer(node: int, layer) -> None:
+    """A layer gene written ``CONV_<k>.H|N`` or ``POOL_<k>.A|M``, its kernel ``k`` within
+    :data:`~deapnas.limits.MAX_KERNEL`."""
+    kind, _, spec = str(layer).partition("_")
+    kernel, _, variant = spec.partition(".")
+    if variant not in {"CONV": "HN", "POOL": "AM"}.get(kind, "") or len(variant) != 1 \
+            or not (kernel.isascii() and kernel.isdigit()) or int(kernel) < 1:
+        raise ValueError(f"layer {node}: {layer!r} is not a layer gene such as {LAYERS[0]!r} "
+                         f"or {LAYERS[-1]!r}")
+    check_limit(f"layer {node}: kernel", int(kernel), "MAX_KERNEL")
 
 
 SPACE = register_space(Space(

@@ -59,7 +59,7 @@ from torch import nn
 from ..graph import compile_graph
 from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
-from . import Space, register_space
+from . import Space, check_limit, register_space
 
 IDENTITY = "identity"
 #: The nine operations of the paper's Table I, as the encoding writes them.
@@ -235,9 +235,12 @@ def _redraw(operation: str, choices: Sequence[str], probability: float) -> str:
 # -- validation, encoding -> graph -> network --------------------------------------------------
 
 def validate(genome: Sequence) -> None:
-    """Raise ``ValueError`` saying what is wrong when ``genome`` is not a MiniGen encoding."""
+    """Raise ``ValueError`` saying what is wrong when ``genome`` is not a MiniGen encoding, or
+    one larger than :mod:`deapnas.limits` allows (cells, blocks, actions, widths, operations in
+    all), so that a crafted encoding is refused before it is built."""
     if not genome:
         raise ValueError("a MiniGen encoding needs at least the input cell")
+    check_limit("cells:", len(genome), "MAX_CELLS")
     for index, cell in enumerate(genome):
         if not isinstance(cell, (list, tuple)) or len(cell) != 3:
             raise ValueError(f"cell {index} must be [channels, blocks, actions], not {cell!r}")
@@ -251,10 +254,15 @@ def validate(genome: Sequence) -> None:
             raise ValueError(f"cell {index}: channels must be a positive int, not {width!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"cell {index}: blocks must be a positive int, not {blocks!r}")
+        check_limit(f"cell {index}: channels", width, "MAX_CHANNELS")
+        check_limit(f"cell {index}: blocks", blocks, "MAX_BLOCKS")
+        check_limit(f"cell {index}: actions", len(operations), "MAX_ACTIONS")
         unknown = [op for op in operations if op not in OPERATIONS]
         if unknown:
             raise ValueError(f"cell {index}: unknown operations {unknown}; choose from "
                              f"{', '.join(OPERATIONS)}")
+    check_limit("operations in all (blocks x actions):",
+                sum(blocks * len(operations) for _, blocks, operations in genome), "MAX_NODES")
 
 
 def _validate_input_cell(width, blocks, operations: list) -> None:

@@ -55,7 +55,7 @@ from ..gep import Chromosome
 from ..graph import architecture_key
 from ..networks import Cell, CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, register_space
+from . import Space, check_limit, register_space
 
 NORMAL, REDUCTION = "normal", "reduction"
 #: The cell inputs, in the order a cell receives them: h(i-2), then h(i-1).
@@ -395,7 +395,13 @@ def cell_from_string(text: str, container: Callable[..., Chromosome] = Chromosom
 
 
 def from_json(data: dict, container: Callable[..., Model] = Model) -> Model:
-    """Inverse of :func:`to_json`."""
+    """Inverse of :func:`to_json`; a ``ValueError`` also for more genes or longer chromosomes
+    than :mod:`deapnas.limits` allows, before any is parsed."""
+    check_limit("genes:", len(data["genes"]), "MAX_GENES")
+    chromosomes = {f"the {kind} cell": data[kind] for kind in (NORMAL, REDUCTION)}
+    chromosomes.update((f"gene {name!r}", text) for name, text in data["genes"].items())
+    for what, text in chromosomes.items():
+        check_limit(f"{what}: symbols", len(str(text).replace("|", " ").split()), "MAX_SYMBOLS")
     cells = {kind: cell_from_string(data[kind]) for kind in (NORMAL, REDUCTION)}
     genes = {}
     for kind, cell in cells.items():

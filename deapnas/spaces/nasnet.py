@@ -37,7 +37,7 @@ from ..controller import GenomeLayout, mut_layout
 from ..graph import architecture_key
 from ..networks import CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, register_space
+from . import Space, check_limit, register_space
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "avg_pool_3x3", "max_pool_3x3",
        "identity")
@@ -82,6 +82,7 @@ def blocks_of(cell: Sequence) -> list[list]:
     if not cell or len(cell) % len(SLOTS):
         raise ValueError(f"a nasnet cell has 4 tokens per block (i1, i2, o1, o2), "
                          f"not {len(cell)} tokens")
+    check_limit("blocks:", len(cell) // len(SLOTS), "MAX_BLOCKS")
     blocks = [list(cell[i:i + len(SLOTS)]) for i in range(0, len(cell), len(SLOTS))]
     for b, block in enumerate(blocks):
         for slot, token in zip(SLOTS, block):
@@ -192,7 +193,9 @@ def to_json(cell: Sequence) -> list[list]:
 
 def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = list
               ) -> Sequence:
-    """Inverse of :func:`to_json`; a ``ValueError`` names a malformed block."""
+    """Inverse of :func:`to_json`; a ``ValueError`` names a malformed block, or more blocks
+    than :data:`~deapnas.limits.MAX_BLOCKS`."""
+    check_limit("blocks:", len(data), "MAX_BLOCKS")
     tokens = [token for block in data for token in block]
     if any(len(block) != len(SLOTS) for block in data):
         raise ValueError(f"every block is [i1, i2, o1, o2]; got {data!r}")
