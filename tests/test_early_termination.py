@@ -6,7 +6,7 @@ import json
 import pytest
 
 from deapnas.cli import main
-from deapnas.data import load_dataset, mini_dataset
+from deapnas.data import mini_dataset
 from deapnas.fitness import RankStop, TrainEvaluator, failed
 from deapnas.run import CONFIG, read_history
 from deapnas.spaces import nb201
@@ -19,10 +19,10 @@ DEAD = ["none", "none", "none", "none", "none", "avg_pool_3x3"]
 
 
 @pytest.fixture(scope="module")
-def digits():
+def few_digits(digits):
     """A small stratified part of the bundled digits: 30 training and 20 validation images
     of each class."""
-    return mini_dataset(load_dataset("digits"), train_per_class=30, score_per_class=20)
+    return mini_dataset(digits, train_per_class=30, score_per_class=20)
 
 
 def test_the_rule_stops_below_the_kth_best_of_earlier_candidates_after_the_same_epoch():
@@ -37,13 +37,13 @@ def test_the_rule_stops_below_the_kth_best_of_earlier_candidates_after_the_same_
         RankStop(0)
 
 
-def evaluator(digits, **options):
-    return TrainEvaluator(tiny_nb201, digits, epochs=3, batch_size=16, lr=0.01, device="cpu",
+def evaluator(data, **options):
+    return TrainEvaluator(tiny_nb201, data, epochs=3, batch_size=16, lr=0.01, device="cpu",
                           **options)
 
 
-def test_a_candidate_below_the_best_stops_and_keeps_its_accuracy(digits):
-    evaluate = evaluator(digits, stop_below_rank=1)
+def test_a_candidate_below_the_best_stops_and_keeps_its_accuracy(few_digits):
+    evaluate = evaluator(few_digits, stop_below_rank=1)
     live = evaluate(LIVE)
     assert live.info["epochs"] == 3 and "stopped" not in live.info
     dead = evaluate(DEAD)
@@ -52,7 +52,7 @@ def test_a_candidate_below_the_best_stops_and_keeps_its_accuracy(digits):
     assert dead.info["accuracy"] == dead[0]  # the accuracy after the epoch it stopped at
     again = evaluate(LIVE)  # as good as the best after every epoch: trains to the end
     assert again.info["epochs"] == 3 and "stopped" not in again.info
-    plain = evaluator(digits)
+    plain = evaluator(few_digits)
     plain(LIVE)
     assert plain(DEAD).info["epochs"] == 3  # off by default
     assert evaluate.settings()["stop_below_rank"] == 1 and plain.settings()["stop_below_rank"] \

@@ -11,8 +11,6 @@ from deap import base, tools
 
 from deapnas import proxies
 from deapnas.cli import main
-from deapnas.data import load_dataset
-from deapnas.fitness import TableEvaluator
 from deapnas.guided import GuidanceOptions, propose, warm_up
 from deapnas.methods import METHODS
 from deapnas.run import BEST, CONFIG, read_history
@@ -118,12 +116,7 @@ def test_unknown_proxy_names_the_choices():
 
 # -- the proxy evaluator ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def nb201_toolbox(evaluate) -> base.Toolbox:
+def easimple_toolbox(evaluate) -> base.Toolbox:
     toolbox = base.Toolbox()
     toolbox.register("individual", nb201.init_cell, nb201.SPACE.individual())
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
@@ -137,7 +130,7 @@ def nb201_toolbox(evaluate) -> base.Toolbox:
 def test_proxy_evaluator_drives_deaps_easimple_on_nb201(seeded):
     evaluate = proxies.ProxyEvaluator(tiny_nb201, "synflow", input_shape=SHAPE,
                                       num_classes=CLASSES, device="cpu")
-    toolbox = nb201_toolbox(evaluate)
+    toolbox = easimple_toolbox(evaluate)
     halloffame = tools.HallOfFame(1)
     population, _ = deap_algorithms.eaSimple(toolbox.population(n=6), toolbox, cxpb=0.5,
                                              mutpb=0.5, ngen=2, halloffame=halloffame,
@@ -195,10 +188,9 @@ def params_score():
     return proxies.ProxyEvaluator(tiny_nb201, "params", input_shape=SHAPE, num_classes=CLASSES)
 
 
-def test_warm_up_starts_easimple_from_the_best_of_k_random_genomes(nb201_csv, seeded):
-    score, drawn = params_score(), []
-    table = TableEvaluator(nb201_csv, nb201.arch_string, NB201_METRIC)
-    toolbox = nb201_toolbox(table)
+def test_warm_up_starts_easimple_from_the_best_of_k_random_genomes(nb201_table, seeded):
+    score, drawn, table = params_score(), [], nb201_table
+    toolbox = easimple_toolbox(table)
     toolbox.register("population", recording(tools.initRepeat, drawn), list, toolbox.individual)
     plain = toolbox.population(n=10)
     drawn.clear()
@@ -217,7 +209,7 @@ def test_warm_up_starts_easimple_from_the_best_of_k_random_genomes(nb201_csv, se
 
 def test_propose_mutates_to_the_best_of_k_mutants_inside_easimple(seeded):
     score, bred = params_score(), []
-    toolbox = nb201_toolbox(proxies.ProxyEvaluator(tiny_nb201, "synflow", input_shape=SHAPE,
+    toolbox = easimple_toolbox(proxies.ProxyEvaluator(tiny_nb201, "synflow", input_shape=SHAPE,
                                                    num_classes=CLASSES))
     toolbox.register("mutate", recording(nb201.mutate, bred))
     toolbox.decorate("mutate", propose(score, proposals=4))
