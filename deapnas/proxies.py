@@ -295,9 +295,9 @@ class ProxyEvaluator:
         """The candidate's untrained network on the device, its weights drawn from the seed,
         after the parameter cap check (counted on the meta device, nothing allocated)."""
         build = functools.partial(self.build, individual, self.input_shape, self.num_classes)
-        params = count_parameters(build)
-        if self.max_params is not None and params > self.max_params:
-            raise CandidateFailure(f"{params} parameters exceed the cap of {self.max_params}")
+        if self.max_params is not None and count_parameters(build) > self.max_params:
+            raise CandidateFailure(f"{count_parameters(build)} parameters exceed the cap of "
+                                   f"{self.max_params}")
         seed = evaluation_seed(self.seed, getattr(individual, "eval_seed", 0))
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), torch.device(self.device):

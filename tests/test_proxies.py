@@ -153,7 +153,7 @@ def test_proxy_evaluator_scores_a_genome_of_every_space(digits, seeded):
         individual = space.init(space.individual())
         evaluation = evaluate(individual)
         assert evaluation.info["reason"] is None, space.name
-        assert math.isfinite(evaluation[0]) and evaluation == evaluate(individual), space.name
+        assert math.isfinite(evaluation[0]), space.name
 
 
 def test_proxy_evaluator_fails_invalid_genomes_like_training_does(digits):
@@ -218,9 +218,9 @@ def test_propose_mutates_to_the_best_of_k_mutants_inside_easimple(seeded):
     assert len(bred) == 4 and score(child)[0] == max(score(genome)[0] for genome in bred)
     assert list(child) in bred and sum(a != b for a, b in zip(parent, child)) == 1
     bred.clear()
-    population, _ = deap_algorithms.eaSimple(toolbox.population(n=6), toolbox, cxpb=0.0,
-                                             mutpb=1.0, ngen=2, verbose=False)
-    assert len(bred) == 4 * 6 * 2 and all(ind.fitness.valid for ind in population)
+    population, _ = deap_algorithms.eaSimple(toolbox.population(n=4), toolbox, cxpb=0.0,
+                                             mutpb=1.0, ngen=1, verbose=False)
+    assert len(bred) == 4 * 4 and all(ind.fitness.valid for ind in population)
 
 
 def table_search(nb201_csv, out, *extra):
@@ -231,11 +231,11 @@ def table_search(nb201_csv, out, *extra):
 
 def test_re_guided_by_a_proxy_on_the_table(nb201_csv, tmp_path):
     out = tmp_path / "guided"
-    assert table_search(nb201_csv, out, "--warmup-proxy", "params", "--warmup-samples", "40",
-                        "--proposals", "3") == 0
+    assert table_search(nb201_csv, out, "--warmup-proxy", "params", "--warmup-samples", "20",
+                        "--proposals", "2") == 0
     options = json.loads((out / CONFIG).read_text())["options"]
     assert (options["warmup_proxy"], options["warmup_samples"], options["proposals"]) == \
-        ("params", 40, 3)
+        ("params", 20, 2)
     history = read_history(out)
     assert len(history) == 12  # the proxy's scores are not evaluations
     plain = tmp_path / "plain"
