@@ -17,7 +17,7 @@ from deapnas.run import BEST, CONFIG, read_history
 from deapnas.runner import settings
 from deapnas.spaces import SPACES, nb201
 
-from conftest import NB201_METRIC, chain_genome
+from conftest import NB201_METRIC, chain_genome, interrupt_evaluation, without_clock
 
 SHAPE, CLASSES = (3, 8, 8), 10
 #: A tiny NAS-Bench-201 network: one cell per stage, 4 channels.
@@ -242,6 +242,18 @@ def test_re_guided_by_a_proxy_on_the_table(nb201_csv, tmp_path):
     assert table_search(nb201_csv, plain) == 0
     first = lambda run: [r["key"] for r in read_history(run)[:5]]
     assert first(out) != first(plain)
+
+
+def test_guided_re_resumes_to_the_uninterrupted_result(nb201_csv, tmp_path, monkeypatch):
+    guidance = ("--warmup-proxy", "params", "--warmup-samples", "12", "--proposals", "2",
+                "--checkpoint-gap", "0", "--checkpoint-every", "3")
+    assert table_search(nb201_csv, tmp_path / "straight", *guidance) == 0
+    restore = interrupt_evaluation(monkeypatch, 9)
+    assert table_search(nb201_csv, tmp_path / "broken", *guidance) == 130
+    restore()
+    assert main(["resume", str(tmp_path / "broken"), "--quiet"]) == 0
+    assert without_clock(read_history(tmp_path / "broken")) == \
+        without_clock(read_history(tmp_path / "straight"))
 
 
 @pytest.mark.parametrize("extra, message", [
