@@ -196,12 +196,14 @@ class TrainEvaluator:
 
     def settings(self) -> dict:
         """What decides its fitness values, as JSON (see :func:`settings_of`); the device is
-        left out, since it may change between the runs of one search."""
+        left out, since it may change between the runs of one search, and early termination
+        appears only when it is on (so that a journal begun before it existed still
+        resumes)."""
         return {"evaluator": settings_of(type(self)), "build": settings_of(self.build),
                 "data": settings_of(self.data), "recipe": settings_of(self.recipe),
                 "seed": self.seed, "deterministic": self.deterministic,
                 "max_params": self.max_params, "objectives": list(self.objectives),
-                "stop_below_rank": self.early_stop.rank if self.early_stop else None}
+                **({"stop_below_rank": self.early_stop.rank} if self.early_stop else {})}
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}

@@ -167,6 +167,9 @@ class RunConfig:
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
             "download", "data_dir", "checkpoint_every", "checkpoint_gap")
+    #: Settings added after runs were made: left out of the fingerprint while unset, so that
+    #: a run made before they existed still resumes.
+    LATER = ("fitness",)
 
     @property
     def tabular(self) -> bool:
@@ -187,7 +190,8 @@ class RunConfig:
 
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with the checkpoint it resumes."""
-        return {k: v for k, v in as_dict(self).items() if k not in self.FREE}
+        return {k: v for k, v in as_dict(self).items()
+                if k not in self.FREE and not (k in self.LATER and v is None)}
 
 
 @dataclass

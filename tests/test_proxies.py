@@ -13,6 +13,7 @@ from deapnas import proxies
 from deapnas.cli import main
 from deapnas.guided import GuidanceOptions, propose, warm_up
 from deapnas.methods import METHODS
+from deapnas.options import RunConfig
 from deapnas.run import BEST, CONFIG, read_history
 from deapnas.runner import settings
 from deapnas.spaces import SPACES, nb201
@@ -287,3 +288,11 @@ def test_guidance_is_off_by_default_and_in_every_paper_preset():
             _, options = settings(method, preset)
             assert (options.warmup_proxy, options.warmup_samples, options.proposals) == \
                 (None, None, 1), (method.name, preset)
+
+
+def test_runs_without_fitness_keep_the_fingerprint_they_had_before_it_existed():
+    """A run directory made before --fitness existed holds a fingerprint without it, which a
+    resume compares with the config's: unset, --fitness stays out of it."""
+    plain, proxy = RunConfig(), RunConfig(fitness="proxy:synflow")
+    assert "fitness" not in plain.fingerprint()
+    assert proxy.fingerprint() == {**plain.fingerprint(), "fitness": "proxy:synflow"}
