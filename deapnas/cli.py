@@ -27,7 +27,7 @@ except KeyboardInterrupt:
     raise SystemExit(130) from None
 
 GROUPS = {  # RunConfig fields by help group
-    "what to search": ("algorithm", "space", "objectives"),
+    "what to search": ("algorithm", "space", "objectives", "fitness"),
     "data": ("dataset", "data_dir", "download", "table", "metric", "report"),
     "budget": ("evaluations", "time_limit", "seed"),
     "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",

@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Optional
 
@@ -161,6 +162,10 @@ class TrainEvaluator:
     :param objectives: what the fitness tuple holds, in order: ``"accuracy"`` (validation),
         ``"params"``, ``"train_seconds"`` (see :data:`OBJECTIVES`); every one of them is also
         in ``.info``.
+    :param stop_below_rank: early termination (:class:`RankStop`): a candidate whose validation
+        accuracy after an epoch is below the ``stop_below_rank``-th best of the earlier
+        candidates at that epoch stops training, keeps that accuracy as its fitness and the
+        reason in ``info["stopped"]``; ``info["epochs"]`` counts the epochs it trained.
 
     What varies from one evaluation to the next travels on the individual, never on the
     evaluator (pool workers keep their own copy of it). Attributes read when present:
@@ -188,7 +193,8 @@ class TrainEvaluator:
                  weight_decay: float = 0.0, device: str = "auto", seed: int = 0,
                  deterministic: bool = False, max_params: Optional[int] = None,
                  recipe: Optional[Recipe] = None, cublas_workspace: str = ":4096:8",
-                 objectives: Iterable[str] = ("accuracy",), **recipe_options: Any):
+                 objectives: Iterable[str] = ("accuracy",),
+                 stop_below_rank: Optional[int] = None, **recipe_options: Any):
         objective_weights(objectives)
         self.objectives = tuple(objectives)
         self.recipe = recipe or Recipe(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -200,6 +206,7 @@ class TrainEvaluator:
         self.device = resolve_device(device)
         self.seed, self.deterministic, self.max_params = seed, deterministic, max_params
         self.cublas_workspace = cublas_workspace
+        self.early_stop = RankStop(stop_below_rank) if stop_below_rank else None
         self._on_device: Optional[Dataset] = None
 
     @property
@@ -208,11 +215,14 @@ class TrainEvaluator:
 
     def settings(self) -> dict:
         """What decides its fitness values, as JSON (see :func:`settings_of`); the device is
-        left out, since it may change between the runs of one search."""
+        left out, since it may change between the runs of one search, and early termination
+        appears only when it is on (so that a journal begun before it existed still
+        resumes)."""
         return {"evaluator": settings_of(type(self)), "build": settings_of(self.build),
                 "data": settings_of(self.data), "recipe": settings_of(self.recipe),
                 "seed": self.seed, "deterministic": self.deterministic,
-                "max_params": self.max_params, "objectives": list(self.objectives)}
+                "max_params": self.max_params, "objectives": list(self.objectives),
+                **({"stop_below_rank": self.early_stop.rank} if self.early_stop else {})}
 
     def __getstate__(self):  # a pickled evaluator moves its data to its new device itself
         return {**self.__dict__, "_on_device": None}
@@ -267,7 +277,8 @@ class TrainEvaluator:
                 trainer = self.trainer(net, inherited or (), resumed)
                 data = self.device_data
                 epochs = getattr(individual, "epochs", None) or self.recipe.epochs
-                info["epochs"] = self.fit(net, data.train, epochs, trainer=trainer)
+                stop = self._stop_rule(net, data.val, info) if self.early_stop else None
+                info["epochs"] = self.fit(net, data.train, epochs, trainer=trainer, stop=stop)
                 score = self.accuracy(net, data.val)
                 info.update(self.after_training(individual, net, score))
             if getattr(individual, "save_to", None):
@@ -384,11 +395,13 @@ class TrainEvaluator:
 
     def fit(self, net: nn.Module, split: Split, epochs: int, trainer=None,
             generator: Optional[torch.Generator] = None, first_epoch: int = 1,
-            after_epoch: Optional[Callable[[dict], None]] = None) -> int:
+            after_epoch: Optional[Callable[[dict], None]] = None,
+            stop: Optional[Callable[[int], bool]] = None) -> int:
         """Train ``net`` in place on ``split`` for ``epochs`` epochs of the recipe (with the
         ``(optimizer, schedule)`` of ``trainer`` when given, see :meth:`trainer`, and the
         shuffling ``generator`` when given), from epoch ``first_epoch`` (a training that
-        continues); the number of epochs run. ``after_epoch(record)`` gets each epoch's record:
+        continues); the number of epochs run, fewer when ``stop(epoch)`` says so after an epoch
+        before the last. ``after_epoch(record)`` gets each epoch's record:
         ``epoch``, ``loss``, ``train_accuracy`` (see
         :func:`~deapnas.training.train_epoch_measured`) and ``seconds``. A non-finite loss
         raises :class:`~deapnas.training.CandidateFailure`. With ``recipe.drop_path``, the
@@ -409,7 +422,19 @@ class TrainEvaluator:
             if after_epoch is not None:
                 after_epoch({"epoch": epoch, "loss": loss, "train_accuracy": train_accuracy,
                              "seconds": time.perf_counter() - start})
+            if stop is not None and epoch < epochs and stop(epoch):
+                return epoch - first_epoch + 1
         return max(epochs - first_epoch + 1, 0)
+
+    def _stop_rule(self, net: nn.Module, val: Split, info: dict) -> Callable[[int], bool]:
+        """``stop(epoch)`` for :meth:`fit`: :attr:`early_stop` on ``net``'s validation
+        accuracy, its reason recorded in ``info["stopped"]``."""
+        def stop(epoch: int) -> bool:
+            reason = self.early_stop.observe(epoch, self.accuracy(net, val))
+            if reason is not None:
+                info["stopped"] = reason
+            return reason is not None
+        return stop
 
     def accuracy(self, net: nn.Module, split: Split) -> float:
         """Top-1 accuracy of ``net`` on ``split`` (in [0, 1])."""
@@ -438,6 +463,36 @@ def training_state(net: nn.Module, trainer: tuple, epochs: int, inherited: Itera
     optimizer, schedule = trainer
     return {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "epochs": epochs, "inherited": list(inherited)}
+
+
+class RankStop:
+    """Early termination in the manner of successive halving: the validation accuracy of every
+    candidate after each epoch is recorded, and a candidate below the ``rank``-th best of the
+    earlier candidates' accuracies after the same epoch stops (none stops while fewer than
+    ``rank`` earlier candidates reached that epoch).
+
+    The record lives in the evaluator: each pool worker keeps its own, and a resumed search
+    starts a new one, so with it a search's results depend on the workers and on resumes."""
+
+    def __init__(self, rank: int):
+        if rank < 1:
+            raise ValueError(f"stop_below_rank must be at least 1, not {rank}")
+        self.rank = rank
+        self.accuracies: dict[int, list[float]] = defaultdict(list)
+
+    def threshold(self, epoch: int) -> Optional[float]:
+        """The ``rank``-th best accuracy recorded after ``epoch`` (None: too few)."""
+        recorded = sorted(self.accuracies[epoch], reverse=True)
+        return recorded[self.rank - 1] if len(recorded) >= self.rank else None
+
+    def observe(self, epoch: int, accuracy: float) -> Optional[str]:
+        """Record a candidate's ``accuracy`` after ``epoch``; why it stops, or None."""
+        threshold = self.threshold(epoch)
+        self.accuracies[epoch].append(accuracy)
+        if threshold is None or accuracy >= threshold:
+            return None
+        return (f"stopped after epoch {epoch}: validation accuracy {accuracy:.4f} is below "
+                f"{threshold:.4f}, number {self.rank} of the earlier candidates after that epoch")
 
 
 def out_of_memory(error: RuntimeError, individual, **info: Any) -> Evaluation:

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 from . import limits
 from .data import DATASETS
+from .proxies import PROXIES
 
 #: Dataset names that stand for a benchmark table (given with ``--table``).
 TABLE_DATASETS = ("nb201",)
@@ -168,6 +169,10 @@ class RunConfig:
                              "(maximised), params, train_seconds (minimised); several make a "
                              "multi-objective search (NSGA-II ranking) with its Pareto front "
                              "in pareto.json")
+    fitness: Optional[str] = option(None, "proxy:NAME scores each candidate's untrained "
+                                    "network with a zero-cost proxy instead of training it "
+                                    "(training-free search; unset: trained or looked up)",
+                                    choices=tuple(f"proxy:{name}" for name in PROXIES))
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
                                         "unset: the method's own stopping rule)",
                                         minimum=1, maximum=limits.MAX_EVALUATIONS)
@@ -199,6 +204,9 @@ class RunConfig:
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
             "download", "data_dir", "checkpoint_every", "checkpoint_gap")
+    #: Settings added after runs were made: left out of the fingerprint while unset, so that
+    #: a run made before they existed still resumes.
+    LATER = ("fitness",)
 
     @property
     def tabular(self) -> bool:
@@ -224,7 +232,8 @@ class RunConfig:
 
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with the checkpoint it resumes."""
-        return {k: v for k, v in as_dict(self).items() if k not in self.FREE}
+        return {k: v for k, v in as_dict(self).items()
+                if k not in self.FREE and not (k in self.LATER and v is None)}
 
 
 @dataclass
@@ -245,3 +254,10 @@ class TrainingOptions:
                              "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "
                                  "scores identically, on a GPU too")
+    stop_below_rank: Optional[int] = option(None, "early termination: a candidate whose "
+                                            "validation accuracy after an epoch is below the "
+                                            "k-th best of the earlier candidates at that epoch "
+                                            "stops training and keeps it (unset: every "
+                                            "candidate trains every epoch; NASGEP and EG-NAS "
+                                            "train their own way and ignore it)", minimum=1,
+                                            maximum=limits.MAX_POPULATION)

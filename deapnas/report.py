@@ -294,7 +294,7 @@ def _metric(config, method=None) -> tuple[str, str]:
         return method.fitness_name, ""
     if config.tabular:
         return config.metric, "%" if "acc" in config.metric else ""
-    return "validation accuracy", ""
+    return config.fitness or "validation accuracy", ""
 
 
 def _save(figure, path: Path) -> Path:

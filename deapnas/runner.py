@@ -30,6 +30,7 @@ from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
 from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool, warm_up
+from .proxies import DATA_FREE, ProxyEvaluator
 from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
                   TimeUp, conform, read_json, write_json)
 from .spaces import Space, get_space
@@ -110,6 +111,11 @@ class Run:
             self._data = load_data(self.config, self.options)
         return self._data
 
+    def proxy_evaluator(self, proxy: str) -> ProxyEvaluator:
+        """A :class:`~deapnas.proxies.ProxyEvaluator` of ``proxy`` for this run's genomes
+        (:func:`make_proxy_evaluator`)."""
+        return make_proxy_evaluator(self.config, self.options, self.space, self.data, proxy)
+
     def history(self) -> list[dict]:
         """Every evaluation recorded so far, in order."""
         return self.journal.history if self.journal is not None else []
@@ -169,6 +175,13 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          "of TrainingOptions so that they accept, and config.json records, those settings"),
         (config.objective_names == ("accuracy",) or method.multi_objective,
          f"{method.name} optimises its own fitness: it takes no --objectives"),
+        (config.fitness is None or method.evaluator is None,
+         f"{method.name} has its own fitness: it takes no --fitness"),
+        (config.fitness is None or not config.tabular,
+         f"--fitness {config.fitness} scores networks, a --dataset {config.dataset} search "
+         "looks its fitness up: search on images (--dataset digits...), or drop --fitness"),
+        (config.fitness is None or config.objective_names == ("accuracy",),
+         f"--fitness {config.fitness} is one score: it takes no --objectives"),
     ]
     for ok, message in checks:
         if not ok:
@@ -183,6 +196,8 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
         report_table(config)  # a missing file or column is refused before the search
     if hasattr(options, "validate"):
         options.validate(config)
+    if hasattr(options, "validate_guidance"):
+        options.validate_guidance(config)
 
 
 def _table_needs_nb201(method: Method) -> str:
@@ -223,6 +238,9 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
         table.check_keys([space.key(space.init()) for _ in range(5)])
         random.setstate(state)
         return table
+    if config.fitness is not None:
+        return make_proxy_evaluator(config, options, space, data,
+                                    config.fitness.removeprefix("proxy:"))
     if data is None:
         data = load_data(config, options)
     training = options if isinstance(options, TrainingOptions) else TrainingOptions()
@@ -233,7 +251,34 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                           device=config.first_device, seed=config.seed,
                           deterministic=training.deterministic,
                           max_params=training.max_params or None,
-                          objectives=config.objective_names, **evaluator_options)
+                          objectives=config.objective_names,
+                          stop_below_rank=training.stop_below_rank, **evaluator_options)
+
+
+#: The input shape and classes of the networks a benchmark table was made by training
+#: (NAS-Bench-201's CIFAR-10), for proxies that score a table search's genomes.
+TABLE_IMAGES = {"nb201": ((3, 32, 32), 10)}
+
+
+def make_proxy_evaluator(config: RunConfig, options: Any, space: Space,
+                         data: Optional[Dataset], proxy: str) -> ProxyEvaluator:
+    """A :class:`~deapnas.proxies.ProxyEvaluator` of ``proxy`` for the run's genomes: their
+    networks built with the method's training options (width, cells, parameter cap) on the
+    run's data (loaded when not given), its minibatch of ``batch_size`` training images. A
+    table search has no images: its genomes are built in the benchmark's own skeleton (the
+    space's defaults) for :data:`TABLE_IMAGES`, and only a data-free proxy scores them."""
+    training = options if isinstance(options, TrainingOptions) else TrainingOptions()
+    common = dict(seed=config.seed, device=config.first_device, batch_size=training.batch_size)
+    if config.tabular:
+        if proxy not in DATA_FREE:
+            raise ValueError(f"the proxy {proxy} scores images, which a table search has none "
+                             f"of: use one of {', '.join(sorted(DATA_FREE))}")
+        shape, classes = TABLE_IMAGES[config.dataset]
+        return ProxyEvaluator(space.build_network, proxy, input_shape=shape,
+                              num_classes=classes, **common)
+    build = functools.partial(space.build_network, **space.network_kwargs(training))
+    return ProxyEvaluator(build, proxy, data if data is not None else load_data(config, options),
+                          max_params=training.max_params or None, **common)
 
 
 def _distinct(names: tuple[str, ...]) -> bool:
@@ -479,7 +524,7 @@ def write_best(run: Run) -> dict:
     best = {"method": run.method.name, "space": run.space.name, "genome": pick["genome"],
             "key": pick.get("key"), "fitness": pick.get("mean_fitness", pick["fitness"][0]),
             "metric": pick.get("metric") or (run.config.metric if run.config.tabular
-                                              else "validation accuracy"),
+                                              else run.config.fitness or "validation accuracy"),
             "params": pick.get("info", {}).get("params"), "evaluations": len(history),
             **{k: pick[k] for k in ("times_evaluated", "fallback", "chosen_by") if k in pick}}
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick

@@ -14,14 +14,15 @@ from deap import tools
 from .. import limits
 from ..algorithms import (best_average, best_nondominated, regularized_evolution,
                           sel_best_of_sample)
+from ..guided import GuidanceOptions, guide
 from ..options import RunConfig, TrainingOptions, option
 from . import Method, register_method
 
 
 @dataclass
-class Options(TrainingOptions):
+class Options(TrainingOptions, GuidanceOptions):
     """Regularized evolution; every default is the paper's (P = 100, S = 25, 10 epochs of Adam,
-    C = 64 channels)."""
+    C = 64 channels), proxy guidance off."""
 
     population: int = option(100, "population P", minimum=1, maximum=limits.MAX_POPULATION)
     sample_size: int = option(25, "sample size S: the parent is the best of S individuals "
@@ -53,6 +54,7 @@ def search(run) -> tools.Logbook:
                       "per step: raise --children-per-step to keep the workers busy",
                       stacklevel=2)
     toolbox = run.toolbox()
+    guide(toolbox, run)
     toolbox.register("select", sel_best_of_sample, sample_size=options.sample_size,
                      best=best_nondominated if run.multi_objective else None)
     _, logbook = regularized_evolution(
