@@ -413,6 +413,8 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
+    if data.normalisation is not None:  # what the exported program applies to raw pixels
+        result["normalisation"] = data.normalisation.record()
     result = save_trained(Path(directory), net.state_dict(), result)
     (Path(directory) / TRAIN_STATE).unlink()  # finished: model.pt holds what it led to
     return result
