@@ -279,7 +279,8 @@ def _digits() -> tuple[Split, int]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    pool = Split(_images_to_tensor(digits.images, DIGITS_SCALE), torch.as_tensor(digits.target, dtype=torch.long))
+    pool = Split(_images_to_tensor(digits.images, DIGITS_SCALE),
+                 torch.as_tensor(digits.target, dtype=torch.long))
     return pool, len(digits.target_names)
 
 
@@ -307,7 +308,8 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Split, Spl
         raise DatasetError(f"could not {action} {name} under {root}: {exc}\n"
                            "Check network access, or delete the files there and put "
                            "intact copies in their place.") from exc
-    train, test = (Split(_images_to_tensor(ds.data, BYTE_SCALE), torch.as_tensor(ds.targets, dtype=torch.long))
+    train, test = (Split(_images_to_tensor(ds.data, BYTE_SCALE),
+                         torch.as_tensor(ds.targets, dtype=torch.long))
                    for ds in official)
     return train, test, len(official[0].classes)
 

@@ -327,7 +327,8 @@ def pick(run) -> dict:
     params = count_parameters(lambda: space.build_network(
         architecture, data.input_shape, data.num_classes, **space.network_kwargs(run.options)))
     return {**record, "fitness": [scored.info["accuracy"]], "info": {"params": params},
-            "metric": SUPERNET_ACCURACY, "chosen_by": "derived from the final architecture weights; the supernet's accuracy "
+            "metric": SUPERNET_ACCURACY,
+            "chosen_by": "derived from the final architecture weights; the supernet's accuracy "
                          "at them"}
 
 
