@@ -362,8 +362,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             _say(f"wrote {path}")
     elif args.command == "export":
         from .export import export
-        _say(f"wrote {export(args.directory)} and its genome.json; load it with "
-             "torch.export.load(path).module()")
+        _say(f"wrote {export(args.directory)}, genome.json and preprocessing.json; load it "
+             "with torch.export.load(path).module(), give it raw pixel values (float32, as "
+             "the dataset stores them: preprocessing.json says how it normalises them)")
     elif args.command == "train":
         result = report.retrain(args.directory, args.epochs, args.device, args.channels,
                                 progress=not args.quiet)

@@ -22,7 +22,7 @@ import math
 import os
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -51,6 +51,9 @@ OFFICIAL_SIZES = {
     "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
     "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
 }
+#: The largest pixel value each kind of dataset stores: scikit-learn's digits count 0..16, the
+#: others are bytes (0..255).
+DIGITS_SCALE, BYTE_SCALE = 16.0, 255.0
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UBYTE = 0x08
 
@@ -79,15 +82,33 @@ class Split:
         return Split(self.x[index], self.y[index])
 
 
+@dataclass(frozen=True)
+class Normalisation:
+    """How a dataset's images were normalised: ``(pixels / scale - mean) / std`` per channel,
+    where ``pixels`` are the values the dataset stores (0 to ``scale``: 16 for digits, 255 for
+    the others) and ``mean`` and ``std`` are the training split's, one per channel."""
+
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def record(self) -> dict:
+        """As ``train.json`` and ``export/preprocessing.json`` hold it."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
+
+
 @dataclass
 class Dataset:
-    """A named dataset split three ways, normalised with train statistics."""
+    """A named dataset split three ways, normalised with train statistics (``normalisation``
+    says how; None for a dataset built by hand)."""
 
     name: str
     train: Split
     val: Split
     test: Split
     num_classes: int
+    normalisation: Normalisation | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -118,13 +139,14 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, downlo
     """
     if name == "digits":
         pool, num_classes = _digits()
-        return _from_pool(name, pool, num_classes, val_fraction, test_fraction, seed)
+        return _from_pool(name, pool, num_classes, val_fraction, test_fraction, seed,
+                          DIGITS_SCALE)
     if name == "idx":
         return _load_idx_folder(data_dir, val_fraction, test_fraction, seed)
     if name in _TORCHVISION_CLASSES:
         root = Path(data_dir).expanduser() if data_dir is not None else DEFAULT_DATA_DIR
         train, test, num_classes = _load_torchvision(name, root, download)
-        return _from_train_test(name, train, test, num_classes, val_fraction, seed)
+        return _from_train_test(name, train, test, num_classes, val_fraction, seed, BYTE_SCALE)
     raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
 
 
@@ -230,23 +252,26 @@ def _images_to_tensor(images: ArrayLike | torch.Tensor, scale: float) -> torch.T
 
 
 def _from_pool(name: str, pool: Split, num_classes: int, val_fraction: float,
-               test_fraction: float, seed: int) -> Dataset:
+               test_fraction: float, seed: int, scale: float) -> Dataset:
     """Build a dataset from one unsplit pool: hold out a test split, then validation."""
     rest, test = stratified_split(pool.y, test_fraction, seed)
     return _from_train_test(name, pool.subset(rest), pool.subset(test), num_classes,
-                            val_fraction, seed)
+                            val_fraction, seed, scale)
 
 
 def _from_train_test(name: str, train_pool: Split, test: Split, num_classes: int,
-                     val_fraction: float, seed: int) -> Dataset:
-    """Build a dataset from train and test splits, carving validation out of train."""
+                     val_fraction: float, seed: int, scale: float) -> Dataset:
+    """Build a dataset from train and test splits (images divided by ``scale``, the largest
+    stored pixel value), carving validation out of train."""
     train_idx, val_idx = stratified_split(train_pool.y, val_fraction, seed)
     train, val = train_pool.subset(train_idx), train_pool.subset(val_idx)
     dims = (0, 2, 3)
     mean = train.x.mean(dim=dims, keepdim=True)
     std = train.x.std(dim=dims, keepdim=True).clamp_min(1e-8)
     train, val, test = (Split((s.x - mean) / std, s.y) for s in (train, val, test))
-    return Dataset(name, train, val, test, num_classes)
+    normalisation = Normalisation(scale, tuple(mean.flatten().tolist()),
+                                  tuple(std.flatten().tolist()))
+    return Dataset(name, train, val, test, num_classes, normalisation)
 
 
 def _digits() -> tuple[Split, int]:
@@ -254,7 +279,8 @@ def _digits() -> tuple[Split, int]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    pool = Split(_images_to_tensor(digits.images, 16.0), torch.as_tensor(digits.target, dtype=torch.long))
+    pool = Split(_images_to_tensor(digits.images, DIGITS_SCALE),
+                 torch.as_tensor(digits.target, dtype=torch.long))
     return pool, len(digits.target_names)
 
 
@@ -282,7 +308,8 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Split, Spl
         raise DatasetError(f"could not {action} {name} under {root}: {exc}\n"
                            "Check network access, or delete the files there and put "
                            "intact copies in their place.") from exc
-    train, test = (Split(_images_to_tensor(ds.data, 255.0), torch.as_tensor(ds.targets, dtype=torch.long))
+    train, test = (Split(_images_to_tensor(ds.data, BYTE_SCALE),
+                         torch.as_tensor(ds.targets, dtype=torch.long))
                    for ds in official)
     return train, test, len(official[0].classes)
 
@@ -323,8 +350,10 @@ def _load_idx_folder(data_dir: str | os.PathLike | None, val_fraction: float,
     num_classes = max(int(split.y.max()) for split in splits.values()) + 1
     if len(splits) == 1:
         (pool,) = splits.values()
-        return _from_pool("idx", pool, num_classes, val_fraction, test_fraction, seed)
-    return _from_train_test("idx", splits["train"], splits["test"], num_classes, val_fraction, seed)
+        return _from_pool("idx", pool, num_classes, val_fraction, test_fraction, seed,
+                          BYTE_SCALE)
+    return _from_train_test("idx", splits["train"], splits["test"], num_classes, val_fraction,
+                            seed, BYTE_SCALE)
 
 
 def _idx_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
@@ -370,7 +399,7 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> Split:
     if len(images) != len(labels):
         raise DatasetError(f"{images_path.name} holds {len(images)} images but {labels_path.name} "
                            f"holds {len(labels)} labels; use files from the same split")
-    return Split(_images_to_tensor(images, 255.0), torch.as_tensor(labels, dtype=torch.long))
+    return Split(_images_to_tensor(images, BYTE_SCALE), torch.as_tensor(labels, dtype=torch.long))
 
 
 def _read_maybe_gzipped(path: Path) -> bytes:
@@ -452,7 +481,8 @@ def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:
                                "new mini set")
         test = test.subset(np.setdiff1d(np.arange(len(test)), index.cpu().numpy()))
     return Dataset(f"mini-{dataset.name}", Split(saved["train_x"], saved["train_y"]),
-                   Split(saved["score_x"], saved["score_y"]), test, dataset.num_classes)
+                   Split(saved["score_x"], saved["score_y"]), test, dataset.num_classes,
+                   dataset.normalisation)
 
 
 def _save_mini(path: Path, saved: dict) -> None:

@@ -406,8 +406,9 @@ def plot_fitness(records: Sequence[dict], metric_name: str, units: str = "",
         if not done:  # no value to read off the y axis
             ax.set_yticks([])
     label = f"{metric_name} ({units})" if units else metric_name
-    ax.set(xlabel="evaluation", ylabel=label,
-           title=title or f"{metric_name} of each evaluation")
+    title = title or f"{metric_name} of each evaluation" + ("" if maximize else
+                                                             " (lower is better)")
+    ax.set(xlabel="evaluation", ylabel=textwrap.fill(label, 36), title=textwrap.fill(title, 64))
     if records:
         pad = max(1.0, 0.02 * (max(order) - min(order)))
         ax.set_xlim(min(order) - pad, max(order) + pad)  # failures do not widen it themselves

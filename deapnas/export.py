@@ -1,9 +1,15 @@
 """A finished run's architecture as a model to use: :func:`load_model` rebuilds the trained
 network in Python; :func:`export` writes it as a ``torch.export`` program that loads and runs
-without deapnas::
+without deapnas, and takes the images as the dataset stores them::
 
     program = torch.export.load("runs/re-macro-digits-seed0/export/model.pt2")
-    logits = program.module()(images)          # images: N x C x H x W, normalised as in training
+    logits = program.module()(images)  # float32 N x C x H x W raw pixel values (digits 0..16)
+
+The exported program normalises its input itself, as the run normalised its images
+(``(pixels / scale - mean) / std`` per channel, with the training split's mean and std);
+``export/preprocessing.json`` records how. :func:`load_model` returns the network alone, which
+takes normalised images (as :class:`deapnas.data.Dataset` holds them) unless
+``raw_inputs=True``.
 
 Both need the weights ``deapnas train DIR`` writes (``model.pt`` and ``train.json``, which
 records the SHA-256 of ``model.pt``: a pair that does not match is refused).
@@ -19,10 +25,11 @@ import torch
 from torch import nn
 
 from . import schema
+from .data import Normalisation
 from .networks import check_parameters
 from .options import check_path
 from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_json
-from .runner import load_config
+from .runner import load_config, load_data
 from .safefiles import folder, write_atomic
 from .spaces import get_space
 from .training import load_weights
@@ -30,8 +37,26 @@ from .training import load_weights
 TRAINED, WEIGHTS = "train.json", "model.pt"
 
 
-def load_model(directory: str | os.PathLike) -> nn.Module:
-    """The run's picked architecture with the weights ``deapnas train`` gave it, in eval mode."""
+class RawInputs(nn.Module):
+    """``net`` behind the normalisation its run applied: it takes float32 pixel values as the
+    dataset stores them (0 to ``normalisation.scale``)."""
+
+    def __init__(self, net: nn.Module, normalisation: Normalisation):
+        super().__init__()
+        self.net, self.scale = net, normalisation.scale
+        channels = (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(normalisation.mean).view(channels))
+        self.register_buffer("std", torch.tensor(normalisation.std).view(channels))
+
+    def forward(self, pixels: torch.Tensor):
+        return self.net((pixels / self.scale - self.mean) / self.std)
+
+
+def load_model(directory: str | os.PathLike, *, raw_inputs: bool = False) -> nn.Module:
+    """The run's picked architecture with the weights ``deapnas train`` gave it, in eval mode.
+    It takes images normalised as the run normalised them; with ``raw_inputs``, pixel values
+    as the dataset stores them (float32; see :class:`RawInputs`), as the exported program
+    does."""
     check_path("load_model(directory)", directory)
     directory = Path(directory)
     config, options, _ = load_config(directory)  # first: is it a run directory at all?
@@ -54,7 +79,17 @@ def load_model(directory: str | os.PathLike) -> nn.Module:
         raise RunDirectoryError(f"{directory / WEIGHTS} does not hold the weights of the network "
                                 f"{directory / TRAINED} describes; run `deapnas train "
                                 f"{directory}` again") from None
-    return net.eval()
+    return RawInputs(net.eval(), normalisation(directory)).eval() if raw_inputs else net.eval()
+
+
+def normalisation(directory: str | os.PathLike) -> Normalisation:
+    """How the run's images were normalised: as ``train.json`` records it, or (for a
+    ``train.json`` of an older deapnas) as loading the run's dataset again finds it."""
+    recorded = training_result(directory).get("normalisation")
+    if recorded is not None:
+        return Normalisation(recorded["scale"], tuple(recorded["mean"]), tuple(recorded["std"]))
+    config, options, _ = load_config(directory)
+    return load_data(config, options).normalisation
 
 
 def _check_keywords(network: dict, build, path: Path) -> None:
@@ -89,10 +124,12 @@ def training_result(directory: str | os.PathLike) -> dict:
 
 def export(directory: str | os.PathLike) -> Path:
     """Write ``DIR/export/model.pt2`` (the trained network as a ``torch.export`` program, batch
-    size free) and ``DIR/export/genome.json``; the program's path."""
+    size free, that takes raw pixel values and normalises them itself),
+    ``DIR/export/genome.json`` and ``DIR/export/preprocessing.json`` (what the program expects
+    and how it normalises it); the program's path."""
     check_path("export(directory)", directory)
     directory = Path(directory)
-    net = load_model(directory)
+    net = load_model(directory, raw_inputs=True)
     shape = tuple(read_json(directory / TRAINED, "training result",
                             schema.TRAINED)["input_shape"])
     batch = torch.export.Dim("batch", min=1)
@@ -105,4 +142,15 @@ def export(directory: str | os.PathLike) -> Path:
     best = read_json(directory / BEST, "result", schema.BEST)
     write_json(out / "genome.json", {k: best[k] for k in ("method", "space", "genome", "key")
                                      if k in best} | {"input_shape": list(shape)})
+    write_json(out / "preprocessing.json", preprocessing(net, shape))
     return out / "model.pt2"
+
+
+def preprocessing(net: RawInputs, shape: tuple[int, ...]) -> dict:
+    """What ``export/preprocessing.json`` says of the exported program's input."""
+    scale = net.scale
+    return {"input_dtype": "float32", "input_shape": ["N", *shape],
+            "pixel_range": [0, scale],
+            "normalisation": "(pixels / scale - mean) / std per channel, inside model.pt2",
+            "scale": scale, "mean": net.mean.flatten().tolist(),
+            "std": net.std.flatten().tolist()}

@@ -5,6 +5,7 @@ which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 import io
+import textwrap
 import json
 from collections import Counter
 from dataclasses import replace
@@ -55,12 +56,14 @@ def summary(directory: str | Path) -> str:
                       schema.CONFIG).get("typed", {})
     data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
         else f"dataset {config.dataset}"
-    fittest = best_evaluation(history, fitness_weights(config, method)[0] > 0)
+    maximize = fitness_weights(config, method)[0] > 0
+    fittest = best_evaluation(history, maximize)
     lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
              f"seed {config.seed}",
              f"evaluations: {len(history)}" + (f" of {config.evaluations}"
                                                if config.evaluations else "")
-             + (f", best single fitness {fittest['fitness'][0]:.4f}" if fittest else "")]
+             + (f", best single fitness {fittest['fitness'][0]:.4f} "
+                f"({_fitness_named(config, method, maximize)})" if fittest else "")]
     lines += _failures(history)
     running = holder(directory)
     if best is None and running:
@@ -283,7 +286,8 @@ def plot_best(directory: str | Path) -> Path:
         draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
     times = best.get("times_evaluated")
     count = f" (mean of {times})" if times and times > 1 else ""
-    figure.suptitle(f"best architecture: {best['metric']} {best['fitness']:.4f}{count}")
+    figure.suptitle(textwrap.fill(f"best architecture: {best['metric']} "
+                                  f"{best['fitness']:.4f}{count}", 40 + 25 * len(graphs)))
     return _save(figure, Path(directory) / "best.png")
 
 
@@ -291,10 +295,18 @@ def _metric(config, method=None) -> tuple[str, str]:
     """The fitness's name and units: the method's own fitness, a table's column (NAS-Bench-201:
     percent), else the validation accuracy (a fraction)."""
     if method is not None and method.fitness_name:
-        return method.fitness_name, ""
+        name = method.fitness_name
+        return (name(config) if callable(name) else name), ""
     if config.tabular:
         return config.metric, "%" if "acc" in config.metric else ""
     return config.fitness or "validation accuracy", ""
+
+
+def _fitness_named(config, method, maximize: bool) -> str:
+    """What the fitness of each evaluation is, and which way is better, as a summary says it."""
+    name = (_metric(config, method)[0] if config.objective_names == ("accuracy",)
+            else config.objective_names[0])
+    return f"{name}, {'higher' if maximize else 'lower'} is better"
 
 
 def _save(figure, path: Path) -> Path:
@@ -413,6 +425,8 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               "test_accuracy": accuracy, "params": inference_parameters(net),
               "test_images": len(data.test)}
+    if data.normalisation is not None:  # what the exported program applies to raw pixels
+        result["normalisation"] = data.normalisation.record()
     result = save_trained(Path(directory), net.state_dict(), result)
     (Path(directory) / TRAIN_STATE).unlink()  # finished: model.pt holds what it led to
     return result

@@ -581,7 +581,8 @@ class Progress:
             self.failed += 1
         elapsed = self.bar.format_dict["elapsed"]
         rate = f"{60 * (self.bar.n + 1) / elapsed:.1f}" if elapsed > 0 else "-"
-        self.bar.set_postfix_str(f"{rate} eval/min, best {self.best:.4g}, failed {self.failed}",
+        best = f"best {self.best:.4g}" + ("" if self.sign > 0 else " (lower is better)")
+        self.bar.set_postfix_str(f"{rate} eval/min, {best}, failed {self.failed}",
                                  refresh=False)
 
     def close(self) -> None:

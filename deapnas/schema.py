@@ -231,13 +231,18 @@ PARETO = record({"objectives": listing(text(), minimum=1), "front": listing(reco
 PLAIN = Field((int, float, str, bool), null=True,
               describe="a plain value (a number, a string, true, false)")
 
+#: How the images a network trained on were normalised (:class:`deapnas.data.Normalisation`).
+NORMALISATION = record({"scale": number(minimum=0), "mean": listing(number(), minimum=1),
+                        "std": listing(number(minimum=0), minimum=1)})
+
 #: ``train.json``, what ``deapnas train`` measured.
 TRAINED = record({
     "epochs": integer(minimum=1), "channels": optional(integer(minimum=1, null=True)),
     "network": optional(mapping(PLAIN, null=True)),
     "input_shape": listing(integer(minimum=1), minimum=1),
     "num_classes": integer(minimum=1), "test_accuracy": number(minimum=0, maximum=1),
-    "params": integer(minimum=0), "test_images": integer(minimum=0)})
+    "params": integer(minimum=0), "test_images": integer(minimum=0),
+    "normalisation": optional(NORMALISATION)})
 
 #: One line of ``train.jsonl``: one epoch of ``deapnas train``.
 EPOCH = record({"epoch": integer(minimum=1), "loss": number(),

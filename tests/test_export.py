@@ -58,6 +58,6 @@ def test_the_exported_program_runs_without_deapnas(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     with torch.no_grad():
-        expected = deapnas.load_model(trained)(images)
+        expected = deapnas.load_model(trained, raw_inputs=True)(images)  # it takes raw pixels
     assert torch.allclose(torch.load(tmp_path / "logits.pt", weights_only=True), expected,
                           atol=1e-5)

@@ -57,7 +57,8 @@ class Method:
         TrainEvaluator``, the method's final training for ``deapnas train`` (its recipe's epochs
         and width unless ``--epochs`` / ``--channels`` are given).
     :param fitness_name: what its fitness is, for plots and summaries, when the fitness is its
-        own (default: the validation accuracy, or the ``--metric`` of a table search).
+        own (default: the validation accuracy, or the ``--metric`` of a table search); a
+        callable ``fitness_name(config)`` when it depends on the run's settings.
     """
 
     name: str
@@ -72,7 +73,7 @@ class Method:
     evaluator: Optional[Callable[[Any], Callable]] = None
     records: Optional[Callable[[Any], Any]] = None
     final_training: Optional[Callable[..., Any]] = None
-    fitness_name: Optional[str] = None
+    fitness_name: Optional[str | Callable[[Any], str]] = None
     description: str = ""
 
 

@@ -295,6 +295,19 @@ def table_steps(config: RunConfig, options: Options) -> int:
     return math.ceil(config.evaluations / per_step)
 
 
+def fitness_name(config: RunConfig) -> str:
+    """What a candidate's fitness is (Eq. 7, minimised): ζ·L ∓ η·similarity to the current α,
+    where L is the supernet's cross-entropy, or in table-only mode the validation error
+    1 − accuracy of ``--metric``."""
+    loss = "(1 − accuracy)" if config.tabular else "cross-entropy"
+    return f"compound fitness ζ·{loss} ∓ η·similarity to α"
+
+
+#: What the supernet mode's pick reports: the supernet's accuracy (shared weights) at the final
+#: α on the scoring share of the training images, not a trained network's validation accuracy.
+SUPERNET_ACCURACY = "supernet accuracy at the final α (shared weights, scoring images)"
+
+
 def pick(run) -> dict:
     """The architecture derived from the final α; its fitness is the table's ``--metric``
     (table-only mode) or the supernet's accuracy at the final α on the whole validation share,
@@ -314,6 +327,7 @@ def pick(run) -> dict:
     params = count_parameters(lambda: space.build_network(
         architecture, data.input_shape, data.num_classes, **space.network_kwargs(run.options)))
     return {**record, "fitness": [scored.info["accuracy"]], "info": {"params": params},
+            "metric": SUPERNET_ACCURACY,
             "chosen_by": "derived from the final architecture weights; the supernet's accuracy "
                          "at them"}
 
@@ -327,6 +341,6 @@ METHOD = register_method(Method(
                           cutout=0)},
     spaces=("darts", "nb201"), weights=(-1.0,), evaluator=evaluator, records=records,
     final_training=final_training_of(final_evaluator, spaces=("darts",)),
-    fitness_name="compound fitness (ζ·CE ± η·similarity to α)",
+    fitness_name=fitness_name,
     description="EG-NAS (Cai et al., 2024): CMA-ES on a PC-DARTS supernet's architecture "
                 "weights, gradient descent on its weights"))
