@@ -11,22 +11,17 @@ The pieces are small functions so that a method composes the recipe it needs::
         schedule.step()
     accuracy(net, data.val)
 
-Weights go to disk with :func:`save_weights` (written atomically) and come back with
-:func:`load_weights`, which uses ``torch.load(weights_only=True)``: a weights file can hold
-tensors and plain containers, never code, so a file received from someone else is safe to load.
-:func:`load_matching` copies every tensor whose name and shape match (parameter inheritance,
+Weights go to disk and come back with :func:`~deapnas.weights.save_weights` and
+:func:`~deapnas.weights.load_weights` (see :mod:`deapnas.weights`; both are importable from
+here too). :func:`load_matching` copies every tensor whose name and shape match (parameter inheritance,
 weight sharing) and reports which ones it took.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
-import pickle
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -35,7 +30,7 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
-from .safefiles import open_file, write_atomic
+from .weights import load_weights, save_weights  # noqa: F401  (part of this module's interface)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -283,39 +278,6 @@ def restore_random_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["generator"].cpu())
     if "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"].cpu(), generator.device)
-
-
-# -- weights on disk ------------------------------------------------------------------------------
-
-def save_weights(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` (a ``state_dict``, or any dict of tensors and plain values) to ``path``
-    atomically: the file holds the old or the new content, never a part
-    (:func:`~deapnas.safefiles.write_atomic`: a link at ``path`` is refused, a full disk is a
-    :class:`~deapnas.safefiles.RunDirectoryError` that says so). Missing folders on the way are
-    created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)  # in memory: torch reports a failed write as a RuntimeError
-    write_atomic(path, buffer.getbuffer())
-    return path
-
-
-def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """A dict saved by :func:`save_weights`, loaded with ``weights_only=True`` (tensors and
-    plain containers only; a file that holds anything else is refused, and so is a symbolic
-    link)."""
-    with open_file(path, "rb") as handle:
-        try:
-            with warnings.catch_warnings():  # torch's notes on pickle protocols concern no user
-                warnings.filterwarnings("ignore", "Detected pickle protocol")
-                return torch.load(handle, map_location=device, weights_only=True)
-        except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
-            raise ValueError(f"{path} holds objects other than tensors and plain values, which "
-                             "could run code when loaded: deapnas refuses it") from None
-        except Exception as error:  # RuntimeError, EOFError... for a damaged or foreign file
-            raise ValueError(f"{path} is not a weights file deapnas can read (a damaged or "
-                             f"foreign file: {type(error).__name__})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:
