@@ -99,10 +99,16 @@ class Run:
         <deapnas.methods.Method.evaluator>`), else the one the config describes, a table
         look-up or a training run (:func:`make_evaluator`). Made once."""
         if self._evaluator is None:
-            make = self.method.evaluator or (lambda run: make_evaluator(run.config, run.options,
-                                                                        run.space, run.data))
+            make = self.method.evaluator or Run.default_evaluator
             self._evaluator = make(self)
         return self._evaluator
+
+    def default_evaluator(self, data: Optional[Dataset] = None, **evaluator_options: Any):
+        """The fitness function the config describes (:func:`make_evaluator`), on ``data``
+        (default: the run's) with ``evaluator_options``: what a method's own evaluator builds
+        on, without importing this module."""
+        return make_evaluator(self.config, self.options, self.space,
+                              self.data if data is None else data, **evaluator_options)
 
     @property
     def data(self) -> Optional[Dataset]:
@@ -119,6 +125,12 @@ class Run:
     def history(self) -> list[dict]:
         """Every evaluation recorded so far, in order."""
         return self.journal.history if self.journal is not None else []
+
+    def best_record(self) -> Optional[dict]:
+        """The default pick: the best single evaluation (first objective, by its weight)."""
+        sign = 1 if self.weights[0] > 0 else -1
+        valid = [r for r in self.history() if r.get("reason") is None]
+        return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -500,13 +512,6 @@ def _over_finite(function):
     return compute
 
 
-def best_record(run: Run) -> Optional[dict]:
-    """The default pick: the best single evaluation (first objective, by its weight)."""
-    sign = 1 if run.weights[0] > 0 else -1
-    valid = [r for r in run.history() if r.get("reason") is None]
-    return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
-
-
 def write_best(run: Run) -> dict:
     """Pick the final architecture with the method's ``pick`` and write ``best.json``.
 
@@ -516,7 +521,7 @@ def write_best(run: Run) -> dict:
     ``report``: measurements the method adds. With ``--report``, the pick's row of
     ``--table`` gives the reported values, one per column (None where the pick is not in the
     table)."""
-    pick = (run.method.pick or best_record)(run)
+    pick = run.method.pick(run) if run.method.pick else run.best_record()
     history = run.history()
     if pick is None:
         raise RunDirectoryError(f"no candidate of {run.directory} could be evaluated; see the "

@@ -40,7 +40,7 @@ from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
 from ..safefiles import write_atomic
 from ..spaces import minigen
-from . import Method, register_method
+from .method import Method
 
 #: How a network's ``eval_seed`` is chosen at birth (see :func:`ea_minigen`).
 SEEDINGS = ("encoding", "fixed", "fresh")
@@ -551,10 +551,7 @@ def evaluator(run) -> SmallModelEvaluator:
     """Training on the mini dataset with the options' recipe (deterministic, with the paper's
     cuBLAS workspace ``:16:8`` unless the environment sets one), wrapped in
     :class:`SmallModelEvaluator`."""
-    from .. import runner  # the runner imports the methods
-
-    return SmallModelEvaluator(runner.make_evaluator(run.config, run.options, run.space,
-                                                     mini_data(run), cublas_workspace=":16:8"))
+    return SmallModelEvaluator(run.default_evaluator(mini_data(run), cublas_workspace=":16:8"))
 
 
 def search(run) -> tools.Logbook:
@@ -618,7 +615,7 @@ def pick(run) -> Optional[dict]:
     return pick_network(run.history(), run.options.win_threshold, run.options.pick_by)
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "minigen", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
              "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
@@ -628,4 +625,4 @@ METHOD = register_method(Method(
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
     fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "
-                "score (Zhang et al., 2024)"))
+                "score (Zhang et al., 2024)")

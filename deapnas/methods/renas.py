@@ -45,7 +45,7 @@ from ..options import RunConfig, TrainingOptions, flag, option
 from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
 from ..training import Recipe
-from . import Method, final_training_of, register_method
+from .method import Method, final_training_of
 
 #: Where a run directory keeps the individuals' weights (a trained search).
 WEIGHTS = "weights"
@@ -445,12 +445,10 @@ def inheriting(evaluate: TrainEvaluator, options: Options) -> TrainEvaluator:
 def evaluator(run):
     """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
     rates of :func:`inheriting`."""
-    from ..runner import make_evaluator  # the runner imports the methods
-
     if run.config.tabular:
-        return make_evaluator(run.config, run.options, run.space)
+        return run.default_evaluator()
     data = search_data(run.data, run.options, run.config.seed)
-    return inheriting(make_evaluator(run.config, run.options, run.space, data), run.options)
+    return inheriting(run.default_evaluator(data), run.options)
 
 
 def search(run) -> tools.Logbook:
@@ -500,14 +498,12 @@ def pick(run) -> Optional[dict]:
     """The best of the final population retrained from scratch (the paper's pick) in a trained
     search; the best single evaluation in a tabular one (retraining changes no table entry), or
     when the search stopped early (``--time-limit``) or every retraining failed."""
-    from ..runner import best_record  # the runner imports the methods
-
     if run.result is None:
-        return best_record(run)
+        return run.best_record()
     return {**run.result, "chosen_by": "the best of the final population retrained from scratch"}
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "renas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10", evaluations=2000, population=20, blocks=5,
                            channels=24, cells=2, val_fraction=0.1),
@@ -519,4 +515,4 @@ METHOD = register_method(Method(
     spaces=("nasnet", "nb201"), evaluator=evaluator,
     final_training=final_training_of(final_evaluator, spaces=("nasnet",)),
     description="reinforced evolution: a learned mutation controller and parameter "
-                "inheritance (Chen et al., 2019)"))
+                "inheritance (Chen et al., 2019)")

@@ -37,7 +37,7 @@ from ..controller import GenomeLayout, mut_layout
 from ..graph import architecture_key
 from ..networks import CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, check_limit, register_space
+from .space import Space, check_limit
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "avg_pool_3x3", "max_pool_3x3",
        "identity")
@@ -203,8 +203,8 @@ def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = 
     return container(tokens)
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "nasnet", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
     cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
     description="NASNet-like cells of B blocks, one cell type used for reduction with stride 2 "
-                "(RENAS, Chen et al., 2019)"))
+                "(RENAS, Chen et al., 2019)")
