@@ -148,12 +148,18 @@ def settings(method: Method, preset: Optional[str] = None, **given: Any
     option_fields = {f.name for f in opts.fields(method.options)}
     unknown = sorted(set(chosen) - run_fields - option_fields)
     if unknown:
-        raise ValueError(f"{', '.join(opts.flag(u) for u in unknown)}: not an option of "
-                         f"{method.name}")
+        raise ValueError("; ".join(_not_an_option(name, method) for name in unknown))
     config = RunConfig(**{k: v for k, v in chosen.items() if k in run_fields})
     options = method.options(**{k: v for k, v in chosen.items() if k in option_fields})
     config.space = config.space or (method.spaces[0] if method.spaces else "macro")
     return config, options
+
+
+def _not_an_option(name: str, method: Method) -> str:
+    """Why ``name`` is refused as a setting of ``method``, with the methods that declare it."""
+    users = [m.name for m in METHODS.values() if name in {f.name for f in opts.fields(m.options)}]
+    return (f"{opts.flag(name)} is not an option of {method.name}"
+            + (f" (it belongs to {', '.join(users)})" if users else ""))
 
 
 def validate(config: RunConfig, options: Any, method: Method) -> None:
