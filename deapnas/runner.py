@@ -247,8 +247,8 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                    data: Optional[Dataset] = None, **evaluator_options: Any):
     """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` on ``data``
     (loaded from the config when not given) built from the method's
-    :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator as
-    they are (a method's own ``cublas_workspace``, say)."""
+    :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator in
+    place of those (a method's own ``cublas_workspace``, or its learning rates)."""
     if config.tabular:
         table = TableEvaluator(config.table, space.key, config.metric, config.report_columns,
                                objectives=config.objective_names)
@@ -263,14 +263,13 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
         data = load_data(config, options)
     training = options if isinstance(options, TrainingOptions) else TrainingOptions()
     build = functools.partial(space.build_network, **space.network_kwargs(training))
-    return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,
-                          optimizer=training.optimizer, lr=training.lr,
-                          weight_decay=training.weight_decay,
-                          device=config.first_device, seed=config.seed,
-                          deterministic=training.deterministic,
-                          max_params=training.max_params or None,
-                          objectives=config.objective_names,
-                          stop_below_rank=training.stop_below_rank, **evaluator_options)
+    settings = dict(epochs=training.epochs, batch_size=training.batch_size,
+                    optimizer=training.optimizer, lr=training.lr,
+                    weight_decay=training.weight_decay, device=config.first_device,
+                    seed=config.seed, deterministic=training.deterministic,
+                    max_params=training.max_params or None, objectives=config.objective_names,
+                    stop_below_rank=training.stop_below_rank)
+    return TrainEvaluator(build, data, **{**settings, **evaluator_options})
 
 
 #: The input shape and classes of the networks a benchmark table was made by training

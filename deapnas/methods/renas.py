@@ -434,21 +434,20 @@ def search_data(data: Dataset, options: Options, seed: int = 0) -> Dataset:
     return dataclasses.replace(data, train=data.train.subset(chosen))
 
 
-def inheriting(evaluate: TrainEvaluator, options: Options) -> TrainEvaluator:
-    """``evaluate`` with RENAS's learning rates: a child's inherited parameters at ``lr /
-    new_lr_factor``, every other parameter at ``lr`` (paper: 0.001 and 0.01)."""
-    evaluate.recipe = dataclasses.replace(evaluate.recipe, lr=options.lr / options.new_lr_factor,
-                                          new_lr_factor=options.new_lr_factor)
-    return evaluate
+def inheritance_rates(options: Options) -> dict[str, float]:
+    """The :class:`~deapnas.fitness.TrainEvaluator` keywords of RENAS's learning rates: a
+    child's inherited parameters at ``lr / new_lr_factor``, every other parameter at ``lr``
+    (paper: 0.001 and 0.01)."""
+    return {"lr": options.lr / options.new_lr_factor, "new_lr_factor": options.new_lr_factor}
 
 
 def evaluator(run):
     """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
-    rates of :func:`inheriting`."""
+    rates of :func:`inheritance_rates`."""
     if run.config.tabular:
         return run.default_evaluator()
     data = search_data(run.data, run.options, run.config.seed)
-    return inheriting(run.default_evaluator(data), run.options)
+    return run.default_evaluator(data, **inheritance_rates(run.options))
 
 
 def search(run) -> tools.Logbook:
