@@ -108,7 +108,7 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     saved = restore_state(journal, toolbox)
     if saved is not None:
         population, logbook = saved["population"], saved["logbook"]
-        _restore_halloffame(halloffame, saved)
+        restore_halloffame(halloffame, saved)
     population = deque(population)
 
     if not logbook:  # the first population is not evaluated yet
@@ -156,7 +156,7 @@ def random_search(toolbox, evaluations: int, stats=None,
     saved = restore_state(journal, toolbox)
     if saved is not None:
         logbook = saved["logbook"]
-        _restore_halloffame(halloffame, saved)
+        restore_halloffame(halloffame, saved)
     done = logbook[-1]["evaluations"] if logbook else 0
     batch: list = []
     while done < evaluations:
@@ -169,7 +169,9 @@ def random_search(toolbox, evaluations: int, stats=None,
     return batch, logbook
 
 
-def _restore_halloffame(halloffame: Optional[tools.HallOfFame], saved: dict) -> None:
+def restore_halloffame(halloffame: Optional[tools.HallOfFame], saved: dict) -> None:
+    """Make ``halloffame`` (when given) hold what the checkpoint ``saved`` kept in it, as every
+    loop does on resuming (:func:`restore_state`)."""
     if halloffame is not None:
         halloffame.clear()
         halloffame.update(saved["halloffame"])

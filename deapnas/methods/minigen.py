@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from .. import limits
-from ..algorithms import assign, restore_state
+from ..algorithms import assign, restore_halloffame, restore_state
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
@@ -220,8 +220,8 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
     if saved is None:
         for ind in state.population:
             _newborn(ind, 0, toolbox, seeding)
-    elif halloffame is not None:
-        halloffame.update(saved["halloffame"])
+    else:
+        restore_halloffame(halloffame, saved)
     report = dict(toolbox=toolbox, reuse=reuse_scores, threshold=win_threshold, stats=stats,
                   halloffame=halloffame, verbose=verbose)
 

@@ -47,7 +47,7 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from .. import limits, safefiles
-from ..algorithms import assign, restore_state
+from ..algorithms import assign, restore_halloffame, restore_state
 from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
@@ -440,8 +440,7 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
     saved = restore_state(journal, toolbox)
     if saved is not None:
         search, logbook = _restore(saved)
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+        restore_halloffame(halloffame, saved)
     else:
         for model in search.models:
             _register(search, model)

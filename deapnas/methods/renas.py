@@ -36,7 +36,7 @@ from typing import Any, Iterable, Optional
 from deap import tools
 
 from .. import limits
-from ..algorithms import evaluate_invalid, restore_state
+from ..algorithms import evaluate_invalid, restore_halloffame, restore_state
 from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
@@ -305,8 +305,7 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         born = len(population)
     else:
         population, logbook, born = saved["population"], saved["logbook"], saved["born"]
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+        restore_halloffame(halloffame, saved)
         if hasattr(toolbox, "load_state_dict"):
             toolbox.load_state_dict(saved["operators"])
         if weights is not None:
