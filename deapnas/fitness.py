@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import nn
 
+from .augment import pixel_bounds
 from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
@@ -409,13 +410,14 @@ class TrainEvaluator:
         ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
         optimizer, schedule = trainer or self.trainer(net)
         generator = generator or shuffle_generator(split)
+        bounds = pixel_bounds(split.x) if self.recipe.augment is not None else None
         for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
             if self.recipe.drop_path:
                 set_drop_path(net, self.recipe.drop_path * (epoch - 1) / epochs)
             try:
                 loss, train_accuracy = train_epoch_measured(net, split, optimizer, self.recipe,
-                                                            generator)
+                                                            generator, bounds)
             except CandidateFailure as error:
                 raise CandidateFailure(f"{error} in epoch {epoch}") from None
             schedule.step()

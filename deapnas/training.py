@@ -192,13 +192,16 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
 
 
 def train_epoch_measured(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer,
-                         recipe: Recipe, generator: Optional[torch.Generator] = None
+                         recipe: Recipe, generator: Optional[torch.Generator] = None,
+                         bounds: Optional[tuple[torch.Tensor, torch.Tensor]] = None
                          ) -> tuple[float, float]:
     """One pass of ``net`` over ``split`` in shuffled batches; ``(mean training loss, training
     accuracy)``, the accuracy that of the batches as trained on (augmented, the network in
     training mode), in [0, 1].
 
-    The recipe's ``augment`` transforms each batch (drawing from ``generator``); a network
+    The recipe's ``augment`` transforms each batch (drawing from ``generator``) within the
+    split's pixel ``bounds`` (:func:`~deapnas.augment.pixel_bounds`, found here when not given:
+    a training of several epochs finds them once and passes them on); a network
     that returns ``(logits, auxiliary logits)`` adds ``recipe.auxiliary_weight`` times the
     auxiliary loss. Losses and correct predictions are summed on the device and read back
     once, at the end: a non-finite loss raises :class:`CandidateFailure`.
@@ -206,7 +209,8 @@ def train_epoch_measured(net: nn.Module, split: Split, optimizer: torch.optim.Op
     net.train()
     total = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), dtype=torch.long, device=split.x.device)
-    bounds = pixel_bounds(split.x) if recipe.augment is not None else None
+    if recipe.augment is not None and bounds is None:
+        bounds = pixel_bounds(split.x)
     for x, y in batches(split, recipe.batch_size, shuffle=True, generator=generator):
         if recipe.augment is not None:
             x = recipe.augment(x, bounds, generator)
