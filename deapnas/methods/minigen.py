@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from .. import limits
-from ..algorithms import assign, restore_halloffame, restore_state
+from ..algorithms import assign, restore_halloffame, restore_state, scores_by_architecture
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
@@ -591,11 +590,7 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     show`` report)."""
     if by not in PICKS:
         raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
-    scores, first = defaultdict(list), {}
-    for record in history:
-        if record.get("reason") is None:
-            scores[record["key"]].append(record["fitness"][0])
-            first.setdefault(record["key"], record)
+    scores, first = scores_by_architecture(history)
     if not scores:
         return None
     mean = {key: fmean(values) for key, values in scores.items()}
