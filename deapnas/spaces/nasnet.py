@@ -27,13 +27,12 @@ stride 2 becomes a 1x1 ReLU-conv-BN of stride 2).
 """
 from __future__ import annotations
 
-import random
 from typing import Callable, Sequence
 
 import networkx as nx
 from torch import nn
 
-from ..controller import GenomeLayout, mut_layout
+from ..controller import GenomeLayout, init_layout, mut_layout
 from ..graph import architecture_key
 from ..networks import CellNetwork
 from ..ops import Shape, conv_shape, register_op
@@ -114,14 +113,10 @@ def layout(blocks: int = 5) -> GenomeLayout:
 
 def init_cell(container: Callable[[list], Sequence] = list, blocks: int = 5) -> Sequence:
     """A cell with every input and operation drawn uniformly (the paper's random
-    initialisation; B = 5)."""
+    initialisation; B = 5): :func:`~deapnas.controller.init_layout` of its :func:`layout`."""
     if blocks < 1:
         raise ValueError(f"blocks must be at least 1, not {blocks}")
-    tokens = []
-    for b in range(blocks):
-        tokens += [random.choice(input_choices(b)) for _ in range(2)]
-        tokens += [random.choice(OPS) for _ in range(2)]
-    return container(tokens)
+    return init_layout(container, layout(blocks))
 
 
 def mutate(individual: list) -> tuple[list]:
