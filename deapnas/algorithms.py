@@ -108,7 +108,7 @@ def regularized_evolution(population: list, toolbox, cycles: int, stats=None,
     saved = restore_state(journal, toolbox)
     if saved is not None:
         population, logbook = saved["population"], saved["logbook"]
-        _restore_halloffame(halloffame, saved)
+        restore_halloffame(halloffame, saved)
     population = deque(population)
 
     if not logbook:  # the first population is not evaluated yet
@@ -156,7 +156,7 @@ def random_search(toolbox, evaluations: int, stats=None,
     saved = restore_state(journal, toolbox)
     if saved is not None:
         logbook = saved["logbook"]
-        _restore_halloffame(halloffame, saved)
+        restore_halloffame(halloffame, saved)
     done = logbook[-1]["evaluations"] if logbook else 0
     batch: list = []
     while done < evaluations:
@@ -169,7 +169,9 @@ def random_search(toolbox, evaluations: int, stats=None,
     return batch, logbook
 
 
-def _restore_halloffame(halloffame: Optional[tools.HallOfFame], saved: dict) -> None:
+def restore_halloffame(halloffame: Optional[tools.HallOfFame], saved: dict) -> None:
+    """Make ``halloffame`` (when given) hold what the checkpoint ``saved`` kept in it, as every
+    loop does on resuming (:func:`restore_state`)."""
     if halloffame is not None:
         halloffame.clear()
         halloffame.update(saved["halloffame"])
@@ -184,6 +186,18 @@ def _record(logbook, new, stats, halloffame, verbose, population=None, **fields)
         print(logbook.stream)
 
 
+def scores_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[float]], dict]:
+    """``({key: [first fitness of each evaluation]}, {key: first record})`` over the valid
+    records of ``history`` that name their architecture (``key``), in order of evaluation: what
+    a pick by mean fitness groups."""
+    scores, first = defaultdict(list), {}
+    for record in history:
+        if record.get("reason") is None and record.get("key") is not None:
+            scores[record["key"]].append(record["fitness"][0])
+            first.setdefault(record["key"], record)
+    return scores, first
+
+
 def best_average(history: Iterable[dict], min_evaluations: int = 5) -> Optional[dict]:
     """The macro paper's final pick: the architecture with the best *mean* fitness among those
     evaluated at least ``min_evaluations`` times (higher is better).
@@ -193,11 +207,7 @@ def best_average(history: Iterable[dict], min_evaluations: int = 5) -> Optional[
     evaluated that often (short runs), the best mean over all architectures is taken instead
     and the result says so with ``"fallback": True``.
     """
-    scores, records = defaultdict(list), {}
-    for record in history:
-        if record.get("reason") is None and record.get("key") is not None:
-            scores[record["key"]].append(record["fitness"][0])
-            records.setdefault(record["key"], record)
+    scores, records = scores_by_architecture(history)
     if not scores:
         return None
     eligible = [k for k, s in scores.items() if len(s) >= min_evaluations]

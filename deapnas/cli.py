@@ -19,7 +19,7 @@ try:  # torch takes seconds to import: Ctrl-C meanwhile ends the command without
     from . import runner
     from .data import DatasetError
     from .limits import MAX_CHANNELS, MAX_EPOCHS
-    from .methods import METHODS, Method, available, get_method
+    from .methods import Method, available, get_method
     from .options import RunConfig, TrainingOptions
     from .run import CONFIG, SearchFailed
 except KeyboardInterrupt:
@@ -235,17 +235,11 @@ def _between(minimum: int, maximum: int):
 
 def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
     """The run config and options from the parsed ``search`` arguments: the method's preset,
-    then every option given explicitly; an option the method does not use is an error."""
+    then every option given explicitly (:func:`deapnas.runner.settings`, which refuses an
+    option the method does not use)."""
     method = get_method(getattr(args, "algorithm", RunConfig.algorithm))
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "preset", "quiet", "dry_run", "calibrate")}
-    own = {f.name for f in opts.fields(method.options)} | {f.name for f in opts.fields(RunConfig)}
-    for name in given:
-        if name not in own:
-            users = [m for m in METHODS.values() if name in {f.name for f in opts.fields(m.options)}]
-            raise ValueError(f"{opts.flag(name)} is not an option of {method.name}"
-                             + (f" (it belongs to {', '.join(m.name for m in users)})"
-                                if users else ""))
     config, options = runner.settings(method, args.preset, **given)
     if args.preset == "paper" and not config.tabular and \
             runner.resolve_device(config.first_device).type == "cpu":

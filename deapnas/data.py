@@ -31,6 +31,8 @@ import torch
 from numpy.typing import ArrayLike
 from sklearn.model_selection import train_test_split
 
+from .weights import load_weights, save_weights
+
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "idx")
 
 #: Where torchvision datasets are looked for (and downloaded to) when no
@@ -486,16 +488,12 @@ def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:
 
 
 def _save_mini(path: Path, saved: dict) -> None:
-    from .training import save_weights  # training builds on this module
-
     path.parent.mkdir(parents=True, exist_ok=True)
     save_weights(path, {**{k: v.cpu() if isinstance(v, torch.Tensor) else v
                            for k, v in saved.items()}, "format": _MINI_FORMAT})
 
 
 def _load_mini(path: Path, request: dict, device: torch.device) -> dict:
-    from .training import load_weights  # training builds on this module
-
     try:
         saved = load_weights(path, device)
     except ValueError as exc:

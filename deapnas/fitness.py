@@ -26,16 +26,17 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import nn
 
+from .augment import pixel_bounds
 from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
 from .safefiles import RunDirectoryError
 from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
-                       evaluation_seed, load_matching, load_weights, make_optimizer,
-                       make_schedule, param_groups, random_states, resolve_device,
-                       restore_random_states, save_weights, shuffle_generator,
-                       train_epoch_measured)
+                       evaluation_seed, load_matching, make_optimizer, make_schedule,
+                       param_groups, random_states, resolve_device, restore_random_states,
+                       shuffle_generator, train_epoch_measured)
+from .weights import load_weights, save_weights
 
 
 #: The objectives an evaluator can return, and their DEAP weights (maximised: +1).
@@ -130,7 +131,7 @@ class MissingStateFile(RunDirectoryError):
 
 
 def load_state_file(path: str | os.PathLike, device: str | torch.device, what: str) -> dict:
-    """:func:`~deapnas.training.load_weights` of a file that a run's state names (weights to
+    """:func:`~deapnas.weights.load_weights` of a file that a run's state names (weights to
     inherit, a training to continue, a weight-store entry); a missing one is a
     :class:`MissingStateFile` saying ``what`` it held and what to do."""
     try:
@@ -173,7 +174,7 @@ class TrainEvaluator:
     - ``eval_seed`` (int, default 0): the candidate's seed, mixed with the run's;
     - ``epochs`` (int): train this many epochs instead of the recipe's;
     - ``inherit_from`` (path): start from the weights in this file (see
-      :func:`~deapnas.training.save_weights`), copying each tensor whose name and shape match;
+      :func:`~deapnas.weights.save_weights`), copying each tensor whose name and shape match;
       parameters not inherited train at ``new_lr_factor`` times the learning rate;
     - ``save_to`` (path): write the trained weights there;
     - ``resume_from`` (path): continue the training saved there by ``save_state_to`` (weights,
@@ -409,13 +410,14 @@ class TrainEvaluator:
         ``drop_path * (epochs - 1) / epochs`` in the last, as DARTS raises it."""
         optimizer, schedule = trainer or self.trainer(net)
         generator = generator or shuffle_generator(split)
+        bounds = pixel_bounds(split.x) if self.recipe.augment is not None else None
         for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
             if self.recipe.drop_path:
                 set_drop_path(net, self.recipe.drop_path * (epoch - 1) / epochs)
             try:
                 loss, train_accuracy = train_epoch_measured(net, split, optimizer, self.recipe,
-                                                            generator)
+                                                            generator, bounds)
             except CandidateFailure as error:
                 raise CandidateFailure(f"{error} in epoch {epoch}") from None
             schedule.step()
@@ -457,7 +459,7 @@ FINAL_STATE_KEYS = {"model", "optimizer", "schedule", "epochs", "settings", "ran
 
 def training_state(net: nn.Module, trainer: tuple, epochs: int, inherited: Iterable[str] = ()
                    ) -> dict:
-    """A training's state as :func:`~deapnas.training.save_weights` writes it: the network's
+    """A training's state as :func:`~deapnas.weights.save_weights` writes it: the network's
     ``model``, the ``optimizer`` and ``schedule`` of ``trainer``, the ``epochs`` trained in all
     and the ``inherited`` parameter names (see :meth:`TrainEvaluator.trainer`)."""
     optimizer, schedule = trainer

@@ -99,10 +99,16 @@ class Run:
         <deapnas.methods.Method.evaluator>`), else the one the config describes, a table
         look-up or a training run (:func:`make_evaluator`). Made once."""
         if self._evaluator is None:
-            make = self.method.evaluator or (lambda run: make_evaluator(run.config, run.options,
-                                                                        run.space, run.data))
+            make = self.method.evaluator or Run.default_evaluator
             self._evaluator = make(self)
         return self._evaluator
+
+    def default_evaluator(self, data: Optional[Dataset] = None, **evaluator_options: Any):
+        """The fitness function the config describes (:func:`make_evaluator`), on ``data``
+        (default: the run's) with ``evaluator_options``: what a method's own evaluator builds
+        on, without importing this module."""
+        return make_evaluator(self.config, self.options, self.space,
+                              self.data if data is None else data, **evaluator_options)
 
     @property
     def data(self) -> Optional[Dataset]:
@@ -120,6 +126,12 @@ class Run:
         """Every evaluation recorded so far, in order."""
         return self.journal.history if self.journal is not None else []
 
+    def best_record(self) -> Optional[dict]:
+        """The default pick: the best single evaluation (first objective, by its weight)."""
+        sign = 1 if self.weights[0] > 0 else -1
+        valid = [r for r in self.history() if r.get("reason") is None]
+        return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
+
 
 # -- settings -------------------------------------------------------------------------------------
 
@@ -136,12 +148,18 @@ def settings(method: Method, preset: Optional[str] = None, **given: Any
     option_fields = {f.name for f in opts.fields(method.options)}
     unknown = sorted(set(chosen) - run_fields - option_fields)
     if unknown:
-        raise ValueError(f"{', '.join(opts.flag(u) for u in unknown)}: not an option of "
-                         f"{method.name}")
+        raise ValueError("; ".join(_not_an_option(name, method) for name in unknown))
     config = RunConfig(**{k: v for k, v in chosen.items() if k in run_fields})
     options = method.options(**{k: v for k, v in chosen.items() if k in option_fields})
     config.space = config.space or (method.spaces[0] if method.spaces else "macro")
     return config, options
+
+
+def _not_an_option(name: str, method: Method) -> str:
+    """Why ``name`` is refused as a setting of ``method``, with the methods that declare it."""
+    users = [m.name for m in METHODS.values() if name in {f.name for f in opts.fields(m.options)}]
+    return (f"{opts.flag(name)} is not an option of {method.name}"
+            + (f" (it belongs to {', '.join(users)})" if users else ""))
 
 
 def validate(config: RunConfig, options: Any, method: Method) -> None:
@@ -229,8 +247,8 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
                    data: Optional[Dataset] = None, **evaluator_options: Any):
     """A table look-up (``--table``) or a :class:`~deapnas.fitness.TrainEvaluator` on ``data``
     (loaded from the config when not given) built from the method's
-    :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator as
-    they are (a method's own ``cublas_workspace``, say)."""
+    :class:`~deapnas.options.TrainingOptions`; ``evaluator_options`` go to the evaluator in
+    place of those (a method's own ``cublas_workspace``, or its learning rates)."""
     if config.tabular:
         table = TableEvaluator(config.table, space.key, config.metric, config.report_columns,
                                objectives=config.objective_names)
@@ -245,14 +263,13 @@ def make_evaluator(config: RunConfig, options: Any, space: Space,
         data = load_data(config, options)
     training = options if isinstance(options, TrainingOptions) else TrainingOptions()
     build = functools.partial(space.build_network, **space.network_kwargs(training))
-    return TrainEvaluator(build, data, epochs=training.epochs, batch_size=training.batch_size,
-                          optimizer=training.optimizer, lr=training.lr,
-                          weight_decay=training.weight_decay,
-                          device=config.first_device, seed=config.seed,
-                          deterministic=training.deterministic,
-                          max_params=training.max_params or None,
-                          objectives=config.objective_names,
-                          stop_below_rank=training.stop_below_rank, **evaluator_options)
+    settings = dict(epochs=training.epochs, batch_size=training.batch_size,
+                    optimizer=training.optimizer, lr=training.lr,
+                    weight_decay=training.weight_decay, device=config.first_device,
+                    seed=config.seed, deterministic=training.deterministic,
+                    max_params=training.max_params or None, objectives=config.objective_names,
+                    stop_below_rank=training.stop_below_rank)
+    return TrainEvaluator(build, data, **{**settings, **evaluator_options})
 
 
 #: The input shape and classes of the networks a benchmark table was made by training
@@ -500,13 +517,6 @@ def _over_finite(function):
     return compute
 
 
-def best_record(run: Run) -> Optional[dict]:
-    """The default pick: the best single evaluation (first objective, by its weight)."""
-    sign = 1 if run.weights[0] > 0 else -1
-    valid = [r for r in run.history() if r.get("reason") is None]
-    return max(valid, key=lambda r: sign * r["fitness"][0], default=None)
-
-
 def write_best(run: Run) -> dict:
     """Pick the final architecture with the method's ``pick`` and write ``best.json``.
 
@@ -516,7 +526,7 @@ def write_best(run: Run) -> dict:
     ``report``: measurements the method adds. With ``--report``, the pick's row of
     ``--table`` gives the reported values, one per column (None where the pick is not in the
     table)."""
-    pick = (run.method.pick or best_record)(run)
+    pick = run.method.pick(run) if run.method.pick else run.best_record()
     history = run.history()
     if pick is None:
         raise RunDirectoryError(f"no candidate of {run.directory} could be evaluated; see the "

@@ -11,22 +11,17 @@ The pieces are small functions so that a method composes the recipe it needs::
         schedule.step()
     accuracy(net, data.val)
 
-Weights go to disk with :func:`save_weights` (written atomically) and come back with
-:func:`load_weights`, which uses ``torch.load(weights_only=True)``: a weights file can hold
-tensors and plain containers, never code, so a file received from someone else is safe to load.
-:func:`load_matching` copies every tensor whose name and shape match (parameter inheritance,
+Weights go to disk and come back with :func:`~deapnas.weights.save_weights` and
+:func:`~deapnas.weights.load_weights` (see :mod:`deapnas.weights`; both are importable from
+here too). :func:`load_matching` copies every tensor whose name and shape match (parameter inheritance,
 weight sharing) and reports which ones it took.
 """
 from __future__ import annotations
 
-import io
 import math
 import os
-import pickle
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -35,7 +30,7 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
-from .safefiles import open_file, write_atomic
+from .weights import load_weights, save_weights  # noqa: F401  (part of this module's interface)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -197,13 +192,16 @@ def train_epoch(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer, 
 
 
 def train_epoch_measured(net: nn.Module, split: Split, optimizer: torch.optim.Optimizer,
-                         recipe: Recipe, generator: Optional[torch.Generator] = None
+                         recipe: Recipe, generator: Optional[torch.Generator] = None,
+                         bounds: Optional[tuple[torch.Tensor, torch.Tensor]] = None
                          ) -> tuple[float, float]:
     """One pass of ``net`` over ``split`` in shuffled batches; ``(mean training loss, training
     accuracy)``, the accuracy that of the batches as trained on (augmented, the network in
     training mode), in [0, 1].
 
-    The recipe's ``augment`` transforms each batch (drawing from ``generator``); a network
+    The recipe's ``augment`` transforms each batch (drawing from ``generator``) within the
+    split's pixel ``bounds`` (:func:`~deapnas.augment.pixel_bounds`, found here when not given:
+    a training of several epochs finds them once and passes them on); a network
     that returns ``(logits, auxiliary logits)`` adds ``recipe.auxiliary_weight`` times the
     auxiliary loss. Losses and correct predictions are summed on the device and read back
     once, at the end: a non-finite loss raises :class:`CandidateFailure`.
@@ -211,7 +209,8 @@ def train_epoch_measured(net: nn.Module, split: Split, optimizer: torch.optim.Op
     net.train()
     total = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), dtype=torch.long, device=split.x.device)
-    bounds = pixel_bounds(split.x) if recipe.augment is not None else None
+    if recipe.augment is not None and bounds is None:
+        bounds = pixel_bounds(split.x)
     for x, y in batches(split, recipe.batch_size, shuffle=True, generator=generator):
         if recipe.augment is not None:
             x = recipe.augment(x, bounds, generator)
@@ -283,39 +282,6 @@ def restore_random_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["generator"].cpu())
     if "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"].cpu(), generator.device)
-
-
-# -- weights on disk ------------------------------------------------------------------------------
-
-def save_weights(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` (a ``state_dict``, or any dict of tensors and plain values) to ``path``
-    atomically: the file holds the old or the new content, never a part
-    (:func:`~deapnas.safefiles.write_atomic`: a link at ``path`` is refused, a full disk is a
-    :class:`~deapnas.safefiles.RunDirectoryError` that says so). Missing folders on the way are
-    created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)  # in memory: torch reports a failed write as a RuntimeError
-    write_atomic(path, buffer.getbuffer())
-    return path
-
-
-def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """A dict saved by :func:`save_weights`, loaded with ``weights_only=True`` (tensors and
-    plain containers only; a file that holds anything else is refused, and so is a symbolic
-    link)."""
-    with open_file(path, "rb") as handle:
-        try:
-            with warnings.catch_warnings():  # torch's notes on pickle protocols concern no user
-                warnings.filterwarnings("ignore", "Detected pickle protocol")
-                return torch.load(handle, map_location=device, weights_only=True)
-        except pickle.UnpicklingError:  # torch's message advises an unsafe load: never relay it
-            raise ValueError(f"{path} holds objects other than tensors and plain values, which "
-                             "could run code when loaded: deapnas refuses it") from None
-        except Exception as error:  # RuntimeError, EOFError... for a damaged or foreign file
-            raise ValueError(f"{path} is not a weights file deapnas can read (a damaged or "
-                             f"foreign file: {type(error).__name__})") from None
 
 
 def load_matching(net: nn.Module, state: dict) -> list[str]:

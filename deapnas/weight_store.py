@@ -37,7 +37,8 @@ from torch import nn
 
 from .fitness import TrainEvaluator, load_state_file
 from .safefiles import child, files, refuse_link
-from .training import load_matching, save_weights
+from .training import load_matching
+from .weights import save_weights
 
 Units = Callable[[nn.Module], list[tuple[str, nn.Module]]]
 

@@ -10,6 +10,8 @@ from deapnas.augment import (Augment, auto_augment, cutout, pixel_bounds, random
 from deapnas.data import Split
 from deapnas.graph import compile_graph, drop_path
 from deapnas.networks import CellNetwork, set_drop_path
+from deapnas import fitness, training
+from deapnas.fitness import TrainEvaluator
 from deapnas.training import Recipe, make_optimizer, train_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -145,3 +147,21 @@ def test_a_cell_network_can_drop_out_before_its_classifier():
     assert not torch.equal(first, net(x))
     plain = CellNetwork((1, 10, 10), 3, conv_cell(), channels=4, cells_per_stage=1)
     assert not any(isinstance(m, torch.nn.Dropout) for m in plain.head)
+
+
+def test_a_training_of_several_epochs_finds_the_pixel_bounds_once(monkeypatch):
+    found = []
+
+    def counted(x):
+        found.append(x)
+        return pixel_bounds(x)
+
+    for module in (training, fitness):  # wherever a training looks them up
+        monkeypatch.setattr(module, "pixel_bounds", counted, raising=False)
+    x, y = torch.randn(40, 2, 6, 6, generator=generator()), torch.arange(40) % 3
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(72, 3))
+    evaluator = TrainEvaluator(lambda *args, **kwargs: net, None, epochs=3, batch_size=20,
+                               lr=0.1, device="cpu", augment=Augment(flip=True))
+    assert evaluator.fit(net, Split(x, y), epochs=3) == 3
+    assert len(found) == 1 and found[0] is x
+

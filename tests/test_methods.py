@@ -64,6 +64,13 @@ def test_an_option_of_another_method_is_refused_naming_both(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_the_settings_of_a_python_script_refuse_options_as_the_command_line_does():
+    with pytest.raises(ValueError) as refused:
+        runner.settings(get_method("random"), "tiny", sample_size=3, no_such_option=1)
+    assert str(refused.value) == ("--no-such-option is not an option of random; --sample-size "
+                                  "is not an option of random (it belongs to re, renas)")
+
+
 @dataclass
 class _Clashing:
     population: str = option("ten", "a population given in words")

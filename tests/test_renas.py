@@ -23,7 +23,7 @@ from deapnas.controller import GenomeLayout, MutationController, init_layout, mu
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheriting,
+from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheritance_rates,
                                    register_mutation, renas, retrain_population)
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
@@ -291,7 +291,7 @@ def test_new_parameters_train_at_ten_times_the_inherited_rate():
 
 def test_the_method_trains_inherited_parameters_at_a_tenth_of_its_learning_rate(digits):
     options = Options(lr=0.01)  # the paper's: 0.01 for new parameters, 0.001 for inherited ones
-    evaluate = inheriting(digits_evaluator(digits), options)
+    evaluate = digits_evaluator(digits, **inheritance_rates(options))
     child = tiny_net(CHILD, 1)
     copied = set(load_matching(child, tiny_net(PARENT, 0).state_dict()))
     optimizer, _ = evaluate.trainer(child, copied)
@@ -306,10 +306,11 @@ def digits():
         stratified_subset(data.train.y, 12, seed=0)))
 
 
-def digits_evaluator(data):
+def digits_evaluator(data, **rates):
+    rates = {"lr": 1e-3, "new_lr_factor": 10, **rates}
     return TrainEvaluator(functools.partial(nasnet.build_network, channels=4, cells_per_stage=1),
-                          data, epochs=2, batch_size=60, optimizer="sgd", lr=1e-3,
-                          new_lr_factor=10, device="cpu", seed=0)
+                          data, epochs=2, batch_size=60, optimizer="sgd", device="cpu", seed=0,
+                          **rates)
 
 
 def test_evaluator_fine_tunes_from_the_parent_file(digits, tmp_path):
@@ -421,6 +422,19 @@ def test_children_inherit_on_digits_and_the_dead_leave_no_files(digits, tmp_path
     assert [list(ind) for ind in retrained] == [list(ind) for ind in final]
     assert all(ind.info["epochs"] == 1 and "inherited" not in ind.info for ind in retrained)
     assert {ind.eval_seed for ind in retrained}.isdisjoint(ind.eval_seed for ind in final)
+
+
+def test_the_run_evaluator_trains_new_parameters_at_the_options_rates(tmp_path):
+    """RENAS's rates go through the runner's evaluator as keywords (nothing rewritten after)."""
+    from deapnas import runner
+    from deapnas.methods import get_method
+
+    method = get_method("renas")
+    config, options = runner.settings(method, "tiny", lr=0.05, new_lr_factor=5.0,
+                                      out=str(tmp_path / "run"))
+    recipe = runner.Run(config, options, method).evaluator.recipe
+    assert (recipe.lr, recipe.new_lr_factor) == (pytest.approx(0.01), 5.0)
+    assert recipe.epochs == options.epochs and recipe.batch_size == options.batch_size
 
 
 # -- the method, through the command line --------------------------------------------------------

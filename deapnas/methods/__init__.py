@@ -24,6 +24,9 @@ group ``deapnas.methods``, or name it on the command line as ``package.module:AT
 A run directory records its method's name, and :func:`recorded_method` finds it again without
 importing anything the directory names: a ``package.module:ATTRIBUTE`` method is imported only
 when the user names it.
+
+:class:`Method` is declared in :mod:`deapnas.methods.method`, which the method modules import;
+this module imports them and registers each one's ``METHOD``, so that imports run one way.
 """
 from __future__ import annotations
 
@@ -31,71 +34,22 @@ import dataclasses
 import importlib
 import importlib.metadata
 import shlex
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping
 
 from ..options import RunConfig, flag, suggest, types, wrong_type
+from . import egnas, minigen, nasgep, random_search, regularized, renas
+from .method import Method, final_training_of
+
+__all__ = ["Method", "final_training_of", "METHODS", "IMPORTED", "register_method", "get_method",
+           "recorded_method", "available"]
 
 ENTRY_POINTS = "deapnas.methods"
-
-
-@dataclass(frozen=True)
-class Method:
-    """A registered search method (see the module documentation).
-
-    :param spaces: the spaces the method works on, its default first (empty: any space).
-    :param tabular: whether it runs on a benchmark table (``--table``).
-    :param weights: the fitness weights of its individuals, for a method whose fitness is its
-        own (EG-NAS minimises a loss); others follow ``--objectives``.
-    :param multi_objective: whether its loop handles several objectives (``--objectives``),
-        through ``toolbox.select`` or a selection of its own.
-    :param evaluator: ``evaluator(run)``, the method's own fitness function; it is made before
-        the run directory exists, so it must write nothing when made.
-    :param records: ``records(run) -> Space``, what describes and rebuilds the evaluated
-        individuals in the run directory (default: the run's space).
-    :param final_training: ``final_training(config, options, data, epochs=None, channels=None) ->
-        TrainEvaluator``, the method's final training for ``deapnas train`` (its recipe's epochs
-        and width unless ``--epochs`` / ``--channels`` are given).
-    :param fitness_name: what its fitness is, for plots and summaries, when the fitness is its
-        own (default: the validation accuracy, or the ``--metric`` of a table search); a
-        callable ``fitness_name(config)`` when it depends on the run's settings.
-    """
-
-    name: str
-    options: type
-    search: Callable[[Any], Any]
-    pick: Optional[Callable[[Any], Optional[dict]]] = None
-    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    spaces: tuple[str, ...] = ()
-    tabular: bool = True
-    weights: tuple[float, ...] = (1.0,)
-    multi_objective: bool = False
-    evaluator: Optional[Callable[[Any], Callable]] = None
-    records: Optional[Callable[[Any], Any]] = None
-    final_training: Optional[Callable[..., Any]] = None
-    fitness_name: Optional[str | Callable[[Any], str]] = None
-    description: str = ""
 
 
 METHODS: dict[str, Method] = {}
 
 #: Methods imported as ``package.module:ATTRIBUTE`` because the user named them, by that name.
 IMPORTED: dict[str, Method] = {}
-
-
-def final_training_of(final_evaluator: Callable[..., Any],
-                      spaces: Optional[tuple[str, ...]] = None) -> Callable[..., Any]:
-    """A :attr:`Method.final_training` hook from a method's ``final_evaluator(options, data,
-    device=, seed=, epochs=, channels=)``: run on the run's first device with its seed, for
-    picks of ``spaces`` (all when None); None for another space's pick, which the generic
-    retraining trains."""
-    def final_training(config: RunConfig, options: Any, data: Any, *,
-                       epochs: Optional[int] = None, channels: Optional[int] = None) -> Any:
-        if spaces is not None and config.space not in spaces:
-            return None
-        return final_evaluator(options, data, device=config.first_device, seed=config.seed,
-                               epochs=epochs, channels=channels)
-    return final_training
 
 
 def register_method(method: Method, *, replace: bool = False) -> Method:
@@ -204,4 +158,5 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-from . import egnas, minigen, nasgep, random_search, regularized, renas  # noqa: E402,F401  (each registers its method)
+for _built_in in (egnas, minigen, nasgep, random_search, regularized, renas):
+    register_method(_built_in.METHOD)

@@ -42,7 +42,7 @@ from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                         darts_layout, derive_darts, derive_nb201)
 from ..training import Recipe, deterministic_kernels, resolve_device
-from . import Method, final_training_of, register_method
+from .method import Method, final_training_of
 
 #: Supernet cells when ``--cells`` is not given: DARTS' 8 in all, NAS-Bench-201's 5 per stage.
 SUPERNET_CELLS = {"darts": 8, "nb201": 5}
@@ -332,7 +332,7 @@ def pick(run) -> dict:
                          "at them"}
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "egnas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
              "tiny": dict(dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4,
@@ -343,4 +343,4 @@ METHOD = register_method(Method(
     final_training=final_training_of(final_evaluator, spaces=("darts",)),
     fitness_name=fitness_name,
     description="EG-NAS (Cai et al., 2024): CMA-ES on a PC-DARTS supernet's architecture "
-                "weights, gradient descent on its weights"))
+                "weights, gradient descent on its weights")

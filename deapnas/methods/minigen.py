@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
@@ -34,13 +33,13 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from .. import limits
-from ..algorithms import assign, restore_state
+from ..algorithms import assign, restore_halloffame, restore_state, scores_by_architecture
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
 from ..safefiles import write_atomic
 from ..spaces import minigen
-from . import Method, register_method
+from .method import Method
 
 #: How a network's ``eval_seed`` is chosen at birth (see :func:`ea_minigen`).
 SEEDINGS = ("encoding", "fixed", "fresh")
@@ -220,8 +219,8 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
     if saved is None:
         for ind in state.population:
             _newborn(ind, 0, toolbox, seeding)
-    elif halloffame is not None:
-        halloffame.update(saved["halloffame"])
+    else:
+        restore_halloffame(halloffame, saved)
     report = dict(toolbox=toolbox, reuse=reuse_scores, threshold=win_threshold, stats=stats,
                   halloffame=halloffame, verbose=verbose)
 
@@ -551,10 +550,7 @@ def evaluator(run) -> SmallModelEvaluator:
     """Training on the mini dataset with the options' recipe (deterministic, with the paper's
     cuBLAS workspace ``:16:8`` unless the environment sets one), wrapped in
     :class:`SmallModelEvaluator`."""
-    from .. import runner  # the runner imports the methods
-
-    return SmallModelEvaluator(runner.make_evaluator(run.config, run.options, run.space,
-                                                     mini_data(run), cublas_workspace=":16:8"))
+    return SmallModelEvaluator(run.default_evaluator(mini_data(run), cublas_workspace=":16:8"))
 
 
 def search(run) -> tools.Logbook:
@@ -594,11 +590,7 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     show`` report)."""
     if by not in PICKS:
         raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
-    scores, first = defaultdict(list), {}
-    for record in history:
-        if record.get("reason") is None:
-            scores[record["key"]].append(record["fitness"][0])
-            first.setdefault(record["key"], record)
+    scores, first = scores_by_architecture(history)
     if not scores:
         return None
     mean = {key: fmean(values) for key, values in scores.items()}
@@ -618,7 +610,7 @@ def pick(run) -> Optional[dict]:
     return pick_network(run.history(), run.options.win_threshold, run.options.pick_by)
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "minigen", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
              "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
@@ -628,4 +620,4 @@ METHOD = register_method(Method(
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
     fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "
-                "score (Zhang et al., 2024)"))
+                "score (Zhang et al., 2024)")

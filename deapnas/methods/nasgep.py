@@ -47,7 +47,7 @@ from typing import Any, Callable, Optional, Sequence
 from deap import base, tools
 
 from .. import limits, safefiles
-from ..algorithms import assign, restore_state
+from ..algorithms import assign, restore_halloffame, restore_state
 from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
@@ -58,7 +58,7 @@ from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION
 from ..training import Recipe
 from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
-from . import Method, final_training_of, register_method
+from .method import Method, final_training_of
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
@@ -440,8 +440,7 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
     saved = restore_state(journal, toolbox)
     if saved is not None:
         search, logbook = _restore(saved)
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+        restore_halloffame(halloffame, saved)
     else:
         for model in search.models:
             _register(search, model)
@@ -698,11 +697,11 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "nasgep", Options, search,
     presets={"paper": dict(dataset="cifar10", time_limit=24 * 3600.0),
              "tiny": dict(dataset="digits", evaluations=30, **TINY)},
     spaces=("nasgep",), tabular=False, evaluator=evaluator,
     final_training=final_training_of(final_evaluator),
     description="gene expression programming of cells from a pool of genes, three "
-                "populations, weight sharing (Alves & de Oliveira, 2020)"))
+                "populations, weight sharing (Alves & de Oliveira, 2020)")

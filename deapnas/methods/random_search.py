@@ -13,7 +13,7 @@ from deap import tools
 from .. import limits
 from ..algorithms import random_search
 from ..options import RunConfig, TrainingOptions, option
-from . import Method, register_method
+from .method import Method
 
 
 @dataclass
@@ -38,11 +38,11 @@ def search(run) -> tools.Logbook:
     return logbook
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "random", Options, search,
     presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
              "tiny": dict(dataset="digits", evaluations=200, epochs=4, batch_size=64,
                           channels=32, cells=1,
                           clamp_pools=True)},
     spaces=("macro", "nb201"), multi_objective=True,
-    description="random search: independent samples from the space"))
+    description="random search: independent samples from the space")

@@ -16,7 +16,7 @@ from ..algorithms import (best_average, best_nondominated, regularized_evolution
                           sel_best_of_sample)
 from ..guided import GuidanceOptions, guide
 from ..options import RunConfig, TrainingOptions, option
-from . import Method, register_method
+from .method import Method
 
 
 @dataclass
@@ -70,7 +70,7 @@ def pick(run):
     return best_average(run.history(), run.options.min_evaluations)
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "re", Options, search, pick,
     presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
              "tiny": dict(dataset="digits", evaluations=200, population=25, sample_size=5,
@@ -78,4 +78,4 @@ METHOD = register_method(Method(
                           clamp_pools=True)},
     spaces=("macro", "nb201"), multi_objective=True,
     description="regularized (aging) evolution (Real et al., 2019), the macro search of "
-                "Kyriakides & Margaritis (2020)"))
+                "Kyriakides & Margaritis (2020)")

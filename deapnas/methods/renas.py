@@ -36,7 +36,7 @@ from typing import Any, Iterable, Optional
 from deap import tools
 
 from .. import limits
-from ..algorithms import evaluate_invalid, restore_state
+from ..algorithms import evaluate_invalid, restore_halloffame, restore_state
 from ..augment import Augment
 from ..controller import GenomeLayout, MutationController, init_layout, mut_layout
 from ..data import Dataset, stratified_subset
@@ -45,7 +45,7 @@ from ..options import RunConfig, TrainingOptions, flag, option
 from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
 from ..training import Recipe
-from . import Method, final_training_of, register_method
+from .method import Method, final_training_of
 
 #: Where a run directory keeps the individuals' weights (a trained search).
 WEIGHTS = "weights"
@@ -305,8 +305,7 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         born = len(population)
     else:
         population, logbook, born = saved["population"], saved["logbook"], saved["born"]
-        if halloffame is not None:
-            halloffame.update(saved["halloffame"])
+        restore_halloffame(halloffame, saved)
         if hasattr(toolbox, "load_state_dict"):
             toolbox.load_state_dict(saved["operators"])
         if weights is not None:
@@ -434,23 +433,20 @@ def search_data(data: Dataset, options: Options, seed: int = 0) -> Dataset:
     return dataclasses.replace(data, train=data.train.subset(chosen))
 
 
-def inheriting(evaluate: TrainEvaluator, options: Options) -> TrainEvaluator:
-    """``evaluate`` with RENAS's learning rates: a child's inherited parameters at ``lr /
-    new_lr_factor``, every other parameter at ``lr`` (paper: 0.001 and 0.01)."""
-    evaluate.recipe = dataclasses.replace(evaluate.recipe, lr=options.lr / options.new_lr_factor,
-                                          new_lr_factor=options.new_lr_factor)
-    return evaluate
+def inheritance_rates(options: Options) -> dict[str, float]:
+    """The :class:`~deapnas.fitness.TrainEvaluator` keywords of RENAS's learning rates: a
+    child's inherited parameters at ``lr / new_lr_factor``, every other parameter at ``lr``
+    (paper: 0.001 and 0.01)."""
+    return {"lr": options.lr / options.new_lr_factor, "new_lr_factor": options.new_lr_factor}
 
 
 def evaluator(run):
     """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
-    rates of :func:`inheriting`."""
-    from ..runner import make_evaluator  # the runner imports the methods
-
+    rates of :func:`inheritance_rates`."""
     if run.config.tabular:
-        return make_evaluator(run.config, run.options, run.space)
+        return run.default_evaluator()
     data = search_data(run.data, run.options, run.config.seed)
-    return inheriting(make_evaluator(run.config, run.options, run.space, data), run.options)
+    return run.default_evaluator(data, **inheritance_rates(run.options))
 
 
 def search(run) -> tools.Logbook:
@@ -500,14 +496,12 @@ def pick(run) -> Optional[dict]:
     """The best of the final population retrained from scratch (the paper's pick) in a trained
     search; the best single evaluation in a tabular one (retraining changes no table entry), or
     when the search stopped early (``--time-limit``) or every retraining failed."""
-    from ..runner import best_record  # the runner imports the methods
-
     if run.result is None:
-        return best_record(run)
+        return run.best_record()
     return {**run.result, "chosen_by": "the best of the final population retrained from scratch"}
 
 
-METHOD = register_method(Method(
+METHOD = Method(
     "renas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10", evaluations=2000, population=20, blocks=5,
                            channels=24, cells=2, val_fraction=0.1),
@@ -519,4 +513,4 @@ METHOD = register_method(Method(
     spaces=("nasnet", "nb201"), evaluator=evaluator,
     final_training=final_training_of(final_evaluator, spaces=("nasnet",)),
     description="reinforced evolution: a learned mutation controller and parameter "
-                "inheritance (Chen et al., 2019)"))
+                "inheritance (Chen et al., 2019)")

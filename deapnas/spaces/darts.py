@@ -31,7 +31,7 @@ from torch import nn
 
 from ..networks import CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, register_space
+from .space import Space
 
 #: The operations of the DARTS search (the supernet's columns, in the DARTS order).
 OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
@@ -273,7 +273,7 @@ def _check_cell(name: str, pairs: list, concat: list) -> None:
         raise ValueError(f"{name}_concat must list nodes among {list(CONCAT)}, not {concat}")
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "darts", Genotype, init_genotype, mutate, to_graph, build_network, key, to_json, from_json,
     cells=cells, network_options={"channels": "channels", "cells": "layers"},
-    description="DARTS normal and reduction cells (Liu et al., 2019); EG-NAS derives them"))
+    description="DARTS normal and reduction cells (Liu et al., 2019); EG-NAS derives them")

@@ -29,7 +29,7 @@ from torch import nn
 from ..graph import InvalidGraphError, architecture_key
 from ..networks import MacroNet
 from ..ops import Shape
-from . import Space, check_limit, register_space
+from .space import Space, check_limit
 
 INPUT, OUTPUT = -2, -1
 
@@ -365,7 +365,7 @@ def _check_layer(node: int, layer) -> None:
     check_limit(f"layer {node}: kernel", int(kernel), "MAX_KERNEL")
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "macro", MacroGenome, init_genome, mutate, to_graph, build_network, key, to_json, from_json,
     mate=mate, network_options={"channels": "channels", "clamp_pools": "clamp_pools"},
-    description="DeepNEAT-style whole networks (Kyriakides & Margaritis, 2020)"))
+    description="DeepNEAT-style whole networks (Kyriakides & Margaritis, 2020)")

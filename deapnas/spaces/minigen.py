@@ -59,7 +59,7 @@ from torch import nn
 from ..graph import compile_graph
 from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
-from . import Space, check_limit, register_space
+from .space import Space, check_limit
 
 IDENTITY = "identity"
 #: The nine operations of the paper's Table I, as the encoding writes them.
@@ -378,7 +378,7 @@ def network_seed(genome_key: str) -> int:
     return int.from_bytes(hashlib.sha256(genome_key.encode()).digest()[:4], "big") >> 1
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "minigen", MiniGenGenome, init_genome, mutate, to_graph, build_network, key, to_json,
     from_json, mate=mate, cells=cells,
-    description="MiniGen's five-cell [c_i, b_i, action list] encoding (Zhang et al., 2024)"))
+    description="MiniGen's five-cell [c_i, b_i, action list] encoding (Zhang et al., 2024)")

@@ -55,7 +55,7 @@ from ..gep import Chromosome
 from ..graph import architecture_key
 from ..networks import Cell, CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, check_limit, register_space
+from .space import Space, check_limit
 
 NORMAL, REDUCTION = "normal", "reduction"
 #: The cell inputs, in the order a cell receives them: h(i-2), then h(i-1).
@@ -412,7 +412,7 @@ def from_json(data: dict, container: Callable[..., Model] = Model) -> Model:
     return container(cells[NORMAL], cells[REDUCTION], genes)
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "nasgep", Model, init_model, mutate, to_graph, build_network, key, to_json, from_json,
     cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
-    description="GEP cells of ADF genes (Alves & de Oliveira, 2020)"))
+    description="GEP cells of ADF genes (Alves & de Oliveira, 2020)")

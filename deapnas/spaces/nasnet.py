@@ -27,17 +27,16 @@ stride 2 becomes a 1x1 ReLU-conv-BN of stride 2).
 """
 from __future__ import annotations
 
-import random
 from typing import Callable, Sequence
 
 import networkx as nx
 from torch import nn
 
-from ..controller import GenomeLayout, mut_layout
+from ..controller import GenomeLayout, init_layout, mut_layout
 from ..graph import architecture_key
 from ..networks import CellNetwork
 from ..ops import Shape, conv_shape, register_op
-from . import Space, check_limit, register_space
+from .space import Space, check_limit
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "avg_pool_3x3", "max_pool_3x3",
        "identity")
@@ -114,14 +113,10 @@ def layout(blocks: int = 5) -> GenomeLayout:
 
 def init_cell(container: Callable[[list], Sequence] = list, blocks: int = 5) -> Sequence:
     """A cell with every input and operation drawn uniformly (the paper's random
-    initialisation; B = 5)."""
+    initialisation; B = 5): :func:`~deapnas.controller.init_layout` of its :func:`layout`."""
     if blocks < 1:
         raise ValueError(f"blocks must be at least 1, not {blocks}")
-    tokens = []
-    for b in range(blocks):
-        tokens += [random.choice(input_choices(b)) for _ in range(2)]
-        tokens += [random.choice(OPS) for _ in range(2)]
-    return container(tokens)
+    return init_layout(container, layout(blocks))
 
 
 def mutate(individual: list) -> tuple[list]:
@@ -203,8 +198,8 @@ def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = 
     return container(tokens)
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "nasnet", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
     cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
     description="NASNet-like cells of B blocks, one cell type used for reduction with stride 2 "
-                "(RENAS, Chen et al., 2019)"))
+                "(RENAS, Chen et al., 2019)")

@@ -21,7 +21,7 @@ import networkx as nx
 
 from ..networks import CellNetwork
 from ..ops import Shape
-from . import Space, register_space
+from .space import Space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (from node, to node) of each edge, in the order of the official architecture string.
@@ -115,7 +115,7 @@ def from_json(data: str, container: Optional[Callable[[list], Sequence[str]]] = 
     return from_arch_string(data, container)
 
 
-SPACE = register_space(Space(
+SPACE = Space(
     "nb201", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
     network_options={"channels": "channels", "cells": "cells_per_stage"},
-    description="NAS-Bench-201 cells (Dong & Yang, 2020), trained or looked up in the table"))
+    description="NAS-Bench-201 cells (Dong & Yang, 2020), trained or looked up in the table")
