@@ -17,9 +17,9 @@ compound score. ``re+params`` is regularized evolution guided by the parameter c
 time less plain RE's on the same seed, reported apart. ``--methods`` may give a method's own
 ``--seeds`` as ``NAME:SEEDS`` (``renas:5``), for the slow ones.
 
-The figures go to ``docs/figures/nb201_anytime.json`` (rewritten after every method, so an
-interrupted run keeps the methods it finished) and the curves to
-``docs/figures/nb201_anytime.png``.
+The figures go to ``docs/figures/NAME.json`` (``--name``, by default ``nb201_anytime``;
+rewritten after every method, so an interrupted run keeps the methods it finished) and the
+curves to ``docs/figures/NAME.png``.
 """
 import argparse
 import contextlib
@@ -181,6 +181,8 @@ def main_() -> None:
     parser.add_argument("--proposals", type=int, default=1,
                         help="re+params: mutants ranked by the proxy per child (1: warm-up "
                              "only; each proposal costs a network built and counted)")
+    parser.add_argument("--name", default="nb201_anytime",
+                        help="the figures' name: docs/figures/NAME.json and NAME.png")
     args = parser.parse_args()
     with open(args.table, newline="", encoding="utf-8") as handle:
         validation = {row["arch_str"]: float(row[VALIDATION]) for row in csv.DictReader(handle)}
@@ -204,8 +206,8 @@ def main_() -> None:
                            seconds_per_search={m: mean_and_error(s) for m, s in seconds.items()},
                            proxy_seconds=proxy_seconds(seconds),
                            guided_vs_re=comparison(curves, args.queries))
-            write_figures("nb201_anytime", results)
-            plot(curves, args.queries, FIGURES / "nb201_anytime.png")
+            write_figures(args.name, results)
+            plot(curves, args.queries, FIGURES / f"{args.name}.png")
     print(json.dumps({k: results[k] for k in ("test_accuracy", "proxy_seconds",
                                               "guided_vs_re")}, indent=1))
 
