@@ -32,7 +32,7 @@ from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_
 from .runner import load_config, load_data
 from .safefiles import folder, write_atomic
 from .spaces import get_space
-from .training import load_weights
+from .weights import load_weights
 
 TRAINED, WEIGHTS = "train.json", "model.pt"
 

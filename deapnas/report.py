@@ -30,7 +30,8 @@ from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa
                         write_atomic)
 from .spaces import get_space  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
-from .training import CandidateFailure, load_weights, save_weights  # noqa: E402
+from .training import CandidateFailure  # noqa: E402
+from .weights import load_weights, save_weights  # noqa: E402
 
 #: What ``deapnas train`` writes besides ``model.pt`` and ``train.json``: the whole state of
 #: the training, after every epoch (removed once ``model.pt`` is written); one record per

@@ -12,9 +12,9 @@ The pieces are small functions so that a method composes the recipe it needs::
     accuracy(net, data.val)
 
 Weights go to disk and come back with :func:`~deapnas.weights.save_weights` and
-:func:`~deapnas.weights.load_weights` (see :mod:`deapnas.weights`; both are importable from
-here too). :func:`load_matching` copies every tensor whose name and shape match (parameter inheritance,
-weight sharing) and reports which ones it took.
+:func:`~deapnas.weights.load_weights` (see :mod:`deapnas.weights`). :func:`load_matching`
+copies every tensor whose name and shape match (parameter inheritance, weight sharing) and
+reports which ones it took.
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from torch import nn
 
 from .augment import Augment, pixel_bounds
 from .data import Split, batches
-from .weights import load_weights, save_weights  # noqa: F401  (part of this module's interface)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")

@@ -27,7 +27,8 @@ from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheri
                                    register_mutation, renas, retrain_population)
 from deapnas.run import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
-from deapnas.training import load_matching, param_groups, save_weights
+from deapnas.training import load_matching, param_groups
+from deapnas.weights import save_weights
 
 from conftest import NB201_METRIC, NB201_REPORT, interrupt_evaluation, without_clock
 

@@ -21,7 +21,7 @@ from deapnas.methods import nasgep
 from deapnas.methods.renas import WeightFiles
 from deapnas.parallel import DevicePool
 from deapnas.run import CHECKPOINT, HISTORY, LOCK, LOGBOOK, LOGBOOK_LINES, RunDirectoryError
-from deapnas.training import save_weights
+from deapnas.weights import save_weights
 from deapnas.weight_store import WeightStore
 
 from conftest import NB201_CSV, NB201_METRIC, single_thread
