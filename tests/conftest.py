@@ -45,6 +45,21 @@ def without_clock(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "elapsed"} for r in records]
 
 
+def interrupt_call(monkeypatch, owner: type, name: str, at: int,
+                   crash: type = KeyboardInterrupt) -> None:
+    """Make the ``at``-th call of ``owner.name`` from now raise ``crash`` (Ctrl-C there, by
+    default): every ``TrainEvaluator.__call__``, say, however the evaluator was made."""
+    real, calls = getattr(owner, name), {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise crash
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+
+
 def interrupt_evaluation(monkeypatch, at: int, crash: type = KeyboardInterrupt):
     """Make the runner's evaluator raise ``crash`` at its ``at``-th call; returns a function
     that undoes it."""

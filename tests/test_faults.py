@@ -21,7 +21,7 @@ from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, Lock, RunDi
                          random_states, read_history, set_random_states)
 from deapnas.spaces import nb201
 
-from conftest import NB201_METRIC, NB201_REPORT, without_clock
+from conftest import NB201_METRIC, NB201_REPORT, interrupt_call, without_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,16 +35,8 @@ def search(csv, out, *extra):
 
 def interrupted_run(csv, out, after: int):
     """A search of the table stopped (like Ctrl-C) after ``after`` evaluations."""
-    real, calls = TableEvaluator.__call__, [0]
-
-    def counting(self, individual):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(self, individual)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TableEvaluator, "__call__", counting)
+        interrupt_call(patch, TableEvaluator, "__call__", after + 1)
         assert search(csv, out) == 130
     assert len(read_history(out)) == after
 

@@ -30,7 +30,8 @@ from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups
 from deapnas.weights import save_weights
 
-from conftest import NB201_METRIC, NB201_REPORT, interrupt_evaluation, without_clock
+from conftest import (NB201_METRIC, NB201_REPORT, interrupt_call, interrupt_evaluation,
+                      without_clock)
 
 NASNET = nasnet.SPACE.individual()
 NB201 = nb201.SPACE.individual()
@@ -449,15 +450,7 @@ TINY_RUN = ["--algorithm", "renas", "--evaluations", "12", "--population", "4",
 def interrupt_training(monkeypatch, at: int):
     """Make every TrainEvaluator raise KeyboardInterrupt at the ``at``-th training of the test
     (the renas method's evaluator adjusts the runner's, so the runner's cannot be replaced)."""
-    train, calls = TrainEvaluator.__call__, {"n": 0}
-
-    def interrupted(evaluator, individual):
-        calls["n"] += 1
-        if calls["n"] == at:
-            raise KeyboardInterrupt
-        return train(evaluator, individual)
-
-    monkeypatch.setattr(TrainEvaluator, "__call__", interrupted)
+    interrupt_call(monkeypatch, TrainEvaluator, "__call__", at)
 
 
 def same_runs(a: Path, b: Path) -> bool:

@@ -27,8 +27,8 @@ from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, RunDirector
 from deapnas.spaces import macro
 from deapnas.weight_store import WeightStore
 
-from conftest import (NB201_METRIC, NB201_REPORT, chain_genome, interrupt_evaluation,
-                      single_thread, without_clock)
+from conftest import (NB201_METRIC, NB201_REPORT, chain_genome, interrupt_call,
+                      interrupt_evaluation, single_thread, without_clock)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,29 +51,13 @@ def snapshot(directory: Path) -> dict:
 def interrupt_training(monkeypatch, at: int) -> None:
     """Every TrainEvaluator raises KeyboardInterrupt at the ``at``-th training from now (the
     methods' evaluators are TrainEvaluators, however they are made)."""
-    train, calls = TrainEvaluator.__call__, {"n": 0}
-
-    def interrupted(evaluator, individual):
-        calls["n"] += 1
-        if calls["n"] == at:
-            raise KeyboardInterrupt
-        return train(evaluator, individual)
-
-    monkeypatch.setattr(TrainEvaluator, "__call__", interrupted)
+    interrupt_call(monkeypatch, TrainEvaluator, "__call__", at)
 
 
 def interrupt_replay(monkeypatch, at: int) -> None:
     """The journal raises KeyboardInterrupt at its ``at``-th replayed evaluation (a kill while
     a resume replays the history)."""
-    replay, calls = Journal._replay, {"n": 0}
-
-    def interrupted(journal, individual):
-        calls["n"] += 1
-        if calls["n"] == at:
-            raise KeyboardInterrupt
-        return replay(journal, individual)
-
-    monkeypatch.setattr(Journal, "_replay", interrupted)
+    interrupt_call(monkeypatch, Journal, "_replay", at)
 
 
 def resume(out: Path, capsys) -> tuple[int, str]:

@@ -24,7 +24,7 @@ from deapnas.run import CHECKPOINT, HISTORY, LOCK, LOGBOOK, LOGBOOK_LINES, RunDi
 from deapnas.weights import save_weights
 from deapnas.weight_store import WeightStore
 
-from conftest import NB201_CSV, NB201_METRIC, single_thread
+from conftest import NB201_CSV, NB201_METRIC, interrupt_call, single_thread
 
 VICTIM = b"precious data outside the run directory, no newline at the end"
 
@@ -32,16 +32,8 @@ VICTIM = b"precious data outside the run directory, no newline at the end"
 def interrupted(argv: list, evaluator: type, after: int) -> None:
     """Run ``deapnas search argv`` until the ``after+1``-th call of ``evaluator`` (like
     Ctrl-C there)."""
-    real, calls = evaluator.__call__, [0]
-
-    def counting(self, individual):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(self, individual)
-
     with pytest.MonkeyPatch.context() as patch, single_thread():
-        patch.setattr(evaluator, "__call__", counting)
+        interrupt_call(patch, evaluator, "__call__", after + 1)
         assert main(argv) == 130
 
 

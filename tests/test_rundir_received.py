@@ -23,7 +23,7 @@ from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
 from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, PARETO, read_history
 
-from conftest import NB201_METRIC, NB201_REPORT
+from conftest import NB201_METRIC, NB201_REPORT, interrupt_call
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -38,16 +38,8 @@ def search(csv, out, *extra) -> int:
 
 def interrupted(csv, out, after: int = 25) -> None:
     """A table search stopped like Ctrl-C after ``after`` evaluations (checkpoint at 20)."""
-    real, calls = TableEvaluator.__call__, [0]
-
-    def counting(self, individual):
-        calls[0] += 1
-        if calls[0] > after:
-            raise KeyboardInterrupt
-        return real(self, individual)
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TableEvaluator, "__call__", counting)
+        interrupt_call(patch, TableEvaluator, "__call__", after + 1)
         assert search(csv, out) == 130
 
 
