@@ -14,17 +14,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-try:  # torch takes seconds to import: Ctrl-C meanwhile ends the command without a traceback
-    from . import options as opts
-    from . import runner
-    from .data import DatasetError
-    from .limits import MAX_CHANNELS, MAX_EPOCHS
-    from .methods import Method, available, get_method
-    from .options import RunConfig, TrainingOptions
-    from .run import CONFIG, SearchFailed
-except KeyboardInterrupt:
-    print("\ndeapnas: interrupted while starting; nothing was done", file=sys.stderr)
-    raise SystemExit(130) from None
+from . import options as opts
+from . import runner
+from .data import DatasetError
+from .limits import MAX_CHANNELS, MAX_EPOCHS
+from .methods import Method, available, get_method
+from .options import RunConfig, TrainingOptions
+from .run import CONFIG, SearchFailed
 
 GROUPS = {  # RunConfig fields by help group
     "what to search": ("algorithm", "space", "objectives", "fitness"),

@@ -89,7 +89,9 @@ def test_a_table_with_a_method_that_cannot_search_nb201_names_those_that_can(nb2
 
 
 def test_ctrl_c_while_the_command_starts_prints_no_traceback(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "deapnas.cli", "show", str(tmp_path)],
+    """The `deapnas` command's entry point (deapnas.__main__): a Ctrl-C inside torch's C++
+    start-up aborted the process with "terminate called ... KeyboardInterrupt"."""
+    process = subprocess.Popen([sys.executable, "-m", "deapnas", "show", str(tmp_path)],
                                cwd=ROOT, stderr=subprocess.PIPE, text=True)
     time.sleep(0.4)  # Python is up; deapnas is importing torch
     process.send_signal(signal.SIGINT)
