@@ -11,6 +11,7 @@ from deap import base, tools
 
 from deapnas import runner
 from deapnas.algorithms import sel_best_of_sample
+from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset
 from deapnas.fitness import TableEvaluator
 from deapnas.spaces import macro, nb201
@@ -93,6 +94,17 @@ def seeded():
 def digits() -> Dataset:
     """scikit-learn's digits, split with seed 0."""
     return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny finished search on digits (macro space) whose pick ``deapnas train`` trained for
+    one epoch."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["search", "--evaluations", "4", "--population", "4", "--sample-size", "2",
+                 "--epochs", "1", "--channels", "8", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", str(out), "--epochs", "1"]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 import torch
 
 import deapnas
@@ -19,15 +18,6 @@ images = torch.load(sys.argv[2], weights_only=True)
 torch.save(program.module()(images), sys.argv[3])
 print("deapnas" in sys.modules and sys.modules["deapnas"] is not None)
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "run"
-    assert main(["search", "--evaluations", "4", "--population", "4", "--sample-size", "2",
-                 "--epochs", "1", "--channels", "8", "--out", str(out), "--quiet"]) == 0
-    assert main(["train", str(out), "--epochs", "1"]) == 0
-    return out
 
 
 def test_export_needs_trained_weights(tmp_path, capsys):

@@ -234,16 +234,6 @@ def test_a_mini_dataset_of_another_seed_is_refused(tmp_path, monkeypatch, capsys
 
 # -- deapnas train: model.pt and train.json as one unit -------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny finished search whose pick was trained for one epoch."""
-    out = tmp_path_factory.mktemp("train") / "run"
-    assert main(["search", "--evaluations", "4", "--population", "4", "--sample-size", "2",
-                 "--epochs", "1", "--channels", "8", "--out", str(out), "--quiet"]) == 0
-    assert main(["train", str(out), "--epochs", "1"]) == 0
-    return out
-
-
 def test_a_training_stopped_between_its_two_files_leaves_no_mismatched_pair(trained, tmp_path,
                                                                             monkeypatch, capsys):
     out = tmp_path / "run"

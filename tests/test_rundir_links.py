@@ -71,17 +71,6 @@ def started(tmp_path_factory):
     return {"nasgep": root / "nasgep", "renas": root / "renas"}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny macro search on digits whose pick ``deapnas train`` trained (one epoch)."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    with single_thread():
-        assert main(["search", "--evaluations", "2", "--population", "2", "--sample-size", "1",
-                     "--epochs", "1", "--channels", "8", "--out", str(out), "--quiet"]) == 0
-        assert main(["train", str(out), "--epochs", "1"]) == 0
-    return out
-
-
 def copy(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / "run", symlinks=True))
 
