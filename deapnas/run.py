@@ -327,6 +327,10 @@ class Journal:
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
+    :param on_logbook: called with each record the loop's logbook gains and its position in
+        the logbook (from 0), as the loop hands the logbook to :meth:`checkpoint` and to
+        :meth:`write_logbook` (a live view, :class:`deapnas.live.TensorBoardView`; the records
+        of a resumed run's restored logbook are not handed on again).
     :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
         recorded evaluations ends, as DEAP's loops print their logbook.
     :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
@@ -342,6 +346,7 @@ class Journal:
                  budget: Optional[int] = None,
                  time_limit: Optional[float] = None, stop_within_batches: bool = False,
                  fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None,
+                 on_logbook: Optional[Callable[[dict, int], None]] = None,
                  verbose: bool = __debug__, lock: Optional["Lock"] = None):
         _check_arguments(directory, space, container)
         if checkpoint_every < 1:
@@ -356,6 +361,7 @@ class Journal:
         #: The logbook the loop handed to its last :meth:`checkpoint` (None before any).
         self.logbook = None
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
+        self.on_logbook, self._logbook_shown = on_logbook, 0
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = lock or Lock(self.directory).acquire()
         try:
@@ -568,6 +574,7 @@ class Journal:
         self.logbook = state.get("logbook", self.logbook)
         if self.replaying:
             return not (spent or late)
+        self._hand_on(self.logbook)
         if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
@@ -666,6 +673,7 @@ class Journal:
                                     "made by another version: start a new run") from None
         if saved.get("logbook") is not None:
             state["logbook"] = self._logbook.load(saved["logbook"])
+            self._logbook_shown = len(state["logbook"])  # handed on by the run that made it
         try:
             set_random_states(saved["random"])
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -723,8 +731,17 @@ class Journal:
         except OSError as error:
             raise disk_error(self.directory / HISTORY, error) from None
 
+    def _hand_on(self, logbook) -> None:
+        """Give ``on_logbook`` the records ``logbook`` gained since the last call."""
+        if self.on_logbook is None or logbook is None:
+            return
+        for index in range(self._logbook_shown, len(logbook)):
+            self.on_logbook(logbook[index], index)
+        self._logbook_shown = max(self._logbook_shown, len(logbook))
+
     def write_logbook(self, logbook) -> None:
-        """The logbook as CSV, one row per record."""
+        """The logbook as CSV, one row per record (and its last records to ``on_logbook``)."""
+        self._hand_on(logbook)
         fields = list(dict.fromkeys(k for record in logbook for k in record))
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=fields)
