@@ -1,6 +1,8 @@
 """Pictures of architectures and searches: :func:`draw_graph` for any compiler graph (see
-:mod:`deapnas.graph`), :func:`plot_fitness` for the history of a search,
-:func:`plot_training` for the curve of a final training.
+:mod:`deapnas.graph`) and :func:`draw_graphs` for several side by side at one scale,
+:func:`plot_fitness` for the history of a search (with its :class:`Pick`, its :class:`Phase`
+stretches and each :class:`Lineage` joined), :func:`plot_training` for the curve of a final
+training.
 
 An architecture is drawn as a layered graph (Sugiyama et al., 1981 [Sugiyama1981]_): the
 pruned graph's nodes go to layers by their longest path from an input (inputs at the top, the
@@ -312,7 +314,7 @@ def draw_graph(graph: nx.DiGraph, ax: Optional[Axes] = None, title: Optional[str
     plan = layout(graph, fontsize)
     if ax is None:
         ax = _figure_for(plan, title)
-    _draw_layout(ax, plan)
+    _draw_layout(ax, plan, _scale(ax, plan))
     if title:
         lines = _title_lines(title, ax.figure.get_size_inches()[0], plan.fontsize)
         ax.set_title("\n".join(lines), fontsize=plan.fontsize * TITLE_SIZE)
@@ -341,7 +343,7 @@ def draw_graphs(graphs: Mapping[str, nx.DiGraph], title: Optional[str] = None,
         ax = figure.add_axes(((left + (room - plan.width) / 2) / width,
                               (margin + tallest - plan.height) / height,
                               plan.width / width, plan.height / height))
-        _draw_layout(ax, plan)
+        _draw_layout(ax, plan, 1.0)  # the axes are the layout's own size
         if name:
             ax.set_title(name, fontsize=fontsize * TITLE_SIZE)
         left += room + gap
@@ -351,17 +353,18 @@ def draw_graphs(graphs: Mapping[str, nx.DiGraph], title: Optional[str] = None,
     return figure
 
 
-def _draw_layout(ax: Axes, plan: Layout) -> None:
-    """Draw ``plan``'s boxes and edges on ``ax``, scaled to the axes."""
+def _draw_layout(ax: Axes, plan: Layout, scale: float) -> None:
+    """Draw ``plan``'s boxes and edges on ``ax`` at ``scale`` inches on the page per inch of the
+    layout (not clipped to the axes: a box's outline on the layout's edge stays whole)."""
     ax.set(xlim=(0, plan.width), ylim=(0, plan.height), aspect="equal")
     ax.set_axis_off()
-    scale = _scale(ax, plan)
     for edge, path in plan.edges.items():
         faint = edge in plan.faint
         ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=9 * scale,
                                      shrinkA=0, shrinkB=0, linewidth=1.0 * scale,
                                      linestyle="--" if faint else "-",
-                                     color="#b7b7b7" if faint else "#434343", zorder=1))
+                                     color="#b7b7b7" if faint else "#434343", zorder=1,
+                                     clip_on=False))
     for box in plan.boxes.values():
         marked = box.kind in ("input", "output")
         ax.add_patch(FancyBboxPatch(
@@ -369,10 +372,10 @@ def _draw_layout(ax: Axes, plan: Layout) -> None:
             boxstyle=f"round,pad=0,rounding_size={min(box.height, box.width) / 4}",
             facecolor=COLOURS[box.kind], edgecolor="#434343", zorder=2,
             linewidth=(1.6 if marked else 0.8) * scale,
-            linestyle="--" if box.kind == "zero" else "-"))
+            linestyle="--" if box.kind == "zero" else "-", clip_on=False))
         ax.text(box.x, box.y, box.label, ha="center", va="center", family="monospace",
                 fontsize=plan.fontsize * scale, linespacing=LINE_HEIGHT,
-                fontweight="bold" if marked else "normal", zorder=3)
+                fontweight="bold" if marked else "normal", zorder=3, clip_on=False)
 
 
 def _figure_for(plan: Layout, title: Optional[str]) -> Axes:

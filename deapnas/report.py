@@ -236,7 +236,13 @@ def read_training_log(directory: str | Path) -> list[dict]:
 
 def plot_training_curve(directory: str | Path) -> Path:
     """``training.png``: the loss and training accuracy of each epoch of ``deapnas train``
-    (``train.jsonl``)."""
+    (``train.jsonl``; :func:`training_figure`)."""
+    return _save(training_figure(directory), Path(directory) / TRAIN_PLOT)
+
+
+def training_figure(directory: str | Path):
+    """The figure of ``training.png``, titled with the epochs, and once the training has
+    ended the parameters and width of the trained network."""
     records = read_training_log(directory)
     figure, axes = plt.subplots(figsize=(7, 4))
     title = f"deapnas train: {len(records)} epoch(s)"
@@ -245,7 +251,7 @@ def plot_training_curve(directory: str | Path) -> Path:
         title += f", {trained['params']:,} parameters" + \
             (f" at --channels {trained['channels']}" if trained.get("channels") else "")
     plot_training(records, ax=axes, title=title)
-    return _save(figure, Path(directory) / TRAIN_PLOT)
+    return figure
 
 
 def plot_pareto(directory: str | Path) -> Path:
@@ -307,7 +313,7 @@ def _pick(best: Optional[dict], history: list[dict], metric: str) -> Optional[Pi
     if best is None:
         return None
     times = best.get("times_evaluated")
-    how = (f"mean of {times} evaluations" if times and times > 1 else
+    how = (f"mean of {times} evaluation{'s' * (times > 1)}" if times else
            best.get("chosen_by", "best single evaluation"))
     on_axis = best["metric"] == metric
     label = f"the pick: {best['metric']} {best['fitness']:.4f} ({how})" + \
@@ -323,12 +329,12 @@ def _phases(config, options, method, history: list[dict]) -> list[Phase]:
     if method.name != "renas" or not history:
         return []
     first, last = options.population, config.evaluations
-    children_end = last if config.tabular else last - options.population
-    spans = [("first population, trained from scratch", 1, first),
-             ("children, fine-tuned from the parent's weights" if not config.tabular else
-              "children", first + 1, children_end)]
-    if not config.tabular:
-        spans.append(("final population, retrained from scratch", children_end + 1, last))
+    if config.tabular:  # looked up, never trained
+        spans = [("first population", 1, first), ("children", first + 1, last)]
+    else:
+        spans = [("first population, trained from scratch", 1, first),
+                 ("children, fine-tuned from the parent's weights", first + 1, last - first),
+                 ("final population, retrained from scratch", last - first + 1, last)]
     done = history[-1]["evaluation"]
     return [Phase(label, start, min(end, done)) for label, start, end in spans if start <= done
             and start <= end]
@@ -351,9 +357,13 @@ def best_figure(directory: str | Path):
     genome = read_genome(space, best["genome"], Path(directory) / BEST)
     graphs = space.graphs(genome)
     if space.name == "macro":  # whole networks: draw the head that holds most parameters
-        data = data_needed(config, options)
-        graphs = {"": network_graph(genome, data.input_shape, data.num_classes,
-                                    **space.network_kwargs(options))}
+        try:
+            data = data_needed(config, options)
+        except (ValueError, OSError):  # the data moved away: the body alone can be drawn
+            pass
+        else:
+            graphs = {"": network_graph(genome, data.input_shape, data.num_classes,
+                                        **space.network_kwargs(options))}
     return draw_graphs({f"{name} cell" if name else "": graph for name, graph in graphs.items()},
                        title=_best_title(config, options, space, best))
 
