@@ -380,7 +380,7 @@ def _best_title(config, options, space, best: dict) -> str:
     if width and not config.tabular:
         size += f" at {width}"
     elif space.name == "minigen":
-        size += ", each cell's width in its name"
+        size += ", each cell's width in its name"  # widths are genes there
     return f"best architecture: {best['metric']} {best['fitness']:.4f}{count}, {size}"
 
 

@@ -329,8 +329,9 @@ class Journal:
     :param on_record: called with each new history record (a progress bar, say).
     :param on_logbook: called with each record the loop's logbook gains and its position in
         the logbook (from 0), as the loop hands the logbook to :meth:`checkpoint` and to
-        :meth:`write_logbook` (a live view, :class:`deapnas.live.TensorBoardView`; the records
-        of a resumed run's restored logbook are not handed on again).
+        :meth:`write_logbook` (a live view, :class:`deapnas.live.TensorBoardView`). A resumed
+        run hands on only the records made after the evaluations it replays, as ``on_record``
+        gets only new evaluations: the run before it handed on the others.
     :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
         recorded evaluations ends, as DEAP's loops print their logbook.
     :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
@@ -373,6 +374,8 @@ class Journal:
             self._lock.release()
             raise
         self._config_id = None if config is None else _digest(config)
+        #: Evaluations the history held when the journal opened (-1: none, a fresh run).
+        self._resumed_at = len(self.history) or -1
         self._wrapped: list = []  # the recording maps registered by wrap
         self._held: Optional[dict] = None  # the settings this run checked in journal.json
         self.evaluations = self._replayed = 0
@@ -572,9 +575,12 @@ class Journal:
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self._late()
         self.logbook = state.get("logbook", self.logbook)
+        if self.evaluations <= self._resumed_at:  # the run before the resume handed these on
+            self._logbook_shown = len(self.logbook or ())
+        else:
+            self._hand_on(self.logbook)
         if self.replaying:
             return not (spent or late)
-        self._hand_on(self.logbook)
         if self._due() or ((spent or late) and self.evaluations != self._written):
             self.write_checkpoint(state)
         return not (spent or late)
@@ -673,7 +679,6 @@ class Journal:
                                     "made by another version: start a new run") from None
         if saved.get("logbook") is not None:
             state["logbook"] = self._logbook.load(saved["logbook"])
-            self._logbook_shown = len(state["logbook"])  # handed on by the run that made it
         try:
             set_random_states(saved["random"])
         except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -9,7 +9,7 @@ from deapnas import live, runner
 from deapnas.cli import main
 from deapnas.run import HISTORY, LOGBOOK
 
-from conftest import NB201_METRIC
+from conftest import NB201_METRIC, interrupt_evaluation
 
 
 def table_search(out, csv_path, *extra: str) -> list[str]:
@@ -19,12 +19,15 @@ def table_search(out, csv_path, *extra: str) -> list[str]:
 
 
 def scalars(directory, tag: str) -> dict[int, float]:
-    """``{step: value}`` of one scalar of the event files in ``directory``."""
+    """``{step: value}`` of one scalar of the event files in ``directory``, each step written
+    once."""
     accumulator = pytest.importorskip(
         "tensorboard.backend.event_processing.event_accumulator").EventAccumulator(
-        str(directory), size_guidance={"scalars": 0})
+        str(directory), size_guidance={"scalars": 0}, purge_orphaned_data=False)
     accumulator.Reload()
-    return {event.step: event.value for event in accumulator.Scalars(tag)}
+    events = accumulator.Scalars(tag)
+    assert len({event.step for event in events}) == len(events), f"{tag}: a step written twice"
+    return {event.step: event.value for event in events}
 
 
 def test_tensorboard_scalars_match_the_history_and_the_logbook(tmp_path, nb201_csv):
@@ -43,6 +46,25 @@ def test_tensorboard_scalars_match_the_history_and_the_logbook(tmp_path, nb201_c
             {i: float(row[column]) for i, row in enumerate(logbook)})
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["run"]["tensorboard"] == str(view)  # a resume writes there too
+
+
+def test_a_resumed_search_goes_on_writing_to_the_same_view(tmp_path, nb201_csv, monkeypatch):
+    """Ctrl-C at evaluation 18, then ``deapnas resume``: the view holds every evaluation once
+    and the whole logbook, as the run directory does."""
+    pytest.importorskip("tensorboard")
+    out, view = tmp_path / "run", tmp_path / "tensorboard"
+    restore = interrupt_evaluation(monkeypatch, 18)
+    assert main(table_search(out, nb201_csv, "--tensorboard", str(view))) == 130
+    restore()
+    assert main(["resume", str(out), "--quiet"]) == 0
+    history = [json.loads(line) for line in (out / HISTORY).read_text().splitlines()]
+    assert len(history) == 30
+    assert scalars(view, "evaluation/fitness") == pytest.approx(
+        {r["evaluation"]: r["fitness"][0] for r in history})
+    with open(out / LOGBOOK) as handle:
+        logbook = list(csv.DictReader(handle))
+    assert scalars(view, "logbook/max") == pytest.approx(
+        {i: float(row["max"]) for i, row in enumerate(logbook)})
 
 
 def test_tensorboard_missing_is_refused_before_anything_is_written(tmp_path, nb201_csv,
