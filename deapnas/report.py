@@ -5,7 +5,6 @@ which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 import io
-import textwrap
 import json
 from collections import Counter
 from dataclasses import replace

@@ -13,7 +13,7 @@ from matplotlib.path import Path as MplPath
 
 from deapnas import drawing, report
 from deapnas.cli import main
-from deapnas.drawing import Lineage, Pick
+from deapnas.drawing import Pick
 from deapnas.spaces import macro, minigen, nasnet
 
 from conftest import NB201_METRIC, chain_genome
