@@ -14,7 +14,7 @@ from matplotlib.path import Path as MplPath
 from deapnas import drawing, report
 from deapnas.cli import main
 from deapnas.drawing import Pick
-from deapnas.spaces import macro, minigen, nasnet
+from deapnas.spaces import darts, macro, minigen, nasnet
 
 from conftest import NB201_METRIC, chain_genome
 from test_drawing import darts_cell
@@ -127,6 +127,21 @@ def test_renas_reduction_cell_names_its_stride_two_operations():
     assert plan.boxes["b0_1_identity"].kind == "conv"
     assert [attrs.get("label") for _, attrs in normal.nodes(data=True) if "label" in attrs] == \
         ["identity", "sep_conv_3x3", "identity", "max_pool_3x3"]  # the normal cell unchanged
+
+
+def test_darts_reduction_cell_names_its_stride_two_operations():
+    genotype = darts.Genotype(
+        normal=[("sep_conv_3x3", 0), ("skip_connect", 1)] * 4, normal_concat=[2, 3, 4, 5],
+        reduce=[("skip_connect", 0), ("max_pool_3x3", 1), ("dil_conv_3x3", 2),
+                ("sep_conv_5x5", 0)] * 2, reduce_concat=[2, 3, 4, 5])
+    cells = darts.cells(genotype)
+    reduce = {n: a["label"] for n, a in cells["reduce"].nodes(data=True) if "label" in a}
+    assert reduce["2.0:skip_connect"] == "factorized_reduce stride 2"
+    assert reduce["2.1:max_pool_3x3"] == "max_pool_3x3 stride 2"
+    assert reduce["3.0:dil_conv_3x3"] == "dil_conv_3x3"  # fed by node 2: stride 1
+    assert reduce["3.1:sep_conv_5x5"] == "sep_conv_5x5 stride 2"
+    assert not [a for _, a in cells["normal"].nodes(data=True)
+                if "stride" in a.get("label", "")]
 
 
 def test_renas_best_png_shows_both_cells_with_parameters_and_width(renas_run):
