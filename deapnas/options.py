@@ -202,8 +202,8 @@ class RunConfig:
                                    minimum=0, maximum=limits.MAX_SECONDS)
     tensorboard: Optional[str] = option(None, "a live view: write the logbook's statistics and "
                                         "each evaluation to TensorBoard event files in this "
-                                        "folder as the search runs (`tensorboard --logdir "
-                                        "DIR`; needs the tensorboard package: pip install "
+                                        "folder as the search runs, to open with `tensorboard "
+                                        "--logdir` (needs the tensorboard package: pip install "
                                         "'deapnas[tensorboard]')")
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
