@@ -334,7 +334,7 @@ def draw_graphs(graphs: Mapping[str, nx.DiGraph], title: Optional[str] = None,
     content = sum(widths) + gap * (len(widths) - 1)
     width = max(content + 2 * margin, 3.0)
     lines = _title_lines(title, width, fontsize) if title else []
-    names = any(plans) * 1.6 * TITLE_SIZE * em  # one row of panel names
+    names = 1.6 * TITLE_SIZE * em if any(plans) else 0.0  # a row for the panels' names
     tallest = max(plan.height for plan in plans.values())
     height = margin + tallest + names + len(lines) * 1.6 * TITLE_SIZE * em + margin
     figure = plt.figure(figsize=(width, height))

@@ -292,9 +292,10 @@ def history_figure(directory: str | Path):
         return figure
     config, options, method, history, best = load_run(directory)
     metric, units = _metric(config, method)
-    plot_fitness(history, metric, units, ax=axes, maximize=fitness_weights(config, method)[0] > 0,
-                 pick=_pick(best, history, metric), phases=_phases(config, options, method,
-                                                                   history),
+    maximize = fitness_weights(config, method)[0] > 0
+    plot_fitness(history, metric, units, ax=axes, maximize=maximize,
+                 pick=_pick(best, history, metric),
+                 phases=_phases(config, options, method, history),
                  lineage=LINEAGES.get(method.name))
     return figure
 
