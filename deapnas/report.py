@@ -31,6 +31,7 @@ from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa
 from .estimate import data_needed  # noqa: E402
 from .options import flag  # noqa: E402
 from .spaces import get_space  # noqa: E402
+from .spaces import minigen  # noqa: E402
 from .spaces.macro import network_graph  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
 from .training import CandidateFailure  # noqa: E402
@@ -380,7 +381,8 @@ def _best_title(config, options, space, best: dict) -> str:
     if width and not config.tabular:
         size += f" at {width}"
     elif space.name == "minigen":
-        size += ", each cell's width in its name"  # widths are genes there
+        size += (", each cell's width in its name (the input cell's: "  # widths are genes
+                 + "->".join(map(str, minigen.INPUT_FLOW)) + ")")
     return f"best architecture: {best['metric']} {best['fitness']:.4f}{count}, {size}"
 
 

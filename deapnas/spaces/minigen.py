@@ -308,8 +308,8 @@ def _add_width_change(graph: nx.DiGraph, source: str, node: str, received: Optio
 
 def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
     """Each cell of the encoding as a graph of its own, for drawing side by side
-    (``deapnas show``): ``{"input 32->64-channel": ..., "#1 256-channel": ..., ...}``, each
-    with an input node feeding the cell's first nodes and an output node after its last ones;
+    (``deapnas show``): ``{"input": ..., "#1 256-channel": ..., ...}``, each with an input
+    node feeding the cell's first nodes and an output node after its last ones;
     a width change to the same width and an identity skip are drawn as edges, not as boxes."""
     whole = to_graph(genome)
     drawings = {}
@@ -321,8 +321,8 @@ def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
                              if any(p not in members for p in whole.predecessors(n)))
         graph.add_edges_from((n, "output") for n in members
                              if not any(s in members for s in whole.successors(n)))
-        name = ("input " + "->".join(map(str, INPUT_FLOW)) + "-channel" if index == 0 else
-                f"#{index} {width}-channel" + (f" {blocks}-block" if blocks > 1 else ""))
+        name = "input" if index == 0 else f"#{index} {width}-channel" + \
+            (f" {blocks}-block" if blocks > 1 else "")
         drawings[name] = _without_identities(graph)
     return drawings
 
