@@ -4,6 +4,7 @@ best.png names parameters and width and draws what the network holds (RENAS's st
 reduction cells, the macro network's fully connected head, MiniGen without boxes that are not
 layers). Assertions are on the figure objects (labels, kinds, markers, extents), not pixels."""
 import json
+import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -174,6 +175,19 @@ def test_macro_best_png_draws_the_width_and_the_fully_connected_head(trained):
     assert all("filters" in t for t in convs)
     title = figure._suptitle.get_text().replace("\n", " ")
     assert "--channels 8" in title and "parameters" in title
+
+
+def test_macro_best_png_without_the_data_draws_the_body(trained, tmp_path):
+    """The head's size needs the images' shape: when the data has moved away, best.png still
+    draws the network's body (and show still works)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = json.loads((run / "config.json").read_text())
+    config["run"].update(dataset="idx", data_dir=str(tmp_path / "moved"))
+    (run / "config.json").write_text(json.dumps(config))
+    (ax,) = report.best_figure(run).axes
+    texts = [t.get_text() for t in ax.texts]
+    assert "output" in texts and not [t for t in texts if t.startswith("FC ")]
 
 
 def test_training_png_title_names_parameters_and_width(trained):
