@@ -309,7 +309,8 @@ def _add_width_change(graph: nx.DiGraph, source: str, node: str, received: Optio
 def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
     """Each cell of the encoding as a graph of its own, for drawing side by side
     (``deapnas show``): ``{"input": ..., "#1 256-channel": ..., ...}``, each with an input
-    node feeding the cell's first nodes and an output node after its last ones."""
+    node feeding the cell's first nodes and an output node after its last ones;
+    a width change to the same width and an identity skip are drawn as edges, not as boxes."""
     whole = to_graph(genome)
     drawings = {}
     for index, (width, blocks, _) in enumerate(genome):
@@ -322,8 +323,19 @@ def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
                              if not any(s in members for s in whole.successors(n)))
         name = "input" if index == 0 else f"#{index} {width}-channel" + \
             (f" {blocks}-block" if blocks > 1 else "")
-        drawings[name] = graph
+        drawings[name] = _without_identities(graph)
     return drawings
+
+
+def _without_identities(graph: nx.DiGraph) -> nx.DiGraph:
+    """``graph`` with each node that changes nothing (a width change to the same width, a
+    residual block's skip at its width) replaced by edges from its input to its outputs, so
+    that a drawing shows no box that is not a layer."""
+    for node in [n for n, attrs in graph.nodes(data=True) if attrs.get("label") == IDENTITY]:
+        graph.add_edges_from((source, target) for source in graph.predecessors(node)
+                             for target in graph.successors(node))
+        graph.remove_node(node)
+    return graph
 
 
 def _add_block(graph: nx.DiGraph, source: str, received: Optional[int], name: str,

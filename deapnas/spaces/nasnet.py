@@ -147,7 +147,7 @@ def to_graph(cell: Sequence, reduction: bool = False) -> nx.DiGraph:
         for slot, source, name in (("1", i1, o1), ("2", i2, o2)):
             stride = 2 if reduction and source < CELL_INPUTS else 1
             node = f"{block}_{slot}_{name}"
-            graph.add_node(node, label=name, **op_node(name, stride))
+            graph.add_node(node, label=op_label(name, stride), **op_node(name, stride))
             graph.add_edges_from([(sources[source], node), (node, block)])
             used.add(source)
         sources.append(block)
@@ -155,6 +155,14 @@ def to_graph(cell: Sequence, reduction: bool = False) -> nx.DiGraph:
     graph.add_edges_from((block, "out") for k, block in enumerate(sources)
                          if k >= CELL_INPUTS and k not in used)
     return graph
+
+
+def op_label(name: str, stride: int = 1) -> str:
+    """How a drawing names operation ``name`` applied with ``stride``: a stride-2 operation
+    says so, and an identity at stride 2 is the 1x1 convolution it becomes."""
+    if stride == 1:
+        return name
+    return ("conv_1x1" if name == "identity" else name) + f" stride {stride}"
 
 
 def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
