@@ -190,7 +190,8 @@ def test_mutation_replaces_cells_so_shallow_copies_stay_intact():
 
 @pytest.mark.parametrize("bad, message", [
     ([], "input cell"),
-    ([[64, 1, ['3*3 conv', '3*3 conv']]], "fixed"),
+    ([['64', 1, ['3*3 conv', '3*3 conv']]], "fixed"),
+    ([[0, 1, ['3*3 conv', '3*3 conv']]], "fixed"),
     ([['.', 2, ['3*3 conv', '3*3 conv']]], "one block"),
     ([['.', 1, ['3*3 maxpool', '3*3 conv']]], "input cell's actions"),
     ([['.', 1, [IDENTITY, '3*3 conv']]], "input cell's actions"),
