@@ -810,10 +810,12 @@ def test_the_logbook_and_the_records_give_each_networks_birth(tmp_path):
     assert set(births.values()) <= set(range(5)) and max(births.values()) == 4
 
 
-def test_the_pick_reports_its_birth_generation(straight):
+def test_the_pick_reports_its_birth_generation(straight, capsys):
     best = json.loads((straight / BEST).read_text())
     record = next(r for r in read_history(straight) if r["key"] == best["key"])
     assert best["report"][BIRTH] == record["info"]["birth"]
+    assert main(["show", str(straight)]) == 0
+    assert f"{BIRTH}: {record['info']['birth']}\n" in capsys.readouterr().out
 
 
 def test_the_paper_preset_has_a_budget_in_generations():
