@@ -38,7 +38,6 @@ from ..algorithms import assign, restore_halloffame, restore_state, scores_by_ar
 from ..data import MINI_SCORE_SOURCES, Dataset, mini_from_record, mini_record, save_mini_record
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
-from ..safefiles import write_atomic
 from ..spaces import minigen
 from .method import Method
 
@@ -580,14 +579,18 @@ def mini_data(run) -> Dataset:
     """The run's mini dataset: read back from the run directory (a resumed run) or from
     ``--mini-dataset``, else drawn from ``--seed``, once per run. Nothing is written here (the
     evaluator is made before the run directory exists); :func:`search` saves it."""
-    if run not in _MINI_RECORDS:
-        _MINI_RECORDS[run] = _mini_record(run)
-    return mini_from_record(run.data, _MINI_RECORDS[run])
+    return mini_from_record(run.data, _mini_record(run))
 
 
 def _mini_record(run) -> dict:
     """:func:`~deapnas.data.mini_record` of the run's data with its options, read from its own
-    file or ``--mini-dataset`` when there is one."""
+    file or ``--mini-dataset`` when there is one; drawn or read once per run."""
+    if run not in _MINI_RECORDS:
+        _MINI_RECORDS[run] = _read_or_draw_mini(run)
+    return _MINI_RECORDS[run]
+
+
+def _read_or_draw_mini(run) -> dict:
     own, given, options = run.directory / MINI_FILE, run.options.mini_dataset, run.options
     path = own if own.is_file() or not given else Path(given)
     if given and not path.is_file():
@@ -612,11 +615,8 @@ def search(run) -> tools.Logbook:
     :func:`ea_minigen` until the stop rule, ``--generations`` or the journal's budget ends it."""
     options = run.options
     own = run.directory / MINI_FILE
-    if not own.is_file() and options.mini_dataset:
-        write_atomic(own, Path(options.mini_dataset).read_bytes())
-    elif not own.is_file():
-        mini_data(run)
-        save_mini_record(own, _MINI_RECORDS[run])
+    if not own.is_file():
+        save_mini_record(own, _mini_record(run))
     run.journal.state_files.append(lambda state: [own])
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
     _, logbook = ea_minigen(
