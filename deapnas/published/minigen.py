@@ -17,6 +17,7 @@ Each network is built for CIFAR-10 (3 x 32 x 32 images, 10 classes) two ways:
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 from torch import nn
 
@@ -116,7 +117,6 @@ NETWORKS = [
     PublishedNetwork(
         name=f"Index {index}{'' if authors else ', as printed'}", source=SOURCE,
         paper_parameters=millions * 1e6, reported_as=f"{millions} M",
-        build=lambda encoding=encoding, build=(authors_network if authors else printed_network):
-            build(encoding),
+        build=partial(authors_network if authors else printed_network, encoding),
         why=_why(index, authors))
     for authors in (True, False) for index, (encoding, millions) in ENCODINGS.items()]
