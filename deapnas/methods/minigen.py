@@ -672,10 +672,10 @@ def pick(run) -> Optional[dict]:
 METHOD = Method(
     "minigen", Options, search, pick,
     presets={"paper": dict(dataset="cifar10", generations=PAPER_GENERATIONS),
-             "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
-                          batch_size=20, train_per_class=20, score_per_class=10,
+             "tiny": dict(dataset="digits", evaluations=60, population=10, keep=5, epochs=10,
+                          batch_size=20, train_per_class=30, score_per_class=10,
                           widths="8,16,24,32", restart_period=5, restart_threshold=0.8,
-                          win_threshold=0.9, wins_needed=5, final_epochs=20)},
+                          win_threshold=0.9, wins_needed=8, final_epochs=20)},
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
     fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "
