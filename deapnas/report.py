@@ -201,7 +201,8 @@ def describe_best(config, options, best: dict, path: Path) -> str:
     if best.get("params") is not None:
         text += f", {best['params']:,} parameters"
     for column, value in best.get("report", {}).items():
-        text += f"\n  {column}: " + ("not in the table" if value is None else f"{value:.4f}")
+        text += f"\n  {column}: " + ("not in the table" if value is None else
+                                     f"{value}" if isinstance(value, int) else f"{value:.4f}")
     return text
 
 
