@@ -40,7 +40,6 @@ import numpy as np
 from deap import base, creator, tools
 
 from deapnas import runner
-from deapnas.controller import init_layout
 from deapnas.data import DatasetError
 from deapnas.methods import renas
 from deapnas.networks import inference_parameters
@@ -85,14 +84,13 @@ def settings(args) -> tuple:
 
 
 def make_toolbox(config, options, data) -> base.Toolbox:
-    layout = nasnet.layout(options.blocks)
+    """The method's search training (:func:`deapnas.methods.renas.search_training`: the
+    inheritance learning rates, crops and flips) and its mutation."""
     toolbox = base.Toolbox()
-    toolbox.register("individual", init_layout, creator.Individual, layout)
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    training = runner.make_evaluator(config, options, nasnet.SPACE,
-                                     renas.search_data(data, options, config.seed))
-    toolbox.register("evaluate", renas.inheriting(training, options))
-    renas.register_mutation(toolbox, layout, options)
+    toolbox.register("evaluate", runner.make_evaluator(
+        config, options, nasnet.SPACE, renas.search_data(data, options, config.seed),
+        **renas.search_training(options)))
+    renas.register_mutation(toolbox, nasnet.layout(options.blocks), options)
     return toolbox
 
 
@@ -127,10 +125,13 @@ def main(argv=None):
     # also on Ctrl-C or kill: the same command run again resumes from here
     with open_journal(args.out, nasnet.SPACE, creator.Individual, config=recorded) as journal:
         journal.wrap(toolbox)
+        population = renas.initial_population(creator.Individual, nasnet.layout(options.blocks),
+                                              options.population, config.seed)
         best, _, logbook = renas.evolve(
-            toolbox.population(n=options.population), toolbox, options, steps,
+            population, toolbox, options, steps,
             renas.WeightFiles(Path(args.out) / "weights", options.finetune_epochs),
-            stats=stats, halloffame=halloffame, verbose=not args.quiet, journal=journal)
+            stats=stats, halloffame=halloffame, verbose=not args.quiet, journal=journal,
+            key=nasnet.key)
         journal.write_logbook(logbook)
     print(f"\n{len(journal.history)} evaluations in {args.out}; best child "
           f"{halloffame[0].fitness.values[0]:.4f} (fine-tuned)")
