@@ -13,7 +13,7 @@ F = 32) on all 50,000 training images and scored once on the test split.
 
 Run it::
 
-    python experiments/renas.py --tiny                       # digits on a CPU, about a minute
+    python experiments/renas.py --tiny                       # digits on a CPU, a few minutes
     python experiments/renas.py --data-dir ~/data --download # the paper's search and network
     python experiments/renas.py --mutation random ...        # the paper's EA baseline
 
@@ -21,8 +21,8 @@ The settings are the registered method's presets (``deapnas search --algorithm r
 --preset paper`` searches alike; see ``docs/methods/renas.rst``): CIFAR-10 with 5,000 of its
 training images held out for validation, B = 5, F = 24, N = 2, P = 20, S = 5 and 2,000
 evaluations in all (20 + 1,960 children + 20 retrained; the paper does not give #E or S).
-``--tiny`` is a smoke preset (digits, B = 3, F = 4, N = 1, P = 5, 30 training images per
-class), not a reproduction.
+``--tiny`` is a demonstration preset (digits, B = 3, F = 8, N = 1, P = 5, every training
+image), not a reproduction.
 
 Every evaluation is journaled in ``--out`` as it completes, and the loop, the controller and
 its optimizer are checkpointed with every random state; an interrupted run continues where it

@@ -562,7 +562,7 @@ METHOD = Method(
                            stem_multiplier=3),
              "tiny": dict(dataset="digits", evaluations=20, population=5, sample_size=3,
                           blocks=3, channels=8, cells=1, epochs=5, batch_size=32, lr=0.1,
-                          final_epochs=5, final_channels=8,
+                          search_augment=False, final_epochs=15, final_channels=8,
                           final_cells=2, crop_padding=1, no_flip=True, cutout=0,
                           drop_path=0.0)},
     spaces=("nasnet", "nb201"), evaluator=evaluator,
