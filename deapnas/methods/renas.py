@@ -69,9 +69,9 @@ class Options(TrainingOptions):
                                  minimum=0, maximum=1)
     channels: int = option(24, "F, filters of the first cells (paper's search: 24)",
                            minimum=1, maximum=limits.MAX_CHANNELS)
-    stem_multiplier: int = option(3, "the stem of the search and final networks has this "
-                                  "times F filters (NASNet's CIFAR-10 network, which the paper "
-                                  "builds, and the authors' code: 3F)", minimum=1,
+    stem_multiplier: int = option(3, "nasnet: the stem of the search and final networks has "
+                                  "this times F filters (NASNet's CIFAR-10 network, which the "
+                                  "paper builds, and the authors' code: 3F)", minimum=1,
                                   maximum=limits.MAX_CHANNELS)
     cells: int = option(2, "N, cells per stage (paper's search: 2)",
                         minimum=1, maximum=limits.MAX_CELLS)
