@@ -173,14 +173,16 @@ def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
 
 def build_network(cell: Sequence, input_shape: Shape, num_classes: int, channels: int = 24,
                   cells_per_stage: int = 2, auxiliary: bool = False,
-                  dropout: float = 0.0) -> CellNetwork:
-    """The search network: stem, three stages of ``cells_per_stage`` normal cells with the cell
-    as a stride-2 reduction cell between stages, global pooling, linear (search: F = 24,
-    N = 2; final CIFAR-10 network: F = 32, N = 6, with an auxiliary classifier at 2/3 of the
-    depth and dropout 0.5 before the classifier)."""
+                  dropout: float = 0.0, stem_multiplier: int = 1) -> CellNetwork:
+    """The search network: a 3x3 convolution stem of ``stem_multiplier`` x F filters, three
+    stages of ``cells_per_stage`` normal cells with the cell as a stride-2 reduction cell
+    between stages, global pooling, linear (search: F = 24, N = 2; final CIFAR-10 network:
+    F = 32, N = 6, with an auxiliary classifier at 2/3 of the depth and dropout 0.5 before the
+    classifier; NASNet's CIFAR-10 stem, which RENAS uses, has 3F filters)."""
     return CellNetwork(input_shape, num_classes, to_graph(cell),
                        reduction=to_graph(cell, reduction=True), channels=channels,
-                       cells_per_stage=cells_per_stage, auxiliary=auxiliary, dropout=dropout)
+                       cells_per_stage=cells_per_stage, auxiliary=auxiliary, dropout=dropout,
+                       stem_channels=stem_multiplier * channels)
 
 
 def key(cell: Sequence) -> str:
@@ -208,6 +210,7 @@ def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = 
 
 SPACE = Space(
     "nasnet", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
-    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
+    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage",
+                                   "stem_multiplier": "stem_multiplier"},
     description="NASNet-like cells of B blocks, one cell type used for reduction with stride 2 "
                 "(RENAS, Chen et al., 2019)")
