@@ -30,7 +30,9 @@ Readings of the paper's text, documented where they are implemented: a pool bree
 genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
 the weakest unused genes make room (:func:`new_gene_count`, :func:`make_room`); the best model
 survives even after E_max epochs (elitism comes first in the paper's list), it is just not
-trained further; P_i children per generation, each with a new reduction cell bred for it;
+trained further; "the oldest" is the model born first (a unique birth order); P_i children
+and P_i new reduction cells per generation, each child's reduction cell won by tournament
+among the living ones, the new ones included (``child_reduction``);
 genes and reduction cells no model has used yet rank below every evaluated one; T_g and T_c
 are first set from the first population's fitness, after its one epoch; genes and reduction
 cells are identified by their content, so a child identical to a member is that member.
@@ -62,6 +64,9 @@ from .method import Method, final_training_of
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
+#: How a child model gets its reduction cell (step 5c): by tournament among the living cells
+#: (the paper), or the cell bred for it.
+CHILD_REDUCTIONS = ("tournament", "bred")
 #: Where a run directory keeps the models' training states and the weight store.
 MODELS, STORE = "models", "store"
 #: Genes and reduction cells: chromosomes with a maximised fitness.
@@ -113,6 +118,10 @@ class Options(TrainingOptions):
                                     "the mean fitness of the models using it (not given)",
                                     choices=COMPONENT_FITNESS)
     kill_untried: bool = option(False, "also kill unused genes no model has used yet")
+    child_reduction: str = option("tournament", "step 5c: a child's reduction cell is won by "
+                                  "tournament among the living reduction cells (the paper), "
+                                  "or is the cell bred for that child (bred)",
+                                  choices=CHILD_REDUCTIONS)
     conv_inputs: str = option("both", "the cell inputs a convolution terminal may read: "
                               "both, or only h1 = h(i-1) or h2 = h(i-2) (not given)",
                               choices=("both", "h1", "h2"))
@@ -317,8 +326,8 @@ def in_training(model, max_epochs: int) -> bool:
 
 def select_survivors(models: Sequence, size: int, max_epochs: int) -> list:
     """Step 7: the best model survives (elitism, even retired); then the oldest other model
-    dies; then retired models (E_max epochs, or failed) go; then the fittest survive up to
-    ``size`` models in all."""
+    dies, the one born first (``born``, the birth order, is unique); then retired models
+    (E_max epochs, or failed) go; then the fittest survive up to ``size`` models in all."""
     best = max(models, key=_value)
     rest = [m for m in models if m is not best]
     if rest:
@@ -366,8 +375,9 @@ def make_room(pool: dict, used: set, incoming: int, max_genes: int) -> dict:
 def thresholds(models: Sequence, size: int, bonus_factor: float = 0.75
                ) -> Optional[tuple[float, float]]:
     """(T_g, T_c): the fitness of the ``size``-th best model (the worst when fewer) and
-    ``bonus_factor`` times it; None before any model is evaluated."""
-    values = sorted((_value(m) for m in models if m.fitness.valid), reverse=True)
+    ``bonus_factor`` times it, over the finite fitnesses (a failed model's -inf is no
+    threshold); None before any model is evaluated successfully."""
+    values = sorted((v for v in map(_value, models) if math.isfinite(v)), reverse=True)
     if not values:
         return None
     t_g = values[min(size, len(values)) - 1]
@@ -474,9 +484,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
 
 
 def _register(search: _Search, model) -> None:
-    """Give a new model its identity: id, birth generation, no epochs trained."""
+    """Give a new model its identity: id, birth order (unique: the n-th model born has
+    ``born == n``, its id ``m<n>``), no epochs trained."""
     model.model_id, model.born, model.trained_epochs = \
-        f"m{search.next_model}", search.generation, 0
+        f"m{search.next_model}", search.next_model, 0
     search.next_model += 1
 
 
@@ -580,20 +591,28 @@ def _offspring(parents: list, count: int, toolbox, vary) -> list:
 
 
 def _breed_models(search: _Search, toolbox, options: Options) -> list:
-    """Step 5: P_i child models, each with a new reduction cell."""
+    """Step 5: P_i new reduction cells bred from tournament-selected living cells (5a); P_i
+    child models, each a normal cell bred from tournament-selected models (5b) with a
+    reduction cell won by tournament among the living cells, new ones included (5c; with
+    ``child_reduction="bred"``, the cell bred for it)."""
     normal_ids, reduction_ids = list(search.genes[NORMAL]), list(search.genes[REDUCTION])
-    living = [c for c in search.reductions.values() if not c.dead] or \
-        list(search.reductions.values())
-    cells = _offspring(living, options.population, toolbox,
-                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))
+    bred = [_join(search.reductions, cell, space.cell_id(cell)) for cell in
+            _offspring(_living(search.reductions), options.population, toolbox,
+                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))]
     normals = _offspring(search.models, options.population, toolbox,
                          lambda a, b: toolbox.vary_cell(a.normal, b.normal, normal_ids))
+    cells = bred if options.child_reduction == "bred" else \
+        toolbox.select(_living(search.reductions), len(normals))
     children = []
     for normal, cell in zip(normals, cells):
-        cell = _join(search.reductions, cell, space.cell_id(cell))
         children.append(_new_model(toolbox, normal, cell, search.genes))
         _register(search, children[-1])
     return children
+
+
+def _living(reductions: dict) -> list:
+    """The reduction cells that may reproduce (all of them when every one is dead)."""
+    return [c for c in reductions.values() if not c.dead] or list(reductions.values())
 
 
 # -- checkpoints -------------------------------------------------------------------------------
