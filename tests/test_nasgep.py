@@ -613,11 +613,21 @@ def test_every_epoch_training_is_recorded_with_the_bonus_epoch_above_t_c(finishe
     first = calls[:population]  # the first population: one epoch each, no bonus
     assert all(before == 0 for _, before, _ in first)
     assert calls[population][1] == 0  # then the children
-    t_c = 0.75 * min(value for _, _, value in first)  # T_g is the P_i-th best (P_i = 2)
-    children = [c for c in calls[population:] if c[0] not in {m for m, _, _ in first}]
-    fitness = {model: value for model, before, value in children[:population]}
-    bonus = {model for model, before, _ in children if before == 1}
-    assert bonus == {m for m, value in fitness.items() if value >= t_c}
+    logbook = [json.loads(line) for line in (finished / "logbook.jsonl").read_text().split("\n")
+               if line]
+    born, last = set(), {}  # the models born so far, and each one's latest fitness
+    for record in logbook:  # per generation: T_c from the models alive before its children
+        generation, calls = calls[:record["nevals"]], calls[record["nevals"]:]
+        alive = sorted({m: last[m] for m, _, _ in generation if m in born}.values() or
+                       [value for _, _, value in generation[:population]], reverse=True)
+        t_c = 0.75 * alive[min(population, len(alive)) - 1]  # T_g: the P_i-th best (P_i = 2)
+        children = [c for c in generation if c[0] not in born and c[1] <= 1
+                    and c[0] not in {m for m, _, _ in generation[:population]}]
+        fitness = {model: value for model, before, value in children if before == 0}
+        bonus = {model for model, before, _ in children if before == 1}
+        assert bonus == {m for m, value in fitness.items() if value >= t_c}
+        born |= {m for m, _, _ in generation}
+        last.update((m, value) for m, _, value in generation)
 
 
 def test_the_checkpoint_holds_the_three_populations_and_only_their_files_stay(finished):
