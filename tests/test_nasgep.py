@@ -540,13 +540,14 @@ def test_options_are_the_papers_and_refuse_what_cannot_work(digits):
     assert final.augment == Augment(crop_padding=4, flip=True, autoaugment="cifar10", cutout=16)
     assert paper.final_recipe(epochs=7).epochs == 7 and paper.final_channels == 64
     config, options = runner.settings(method.METHOD, "paper")
-    assert (config.dataset, config.time_limit, config.evaluations) == ("cifar10", 86400, None)
+    assert (config.dataset, config.time_limit, config.evaluations) == \
+        ("cifar10", None, method.PAPER_EVALUATIONS)
     assert options == paper
     config, options = runner.settings(method.METHOD, "tiny", population=3)
     assert config.dataset == "digits" and options == method.Options.tiny(population=3)
     for bad, message in [(dict(min_new_genes=5, max_new_genes=2), "--min-new-genes"),
                          (dict(genes=20, max_genes=10), "--genes"),
-                         (dict(evaluations=None), "--time-limit")]:
+                         (dict(evaluations=None), "--evaluations")]:
         config, options = runner.settings(method.METHOD, "tiny", **bad)
         with pytest.raises(ValueError, match=message):
             runner.validate(config, options, method.METHOD)

@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import random
+from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -12,6 +13,7 @@ import torch
 from deap import tools
 from torch import nn
 
+from deapnas import runner
 from deapnas.cli import main
 from deapnas.fitness import Evaluation
 from deapnas.methods import nasgep as method
@@ -158,3 +160,11 @@ def test_random_sampling_searches_the_nasgep_space(tmp_path):
                  "--epochs", "1", "--channels", "4", "--out", str(out), "--quiet"]) == 0
     best = json.loads((out / BEST).read_text())
     assert best["space"] == "nasgep" and set(best["genome"]) == {"normal", "reduction", "genes"}
+
+
+def test_the_paper_preset_counts_the_evaluations_the_budget_estimate_gives():
+    record = json.loads((Path(__file__).resolve().parents[1] / "docs" / "figures" /
+                         "nasgep_budget.json").read_text())
+    assert record["results"]["preset"] == method.PAPER_EVALUATIONS
+    config, _ = runner.settings(method.METHOD, "paper")
+    assert (config.evaluations, config.time_limit) == (method.PAPER_EVALUATIONS, None)
