@@ -423,8 +423,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
        reduction cell may no longer reproduce;
     2. in each gene pool, kill the genes no cell uses with a fitness below T_g, then breed new
        genes (:func:`new_gene_count`) from tournament-selected pairs;
-    3. breed P_i child models: normal cells from tournament-selected models, each with a new
-       reduction cell from tournament-selected living reduction cells; train them as in 1;
+    3. breed P_i new reduction cells from tournament-selected living ones, and P_i child
+       models: normal cells from tournament-selected models, each with the reduction cell
+       that wins a tournament among the living ones (:func:`_breed_models`); train them as
+       in 1;
     4. survivor selection (:func:`select_survivors`, :func:`select_reductions`); T_g = the
        fitness of the P_i-th best model, T_c = 0.75 T_g (both first set from the first
        generation's trained models).
