@@ -16,6 +16,7 @@ from torch import nn
 from deapnas import runner
 from deapnas.cli import main
 from deapnas.fitness import Evaluation
+from deapnas.graph import architecture_key
 from deapnas.methods import nasgep as method
 from deapnas.run import BEST
 from deapnas.spaces import nasgep as space
@@ -168,3 +169,10 @@ def test_the_paper_preset_counts_the_evaluations_the_budget_estimate_gives():
     assert record["results"]["preset"] == method.PAPER_EVALUATIONS
     config, _ = runner.settings(method.METHOD, "paper")
     assert (config.evaluations, config.time_limit) == (method.PAPER_EVALUATIONS, None)
+
+
+def test_a_models_key_is_its_cells_graph_keys():
+    random.seed(1)
+    model = space.init_model()
+    assert space.key(model) == "/".join(architecture_key(graph)
+                                        for graph in space.cells(model).values())

@@ -299,8 +299,12 @@ def cell_graph(cell: Sequence, genes: Mapping[str, Sequence], reduction: bool = 
     model that trains one epoch per generation is built, keyed and matched to the weight store
     from the same graphs every time. It is therefore frozen (``networkx.freeze``);
     ``networkx.DiGraph(graph)`` is a copy to change."""
-    used = tuple((name, str(genes[name])) for name in terminal_names(cell))
-    return _cell_graph(str(cell), used, reduction)
+    return _cell_graph(*_content(cell, genes), reduction)
+
+
+def _content(cell: Sequence, genes: Mapping[str, Sequence]) -> tuple:
+    """What a cell's graph is made of, as text: the cell and the genes it names."""
+    return str(cell), tuple((name, str(genes[name])) for name in terminal_names(cell))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -374,7 +378,14 @@ def he_init(net: nn.Module) -> nn.Module:
 
 def key(model: Model) -> str:
     """The architecture: the keys of the normal and the reduction cell's graphs."""
-    return "/".join(architecture_key(graph) for graph in cells(model).values())
+    return "/".join(_cell_key(*_content(model.cell(kind), model.genes), kind == REDUCTION)
+                    for kind in (NORMAL, REDUCTION))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cell_key(cell_text: str, genes_text: tuple[tuple[str, str], ...], reduction: bool) -> str:
+    """The key of a cell's graph (:func:`deapnas.graph.architecture_key`), once per content."""
+    return architecture_key(_cell_graph(cell_text, genes_text, reduction))
 
 
 def shared_units(net: CellNetwork) -> list[tuple[str, nn.Module]]:
