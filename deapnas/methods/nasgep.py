@@ -30,7 +30,9 @@ Readings of the paper's text, documented where they are implemented: a pool bree
 genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
 the weakest unused genes make room (:func:`new_gene_count`, :func:`make_room`); the best model
 survives even after E_max epochs (elitism comes first in the paper's list), it is just not
-trained further; P_i children per generation, each with a new reduction cell bred for it;
+trained further; "the oldest" is the model born first (a unique birth order); P_i children
+and P_i new reduction cells per generation, each child's reduction cell won by tournament
+among the living ones, the new ones included (``child_reduction``);
 genes and reduction cells no model has used yet rank below every evaluated one; T_g and T_c
 are first set from the first population's fitness, after its one epoch; genes and reduction
 cells are identified by their content, so a child identical to a member is that member.
@@ -62,6 +64,9 @@ from .method import Method, final_training_of
 
 KINDS = (NORMAL, REDUCTION)
 COMPONENT_FITNESS = ("best", "mean")
+#: How a child model gets its reduction cell (step 5c): by tournament among the living cells
+#: (the paper), or the cell bred for it.
+CHILD_REDUCTIONS = ("tournament", "bred")
 #: Where a run directory keeps the models' training states and the weight store.
 MODELS, STORE = "models", "store"
 #: Genes and reduction cells: chromosomes with a maximised fitness.
@@ -113,6 +118,10 @@ class Options(TrainingOptions):
                                     "the mean fitness of the models using it (not given)",
                                     choices=COMPONENT_FITNESS)
     kill_untried: bool = option(False, "also kill unused genes no model has used yet")
+    child_reduction: str = option("tournament", "step 5c: a child's reduction cell is won by "
+                                  "tournament among the living reduction cells (the paper), "
+                                  "or is the cell bred for that child (bred)",
+                                  choices=CHILD_REDUCTIONS)
     conv_inputs: str = option("both", "the cell inputs a convolution terminal may read: "
                               "both, or only h1 = h(i-1) or h2 = h(i-2) (not given)",
                               choices=("both", "h1", "h2"))
@@ -155,8 +164,9 @@ class Options(TrainingOptions):
             raise ValueError(f"--genes ({self.genes}) must not exceed --max-genes "
                              f"({self.max_genes})")
         if config.evaluations is None and config.time_limit is None:
-            raise ValueError("nasgep runs until --time-limit (the paper: 86400 s, 24 GPU "
-                             "hours) or --evaluations (epoch-trainings) is spent: give one")
+            raise ValueError("nasgep runs until --evaluations (epoch-trainings; the paper's 24 "
+                             f"Titan Xp hours: about {PAPER_EVALUATIONS:,}) or --time-limit is "
+                             "spent: give one")
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "Options":
@@ -195,12 +205,19 @@ class Options(TrainingOptions):
                       drop_path=self.drop_path)
 
 
+#: The paper preset's budget in epoch-trainings: what the paper's 24 hours on a Titan Xp buy,
+#: estimated by ``benchmarks/nasgep_budget.py`` (docs/figures/nasgep_budget.json) from the
+#: work of an epoch-training of the paper's search networks. Counting evaluations, not
+#: seconds, gives every card the paper's compute.
+PAPER_EVALUATIONS = 10_000
+
 #: The ``tiny`` preset's options: 4 models of 4 channels, one cell per stage, cells of 3 genes
-#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 15 epochs at
-#: 8 channels with crops of 1 pixel, Cutout 4 and no flips (digits are not mirror images).
+#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 30 epochs at
+#: 16 channels with crops of 1 pixel, Cutout 4 and no flips (digits are not mirror images),
+#: long and wide enough for the pick to learn digits through AutoAugment and Cutout.
 TINY = dict(population=4, reductions=4, genes=8, max_genes=16, min_new_genes=2,
             max_new_genes=4, cell_head=2, epochs=3, channels=4, cells=1, batch_size=32,
-            val_fraction=0.2, final_channels=8, final_epochs=15, final_batch_size=32,
+            val_fraction=0.2, final_channels=16, final_epochs=30, final_batch_size=32,
             crop_padding=1, no_flip=True, cutout=4)
 
 
@@ -317,8 +334,8 @@ def in_training(model, max_epochs: int) -> bool:
 
 def select_survivors(models: Sequence, size: int, max_epochs: int) -> list:
     """Step 7: the best model survives (elitism, even retired); then the oldest other model
-    dies; then retired models (E_max epochs, or failed) go; then the fittest survive up to
-    ``size`` models in all."""
+    dies, the one born first (``born``, the birth order, is unique); then retired models
+    (E_max epochs, or failed) go; then the fittest survive up to ``size`` models in all."""
     best = max(models, key=_value)
     rest = [m for m in models if m is not best]
     if rest:
@@ -366,8 +383,9 @@ def make_room(pool: dict, used: set, incoming: int, max_genes: int) -> dict:
 def thresholds(models: Sequence, size: int, bonus_factor: float = 0.75
                ) -> Optional[tuple[float, float]]:
     """(T_g, T_c): the fitness of the ``size``-th best model (the worst when fewer) and
-    ``bonus_factor`` times it; None before any model is evaluated."""
-    values = sorted((_value(m) for m in models if m.fitness.valid), reverse=True)
+    ``bonus_factor`` times it, over the finite fitnesses (a failed model's -inf is no
+    threshold); None before any model is evaluated successfully."""
+    values = sorted((v for v in map(_value, models) if math.isfinite(v)), reverse=True)
     if not values:
         return None
     t_g = values[min(size, len(values)) - 1]
@@ -405,8 +423,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
        reduction cell may no longer reproduce;
     2. in each gene pool, kill the genes no cell uses with a fitness below T_g, then breed new
        genes (:func:`new_gene_count`) from tournament-selected pairs;
-    3. breed P_i child models: normal cells from tournament-selected models, each with a new
-       reduction cell from tournament-selected living reduction cells; train them as in 1;
+    3. breed P_i new reduction cells from tournament-selected living ones, and P_i child
+       models: normal cells from tournament-selected models, each with the reduction cell
+       that wins a tournament among the living ones (:func:`_breed_models`); train them as
+       in 1;
     4. survivor selection (:func:`select_survivors`, :func:`select_reductions`); T_g = the
        fitness of the P_i-th best model, T_c = 0.75 T_g (both first set from the first
        generation's trained models).
@@ -474,9 +494,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
 
 
 def _register(search: _Search, model) -> None:
-    """Give a new model its identity: id, birth generation, no epochs trained."""
+    """Give a new model its identity: id, birth order (unique: the n-th model born has
+    ``born == n``, its id ``m<n>``), no epochs trained."""
     model.model_id, model.born, model.trained_epochs = \
-        f"m{search.next_model}", search.generation, 0
+        f"m{search.next_model}", search.next_model, 0
     search.next_model += 1
 
 
@@ -580,20 +601,28 @@ def _offspring(parents: list, count: int, toolbox, vary) -> list:
 
 
 def _breed_models(search: _Search, toolbox, options: Options) -> list:
-    """Step 5: P_i child models, each with a new reduction cell."""
+    """Step 5: P_i new reduction cells bred from tournament-selected living cells (5a); P_i
+    child models, each a normal cell bred from tournament-selected models (5b) with a
+    reduction cell won by tournament among the living cells, new ones included (5c; with
+    ``child_reduction="bred"``, the cell bred for it)."""
     normal_ids, reduction_ids = list(search.genes[NORMAL]), list(search.genes[REDUCTION])
-    living = [c for c in search.reductions.values() if not c.dead] or \
-        list(search.reductions.values())
-    cells = _offspring(living, options.population, toolbox,
-                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))
+    bred = [_join(search.reductions, cell, space.cell_id(cell)) for cell in
+            _offspring(_living(search.reductions), options.population, toolbox,
+                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))]
     normals = _offspring(search.models, options.population, toolbox,
                          lambda a, b: toolbox.vary_cell(a.normal, b.normal, normal_ids))
+    cells = bred if options.child_reduction == "bred" else \
+        toolbox.select(_living(search.reductions), len(normals))
     children = []
     for normal, cell in zip(normals, cells):
-        cell = _join(search.reductions, cell, space.cell_id(cell))
         children.append(_new_model(toolbox, normal, cell, search.genes))
         _register(search, children[-1])
     return children
+
+
+def _living(reductions: dict) -> list:
+    """The reduction cells that may reproduce (all of them when every one is dead)."""
+    return [c for c in reductions.values() if not c.dead] or list(reductions.values())
 
 
 # -- checkpoints -------------------------------------------------------------------------------
@@ -699,7 +728,7 @@ def search(run) -> tools.Logbook:
 
 METHOD = Method(
     "nasgep", Options, search,
-    presets={"paper": dict(dataset="cifar10", time_limit=24 * 3600.0),
+    presets={"paper": dict(dataset="cifar10", evaluations=PAPER_EVALUATIONS),
              "tiny": dict(dataset="digits", evaluations=30, **TINY)},
     spaces=("nasgep",), tabular=False, evaluator=evaluator,
     final_training=final_training_of(final_evaluator),
