@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 from . import limits
 from .data import DATASETS
+from .ops import CONV_PADDINGS
 from .proxies import PROXIES
 
 #: Dataset names that stand for a benchmark table (given with ``--table``).
@@ -255,6 +256,9 @@ class TrainingOptions:
     cells: int = option(5, "cells per stage, for cell spaces", minimum=1, maximum=limits.MAX_CELLS)
     clamp_pools: bool = option(False, "macro: a pool larger than its input shrinks to it, so "
                                "every pool keeps a 1x1 map (a departure from the paper)")
+    conv_padding: str = option("same", "macro: convolutions keep the size (same) or are "
+                               "unpadded (valid, the paper's: a kernel larger than its input "
+                               "makes the candidate invalid)", choices=CONV_PADDINGS)
     max_params: int = option(5_000_000, "candidates with more parameters fail without training "
                              "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "

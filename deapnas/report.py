@@ -424,8 +424,9 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     split (used here for the first and only time). A method with a final training of its own
     (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
     recipe (augmentation, schedule, width); otherwise the search's training options apply,
-    without augmentation, for the options' ``final_epochs`` when they have one (MiniGen's 340)
-    or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
+    without augmentation and without the search's parameter cap (``--max-params`` bounds the
+    candidates, not the final network), for the options' ``final_epochs`` when they have one
+    (MiniGen's 340) or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
     macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
     ``model.pt`` and ``train.json`` as one unit, holding the run's lock
     (:func:`save_trained`).
@@ -498,9 +499,9 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
                  if method.final_training is not None else None)
     if evaluator is not None:
         epochs = evaluator.epochs
-    else:
+    else:  # the search's parameter cap bounds its candidates, not the final network
         options = replace(options, channels=channels) if channels else options
-        evaluator = make_evaluator(config, options, space)
+        evaluator = make_evaluator(config, options, space, max_params=None)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
     shape, classes = evaluator.data.input_shape, evaluator.data.num_classes
     check_parameters(lambda: evaluator.build(genome, shape, classes),
@@ -512,8 +513,8 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
                                                  state_file=Path(directory) / TRAIN_STATE,
                                                  progress=log)
     except CandidateFailure as error:
-        raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
-                         "--channels or raise the search's --max-params)") from None
+        raise ValueError(f"the pick cannot be retrained: {error} (try another --channels or "
+                         "--epochs)") from None
     finally:
         log.close()
     data, network = evaluator.data, dict(getattr(evaluator.build, "keywords", {}))
