@@ -59,6 +59,11 @@ def test_padding_is_a_network_option_valid_in_the_paper_preset_only():
     assert "padding" not in same.nodes[0]["args"]  # the keys of same-padded runs are unchanged
 
 
+def test_random_searchs_paper_preset_trains_the_macro_papers_valid_convolutions():
+    _, paper = runner.settings(get_method("random"), "paper")
+    assert paper.conv_padding == "valid"
+
+
 # -- parents with replacement, the add-node rule ----------------------------------------------
 
 class Scored:

@@ -41,7 +41,7 @@ def search(run) -> tools.Logbook:
 
 METHOD = Method(
     "random", Options, search,
-    presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
+    presets={"paper": dict(dataset="fashion-mnist", evaluations=500, conv_padding="valid"),
              "tiny": dict(dataset="digits", evaluations=200, epochs=4, batch_size=64,
                           channels=32, cells=1,
                           clamp_pools=True)},
