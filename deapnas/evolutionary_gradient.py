@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 from operator import attrgetter
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -77,7 +76,7 @@ from deap import base, tools
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
-from .algorithms import assign, restore_state
+from .algorithms import evaluate_invalid, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
@@ -304,19 +303,31 @@ def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: int = 1,
 
 # -- the search -----------------------------------------------------------------------------------
 
+#: The updates of α by the chosen direction s (Eq. 8): ``convex``, α ← α + ξ·(s − α), α moves
+#: the fraction ξ of the way to s; ``literal``, α ← α + ξ·s, as the paper prints it (α grows by
+#: the factor 1 + ξ at every step, since s lies near α).
+UPDATES = ("convex", "literal")
+
+
 def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: int,
           warmup: int = 15, samplings: int = 5, step_size: float = 0.6, sigma: float = 1.0,
           sigma_min: float = 0.02, seed: int = 0, alpha: Optional[np.ndarray] = None,
-          stats: Optional[tools.Statistics] = None, verbose: bool = __debug__, journal=None
+          stats: Optional[tools.Statistics] = None, verbose: bool = __debug__, journal=None,
+          spread: Optional[float] = None, update: str = "convex"
           ) -> tuple[np.ndarray, tools.Logbook]:
     """EG-NAS (Algorithm 1): ``epochs`` epochs, the first ``warmup`` of weight training only,
     each later one a pass of weight training and an ES step of ``samplings`` CMA-ES runs, then
-    α ← α + ``step_size`` · (s − α). Paper: 50 epochs, 15 of warm-up, N = 5, ξ = 0.6.
+    α ← α + ``step_size`` · (s − α) (``update``, :data:`UPDATES`). Paper: 50 epochs, 15 of
+    warm-up, N = 5, ξ = 0.6.
 
     :param supernet: the supernet and its weight training (:class:`SupernetTraining`); None
         for the table-only mode, where no weights are trained (``warmup`` must be 0 and
         ``alpha`` given).
-    :param sigma, sigma_min: σ at the first ES step and its floor (σ_e = max(σ/(1+e), min)).
+    :param sigma, sigma_min: σ at the first ES step and its floor (σ_e = max(σ/(1+e), min)),
+        each CMA-ES's initial step size.
+    :param spread: the spread of the samplings' starts around α, x_n = α + spread · y
+        (default: σ_e, the paper's x_n = α + σ·y; the authors' code uses 0.01).
+    :param update: how α moves towards the chosen direction s (:data:`UPDATES`).
     :param seed: the root of every random stream of the search (α's initialisation, the
         scoring images, the samplings).
     :param alpha: the initial α (default: :func:`initial_alpha` for the supernet's layout).
@@ -339,8 +350,12 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
     Toolbox aliases: ``toolbox.strategy(centroid, sigma, seed)`` makes the ES of one sampling
     (with ``generate``/``update``, e.g. :class:`CMASampling`); ``toolbox.evaluate`` scores a
     :data:`Candidate` (its ``reference``, ``reference_accuracy`` and ``scoring_seed`` set by
-    the loop); ``toolbox.map`` maps it over each population.
+    the loop); ``toolbox.map`` maps it over each population. Candidates are scored with
+    :func:`~deapnas.algorithms.evaluate_invalid`, which calls a registered ``toolbox.update``:
+    register none (the samplings' strategies are told by the loop).
     """
+    if update not in UPDATES:
+        raise ValueError(f"update must be one of {', '.join(UPDATES)}, not {update!r}")
     if supernet is None and (warmup or alpha is None):
         raise ValueError("the table-only mode (supernet=None) trains no weights: pass "
                          "warmup=0 and the initial alpha")
@@ -371,13 +386,13 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         es_index = state["epoch"] - warmup
         sigma_t = max(sigma / (1 + es_index), sigma_min)
         try:
-            for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t, seed,
-                              state["epoch"]):
+            for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t,
+                              spread or sigma_t, seed, state["epoch"]):
                 if not _checkpoint(journal, state, supernet):
                     return state["alpha"], logbook
         except TimeUp:  # the journal's time limit, within a generation: α as it stands
             return state["alpha"], logbook
-        _update_alpha(state, step_size, sigma_t, stats, verbose)
+        _update_alpha(state, step_size, update, sigma_t, stats, verbose)
     return state["alpha"], logbook
 
 
@@ -405,9 +420,10 @@ def _end_epoch(state: dict, verbose: bool, **record: Any) -> None:
 
 
 def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: float,
-             seed: int, epoch: int) -> Iterator[None]:
+             spread: float, seed: int, epoch: int) -> Iterator[None]:
     """Run, or continue, the ES step whose progress is recorded in ``progress``: score α, then
-    the N samplings, each to its best candidate (a direction). Yields at every safe point."""
+    the N samplings, each from α + ``spread``·y with step size ``sigma`` to its best candidate
+    (a direction). Yields at every safe point."""
     scoring = stream_seed(seed, _SCORING, epoch)
     if progress["reference"] is None:
         current = Candidate(alpha.tolist())
@@ -419,7 +435,7 @@ def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: 
     while len(progress["directions"]) < samplings:
         n = len(progress["directions"])
         y = np.random.default_rng(stream_seed(seed, _START, epoch, n)).standard_normal(alpha.size)
-        strategy = toolbox.strategy(alpha + sigma * y, sigma, stream_seed(seed, _CMA, epoch, n))
+        strategy = toolbox.strategy(alpha + spread * y, sigma, stream_seed(seed, _CMA, epoch, n))
         saved = progress["sampling"] or {"told": np.zeros((0, 0)), "best": None}
         strategy.replay(saved["told"])
         best = _from_record(saved["best"])
@@ -438,13 +454,11 @@ def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: 
 
 
 def _evaluate(toolbox, individuals: list, **attributes: Any) -> int:
-    """Score the individuals through ``toolbox.map``, each with ``attributes`` and a fresh
-    ``eval_seed``; the number scored."""
+    """Give the (fresh, unscored) individuals ``attributes`` and score them with
+    :func:`~deapnas.algorithms.evaluate_invalid`; the number scored."""
     for individual in individuals:
-        vars(individual).update(attributes, eval_seed=random.getrandbits(31))
-    for individual, evaluation in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
-        assign(individual, evaluation)
-    return len(individuals)
+        vars(individual).update(attributes)
+    return evaluate_invalid(individuals, toolbox)
 
 
 def _best(best, population: Sequence):
@@ -467,14 +481,16 @@ def _from_record(record: Optional[dict]):
     return individual
 
 
-def _update_alpha(state: dict, step_size: float, sigma: float,
+def _update_alpha(state: dict, step_size: float, update: str, sigma: float,
                   stats: Optional[tools.Statistics], verbose: bool) -> None:
-    """Eq. 8-9: move α the fraction ``step_size`` towards the most accurate direction."""
+    """Eq. 8-9: move α by ``step_size`` towards the most accurate direction s (``update``:
+    ``convex``, by that fraction of s − α; ``literal``, by ``step_size``·s)."""
     progress = state["es"]
     usable = [d for d in progress["directions"] if math.isfinite(d["fitness"])]
     if usable:
         chosen = max(usable, key=lambda d: (d["accuracy"], -d["fitness"]))
-        state["alpha"] = state["alpha"] + step_size * (chosen["vector"] - state["alpha"])
+        step = chosen["vector"] if update == "literal" else chosen["vector"] - state["alpha"]
+        state["alpha"] = state["alpha"] + step_size * step
     directions = [_from_record(d) for d in progress["directions"]]
     _end_epoch(state, verbose, loss=progress["loss"], nevals=progress["nevals"],
                reference=progress["reference"]["accuracy"],
