@@ -8,7 +8,7 @@ weights α (Algorithm 1 of the paper)::
         one pass of SGD on ω over the training half, at α
         if t is past the warm-up epochs:
             for n = 1..N:                                  (N samplings)
-                x_n = α + σ_t · y,  y ~ N(0, I)
+                x_n = α + σ_t · y,  y ~ N(0, I)            (or a fixed ``spread`` for σ_t)
                 CMA-ES from x_n, population λ, for `iterations` generations (1); every candidate z
                 is scored with the compound fitness f(α, z) (Eq. 7) on the same validation
                 batches; x*_n = the best candidate seen (the set P, with the final mean)
@@ -32,16 +32,18 @@ Where the paper is silent or cannot be followed literally, the choices are named
   and tells pycma once. With one generation, P holds that population's best and the mean
   m^1 recombined from its best half. More generations (λ would read the loop as generations)
   multiply the ES cost by their number; ``benchmarks/bench_supernet.py`` measures it.
-- The update direction: the paper writes α ← α + ξ·s with s the chosen candidate itself, which
-  multiplies α by 1 + ξ every epoch (the authors' code adds an ever-growing positive vector).
-  s is read here as the step from α to the chosen candidate, s − α: α moves the fraction ξ of
-  the way there.
+- The update direction (``update``, :data:`UPDATES`): the paper writes α ← α + ξ·s with s the
+  chosen candidate itself (``literal``), which multiplies α by about 1 + ξ every epoch (the
+  authors' code adds an ever-growing positive vector). By default (``convex``) s is read as the
+  step from α to the chosen candidate, s − α: α moves the fraction ξ of the way there.
 - ``bound``: every CMA-ES runs in the box [-bound, bound]^d (pycma's boundary handling) and
-  starts clipped into it; since α starts inside the box and each update is a convex
-  combination of α and a point of the box, α never leaves it.
-- ``sigma``, ``sigma_min``: σ_t, the spread of the N starting points and the initial CMA-ES
-  step size, is ``max(sigma / (1 + e), sigma_min)`` at the e-th ES step (e = 0, 1, ...): the
-  schedule the authors' code intended (1/(epoch + 1), at least 0.02) but never applied.
+  starts clipped into it; since α starts inside the box and each convex update is a convex
+  combination of α and a point of the box, α never leaves it (the literal update leaves it).
+- ``sigma``, ``sigma_min``: σ_t, the initial CMA-ES step size, is ``max(sigma / (1 + e),
+  sigma_min)`` at the e-th ES step (e = 0, 1, ...): the schedule the authors' code intended
+  (1/(epoch + 1), at least 0.02) but never applied. The N starting points spread around α by
+  σ_t too (the paper's x_n = α + σ·y), or by ``spread`` when it is given (the authors' code
+  starts from α + 0.01·y).
 - ``batches``, ``batch_size`` (of :class:`SupernetEvaluator`): which validation images score
   the candidates. Each ES step draws ``batches`` x ``batch_size`` images of the validation
   split from the run's seed; α and every candidate of that step are scored on exactly these,

@@ -51,7 +51,7 @@ SUPERNET_CELLS = {"darts": 8, "nb201": 5}
 @dataclass
 class Options(TrainingOptions):
     """EG-NAS; every default is the paper's (CIFAR-10 search: 50 epochs, 15 of warm-up, batch
-    256, C = 16, N = 5, λ = 25, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
+    256, C = 16, N = 5, λ = 50, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
     follows it (weight training, K = 4)."""
 
     epochs: int = option(50, "search epochs: one pass of weight training each, and an ES step "
