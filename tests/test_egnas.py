@@ -103,8 +103,8 @@ def test_a_tiny_darts_search_resumes_mid_epoch_then_shows_and_retrains(tmp_path,
     assert main(["train", str(tmp_path / "broken"), "--epochs", "1"]) == 0
     trained = json.loads((tmp_path / "broken" / "train.json").read_text())
     assert trained["epochs"] == 1 and 0 <= trained["test_accuracy"] <= 1
-    # the tiny preset's DARTS retraining: 8 channels, 5 cells; the auxiliary head not counted
-    assert trained["network"] == {"channels": 8, "layers": 5, "auxiliary": True}
+    # the tiny preset's DARTS retraining: 16 channels, 5 cells; the auxiliary head not counted
+    assert trained["network"] == {"channels": 16, "layers": 5, "auxiliary": True}
     net = deapnas.load_model(tmp_path / "broken")  # rebuilt as trained, head included
     assert net.auxiliary is not None and trained["params"] == sum(
         p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary."))

@@ -19,6 +19,10 @@ The module registers three operations of the DARTS papers in :mod:`deapnas.ops`;
 generic convolution blocks that any space may use: ``darts_sep_conv`` (separable convolution,
 applied twice), ``darts_dil_conv`` (dilated depthwise-separable convolution) and
 ``darts_factorized_reduce`` (a stride-2 1x1 convolution in two offset halves).
+
+:func:`build_network` builds DARTS' evaluation network (:class:`DartsNetwork`, DARTS'
+``NetworkCIFAR``), in which EG-NAS retrains its pick and :mod:`deapnas.published.egnas` builds
+the published genotypes.
 """
 from __future__ import annotations
 
