@@ -21,7 +21,7 @@ random crops and flips, cutout 16, auxiliary head (weight 0.4), drop-path 0.2, o
 training set; the test set is used once, at the end. The choices where the paper is silent are
 listed in docs/methods/egnas.rst.
 
-``--tiny`` is a demonstration preset (digits, C = 8, 5 cells, 10 epochs of which 1 of
+``--tiny`` is a demonstration preset (digits, C = 8, 5 cells, 12 epochs of which 1 of
 warm-up, N = 2, λ = 4, crops of 1 pixel and no flips; 15 retraining epochs at C = 16), not a
 reproduction. ``--table-only`` needs no images:
 each candidate's argmax cell is looked up in the NAS-Bench-201 table (35 ES steps of N·λ look-
@@ -61,7 +61,7 @@ PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, ch
              score_batches=1, score_batch_size=256, final_epochs=600,
              final_batch_size=96, final_lr=0.025, final_channels=36, final_cells=20,
              crop_padding=4, flip=True, cutout=16, auxiliary_weight=0.4, drop_path=0.2)
-TINY = dict(PAPER, dataset="digits", epochs=10, warmup=1, batch_size=64, channels=8, cells=5,
+TINY = dict(PAPER, dataset="digits", epochs=12, warmup=1, batch_size=64, channels=8, cells=5,
             samplings=2, popsize=4, search_crop_padding=1, search_flip=False, final_epochs=15,
             final_batch_size=64, final_channels=16, final_cells=5, crop_padding=1, flip=False,
             cutout=0)

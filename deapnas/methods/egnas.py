@@ -355,7 +355,7 @@ def pick(run) -> dict:
 METHOD = Method(
     "egnas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
-             "tiny": dict(dataset="digits", epochs=10, warmup=1, batch_size=64, channels=8,
+             "tiny": dict(dataset="digits", epochs=12, warmup=1, batch_size=64, channels=8,
                           cells=5, samplings=2, popsize=4, search_crop_padding=1,
                           search_flip=False, final_epochs=15, final_batch_size=64,
                           final_channels=16, final_cells=5, crop_padding=1, no_flip=True,
