@@ -16,7 +16,7 @@ PAPER_COUNTS = {
     "re": "candidate trainings: 500",
     "minigen": "network trainings on the mini dataset: at least 15 (no bound by count)",
     "nasgep": "one-epoch model trainings: at least 10 (no bound by count)",
-    "egnas": "ES candidate scorings: 4,585",
+    "egnas": "ES candidate scorings: 8,960",  # 35 ES steps of 1 + N·(λ + 1), λ = 50
     "renas": "children: 1,960",
 }
 
