@@ -16,7 +16,7 @@ PAPER_COUNTS = {
     "re": "candidate trainings: 500",
     "minigen": "network trainings on the mini dataset: 15 to 1,035",  # --generations 100
     "nasgep": "one-epoch model trainings: 10,000",
-    "egnas": "ES candidate scorings: 4,585",
+    "egnas": "ES candidate scorings: 8,960",  # 35 ES steps of 1 + N·(λ + 1), λ = 50
     "renas": "children: 1,960",
 }
 

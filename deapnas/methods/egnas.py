@@ -32,8 +32,8 @@ from deap import tools
 from .. import limits
 from ..augment import Augment
 from ..data import Dataset
-from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
-                                     TableScorer, egnas, initial_alpha)
+from ..evolutionary_gradient import (SEARCH_RECIPE, UPDATES, Candidate, CMASampling,
+                                     SupernetEvaluator, TableScorer, egnas, initial_alpha)
 from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
 from ..networks import check_parameters, count_parameters
@@ -51,7 +51,7 @@ SUPERNET_CELLS = {"darts": 8, "nb201": 5}
 @dataclass
 class Options(TrainingOptions):
     """EG-NAS; every default is the paper's (CIFAR-10 search: 50 epochs, 15 of warm-up, batch
-    256, C = 16, N = 5, λ = 25, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
+    256, C = 16, N = 5, λ = 50, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
     follows it (weight training, K = 4)."""
 
     epochs: int = option(50, "search epochs: one pass of weight training each, and an ES step "
@@ -77,21 +77,35 @@ class Options(TrainingOptions):
                          minimum=0, maximum=limits.MAX_EPOCHS)
     samplings: int = option(5, "samplings N: CMA-ES runs per ES step",
                             minimum=1, maximum=limits.MAX_POPULATION)
-    popsize: int = option(25, "CMA-ES population λ", minimum=2, maximum=limits.MAX_POPULATION)
+    popsize: int = option(50, "CMA-ES population λ (the ablation's final choice and the "
+                          "authors' code; the implementation details say 25)",
+                          minimum=2, maximum=limits.MAX_POPULATION)
     iterations: int = option(1, "CMA-ES generations per sampling (the paper's cost N·λ per "
                              "step is one)", minimum=1, maximum=limits.MAX_POPULATION)
     step_size: float = option(0.6, "step size ξ: α moves this fraction of the way to the chosen "
-                              "direction", positive=True, maximum=1.0)
+                              "direction s (--update literal: α ← α + ξ·s)", positive=True,
+                              maximum=1.0)
+    update: str = option("convex", "how α moves towards the chosen direction s: convex, "
+                         "α + ξ·(s − α); literal, α + ξ·s as Eq. 8 prints it (α then grows "
+                         "by 1 + ξ every step)", choices=UPDATES)
     zeta: float = option(1.0, "ζ, weight of the cross-entropy in the fitness",
                          minimum=0, maximum=limits.MAX_FACTOR)
-    eta: float = option(0.4, "η, weight of the similarity to α in the fitness",
-                        minimum=0, maximum=limits.MAX_FACTOR)
-    sigma: float = option(1.0, "σ of the first ES step (spread of the samplings' starts and "
-                          "CMA-ES step size), divided by 1 + the step's index",
-                          positive=True, maximum=limits.MAX_FACTOR)
+    eta: float = option(0.4, "η, weight of the similarity to α in the fitness (Eq. 7; 0 turns "
+                        "the similarity term off)", minimum=0, maximum=limits.MAX_FACTOR)
+    sigma: float = option(1.0, "σ of the first ES step (CMA-ES's initial step size), divided "
+                          "by 1 + the step's index", positive=True, maximum=limits.MAX_FACTOR)
+    spread: Optional[float] = option(None, "spread of the samplings' starts around α, "
+                                     "α + spread·y (unset: σ, the paper's x_n = α + σ·y; the "
+                                     "authors' code: 0.01)", positive=True,
+                                     maximum=limits.MAX_FACTOR)
     sigma_min: float = option(0.02, "floor of σ", positive=True, maximum=limits.MAX_FACTOR)
     bound: float = option(3.0, "α and every candidate stay in [-bound, bound]",
                           positive=True, maximum=limits.MAX_FACTOR)
+    search_crop_padding: int = option(4, "supernet training: random crops after padding this "
+                                      "many pixels (0: none; DARTS, PC-DARTS and the authors: "
+                                      "4)", minimum=0, maximum=limits.MAX_PIXELS)
+    search_flip: bool = option(True, "supernet training: random horizontal flips (DARTS, "
+                               "PC-DARTS and the authors)")
     partial: int = option(4, "PC-DARTS' K: each edge mixes 1/K of the channels",
                           minimum=1, maximum=limits.MAX_CHANNELS)
     edge_normalisation: bool = option(False, "PC-DARTS' edge normalisation (darts): α also "
@@ -159,10 +173,13 @@ def supernet_cells(options: Options, space: str) -> int:
 
 def search_recipe(options: Options) -> Recipe:
     """PC-DARTS' weight training (:data:`~deapnas.evolutionary_gradient.SEARCH_RECIPE`) with
-    the options' epochs, batch size, optimizer, learning rate and weight decay."""
+    the options' epochs, batch size, optimizer, learning rate, weight decay and the crops and
+    flips of the training images (none when both are off)."""
+    augment = Augment(crop_padding=options.search_crop_padding, flip=options.search_flip)
     return replace(SEARCH_RECIPE, epochs=options.epochs, batch_size=options.batch_size,
                    optimizer=options.optimizer, lr=options.lr,
-                   weight_decay=options.weight_decay)
+                   weight_decay=options.weight_decay,
+                   augment=augment if augment != Augment() else None)
 
 
 def final_recipe(options: Options, epochs: Optional[int] = None) -> Recipe:
@@ -271,7 +288,8 @@ def search(run) -> tools.Logbook:
                      iterations=options.iterations, bound=options.bound)
     loop = functools.partial(egnas, toolbox=toolbox, samplings=options.samplings,
                              step_size=options.step_size, sigma=options.sigma,
-                             sigma_min=options.sigma_min, seed=config.seed, stats=run.stats,
+                             sigma_min=options.sigma_min, spread=options.spread,
+                             update=options.update, seed=config.seed, stats=run.stats,
                              verbose=False, journal=run.journal)
     if config.tabular:
         alpha, logbook = loop(None, epochs=table_steps(config, options), warmup=0,
@@ -311,7 +329,8 @@ SUPERNET_ACCURACY = "supernet accuracy at the final α (shared weights, scoring 
 def pick(run) -> dict:
     """The architecture derived from the final α; its fitness is the table's ``--metric``
     (table-only mode) or the supernet's accuracy at the final α on the whole validation share,
-    and its ``params`` those of the network ``deapnas train`` builds from it."""
+    and its ``params`` those of the architecture's network at the supernet's width and depth
+    (``--channels``, :func:`supernet_cells`)."""
     alpha = np.asarray(run.result["alpha"], dtype=np.float64)
     space = run.space
     architecture = derivation(space.name, run.options)(alpha)
@@ -324,8 +343,9 @@ def pick(run) -> dict:
                               batches=math.ceil(len(scorer.data) / scorer.batch_size))
     scored = whole(Candidate(alpha.tolist()))
     data = run.data
+    at_supernet = replace(run.options, cells=supernet_cells(run.options, space.name))
     params = count_parameters(lambda: space.build_network(
-        architecture, data.input_shape, data.num_classes, **space.network_kwargs(run.options)))
+        architecture, data.input_shape, data.num_classes, **space.network_kwargs(at_supernet)))
     return {**record, "fitness": [scored.info["accuracy"]], "info": {"params": params},
             "metric": SUPERNET_ACCURACY,
             "chosen_by": "derived from the final architecture weights; the supernet's accuracy "
@@ -335,9 +355,10 @@ def pick(run) -> dict:
 METHOD = Method(
     "egnas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10"),
-             "tiny": dict(dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4,
-                          cells=5, samplings=2, popsize=4, final_epochs=3, final_batch_size=64,
-                          final_channels=8, final_cells=5, crop_padding=1, no_flip=True,
+             "tiny": dict(dataset="digits", epochs=12, warmup=1, batch_size=64, channels=8,
+                          cells=5, samplings=2, popsize=4, search_crop_padding=1,
+                          search_flip=False, final_epochs=15, final_batch_size=64,
+                          final_channels=16, final_cells=5, crop_padding=1, no_flip=True,
                           cutout=0)},
     spaces=("darts", "nb201"), weights=(-1.0,), evaluator=evaluator, records=records,
     final_training=final_training_of(final_evaluator, spaces=("darts",)),
