@@ -19,11 +19,17 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from . import limits
-from .data import DATASETS
-from .proxies import PROXIES
 
+#: The datasets :func:`deapnas.data.load_dataset` loads, named here, where the command line
+#: lists them without importing torch.
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "idx")
 #: Dataset names that stand for a benchmark table (given with ``--table``).
 TABLE_DATASETS = ("nb201",)
+#: The zero-cost proxies of :data:`deapnas.proxies.PROXIES`, named here for the same reason.
+PROXY_NAMES: tuple[str, ...] = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm", "params",
+                                "flops")
+#: The proxies that read only the shape of the minibatch, never its images or labels.
+DATA_FREE = frozenset({"synflow", "params", "flops"})
 
 
 def option(default: Any, help: str, *, minimum: Optional[float] = None,
@@ -172,7 +178,7 @@ class RunConfig:
     fitness: Optional[str] = option(None, "proxy:NAME scores each candidate's untrained "
                                     "network with a zero-cost proxy instead of training it "
                                     "(training-free search; unset: trained or looked up)",
-                                    choices=tuple(f"proxy:{name}" for name in PROXIES))
+                                    choices=tuple(f"proxy:{name}" for name in PROXY_NAMES))
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
                                         "unset: the method's own stopping rule)",
                                         minimum=1, maximum=limits.MAX_EVALUATIONS)

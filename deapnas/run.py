@@ -58,17 +58,13 @@ from . import schema
 from . import state as statecodec
 from .fitness import Evaluation, failure, settings_differences, settings_of
 from .options import check_path, wrong_type
-from .safefiles import (RunDirectoryError, check_name, disk_error, files, open_file, read_bytes,
-                        remove_leftovers, write_atomic)
+from .safefiles import (RunDirectoryError, SearchFailed, check_name, disk_error, files,
+                        open_file, read_bytes, remove_leftovers, write_atomic)
 
 FORMAT = 2
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
 SETTINGS = "journal.json"
 LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
-
-
-class SearchFailed(RuntimeError):
-    """The search cannot produce a result (every candidate so far failed); the message says why."""
 
 
 class TimeUp(Exception):
