@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .options import DATASETS
+from .options import DATASETS, MINI_SCORE_SOURCES
 from .weights import load_weights, save_weights
 
 #: Where torchvision datasets are looked for (and downloaded to) when no
@@ -418,8 +418,6 @@ def _read_maybe_gzipped(path: Path) -> bytes:
 
 # -- MiniGen's stratified mini datasets --------------------------------------------------------
 
-#: Where a mini dataset's scoring subset may come from (see :func:`mini_dataset`).
-MINI_SCORE_SOURCES: tuple[str, ...] = ("train", "test")
 _MINI_FORMAT = 1
 
 

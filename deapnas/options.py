@@ -25,6 +25,10 @@ from . import limits
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "idx")
 #: Dataset names that stand for a benchmark table (given with ``--table``).
 TABLE_DATASETS = ("nb201",)
+#: Where a mini dataset's scoring subset may come from (see :func:`deapnas.data.mini_dataset`).
+MINI_SCORE_SOURCES: tuple[str, ...] = ("train", "test")
+#: AutoAugment's learned policies, by name (see :mod:`deapnas.augment`).
+AUTOAUGMENT_POLICIES: tuple[str, ...] = ("cifar10", "imagenet", "svhn")
 #: The zero-cost proxies of :data:`deapnas.proxies.PROXIES`, named here for the same reason.
 PROXY_NAMES: tuple[str, ...] = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm", "params",
                                 "flops")

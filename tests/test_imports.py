@@ -13,7 +13,11 @@ edge (a package's ``__init__`` may import its modules). Taking names from the pa
 (``from . import Space`` inside ``deapnas/spaces/darts.py``), since they may not exist yet.
 """
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import deapnas
 
@@ -122,3 +126,39 @@ def test_imports_inside_functions_keep_the_same_direction():
     cycle = find_cycle(graph)
     assert not cycle, "import circle through an import inside a function: " + " -> ".join(cycle)
 
+
+
+# -- start-up: the command line imports nothing heavy before a command runs ---------------------
+
+#: Modules that take a second or more to import, and that no ``--help`` needs.
+HEAVY = ("torch", "torchvision", "sklearn", "matplotlib", "ray", "cma")
+
+
+def modules_after(code: str) -> set[str]:
+    """The top-level modules a fresh interpreter holds after running ``code``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n' + ' '.join(sys.modules))"],
+        cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in done.stdout.splitlines()[-1].split()}
+
+
+@pytest.mark.parametrize("argv", [None, ["--help"], ["search", "--help"]])
+def test_the_command_line_and_its_help_import_no_heavy_module(argv):
+    """``import deapnas.cli``, and ``deapnas --help`` / ``deapnas search --help`` (every
+    method's options listed): before, each imported torch, scikit-learn and every method's
+    machinery, seconds of CPU before the first line of help."""
+    code = "import deapnas.cli"
+    if argv is not None:
+        code += ("\nimport contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()), "
+                 f"contextlib.suppress(SystemExit):\n    deapnas.cli.main({argv!r})")
+    loaded = modules_after(code)
+    assert "deapnas" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_method_registry_lists_every_method_without_its_machinery():
+    """Each built-in method's options and presets come from its light declaration; its loop
+    (and torch) are imported when a hook is first called."""
+    code = ("from deapnas.methods import METHODS\n"
+            "assert len(METHODS) == 6 and all(m.options() and m.presets for m in METHODS.values())")
+    loaded = modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -57,6 +57,7 @@ from deap import tools
 from torch import nn
 
 from ..graph import compile_graph
+from ..methods.minigen_options import CHANNELS  # declared where --help reads it
 from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
 from .space import Space, check_limit
@@ -69,8 +70,6 @@ OPERATIONS = ("3*3 dconv", "5*5 dconv", "3*3 conv", "5*5 conv", "1*7-7*1 conv", 
 INPUT_OPERATIONS = (IDENTITY, "3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")
 #: The input cell's operations that change the width (all its choices but identity).
 INPUT_CONVOLUTIONS = INPUT_OPERATIONS[1:]
-#: The widths a normal cell draws from (missing from the paper's text; the authors' code).
-CHANNELS = (24, 40, 64, 80, 128, 256)
 #: The input cell's fixed channel flow after the image: image -> 32 -> 64.
 INPUT_FLOW = (32, 64)
 #: The number of actions of a random normal cell, inclusive (the authors' code).
