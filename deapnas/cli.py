@@ -386,9 +386,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "resume":
         runner.resume(args.directory, progress=not args.quiet)
         _say(report.summary(args.directory))
-    elif args.command == "show":
-        _say(report.summary(args.directory))
-        for path in report.plots(args.directory):
+    elif args.command == "show":  # a run's files read once, for the summary and the plots
+        run = (args.directory if report.is_journal(args.directory)
+               else report.load_run(args.directory))
+        _say(report.summary(run))
+        for path in report.plots(run):
             _say(f"wrote {path}")
     elif args.command == "export":
         from .export import export

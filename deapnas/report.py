@@ -8,9 +8,9 @@ import io
 import textwrap
 import json
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import matplotlib
 
@@ -25,7 +25,7 @@ from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
 from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
                   read_genome, read_history, read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
-                     resume_command)
+                     read_config, resume_command)
 from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
                         write_atomic)
 from .spaces import get_space  # noqa: E402
@@ -39,24 +39,49 @@ from .weights import load_weights, save_weights  # noqa: E402
 TRAIN_STATE, TRAIN_LOG, TRAIN_PLOT = "train-state.pt", "train.jsonl", "training.png"
 
 
-def load_run(directory: str | Path) -> tuple:
-    """``(config, options, method, history, best)`` of a run directory; ``best`` is None until
-    the search ends."""
-    config, options, method = load_config(directory)
-    best_path = Path(directory) / BEST
-    best = read_json(best_path, "result", schema.BEST) if best_path.exists() else None
-    return config, options, method, read_history(directory), best
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory's files as :func:`load_run` read them, each once, for the summary and
+    every plot of ``deapnas show``.
+
+    :ivar typed: the paths as the user typed them (``config.json``'s ``typed``).
+    :ivar best: ``best.json``, None until the search ends.
+    :ivar pareto: ``pareto.json`` of a search of several objectives, else None.
+    """
+
+    directory: Path
+    config: Any
+    options: Any
+    method: Any
+    typed: dict
+    history: list
+    best: Optional[dict]
+    pareto: Optional[dict]
 
 
-def summary(directory: str | Path) -> str:
-    """A few lines on the run: settings, evaluations, failures by reason, the pick."""
-    if is_journal(directory):
-        return journal_summary(directory)
-    config, options, method, history, best = load_run(directory)
-    typed = read_json(Path(directory) / CONFIG, "run configuration",
-                      schema.CONFIG).get("typed", {})
-    data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
-        else f"dataset {config.dataset}"
+def load_run(directory: str | Path) -> LoadedRun:
+    """Read the run directory ``directory`` (:class:`LoadedRun`), each file once."""
+    directory = Path(directory)
+    data = read_config(directory)
+    config, options, method = load_config(directory, data)
+    best, pareto = (read_json(directory / name, what, field) if (directory / name).exists()
+                    else None for name, what, field in ((BEST, "result", schema.BEST),
+                                                        (PARETO, "Pareto front", schema.PARETO)))
+    return LoadedRun(directory, config, options, method, data.get("typed", {}),
+                     read_history(directory), best, pareto)
+
+
+def summary(run: str | Path | LoadedRun) -> str:
+    """A few lines on the run (a directory, or one :func:`load_run` read): settings,
+    evaluations, failures by reason, the pick."""
+    if not isinstance(run, LoadedRun):
+        if is_journal(run):
+            return journal_summary(run)
+        run = load_run(run)
+    directory, config, options, method, history, best = (run.directory, run.config, run.options,
+                                                          run.method, run.history, run.best)
+    data = f"table {run.typed.get('table', config.table)} ({config.metric})" \
+        if config.tabular else f"dataset {config.dataset}"
     maximize = fitness_weights(config, method)[0] > 0
     fittest = best_evaluation(history, maximize)
     lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
@@ -77,9 +102,8 @@ def summary(directory: str | Path) -> str:
                      f"`{resume_command(directory, config.algorithm)}`")
     else:
         lines.append(describe_best(config, options, best, Path(directory) / BEST))
-        if (Path(directory) / PARETO).exists():
-            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
-                                              schema.PARETO))
+        if run.pareto is not None:
+            lines += describe_front(run.pareto)
         if (Path(directory) / TRAINED).exists():
             lines.append(describe_training(directory))
         if (Path(directory) / TRAIN_STATE).exists():
@@ -201,17 +225,21 @@ def describe_best(config, options, best: dict, path: Path) -> str:
     return text
 
 
-def plots(directory: str | Path) -> list[Path]:
-    """Write the run's pictures: ``fitness.png``, and once there is a pick ``best.png`` (and
-    ``pareto.png`` for a search of two objectives), and ``training.png`` once ``deapnas train``
-    has trained an epoch."""
-    written = [plot_history(directory)]
-    if (Path(directory) / BEST).exists():
-        written.append(plot_best(directory))
-    if (Path(directory) / PARETO).exists():
-        written.append(plot_pareto(directory))
-    if (Path(directory) / TRAIN_LOG).exists():
-        written.append(plot_training_curve(directory))
+def plots(run: str | Path | LoadedRun) -> list[Path]:
+    """Write the pictures of the run (a directory, or one :func:`load_run` read):
+    ``fitness.png``, and once there is a pick ``best.png`` (and ``pareto.png`` for a search of
+    two objectives), and ``training.png`` once ``deapnas train`` has trained an epoch."""
+    if not isinstance(run, LoadedRun):
+        if is_journal(run):
+            return [plot_history(run)]
+        run = load_run(run)
+    written = [plot_history(run)]
+    if run.best is not None:
+        written.append(plot_best(run))
+    if run.pareto is not None:
+        written.append(plot_pareto(run))
+    if (run.directory / TRAIN_LOG).exists():
+        written.append(plot_training_curve(run.directory))
     return written
 
 
@@ -239,10 +267,9 @@ def plot_training_curve(directory: str | Path) -> Path:
     return _save(figure, Path(directory) / TRAIN_PLOT)
 
 
-def plot_pareto(directory: str | Path) -> Path:
+def plot_pareto(run: LoadedRun) -> Path:
     """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
-    config, _, _, history, _ = load_run(directory)
-    front = read_json(Path(directory) / PARETO, "Pareto front", schema.PARETO)
+    directory, config, history, front = run.directory, run.config, run.history, run.pareto
     names = front["objectives"][:2]
     points = [r["fitness"][:2] for r in history if r.get("reason") is None]
     edge = sorted(r["fitness"][:2] for r in front["front"])
@@ -260,24 +287,26 @@ def plot_pareto(directory: str | Path) -> Path:
     return _save(figure, Path(directory) / "pareto.png")
 
 
-def plot_history(directory: str | Path) -> Path:
-    """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
-    if is_journal(directory):
+def plot_history(run: str | Path | LoadedRun) -> Path:
+    """``fitness.png`` of a run (read by :func:`load_run`) or of a script's journal (its
+    directory): every evaluation's fitness and the best so far; failures apart."""
+    if isinstance(run, LoadedRun):
+        directory, history = run.directory, run.history
+        metric, units = _metric(run.config, run.method)
+        maximize = fitness_weights(run.config, run.method)[0] > 0
+    else:
+        directory = run
         history, (metric, units) = read_history(directory), ("fitness", "")
         maximize = read_settings(directory).get("weights", [1.0])[0] > 0
-    else:
-        config, _, method, history, _ = load_run(directory)
-        metric, units = _metric(config, method)
-        maximize = fitness_weights(config, method)[0] > 0
     figure, axes = plt.subplots(figsize=(7, 4))
     plot_fitness(history, metric, units, ax=axes, maximize=maximize)
     return _save(figure, Path(directory) / "fitness.png")
 
 
-def plot_best(directory: str | Path) -> Path:
+def plot_best(run: LoadedRun) -> Path:
     """``best.png``: the pick's compiled graph (each of its cells, side by side), layered from
     input to output."""
-    config, _, _, _, best = load_run(directory)
+    directory, config, best = run.directory, run.config, run.best
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
@@ -356,7 +385,8 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
 def trainable(directory: str | Path) -> tuple:
     """``(config, options, method, best)`` of a run whose pick ``deapnas train`` can train now;
     a ``ValueError`` saying why not otherwise (in use, no pick yet, a table search)."""
-    config, options, method, _, best = load_run(directory)
+    run = load_run(directory)
+    config, options, method, best = run.config, run.options, run.method, run.best
     running = holder(directory)
     if running:
         raise ValueError(f"{directory} is in use by {running} (a search or a training); "

@@ -7,6 +7,7 @@ writing the logbook and the method's pick (``best.json``).
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -303,9 +304,17 @@ def _distinct(names: tuple[str, ...]) -> bool:
     return bool(names) and len(set(names)) == len(names)
 
 
-def report_table(config: RunConfig) -> TableEvaluator:
+def report_table(config: RunConfig, searched: Any = None) -> TableEvaluator:
     """``--table`` read for the ``--report`` columns, keyed by architecture key (the first
-    column doubles as the look-up's fitness; all of them are in each evaluation's info)."""
+    column doubles as the look-up's fitness; all of them are in each evaluation's info). The
+    table a table search already read is used instead when it holds those columns:
+    ``searched``, the search's evaluator, a :class:`~deapnas.fitness.TableEvaluator` or one
+    holding it as ``table``."""
+    table = getattr(searched, "table", searched)
+    if isinstance(table, TableEvaluator) and set(config.report_columns) <= set(table.report):
+        keyed = copy.copy(table)  # the same rows, looked up by key
+        keyed.key = str
+        return keyed
     columns = config.report_columns
     return TableEvaluator(config.table, str, columns[0], columns)
 
@@ -352,12 +361,9 @@ def config_json(config: RunConfig, options: Any) -> dict:
             "run": opts.as_dict(config), "options": opts.as_dict(options)}
 
 
-def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory, each checked (types,
-    ranges). The method is found by its registered name: one recorded as
-    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
-    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
-    word."""
+def read_config(directory: str | os.PathLike) -> dict:
+    """``config.json`` of a run directory, checked against :data:`deapnas.schema.CONFIG`
+    (:func:`load_config` makes the settings of it)."""
     path = Path(directory) / CONFIG
     if not path.exists():
         raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
@@ -366,7 +372,19 @@ def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
         raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
                                 f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
                                 "this version reads format 2: start a new run")
-    conform(data, schema.CONFIG, str(path))
+    return conform(data, schema.CONFIG, str(path))
+
+
+def load_config(directory: str | os.PathLike, data: Optional[dict] = None
+                ) -> tuple[RunConfig, Any, Method]:
+    """The run config, options and method recorded in a run directory (``data``: its
+    ``config.json`` as :func:`read_config` read it; read here when not given), each checked
+    (types, ranges). The method is found by its registered name: one recorded as
+    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
+    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
+    word."""
+    path = Path(directory) / CONFIG
+    data = read_config(directory) if data is None else data
     method = recorded_method(data["method"], str(path))
     conform(data["options"], schema.of_options(method.options), str(path), "options")
     config = opts.from_dict(RunConfig, data["run"], str(path))
@@ -419,12 +437,18 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     opts.check_path("resume(directory)", directory)
     config, options, method = load_config(directory)
     config.out = str(directory)
+    _refuse_finished(directory)  # before validating: a finished run needs no table or device
     validate(config, options, method)
-    with Lock(Path(directory)).acquire() as lock:  # before "finished": a resume may be ending
-        if (Path(directory) / BEST).exists():
-            raise RunDirectoryError(f"{directory} holds a finished search; see it with "
-                                    f"`deapnas show {directory}`")
+    with Lock(Path(directory)).acquire() as lock:
+        _refuse_finished(directory)  # again under the lock: a resume may have been ending
         return _search(Run(config, options, method), progress, lock)
+
+
+def _refuse_finished(directory: str | os.PathLike) -> None:
+    """Refuse to resume the finished search in ``directory``, saying how to see it."""
+    if (Path(directory) / BEST).exists():
+        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                f"`deapnas show {directory}`")
 
 
 def _check_unused(out: Path, algorithm: str) -> None:
@@ -539,7 +563,7 @@ def write_best(run: Run) -> dict:
             **{k: pick[k] for k in ("times_evaluated", "fallback", "chosen_by") if k in pick}}
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick
     if run.config.report:  # looked up: the pick need not be an evaluated architecture
-        row = report_table(run.config)(pick.get("key"))
+        row = report_table(run.config, run.evaluator)(pick.get("key"))
         report.update({column: None if failed(row) else row.info[column]
                        for column in run.config.report_columns})
     if report:
