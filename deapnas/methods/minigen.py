@@ -14,8 +14,9 @@ The pieces work in any DEAP script:
   stop rule (section III-C and IV-D);
 - :func:`register_operators` and :func:`make_toolbox`: the paper's operators and selections
   registered in a toolbox;
-- :data:`METHOD`: ``deapnas search --algorithm minigen``, with :class:`Options` (the paper's
-  settings as defaults), the mini dataset saved in the run directory and :func:`pick_network`.
+- :data:`~deapnas.methods.minigen_options.METHOD`: ``deapnas search --algorithm minigen``, with
+  :class:`~deapnas.methods.minigen_options.Options` (the paper's settings as defaults), the mini
+  dataset saved in the run directory and :func:`pick_network`.
 
 Accuracies are fractions in [0, 1] (the evaluators' unit), so the paper's thresholds 35 % and
 40 % are 0.35 and 0.40 and its decay 0.01 is one percentage point per generation.

@@ -24,7 +24,7 @@ SEEDINGS = ("encoding", "fixed", "fresh")
 
 #: The mini dataset's file in the run directory.
 MINI_FILE = "mini-dataset.pt"
-#: What the final pick maximises among the winners (see :func:`pick_network`).
+#: What the final pick maximises among the winners (see :func:`~deapnas.methods.minigen.pick_network`).
 PICKS = ("accuracy", "ratio")
 
 
@@ -112,7 +112,7 @@ class Options(TrainingOptions):
         self.operators()
 
     def operators(self) -> dict:
-        """The keywords of :func:`register_operators` these options give."""
+        """The keywords of :func:`~deapnas.methods.minigen.register_operators` these options give."""
         blocks = _integers(self.cell_blocks, "--cell-blocks", limits.MAX_BLOCKS)
         if len(blocks) > limits.MAX_CELLS:
             raise ValueError(f"--cell-blocks lists {len(blocks)} cells, more than the limit of "

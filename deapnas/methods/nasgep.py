@@ -4,8 +4,9 @@ of genes (ADFs), three populations, models trained one epoch per generation, wei
 
 The pieces, each usable alone:
 
-- :class:`Options`: the paper's settings as defaults, the search's (Sec. IV-A) and the final
-  training's; presets ``paper`` and ``tiny`` (:data:`TINY`, :meth:`Options.tiny`);
+- :class:`~deapnas.methods.nasgep_options.Options`: the paper's settings as defaults, the search's (Sec. IV-A) and the final
+  training's; presets ``paper`` and ``tiny`` (:data:`~deapnas.methods.nasgep_options.TINY`,
+  :meth:`~deapnas.methods.nasgep_options.Options.tiny`);
 - :func:`make_evaluator` (one epoch-training of a model, with weight sharing) and
   :func:`make_toolbox` (the aliases of the loop);
 - :func:`init_populations`: the gene pools, the reduction cells and the models (steps 1-3);
