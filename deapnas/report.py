@@ -30,6 +30,8 @@ from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa
                         write_atomic)
 from .spaces import get_space  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
+from .methods import Method  # noqa: E402
+from .options import RunConfig  # noqa: E402
 from .training import CandidateFailure  # noqa: E402
 from .weights import load_weights, save_weights  # noqa: E402
 
@@ -50,9 +52,9 @@ class LoadedRun:
     """
 
     directory: Path
-    config: Any
+    config: RunConfig
     options: Any
-    method: Any
+    method: Method
     typed: dict
     history: list
     best: Optional[dict]
