@@ -278,7 +278,7 @@ def _interrupted(args: argparse.Namespace) -> str:
     where = getattr(args, "directory", None) or getattr(args, "started", None)
     if args.command in ("search", "resume"):
         from . import runner  # loaded already (see _load): a search has started
-        from .run import CONFIG
+        from .rundir import CONFIG
 
         if where and (Path(where) / CONFIG).exists():
             algorithm = getattr(args, "algorithm", None) or ""

@@ -529,7 +529,7 @@ def training(directory: str | Path, epochs: Optional[int] = None, device: Option
              channels: Optional[int] = None, calibrate: bool = False) -> Estimate:
     """The estimate of ``deapnas train directory``: the pick's own network, measured."""
     from .report import trainable
-    from .run import BEST, read_genome
+    from .rundir import BEST, read_genome
 
     config, options, method, best = trainable(directory)
     if device:

@@ -81,7 +81,7 @@ from .algorithms import assign, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
-from .run import TimeUp
+from .journal import TimeUp
 from .supernet import SupernetTraining, derive_nb201
 from .training import Recipe
 

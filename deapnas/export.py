@@ -29,9 +29,9 @@ from . import schema
 from .data import Normalisation
 from .networks import check_parameters
 from .options import check_path
-from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_json
+from .rundir import BEST, read_genome, read_json, sha256, write_json
 from .runner import load_config, load_data
-from .safefiles import folder, write_atomic
+from .safefiles import RunDirectoryError, folder, write_atomic
 from .spaces import get_space
 from .weights import load_weights
 

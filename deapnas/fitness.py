@@ -83,7 +83,7 @@ def failed(evaluation: Any) -> bool:
 
 def settings_of(value: Any) -> Any:
     """``value`` described as JSON, what a journal fingerprints of a fitness function
-    (:meth:`deapnas.run.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
+    (:meth:`deapnas.journal.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
     the recipe, the data, the network builder...), a ``functools.partial``'s function and
     arguments, a dataclass's fields, a tensor's shape and type, a function's or another object's
     qualified name; JSON values as they are. The description holds nothing that differs between

@@ -1,6 +1,6 @@
 """What ``deapnas show`` and ``deapnas train`` do with a finished (or running) run directory:
 a text summary, PNG plots, and a longer retraining of the pick scored on the test split.
-``show`` also reads the directory of a script's journal (:meth:`deapnas.run.Journal.wrap`),
+``show`` also reads the directory of a script's journal (:meth:`deapnas.journal.Journal.wrap`),
 which holds the history but no ``config.json``."""
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness, plot_training  # noqa: E402
 from .networks import check_parameters, inference_parameters  # noqa: E402
 from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
-                  read_genome, read_history, read_json, read_settings, sha256, write_json)
+from .rundir import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
+                     read_genome, read_history, read_json, read_settings, sha256, write_json)
 from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
                      read_config, resume_command)
 from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
@@ -150,7 +150,7 @@ def journal_summary(directory: str | Path) -> str:
     if isinstance(evaluator, dict):
         evaluator = evaluator.get("evaluator") or evaluator.get("function")
     weights = settings.get("weights", [1.0])
-    lines = [f"journal {directory}: the history of a loop recorded by deapnas.run.Journal "
+    lines = [f"journal {directory}: the history of a loop recorded by deapnas.journal.Journal "
              f"(no {CONFIG})" + (f", evaluator {evaluator}" if isinstance(evaluator, str) else ""),
              f"evaluations: {len(history)}"]
     lines += _failures(history)

@@ -28,12 +28,13 @@ from . import options as opts
 from . import schema
 from .data import Dataset, load_dataset
 from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
+from .journal import Journal, TimeUp
 from .methods import METHODS, Method, get_method, recorded_method
 from .options import RunConfig, TrainingOptions
 from .parallel import DevicePool, warm_up
 from .proxies import DATA_FREE, ProxyEvaluator
-from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
-                  TimeUp, conform, read_json, write_json)
+from .rundir import BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, conform, read_json, write_json
+from .safefiles import RunDirectoryError
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -44,7 +45,7 @@ class Run:
     :ivar options: the method's options.
     :ivar method: the :class:`~deapnas.methods.Method`.
     :ivar space: the :class:`~deapnas.spaces.Space` searched.
-    :ivar journal: the run directory's :class:`~deapnas.run.Journal`; pass it to the loop.
+    :ivar journal: the run directory's :class:`~deapnas.journal.Journal`; pass it to the loop.
     :ivar stats: population statistics for the logbook (failed candidates left out).
     :ivar halloffame: the best individual seen, kept across resumes by the loops.
     :ivar result: what the search wants its ``pick`` to see, if anything (e.g. a final

@@ -37,7 +37,7 @@ class RunDirectoryError(ValueError):
 
 class SearchFailed(RuntimeError):
     """The search cannot produce a result (every candidate so far failed); the message says why
-    (raised by :class:`deapnas.run.Journal`; declared here, with the run directory's other
+    (raised by :class:`deapnas.journal.Journal`; declared here, with the run directory's other
     error, where the command line catches it without importing torch)."""
 
 

@@ -24,7 +24,8 @@ from deapnas.methods.minigen import (MINI_FILE, MiniGenState, SmallModelEvaluato
                                      softmax_weights)
 from deapnas.networks import count_parameters
 from deapnas.ops import OPS
-from deapnas.run import BEST, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, read_history
 from deapnas.spaces import get_space, minigen
 from deapnas.spaces.minigen import (CHANNELS, IDENTITY, INPUT_CONVOLUTIONS, INPUT_OPERATIONS,
                                     OPERATIONS, MiniGenGenome)

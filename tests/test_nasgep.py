@@ -24,7 +24,8 @@ from deapnas.gep import Chromosome
 from deapnas.graph import compile_graph
 from deapnas.methods import nasgep as method
 from deapnas.networks import Cell
-from deapnas.run import BEST, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, read_history
 from deapnas.spaces import get_space
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION

@@ -16,7 +16,7 @@ import pytest
 
 from deapnas.cli import main
 from deapnas.export import TRAINED
-from deapnas.run import BEST, CONFIG, HISTORY
+from deapnas.rundir import BEST, CONFIG, HISTORY
 
 from conftest import NB201_METRIC, NB201_REPORT
 

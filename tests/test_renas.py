@@ -25,7 +25,7 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.graph import prune
 from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheritance_rates,
                                    register_mutation, renas, retrain_population)
-from deapnas.run import BEST, CHECKPOINT, read_history, read_json
+from deapnas.rundir import BEST, CHECKPOINT, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups
 from deapnas.weights import save_weights

@@ -21,7 +21,7 @@ from deapnas import methods, report
 from deapnas import export as export_module
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
-from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, PARETO, read_history
+from deapnas.rundir import BEST, CHECKPOINT, CONFIG, HISTORY, PARETO, read_history
 
 from conftest import NB201_METRIC, NB201_REPORT, interrupt_call
 

@@ -15,7 +15,7 @@ from deapnas.fitness import TableEvaluator
 from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
 from deapnas.networks import count_parameters
 from deapnas.ops import get_op
-from deapnas.run import CONFIG, PARETO, read_history
+from deapnas.rundir import CONFIG, PARETO, read_history
 from deapnas.spaces import macro, nb201
 
 

@@ -301,7 +301,7 @@ def evolve(population: list, toolbox, options: Options, steps: int,
     """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
     (``weights``) that made them all, :func:`retrain_population`.
 
-    With a :class:`~deapnas.run.Journal`, each checkpoint records the SHA-256 of the
+    With a :class:`~deapnas.journal.Journal`, each checkpoint records the SHA-256 of the
     population's weights files (``journal.state_files``: a resumed run refuses a file deleted,
     swapped or edited), and the weights files of dead individuals are deleted each time a
     checkpoint is on disk (``journal.after_write``); once the loop is over, all but the final
