@@ -277,13 +277,12 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command left, in words."""
     where = getattr(args, "directory", None) or getattr(args, "started", None)
     if args.command in ("search", "resume"):
-        from . import runner  # loaded already (see _load): a search has started
-        from .rundir import CONFIG
+        from .rundir import CONFIG, resume_command
 
         if where and (Path(where) / CONFIG).exists():
             algorithm = getattr(args, "algorithm", None) or ""
             return ("interrupted: every finished evaluation is saved; continue with "
-                    f"`{runner.resume_command(where, algorithm)}`")
+                    f"`{resume_command(where, algorithm)}`")
         return "interrupted before the search started; nothing was written"
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
@@ -331,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.commands[args.command].unrecognized(unknown)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _load()
+        _load(args.command)
         with warnings.catch_warnings():
             warnings.showwarning = _plain_warning(args.command)
             return _dispatch(args)
@@ -344,15 +343,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-def _load() -> None:
-    """Import what every command but ``--help`` needs: torch, the methods, matplotlib (seconds).
-    Part of torch's start-up is C++, where a Ctrl-C raised as ``KeyboardInterrupt`` aborts the
-    process with a C++ error instead of a Python one; so a Ctrl-C meanwhile is only noted, and
-    raised once the imports are done."""
+def _load(command: str) -> None:
+    """Import what ``command`` needs: the report (matplotlib), and but for ``show``, which
+    only reads files, the runner (torch, the methods; seconds). Part of torch's start-up is
+    C++, where a Ctrl-C raised as ``KeyboardInterrupt`` aborts the process with a C++ error
+    instead of a Python one; so a Ctrl-C meanwhile is only noted, and raised once the imports
+    are done."""
     interrupted = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:
-        from . import report, runner  # noqa: F401
+        from . import report  # noqa: F401
+        if command != "show":
+            from . import runner  # noqa: F401
     finally:
         signal.signal(signal.SIGINT, previous)
     if interrupted:
@@ -368,7 +370,7 @@ def _plain_warning(command: str):
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import report, runner
+    from . import report
     from .methods import get_method
 
     if getattr(args, "dry_run", False) or getattr(args, "calibrate", False):
@@ -379,11 +381,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                                   calibrate=args.calibrate))
         _say(plan.text())
     elif args.command == "search":
+        from . import runner
         config, options = search_settings(args)
         args.started = config.out or runner.default_out(config, get_method(config.algorithm))
         runner.start(config, options, progress=not args.quiet)
         _say(report.summary(config.out))
     elif args.command == "resume":
+        from . import runner
         runner.resume(args.directory, progress=not args.quiet)
         _say(report.summary(args.directory))
     elif args.command == "show":  # a run's files read once, for the summary and the plots

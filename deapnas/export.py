@@ -29,13 +29,12 @@ from . import schema
 from .data import Normalisation
 from .networks import check_parameters
 from .options import check_path
-from .rundir import BEST, read_genome, read_json, sha256, write_json
-from .runner import load_config, load_data
+from .rundir import (BEST, TRAINED, WEIGHTS, load_config, read_genome, read_json, sha256,
+                     write_json)
+from .runner import load_data
 from .safefiles import RunDirectoryError, folder, write_atomic
 from .spaces import get_space
 from .weights import load_weights
-
-TRAINED, WEIGHTS = "train.json", "model.pt"
 
 
 class RawInputs(nn.Module):

@@ -41,7 +41,6 @@ class TimeUp(Exception):
     evaluation: the search ends there, with the evaluations recorded so far."""
 
 
-
 def _check_arguments(directory: Any, space: Any, container: Any) -> None:
     """Refuse what :class:`Journal` cannot use, saying what to pass (a script written for the
     ``Journal(directory, describe)`` of older versions passes a function as ``space``)."""
@@ -347,7 +346,6 @@ class Journal:
         return self.evaluations - self._written >= self.checkpoint_every and \
             since >= self.checkpoint_gap
 
-
     def write_checkpoint(self, state: dict) -> None:
         """Write ``state`` and the random states now (atomically; the history first)."""
         self._sync_history()
@@ -392,11 +390,9 @@ class Journal:
         write_atomic(self.directory / LOGBOOK, text.getvalue().encode())
 
 
-
 def _digest(config: Any) -> str:
     """The short digest of a run's settings that each history record keeps."""
     return sha256(json.dumps(config, sort_keys=True).encode())[:12]
-
 
 
 def _plain(info: dict) -> dict:

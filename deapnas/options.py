@@ -16,7 +16,7 @@ import math
 import os
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from . import limits
 
@@ -34,6 +34,19 @@ PROXY_NAMES: tuple[str, ...] = ("synflow", "naswot", "jacob_cov", "snip", "grad_
                                 "flops")
 #: The proxies that read only the shape of the minibatch, never its images or labels.
 DATA_FREE = frozenset({"synflow", "params", "flops"})
+#: The objectives an evaluator can return (``--objectives``), and their DEAP weights (maximised:
+#: +1).
+OBJECTIVES = {"accuracy": 1.0, "params": -1.0, "train_seconds": -1.0}
+
+
+def objective_weights(objectives: Iterable[str]) -> tuple[float, ...]:
+    """The fitness weights of ``objectives`` (names in :data:`OBJECTIVES`)."""
+    objectives = tuple(objectives)
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives or len(set(objectives)) < len(objectives):
+        raise ValueError(f"objectives must be distinct names among {', '.join(OBJECTIVES)}, "
+                         f"not {', '.join(objectives) or 'none'}")
+    return tuple(OBJECTIVES[o] for o in objectives)
 
 
 def option(default: Any, help: str, *, minimum: Optional[float] = None,

@@ -20,20 +20,15 @@ from tqdm import tqdm  # noqa: E402
 
 from . import schema  # noqa: E402
 from .drawing import draw_graph, plot_fitness, plot_training  # noqa: E402
-from .networks import check_parameters, inference_parameters  # noqa: E402
-from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
-from .rundir import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
-                     read_genome, read_history, read_json, read_settings, sha256, write_json)
-from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
-                     read_config, resume_command)
+from .rundir import (BEST, CONFIG, HISTORY, PARETO, TRAINED, WEIGHTS, Lock,  # noqa: E402
+                     conform, fitness_weights, holder, load_config, read_config, read_genome,
+                     read_history, read_json, read_settings, resume_command, sha256, write_json)
 from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
                         write_atomic)
 from .spaces import get_space  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
 from .methods import Method  # noqa: E402
 from .options import RunConfig  # noqa: E402
-from .training import CandidateFailure  # noqa: E402
-from .weights import load_weights, save_weights  # noqa: E402
 
 #: What ``deapnas train`` writes besides ``model.pt`` and ``train.json``: the whole state of
 #: the training, after every epoch (removed once ``model.pt`` is written); one record per
@@ -116,6 +111,8 @@ def summary(run: str | Path | LoadedRun) -> str:
 def describe_training(directory: str | Path) -> str:
     """The line on the pick's final training (``deapnas train``), or on why its weights
     cannot be used."""
+    from .export import training_result  # torch: only for a trained run
+
     try:
         trained = training_result(directory)
     except ValueError as error:
@@ -406,6 +403,8 @@ def unfinished_training(directory: str | Path) -> dict:
     """The ``epochs`` and network ``channels`` of the unfinished training that
     ``train-state.pt`` holds, as ``deapnas train`` resolved them, and the epochs ``done``
     (``{}`` when there is none; a value that is not a number in range is left out)."""
+    from .weights import load_weights  # torch: only for an unfinished training
+
     path = Path(directory) / TRAIN_STATE
     if not path.exists():
         return {}
@@ -426,6 +425,10 @@ def unfinished_training(directory: str | Path) -> dict:
 
 def _retrain(directory, config, options, method, best: dict, epochs, device, channels,
              progress: bool) -> dict:
+    from .networks import check_parameters, inference_parameters  # torch: a network is built
+    from .runner import load_data, make_evaluator
+    from .training import CandidateFailure
+
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
@@ -494,6 +497,8 @@ def save_trained(directory: Path, state: dict, result: dict) -> dict:
     then written last. An interruption anywhere leaves the old pair, or ``model.pt`` without
     ``train.json`` (train again), never a ``train.json`` that describes another model; the
     result as written."""
+    from .weights import save_weights
+
     (directory / TRAINED).unlink(missing_ok=True)
     save_weights(directory / WEIGHTS, state)
     result = {**result, "weights_sha256": sha256(directory / WEIGHTS)}

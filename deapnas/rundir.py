@@ -1,5 +1,6 @@
 """The run directory's files: their names, reading and writing them (each read checked
-against :mod:`deapnas.schema`), the lock, and file digests.
+against :mod:`deapnas.schema`), the run's settings read back from ``config.json``, the lock,
+and file digests.
 
 Files:
 
@@ -16,7 +17,8 @@ Files:
 - ``journal.json``: for a script's journal (made without ``config``), the settings of the
   evaluator it wraps and the fitness weights, which a later run of the script must share;
 - ``logbook.csv`` and ``best.json`` (and ``pareto.json`` for several objectives): written when
-  the search ends.
+  the search ends;
+- ``train.json`` and ``model.pt``: the pick's final training (``deapnas train``).
 
 Nothing in a run directory is ever executed: the checkpoint is JSON plus tensors read with
 ``torch.load(weights_only=True)`` (see :mod:`deapnas.state`), and its files are opened through
@@ -30,17 +32,23 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from . import schema
+from . import __version__, schema
+from . import options as opts
+from .methods import Method, recorded_method
+from .options import RunConfig, objective_weights
 from .safefiles import RunDirectoryError, open_file, read_bytes, write_atomic
 
 HISTORY, CHECKPOINT, CONFIG, LOCK = "history.jsonl", "checkpoint.json", "config.json", "lock"
 SETTINGS = "journal.json"
 LOGBOOK, LOGBOOK_LINES, BEST, PARETO = "logbook.csv", "logbook.jsonl", "best.json", "pareto.json"
+#: What ``deapnas train`` writes: the result (test accuracy, network settings) and the weights.
+TRAINED, WEIGHTS = "train.json", "model.pt"
 
 
 # -- files (opened through deapnas.safefiles: never through a link) ------------------------------
@@ -98,8 +106,8 @@ def read_history(directory: str | os.PathLike, *, partial_ok: bool = True) -> li
 
 def read_settings(directory: str | os.PathLike) -> dict:
     """What a script's journal keeps in ``journal.json`` (``{}`` when there is none):
-    ``evaluator``, the settings :meth:`deapnas.journal.Journal.wrap` fingerprints, and ``weights``, the fitness
-    weights of the individuals evaluated. A file of another shape is a
+    ``evaluator``, the settings :meth:`deapnas.journal.Journal.wrap` fingerprints, and
+    ``weights``, the fitness weights of the individuals evaluated. A file of another shape is a
     :class:`RunDirectoryError` naming the field."""
     path = Path(directory) / SETTINGS
     if not path.exists():
@@ -145,6 +153,70 @@ def read_records(path: Path, partial_ok: bool) -> tuple[list[dict], int]:
                 "removed, reordered or edited: restore the file, or start a new run")
         records.append(record)
     return records, complete
+
+
+# -- the run's settings (config.json) ------------------------------------------------------------
+
+def config_json(config: RunConfig, options: Any) -> dict:
+    """What ``config.json`` holds (besides ``typed``: the paths as they were typed)."""
+    return {"format": 2, "deapnas": __version__, "method": config.algorithm,
+            "run": opts.as_dict(config), "options": opts.as_dict(options)}
+
+
+def read_config(directory: str | os.PathLike) -> dict:
+    """``config.json`` of a run directory, checked against :data:`deapnas.schema.CONFIG`
+    (:func:`load_config` makes the settings of it)."""
+    path = Path(directory) / CONFIG
+    if not path.exists():
+        raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
+    data = read_json(path, "run configuration")
+    if not isinstance(data, dict) or data.get("format") != 2:
+        raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
+                                f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
+                                "this version reads format 2: start a new run")
+    return conform(data, schema.CONFIG, str(path))
+
+
+def load_config(directory: str | os.PathLike, data: Optional[dict] = None
+                ) -> tuple[RunConfig, Any, Method]:
+    """The run config, options and method recorded in a run directory (``data``: its
+    ``config.json`` as :func:`read_config` read it; read here when not given), each checked
+    (types, ranges). The method is found by its registered name: one recorded as
+    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
+    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
+    word."""
+    path = Path(directory) / CONFIG
+    data = read_config(directory) if data is None else data
+    method = recorded_method(data["method"], str(path))
+    conform(data["options"], schema.of_options(method.options), str(path), "options")
+    config = opts.from_dict(RunConfig, data["run"], str(path))
+    options = opts.from_dict(method.options, data["options"], str(path))
+    if config.algorithm != data["method"]:
+        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
+                                f"{data['method']!r}; it was edited: restore it, or start a new "
+                                "run")
+    for part, values in (("run", config), ("options", options)):
+        try:
+            opts.check(values)
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
+                                    "restore it, or start a new run") from None
+    return config, options, method
+
+
+def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
+    """The fitness weights of a run: its objectives' (``--objectives``), or the method's own."""
+    if config.objective_names == ("accuracy",):
+        return method.weights
+    return objective_weights(config.objective_names)
+
+
+def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
+    """The command that continues the run in ``directory`` made by the method ``algorithm``:
+    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
+    directory never chooses what deapnas imports."""
+    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
+    return f"deapnas resume {directory}{named}"
 
 
 # -- the lock -------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import functools
 import math
 import os
 import random
-import shlex
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,17 +22,16 @@ import torch
 from deap import base, tools
 from tqdm import tqdm
 
-from . import __version__
 from . import options as opts
-from . import schema
 from .data import Dataset, load_dataset
-from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
+from .fitness import TableEvaluator, TrainEvaluator, failed
 from .journal import Journal, TimeUp
-from .methods import METHODS, Method, get_method, recorded_method
-from .options import RunConfig, TrainingOptions
+from .methods import METHODS, Method, get_method
+from .options import RunConfig, TrainingOptions, objective_weights
 from .parallel import DevicePool, warm_up
 from .proxies import DATA_FREE, ProxyEvaluator
-from .rundir import BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, conform, read_json, write_json
+from .rundir import (BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, config_json,
+                     fitness_weights, load_config, resume_command, write_json)
 from .safefiles import RunDirectoryError
 from .spaces import Space, get_space
 from .training import resolve_device
@@ -68,7 +66,7 @@ class Run:
 
     @property
     def weights(self) -> tuple[float, ...]:
-        """The fitness weights (:func:`fitness_weights`)."""
+        """The fitness weights (:func:`~deapnas.rundir.fitness_weights`)."""
         return fitness_weights(self.config, self.method)
 
     @property
@@ -231,13 +229,6 @@ def _table_needs_nb201(method: Method) -> str:
             f"{' or '.join(method.spaces)}); methods that take a table: {', '.join(takers)}")
 
 
-def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
-    """The fitness weights of a run: its objectives' (``--objectives``), or the method's own."""
-    if config.objective_names == ("accuracy",):
-        return method.weights
-    return objective_weights(config.objective_names)
-
-
 def load_data(config: RunConfig, options: Any) -> Dataset:
     """The run's dataset; a method's options may set ``val_fraction``, the share of the
     training images held out for validation (default 0.2)."""
@@ -343,64 +334,9 @@ def evaluates_in_process(config: RunConfig) -> bool:
         and config.eval_timeout is None
 
 
-def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
-    """The command that continues the run in ``directory`` made by the method ``algorithm``:
-    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
-    directory never chooses what deapnas imports."""
-    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
-    return f"deapnas resume {directory}{named}"
-
-
 def default_out(config: RunConfig, method: Method) -> Path:
     """``runs/<method>-<space>-<dataset>-seed<seed>``."""
     return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
-
-
-def config_json(config: RunConfig, options: Any) -> dict:
-    """What ``config.json`` holds (besides ``typed``: the paths as they were typed)."""
-    return {"format": 2, "deapnas": __version__, "method": config.algorithm,
-            "run": opts.as_dict(config), "options": opts.as_dict(options)}
-
-
-def read_config(directory: str | os.PathLike) -> dict:
-    """``config.json`` of a run directory, checked against :data:`deapnas.schema.CONFIG`
-    (:func:`load_config` makes the settings of it)."""
-    path = Path(directory) / CONFIG
-    if not path.exists():
-        raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
-    data = read_json(path, "run configuration")
-    if not isinstance(data, dict) or data.get("format") != 2:
-        raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
-                                f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
-                                "this version reads format 2: start a new run")
-    return conform(data, schema.CONFIG, str(path))
-
-
-def load_config(directory: str | os.PathLike, data: Optional[dict] = None
-                ) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory (``data``: its
-    ``config.json`` as :func:`read_config` read it; read here when not given), each checked
-    (types, ranges). The method is found by its registered name: one recorded as
-    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
-    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
-    word."""
-    path = Path(directory) / CONFIG
-    data = read_config(directory) if data is None else data
-    method = recorded_method(data["method"], str(path))
-    conform(data["options"], schema.of_options(method.options), str(path), "options")
-    config = opts.from_dict(RunConfig, data["run"], str(path))
-    options = opts.from_dict(method.options, data["options"], str(path))
-    if config.algorithm != data["method"]:
-        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
-                                f"{data['method']!r}; it was edited: restore it, or start a new "
-                                "run")
-    for part, values in (("run", config), ("options", options)):
-        try:
-            opts.check(values)
-        except ValueError as error:
-            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
-                                    "restore it, or start a new run") from None
-    return config, options, method
 
 
 # -- running --------------------------------------------------------------------------------------

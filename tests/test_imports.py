@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 import deapnas
+from deapnas.cli import main
+
+from conftest import NB201_METRIC
 
 PACKAGE = Path(deapnas.__file__).parent
 
@@ -102,7 +105,7 @@ def test_the_graph_sees_relative_and_absolute_imports():
     graph = import_graph()
     assert "deapnas.data" in graph["deapnas.training"]  # from .data import ...
     assert "deapnas.options" in graph["deapnas.methods.regularized"]  # from ..options import
-    assert "deapnas.spaces.nb201" in graph["deapnas.spaces"]  # from . import nb201
+    assert "deapnas.methods.renas_options" in graph["deapnas.methods"]  # from . import (...)
     assert "deapnas.limits" in graph["deapnas.methods.regularized"]  # from .. import limits
 
 
@@ -162,3 +165,22 @@ def test_the_method_registry_lists_every_method_without_its_machinery():
             "assert len(METHODS) == 6 and all(m.options() and m.presets for m in METHODS.values())")
     loaded = modules_after(code)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+#: What ``deapnas show`` must not import: it reads files and draws them (with matplotlib).
+NOT_FOR_SHOW = set(HEAVY) - {"matplotlib"}
+
+
+def test_showing_a_finished_table_search_imports_no_torch(nb201_csv, tmp_path):
+    """``deapnas show`` on a finished NAS-Bench-201 table search reads its files, writes a
+    summary and draws the fitness and the pick's cell: before, it imported torch (through the
+    runner, the journal, every space and the graph compiler), most of its CPU seconds."""
+    out = tmp_path / "run"
+    assert main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(nb201_csv),
+                 "--metric", NB201_METRIC, "--evaluations", "8", "--population", "4",
+                 "--sample-size", "2", "--out", str(out), "--quiet"]) == 0
+    code = ("import contextlib, io, deapnas.cli\nwith contextlib.redirect_stdout(io.StringIO()):"
+            f"\n    assert deapnas.cli.main(['show', {str(out)!r}]) == 0")
+    loaded = modules_after(code)
+    assert (out / "fitness.png").exists() and (out / "best.png").exists()
+    assert "deapnas" in loaded and not loaded & NOT_FOR_SHOW, sorted(loaded & NOT_FOR_SHOW)

@@ -21,7 +21,7 @@ from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.gep import Chromosome
-from deapnas.graph import compile_graph
+from deapnas.compiler import compile_graph
 from deapnas.methods import nasgep as method
 from deapnas.networks import Cell
 from deapnas.journal import Journal

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from deapnas.cli import main
-from deapnas.export import TRAINED
-from deapnas.rundir import BEST, CONFIG, HISTORY
+from deapnas.rundir import BEST, CONFIG, HISTORY, TRAINED
 
 from conftest import NB201_METRIC, NB201_REPORT
 

@@ -12,7 +12,8 @@ from torch import nn
 from conftest import NB201_METRIC, NB201_REPORT, chain_genome
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
-from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
+from deapnas.compiler import compile_graph, infer_shapes
+from deapnas.graph import InvalidGraphError
 from deapnas.networks import count_parameters
 from deapnas.ops import get_op
 from deapnas.rundir import CONFIG, PARETO, read_history

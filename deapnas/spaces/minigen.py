@@ -56,7 +56,7 @@ import networkx as nx
 from deap import tools
 from torch import nn
 
-from ..graph import compile_graph
+from ..compiler import compile_graph
 from ..methods.minigen_options import CHANNELS  # declared where --help reads it
 from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
