@@ -11,7 +11,8 @@ import argparse
 import random
 from collections import Counter
 
-from deapnas.graph import InvalidGraphError, infer_shapes
+from deapnas.compiler import infer_shapes
+from deapnas.graph import InvalidGraphError
 from deapnas.spaces import macro
 
 

@@ -42,7 +42,7 @@ from figures import write_table
 from deapnas import runner
 from deapnas.data import load_dataset
 from deapnas.methods import nasgep
-from deapnas.run import read_history
+from deapnas.rundir import read_history
 from deapnas.spaces import nasgep as space
 from deapnas.weight_store import apply_offers, concerning
 

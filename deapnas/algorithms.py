@@ -6,7 +6,7 @@ Evaluations go through ``toolbox.map(toolbox.evaluate, ...)``; when the toolbox 
 ``update`` alias it is called with the newly evaluated individuals (DEAP's ask/tell convention),
 so a learned operator can observe their fitness.
 
-Each loop also takes an optional ``journal`` (:class:`deapnas.run.Journal`, or anything with the
+Each loop also takes an optional ``journal`` (:class:`deapnas.journal.Journal`, or anything with the
 same three methods): :func:`restore_state` once at the start returns the state of the last
 checkpoint (or None), and ``journal.checkpoint(**state)`` at every safe point hands the loop's
 state over and says whether to go on. Recording evaluations is not the loop's business: the

@@ -48,8 +48,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .options import AUTOAUGMENT_POLICIES
+
 #: AutoAugment's learned policies, by name.
-POLICIES = ("cifar10", "imagenet", "svhn")
+POLICIES = AUTOAUGMENT_POLICIES
 
 
 @dataclass(frozen=True)

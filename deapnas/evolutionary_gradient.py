@@ -32,7 +32,7 @@ Where the paper is silent or cannot be followed literally, the choices are named
   and tells pycma once. With one generation, P holds that population's best and the mean
   m^1 recombined from its best half. More generations (λ would read the loop as generations)
   multiply the ES cost by their number; ``benchmarks/bench_supernet.py`` measures it.
-- The update direction (``update``, :data:`UPDATES`): the paper writes α ← α + ξ·s with s the
+- The update direction (``update``, :data:`~deapnas.options.ES_UPDATES`): the paper writes α ← α + ξ·s with s the
   chosen candidate itself (``literal``), which multiplies α by about 1 + ξ every epoch (the
   authors' code adds an ever-growing positive vector). By default (``convex``) s is read as the
   step from α to the chosen candidate, s − α: α moves the fraction ξ of the way there.
@@ -82,7 +82,8 @@ from .algorithms import evaluate_invalid, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
-from .run import TimeUp
+from .journal import TimeUp
+from .options import ES_UPDATES
 from .supernet import SupernetTraining, derive_nb201
 from .training import Recipe
 
@@ -305,12 +306,6 @@ def es_toolbox(evaluate: Callable, popsize: int = 50, iterations: int = 1,
 
 # -- the search -----------------------------------------------------------------------------------
 
-#: The updates of α by the chosen direction s (Eq. 8): ``convex``, α ← α + ξ·(s − α), α moves
-#: the fraction ξ of the way to s; ``literal``, α ← α + ξ·s, as the paper prints it (α grows by
-#: the factor 1 + ξ at every step, since s lies near α).
-UPDATES = ("convex", "literal")
-
-
 def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: int,
           warmup: int = 15, samplings: int = 5, step_size: float = 0.6, sigma: float = 1.0,
           sigma_min: float = 0.02, seed: int = 0, alpha: Optional[np.ndarray] = None,
@@ -319,7 +314,7 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
           ) -> tuple[np.ndarray, tools.Logbook]:
     """EG-NAS (Algorithm 1): ``epochs`` epochs, the first ``warmup`` of weight training only,
     each later one a pass of weight training and an ES step of ``samplings`` CMA-ES runs, then
-    α ← α + ``step_size`` · (s − α) (``update``, :data:`UPDATES`). Paper: 50 epochs, 15 of
+    α ← α + ``step_size`` · (s − α) (``update``, :data:`~deapnas.options.ES_UPDATES`). Paper: 50 epochs, 15 of
     warm-up, N = 5, ξ = 0.6.
 
     :param supernet: the supernet and its weight training (:class:`SupernetTraining`); None
@@ -329,7 +324,7 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         each CMA-ES's initial step size.
     :param spread: the spread of the samplings' starts around α, x_n = α + spread · y
         (default: σ_e, the paper's x_n = α + σ·y; the authors' code uses 0.01).
-    :param update: how α moves towards the chosen direction s (:data:`UPDATES`).
+    :param update: how α moves towards the chosen direction s (:data:`~deapnas.options.ES_UPDATES`).
     :param seed: the root of every random stream of the search (α's initialisation, the
         scoring images, the samplings).
     :param alpha: the initial α (default: :func:`initial_alpha` for the supernet's layout).
@@ -356,8 +351,8 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
     :func:`~deapnas.algorithms.evaluate_invalid`, which calls a registered ``toolbox.update``:
     register none (the samplings' strategies are told by the loop).
     """
-    if update not in UPDATES:
-        raise ValueError(f"update must be one of {', '.join(UPDATES)}, not {update!r}")
+    if update not in ES_UPDATES:
+        raise ValueError(f"update must be one of {', '.join(ES_UPDATES)}, not {update!r}")
     if supernet is None and (warmup or alpha is None):
         raise ValueError("the table-only mode (supernet=None) trains no weights: pass "
                          "warmup=0 and the initial alpha")

@@ -17,6 +17,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .options import CONV_PADDINGS
+
 Shape = tuple[int, int, int]
 ShapeRule = Callable[..., Shape]
 
@@ -117,10 +119,6 @@ class Zero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mul(0.0)
-
-
-#: The paddings of a macro-space convolution: keep the size, or none (the macro paper's).
-CONV_PADDINGS = ("same", "valid")
 
 
 def conv_relu6_bn(c_in: int, kernel: int, channels: int, dropout: float = 0.1,

@@ -41,12 +41,13 @@ import numpy as np
 import torch
 
 from deapnas.data import DATASETS
-from deapnas.evolutionary_gradient import (UPDATES, SupernetEvaluator, TableScorer, egnas,
-                                           es_toolbox, initial_alpha)
+from deapnas.evolutionary_gradient import (SupernetEvaluator, TableScorer, egnas, es_toolbox,
+                                           initial_alpha)
 from deapnas.fitness import TableEvaluator
 from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator, search_recipe
 from deapnas.methods.egnas import Options as EGNASOptions
 from deapnas.networks import inference_parameters
+from deapnas.options import ES_UPDATES
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                               derive_darts, derive_nb201)
@@ -108,7 +109,7 @@ def parse_args(argv=None):
     add("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips (paper: on)")
     add("--search-flip", action=argparse.BooleanOptionalAction,
         help="supernet training: horizontal flips (paper: on)")
-    add("--update", choices=UPDATES, help="α + ξ·(s − α) (convex) or α + ξ·s (literal)")
+    add("--update", choices=ES_UPDATES, help="α + ξ·(s − α) (convex) or α + ξ·s (literal)")
     add_run_options(parser, "egnas-SPACE-DATASET-seedSEED", "epoch")
     args = parser.parse_args(argv)
     fill_preset(args, TINY if args.tiny else PAPER)

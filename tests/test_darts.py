@@ -8,7 +8,7 @@ import pytest
 import torch
 from deap import base, creator
 
-from deapnas.graph import compile_graph, infer_shapes
+from deapnas.compiler import compile_graph, infer_shapes
 from deapnas.networks import count_parameters
 from deapnas.spaces import darts, get_space
 

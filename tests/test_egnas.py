@@ -15,7 +15,7 @@ from deapnas.networks import count_parameters
 from deapnas.methods import get_method
 from deapnas.methods import egnas
 from deapnas.methods.egnas import final_recipe
-from deapnas.run import BEST, CONFIG, read_history
+from deapnas.rundir import BEST, CONFIG, read_history
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import derive_darts, derive_nb201
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from deapnas.cli import main
 from deapnas.estimate import Phase, measure
-from deapnas.run import BEST
+from deapnas.rundir import BEST
 
 from conftest import NB201_METRIC
 

@@ -17,7 +17,8 @@ from deapnas import evolutionary_gradient as eg
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator
 from deapnas.methods.egnas import AlphaRecords
-from deapnas.run import CHECKPOINT, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import CHECKPOINT, read_history
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (AlphaLayout, DartsSupernet, MixedEdge, NB201Supernet,
                               SupernetTraining, channel_shuffle, derive_darts, derive_nb201)

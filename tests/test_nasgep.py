@@ -21,10 +21,11 @@ from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.gep import Chromosome
-from deapnas.graph import compile_graph
+from deapnas.compiler import compile_graph
 from deapnas.methods import nasgep as method
 from deapnas.networks import Cell
-from deapnas.run import BEST, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, read_history
 from deapnas.spaces import get_space
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION

@@ -18,7 +18,7 @@ from deapnas.cli import main
 from deapnas.fitness import Evaluation
 from deapnas.graph import architecture_key
 from deapnas.methods import nasgep as method
-from deapnas.run import BEST
+from deapnas.rundir import BEST
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION
 

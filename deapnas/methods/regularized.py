@@ -10,21 +10,20 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from deap import base, tools
 
 from .. import limits
 from ..algorithms import (best_average, best_nondominated, regularized_evolution,
                           sel_best_of_sample)
-from ..augment import Augment
-from ..data import Dataset
-from ..fitness import TrainEvaluator
 from ..guided import GuidanceOptions, guide
-from ..options import RunConfig, TrainingOptions, option
-from ..spaces import macro
-from ..training import Recipe
+from ..options import ADD_NODE_SPLITS, RunConfig, TrainingOptions, option
 from .method import Method, final_training_of
+
+if TYPE_CHECKING:  # the machinery is imported where it is used, so --help stays light
+    from ..data import Dataset
+    from ..fitness import TrainEvaluator
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Options(TrainingOptions, GuidanceOptions):
     add_node_split: str = option("enabled", "macro: the add-node mutation splits an enabled "
                                  "connection (fresh genomes are chains) or any connection, "
                                  "disabled ones too (the authors' rule: fresh genomes branch)",
-                                 choices=macro.SPLITS)
+                                 choices=ADD_NODE_SPLITS)
     final_epochs: int = option(20, "deapnas train (macro): epochs of the final training "
                                "(paper: 20)", minimum=1, maximum=limits.MAX_EPOCHS)
     final_channels: int = option(256, "deapnas train (macro): width C of the final network "
@@ -83,7 +82,7 @@ def search(run) -> tools.Logbook:
                       "per step: raise --children-per-step to keep the workers busy",
                       stacklevel=2)
     toolbox = run.toolbox()
-    if run.space is macro.SPACE:
+    if run.space.name == "macro":
         register_macro_operators(toolbox, run.individual, options.add_node_split)
     guide(toolbox, run)
     toolbox.register("select", sel_best_of_sample, sample_size=options.sample_size,
@@ -99,7 +98,8 @@ def search(run) -> tools.Logbook:
 
 def register_macro_operators(toolbox: base.Toolbox, individual: type, split: str) -> None:
     """Register the macro space's ``individual``, ``population`` and ``mutate`` on
-    ``toolbox`` with the add-node rule ``split`` (:data:`deapnas.spaces.macro.SPLITS`)."""
+    ``toolbox`` with the add-node rule ``split`` (:data:`deapnas.options.ADD_NODE_SPLITS`)."""
+    from ..spaces import macro
     toolbox.register("individual", macro.init_genome, individual, split=split)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("mutate", macro.mutate, split=split)
@@ -124,6 +124,10 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
     cap (the search's cap bounds candidates, not the final network), trained for
     ``final_epochs`` (or ``epochs``) with horizontal flips and random erasing, by the search's
     optimizer, learning rate, batch size and weight decay."""
+    from ..augment import Augment
+    from ..fitness import TrainEvaluator
+    from ..spaces import macro
+    from ..training import Recipe
     network = {**macro.SPACE.network_kwargs(options), "channels": channels or
                options.final_channels}
     augment = Augment(flip=not options.no_flip, erasing=options.random_erasing)

@@ -33,7 +33,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from ..graph import compile_graph
+from ..compiler import compile_graph
 from ..networks import AuxiliaryHead, GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op
 from .space import Space

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..graph import InvalidGraphError, architecture_key
+from ..options import ADD_NODE_SPLITS as SPLITS  # declared where --help reads it
 from ..networks import MacroNet
 from ..ops import Shape
 from .space import Space, check_limit
@@ -78,13 +79,6 @@ class MacroGenome:
 
 
 # -- initialisation and variation (DEAP operator contracts) ----------------------------------
-
-#: Which connections the add-node mutation may split: only ``"enabled"`` ones (deapnas's
-#: default; any one while none is enabled), so a fresh genome is always a chain, or ``"any"``
-#: connection, disabled ones too (the authors' code), which re-opens disabled paths as
-#: parallel branches.
-SPLITS = ("enabled", "any")
-
 
 def init_genome(container: Callable[..., MacroGenome] = MacroGenome, n_layers: int = 4,
                 split: str = "enabled") -> MacroGenome:

@@ -53,6 +53,7 @@ from torch import nn
 from .. import gep
 from ..gep import Chromosome
 from ..graph import architecture_key
+from ..methods.nasgep_options import CELL_HEAD, GENE_HEAD  # declared where --help reads them
 from ..networks import Cell, CellNetwork
 from ..ops import Shape, conv_shape, register_op
 from .space import Space, check_limit
@@ -60,7 +61,6 @@ from .space import Space, check_limit
 NORMAL, REDUCTION = "normal", "reduction"
 #: The cell inputs, in the order a cell receives them: h(i-2), then h(i-1).
 INPUTS = ("h2", "h1")
-GENE_HEAD, CELL_HEAD = 1, 4
 KERNELS = ((3, 3), (5, 5), (3, 5), (5, 3), (1, 7), (7, 1))
 KINDS = {"dep": "depthwise", "sep": "separable", "isep": "inverse"}
 #: The 19 convolutions: name -> (kind, (kernel height, kernel width)).
