@@ -341,16 +341,16 @@ def build_network(genome: MacroGenome, input_shape: Shape, num_classes: int,
 
 
 def network_graph(genome: MacroGenome, input_shape: Shape, num_classes: int,
-                  channels: int = 64, dropout: float = 0.1, clamp_pools: bool = False
-                  ) -> nx.DiGraph:
+                  channels: int = 64, dropout: float = 0.1, clamp_pools: bool = False,
+                  padding: str = "same") -> nx.DiGraph:
     """The whole network :func:`build_network` makes, as a graph to draw (never to compile):
     :func:`to_graph` at width ``channels``, each convolution labelled with its filters, its
     output flattened, then the fully connected head, each layer labelled with its size and its
     parameters (the head often holds most of them)."""
     with torch.device("meta"):  # shapes and sizes only: nothing is allocated
         net = build_network(genome, input_shape, num_classes, channels, dropout,
-                            clamp_pools=clamp_pools)
-    graph = to_graph(genome, channels, dropout, clamp_pools)
+                            clamp_pools=clamp_pools, padding=padding)
+    graph = to_graph(genome, channels, dropout, clamp_pools, padding)
     for node, attrs in graph.nodes(data=True):
         if attrs.get("op") == "conv_relu6_bn":
             attrs["label"] += f" {attrs['args']['channels']} filters"
