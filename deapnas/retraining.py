@@ -36,15 +36,11 @@ RETRAIN_EPOCHS = 20
 def retrain(directory: str | Path, epochs: int | None = None, device: str | None = None,
             channels: int | None = None, progress: bool = True) -> dict:
     """Train the pick from scratch on training + validation data and score it on the test
-    split (used here for the first and only time). A method with a final training of its own
-    (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
-    recipe (augmentation, schedule, width); otherwise the search's training options apply,
-    without augmentation and without the search's parameter cap (``--max-params`` bounds the
-    candidates, not the final network), for the options' ``final_epochs`` when they have one
-    (MiniGen's 340) or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
-    macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
-    ``model.pt`` and ``train.json`` as one unit, holding the run's lock
-    (:func:`save_trained`).
+    split (used here for the first and only time), as :func:`final_training` says: the
+    method's own final training, or the search's training options without their parameter cap;
+    ``epochs`` and ``channels`` (the macro paper retrains its pick at C = 128 and 256) override
+    either. Writes the weights to ``model.pt`` and ``train.json`` as one unit, holding the
+    run's lock (:func:`save_trained`).
 
     The training's whole state goes to ``train-state.pt`` after every epoch, and its record to
     ``train.jsonl`` (a progress bar shows them when ``progress``): an interrupted training
