@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 from statistics import fmean
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 from deap import tools
 
@@ -188,22 +188,26 @@ def _record(logbook, new, stats, halloffame, verbose, population=None, **fields)
         print(logbook.stream)
 
 
-def fitnesses_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[tuple]], dict]:
-    """``({key: [fitness of each evaluation]}, {key: first record})`` over the valid records of
-    ``history`` that name their architecture (``key``), in order of evaluation: what a pick by
-    mean fitness groups."""
+class Architecture(NamedTuple):
+    """One architecture's evaluations in a history, as a pick by mean fitness compares them:
+    its first record, the mean of each fitness value, and how often it was evaluated."""
+
+    first: dict
+    means: tuple[float, ...]
+    evaluations: int
+
+
+def architectures(history: Iterable[dict]) -> dict[str, Architecture]:
+    """``{key: Architecture}`` over the valid records of ``history`` that name their
+    architecture (``key``), in order of first evaluation."""
     fitnesses, first = defaultdict(list), {}
     for record in history:
         if record.get("reason") is None and record.get("key") is not None:
-            fitnesses[record["key"]].append(tuple(record["fitness"]))
+            fitnesses[record["key"]].append(record["fitness"])
             first.setdefault(record["key"], record)
-    return fitnesses, first
-
-
-def scores_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[float]], dict]:
-    """Like :func:`fitnesses_by_architecture`, each evaluation's first fitness value only."""
-    fitnesses, first = fitnesses_by_architecture(history)
-    return {key: [values[0] for values in group] for key, group in fitnesses.items()}, first
+    return {key: Architecture(first[key], tuple(fmean(values) for values in zip(*group)),
+                              len(group))
+            for key, group in fitnesses.items()}
 
 
 def best_average(history: Iterable[dict], min_evaluations: int = 5,
@@ -221,13 +225,11 @@ def best_average(history: Iterable[dict], min_evaluations: int = 5,
     and the result says so with ``"fallback": True``. ``mean_fitness`` is the mean of the first
     objective, ``mean_values`` the means of all of them.
     """
-    fitnesses, records = fitnesses_by_architecture(history)
-    if not fitnesses:
+    groups = architectures(history)
+    if not groups:
         return None
-    means = {key: [fmean(values) for values in zip(*group)] for key, group in fitnesses.items()}
-    eligible = [k for k, group in fitnesses.items() if len(group) >= min_evaluations]
-    pool = eligible or list(fitnesses)
-    best = max(pool, key=lambda k: ([w * m for w, m in zip(weights, means[k])],
-                                    len(fitnesses[k])))
-    return {**records[best], "mean_fitness": means[best][0], "mean_values": means[best],
-            "times_evaluated": len(fitnesses[best]), "fallback": not eligible}
+    eligible = [key for key, group in groups.items() if group.evaluations >= min_evaluations]
+    best = groups[max(eligible or groups, key=lambda key: (
+        [w * m for w, m in zip(weights, groups[key].means)], groups[key].evaluations))]
+    return {**best.first, "mean_fitness": best.means[0], "mean_values": list(best.means),
+            "times_evaluated": best.evaluations, "fallback": not eligible}

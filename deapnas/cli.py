@@ -344,15 +344,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _load(command: str) -> None:
-    """Import what ``command`` needs: the report (matplotlib), and but for ``show``, which
-    only reads files, the runner (torch, the methods; seconds). Part of torch's start-up is
+    """Import what ``command`` needs: the report (matplotlib) or, for ``train``, the
+    retraining, and but for ``show``, which only reads files, the runner (torch, the methods;
+    seconds). Part of torch's start-up is
     C++, where a Ctrl-C raised as ``KeyboardInterrupt`` aborts the process with a C++ error
     instead of a Python one; so a Ctrl-C meanwhile is only noted, and raised once the imports
     are done."""
     interrupted = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:
-        from . import report  # noqa: F401
+        if command == "train":
+            from . import retraining  # noqa: F401
+        else:
+            from . import report  # noqa: F401
         if command != "show":
             from . import runner  # noqa: F401
     finally:
@@ -370,7 +374,6 @@ def _plain_warning(command: str):
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import report
     from .methods import get_method
 
     if getattr(args, "dry_run", False) or getattr(args, "calibrate", False):
@@ -381,16 +384,17 @@ def _dispatch(args: argparse.Namespace) -> int:
                                   calibrate=args.calibrate))
         _say(plan.text())
     elif args.command == "search":
-        from . import runner
+        from . import report, runner
         config, options = search_settings(args)
         args.started = config.out or runner.default_out(config, get_method(config.algorithm))
         runner.start(config, options, progress=not args.quiet)
         _say(report.summary(config.out))
     elif args.command == "resume":
-        from . import runner
+        from . import report, runner
         runner.resume(args.directory, progress=not args.quiet)
         _say(report.summary(args.directory))
     elif args.command == "show":  # a run's files read once, for the summary and the plots
+        from . import report
         run = (args.directory if report.is_journal(args.directory)
                else report.load_run(args.directory))
         _say(report.summary(run))
@@ -402,8 +406,9 @@ def _dispatch(args: argparse.Namespace) -> int:
              "with torch.export.load(path).module(), give it raw pixel values (float32, as "
              "the dataset stores them: preprocessing.json says how it normalises them)")
     elif args.command == "train":
-        result = report.retrain(args.directory, args.epochs, args.device, args.channels,
-                                progress=not args.quiet)
+        from .retraining import retrain
+        result = retrain(args.directory, args.epochs, args.device, args.channels,
+                         progress=not args.quiet)
         _say(f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images "
              f"after {result['epochs']} epochs ({result['params']:,} parameters); "
              f"weights in {Path(args.directory) / 'model.pt'}")

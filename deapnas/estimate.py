@@ -300,19 +300,13 @@ def _trainings(config: RunConfig, data: Data, genome: Callable[[], Any], evaluat
 def final_training(config: RunConfig, options: Any, method: Method, data: Data,
                    genome: Callable[[], Any], epochs: Optional[int] = None,
                    channels: Optional[int] = None, samples: int = SAMPLES) -> Phase:
-    """What ``deapnas train`` runs: the method's own final training, or the search's training
-    options for ``final_epochs`` (or 20 epochs), on the training and validation images, scored
-    on the test images (the choice :func:`deapnas.report.retrain` makes)."""
-    from .report import RETRAIN_EPOCHS
+    """What ``deapnas train`` runs (:func:`deapnas.retraining.final_training`: the method's
+    own final training, or the search's training options without their parameter cap), on the
+    training and validation images, scored on the test images."""
+    from .retraining import final_training as retraining
 
-    placeholder = data.placeholder()
-    evaluator = (method.final_training(config, options, placeholder, epochs=epochs,
-                                       channels=channels)
-                 if method.final_training is not None else None)
-    if evaluator is None:
-        options = replace(options, channels=channels) if channels else options
-        evaluator = runner.make_evaluator(config, options, get_space(config.space), placeholder)
-        epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
+    evaluator, epochs = retraining(config, options, method, get_space(config.space),
+                                   data.placeholder(), epochs, channels)
     return _trainings(config, data, genome, evaluator, "final training", (1, 1),
                       "the pick, trained from scratch", images=data.train + data.val,
                       scored=data.test, epochs=epochs, samples=samples)
@@ -484,7 +478,7 @@ def search(config: RunConfig, options: Any, calibrate: bool = False) -> Estimate
 def training(directory: str | Path, epochs: Optional[int] = None, device: Optional[str] = None,
              channels: Optional[int] = None, calibrate: bool = False) -> Estimate:
     """The estimate of ``deapnas train directory``: the pick's own network, measured."""
-    from .report import trainable
+    from .retraining import trainable
     from .rundir import BEST, read_genome
 
     config, options, method, best = trainable(directory)

@@ -1,6 +1,8 @@
 """Options as dataclasses with documented defaults and range checks, in the manner of pycma's
 ``CMAOptions``: one dataclass for the settings every run shares (:class:`RunConfig`), one
-(:class:`TrainingOptions`) that methods training their candidates extend, and one per method.
+(:class:`TrainingOptions`) that methods training their candidates extend, two
+(:class:`FinalTrainingOptions`, :class:`FinalRecipeOptions`) for the final training of their
+pick, and one per method.
 
 Declare each field with :func:`option`: its default, one line of help, and its valid range or
 choices; give every number an upper bound (:mod:`deapnas.limits` names the shared ones), so
@@ -70,6 +72,18 @@ def option(default: Any, help: str, *, minimum: Optional[float] = None,
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def override(base: type, name: str, default: Any = dataclasses.MISSING,
+             help: Optional[str] = None) -> Any:
+    """The option ``name`` that the options class ``base`` declares, with another ``default``
+    or ``help``: how a method's options redeclare a shared option where the method differs
+    (its paper's value), the range and choices staying where the option is declared."""
+    declared = base.__dataclass_fields__[name]
+    meta = declared.metadata
+    return option(declared.default if default is dataclasses.MISSING else default,
+                  help or meta["help"], minimum=meta["minimum"], maximum=meta["maximum"],
+                  choices=meta["choices"], positive=meta["positive"])
 
 
 def flag(name: str) -> str:
@@ -304,3 +318,37 @@ class TrainingOptions:
                                             "candidate trains every epoch; NASGEP and EG-NAS "
                                             "train their own way and ignore it)", minimum=1,
                                             maximum=limits.MAX_POPULATION)
+
+
+@dataclass
+class FinalTrainingOptions:
+    """How long ``deapnas train`` trains a method's pick from scratch
+    (:func:`deapnas.retraining.final_training`). A method extends it, or
+    :class:`FinalRecipeOptions` when its final training has a recipe of its own, and redeclares
+    with :func:`override` a default its paper sets otherwise."""
+
+    final_epochs: int = option(20, "final training: epochs of the pick's training from scratch, "
+                               "what `deapnas train` runs", minimum=1, maximum=limits.MAX_EPOCHS)
+
+
+@dataclass
+class FinalRecipeOptions(FinalTrainingOptions):
+    """A final training with a recipe of its own, as DARTS retrains its cells (Liu et al., 2019)
+    and the cell-based methods after it: SGD with momentum 0.9 on a cosine schedule from
+    ``final_lr``, the network at ``final_channels``, random crops, flips, Cutout and drop-path
+    (:func:`deapnas.methods.method.final_training_recipe`). The defaults are DARTS'."""
+
+    final_epochs: int = override(FinalTrainingOptions, "final_epochs", 600)
+    final_batch_size: int = option(96, "final training: batch size",
+                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
+    final_lr: float = option(0.025, "final training: initial learning rate (SGD, momentum 0.9, "
+                             "cosine schedule)", positive=True, maximum=limits.MAX_LR)
+    final_channels: int = option(36, "final training: width C, the first cells' channels",
+                                 minimum=1, maximum=limits.MAX_CHANNELS)
+    crop_padding: int = option(4, "final training: random crops after padding this many "
+                               "pixels (0: none)", minimum=0, maximum=limits.MAX_PIXELS)
+    no_flip: bool = option(False, "final training: no random horizontal flips")
+    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
+                         minimum=0, maximum=limits.MAX_PIXELS)
+    drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
+                              "the epochs", minimum=0, maximum=0.9)

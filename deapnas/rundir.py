@@ -70,6 +70,13 @@ def read_json(path: Path, what: str = "file", field: Optional[schema.Field] = No
     return data if field is None else conform(data, field, str(path))
 
 
+def read_best(directory: str | os.PathLike) -> Optional[dict]:
+    """``best.json``, the search's pick, checked (:data:`deapnas.schema.BEST`); None until the
+    search ends."""
+    path = Path(directory) / BEST
+    return read_json(path, "result", schema.BEST) if path.exists() else None
+
+
 def conform(value: Any, field: schema.Field, where: str, name: str = "") -> Any:
     """``value`` when it fits ``field``, else a :class:`RunDirectoryError` that names
     ``where`` (the file, and the line or record) and the field (under ``name``)."""

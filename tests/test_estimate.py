@@ -109,3 +109,19 @@ def test_train_dry_run_measures_the_pick_and_writes_nothing(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "the pick of best.json" in printed and "7 epoch(s) of 1,437 images" in printed
     assert listing(tmp_path) == before and (out / BEST).exists()
+
+
+def test_train_dry_run_measures_a_pick_wider_than_the_search_cap_as_train_trains_it(tmp_path,
+                                                                                   capsys):
+    """``--max-params`` bounds the search's candidates, not the final network: ``deapnas
+    train`` retrains a pick wider than the cap, so its dry run measures that network too (it
+    measured none: every draw of the pick counted as over the cap)."""
+    out = tmp_path / "run"
+    assert main(["search", "--algorithm", "random", "--space", "macro", "--evaluations", "2",
+                 "--epochs", "1", "--channels", "4", "--max-params", "200000", "--out",
+                 str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(out), "--dry-run", "--epochs", "1", "--channels", "512"]) == 0
+    printed = capsys.readouterr().out
+    assert "the pick of best.json" in printed and "1 sampled network(s)" in printed
+    assert "fail without training" not in printed

@@ -16,7 +16,8 @@ from deapnas.cli import main
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import Method, available, get_method, register_method
-from deapnas.options import option
+from deapnas import options as opts
+from deapnas.options import FinalRecipeOptions, FinalTrainingOptions, option, override
 from deapnas.parallel import DevicePool
 from deapnas.journal import Journal
 from deapnas.rundir import BEST, CHECKPOINT, read_history
@@ -311,3 +312,36 @@ def test_a_user_method_registered_in_python_gets_a_run(nb201_csv, tmp_path):
     best = runner.start(config, options, progress=False)
     assert seen == {"space": "nb201", "weights": (1.0,)}
     assert best["evaluations"] == 6 and (tmp_path / CHECKPOINT).exists() is False
+
+
+# -- the final training's options -----------------------------------------------------------------
+
+RANGE = ("minimum", "maximum", "choices", "positive")
+
+
+def test_every_method_declares_a_final_training_option_with_its_one_range():
+    """``--final-epochs``, ``--final-channels``, ``--no-flip``... are declared once
+    (:class:`FinalRecipeOptions`); a method whose paper differs redeclares the default, never
+    the range."""
+    declared = {f.name: f for f in opts.fields(FinalRecipeOptions)}
+    redeclared = 0
+    for name in available():
+        for field in opts.fields(get_method(name).options):
+            if field.name in declared:
+                redeclared += 1
+                assert [field.metadata[k] for k in RANGE] == \
+                    [declared[field.name].metadata[k] for k in RANGE], (name, field.name)
+    assert redeclared >= 20  # five methods' final epochs, four final widths, ...
+
+
+def test_override_changes_a_default_and_keeps_the_range_and_help():
+    @dataclass
+    class Longer(FinalTrainingOptions):
+        final_epochs: int = override(FinalTrainingOptions, "final_epochs", 340)
+
+    (field,) = opts.fields(Longer)
+    assert Longer().final_epochs == 340 and FinalTrainingOptions().final_epochs == 20
+    assert field.metadata == opts.fields(FinalTrainingOptions)[0].metadata
+    with pytest.raises(ValueError, match="--final-epochs must be at least 1"):
+        opts.check(Longer(final_epochs=0))
+

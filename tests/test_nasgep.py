@@ -23,6 +23,7 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.gep import Chromosome
 from deapnas.compiler import compile_graph
 from deapnas.methods import nasgep as method
+from deapnas.methods import nasgep_rules as rules
 from deapnas.networks import Cell
 from deapnas.journal import Journal
 from deapnas.rundir import BEST, read_history
@@ -478,10 +479,10 @@ def test_survivors_keep_the_best_kill_the_oldest_drop_retired_and_trim():
               fake_model("b", 0.7, born=2), fake_model("c", 0.6, born=3),
               fake_model("failed", -math.inf, born=3, reason="too big")]
     # the best survives although retired; the oldest dies although fit
-    assert names(method.select_survivors(models, 3, 10)) == ["best", "b", "c"]
-    assert names(method.select_survivors(models, 10, 10)) == ["best", "b", "c", "a"]
+    assert names(rules.select_survivors(models, 3, 10)) == ["best", "b", "c"]
+    assert names(rules.select_survivors(models, 10, 10)) == ["best", "b", "c", "a"]
     # the oldest to die is the oldest other than the best
-    assert names(method.select_survivors(models[:1] + models[3:], 10, 10)) == ["old", "b", "c"]
+    assert names(rules.select_survivors(models[:1] + models[3:], 10, 10)) == ["old", "b", "c"]
 
 
 def component(name, value=None, dead=False):
@@ -497,32 +498,32 @@ def test_reduction_cells_in_use_survive_dead_ones_do_not_reproduce_or_stay():
     cells = {c.id: c for c in [component("R1", 0.1), component("R2", 0.9, dead=True),
                                component("R3", 0.8), component("R4", 0.7), component("R5")]}
     models = [fake_model("m", 0.5, 0, reduction="R1"), fake_model("n", 0.5, 0, reduction="R1")]
-    kept = method.select_reductions(cells, models, size=2)
+    kept = rules.select_reductions(cells, models, size=2)
     assert list(kept) == ["R1", "R3", "R4"]  # 2 fittest living ones, and the one in use
     models.append(fake_model("o", 0.5, 0, reduction="R2"))
-    assert "R2" in method.select_reductions(cells, models, size=2)
+    assert "R2" in rules.select_reductions(cells, models, size=2)
 
 
 def test_gene_kill_and_breeding_counts():
     random.seed(2020)
     pool = {c.id: c for c in [component("g0", 0.2), component("g1", 0.9), component("g2"),
                               component("g3", 0.1)]}
-    assert list(method.kill_genes(pool, used={"g3"}, threshold=0.5)) == ["g1", "g2", "g3"]
-    assert list(method.kill_genes(pool, {"g3"}, 0.5, kill_untried=True)) == ["g1", "g3"]
-    assert list(method.kill_genes(pool, set(), None)) == list(pool)
-    assert method.new_gene_count(50, (2, 10), 100) == 10
-    assert method.new_gene_count(95, (2, 10), 100) == 5
-    assert method.new_gene_count(100, (2, 10), 100) == 2
+    assert list(rules.kill_genes(pool, used={"g3"}, threshold=0.5)) == ["g1", "g2", "g3"]
+    assert list(rules.kill_genes(pool, {"g3"}, 0.5, kill_untried=True)) == ["g1", "g3"]
+    assert list(rules.kill_genes(pool, set(), None)) == list(pool)
+    assert rules.new_gene_count(50, (2, 10), 100) == 10
+    assert rules.new_gene_count(95, (2, 10), 100) == 5
+    assert rules.new_gene_count(100, (2, 10), 100) == 2
     # at the cap the C_min new genes replace the weakest unused genes, never-used ones first
-    assert list(method.make_room(pool, {"g3"}, 2, max_genes=4)) == ["g1", "g3"]
-    assert list(method.make_room(pool, set(), 2, max_genes=10)) == list(pool)
+    assert list(rules.make_room(pool, {"g3"}, 2, max_genes=4)) == ["g1", "g3"]
+    assert list(rules.make_room(pool, set(), 2, max_genes=10)) == list(pool)
 
 
 def test_thresholds_follow_the_pith_best_model():
     models = [fake_model(str(i), v, 0) for i, v in enumerate([0.2, 0.8, 0.6, 0.4])]
-    assert method.thresholds(models, 3) == (0.4, pytest.approx(0.3))
-    assert method.thresholds(models, 10, 0.5) == (0.2, 0.1)
-    assert method.thresholds([], 3) is None
+    assert rules.thresholds(models, 3) == (0.4, pytest.approx(0.3))
+    assert rules.thresholds(models, 10, 0.5) == (0.2, 0.1)
+    assert rules.thresholds([], 3) is None
 
 
 def test_options_are_the_papers_and_refuse_what_cannot_work(digits):

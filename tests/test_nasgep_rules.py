@@ -18,6 +18,7 @@ from deapnas.cli import main
 from deapnas.fitness import Evaluation
 from deapnas.graph import architecture_key
 from deapnas.methods import nasgep as method
+from deapnas.methods import nasgep_rules as rules
 from deapnas.rundir import BEST
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION
@@ -103,8 +104,8 @@ def fake_model(name, value):
 def test_thresholds_are_taken_over_finite_fitnesses():
     random.seed(0)
     models = [fake_model("m0", -math.inf), fake_model("m1", 0.8), fake_model("m2", 0.4)]
-    assert method.thresholds(models, 3) == (0.4, pytest.approx(0.3))
-    assert method.thresholds(models[:1], 3) is None
+    assert rules.thresholds(models, 3) == (0.4, pytest.approx(0.3))
+    assert rules.thresholds(models[:1], 3) is None
 
 
 def bred_search(**options):

@@ -239,15 +239,15 @@ def test_a_training_stopped_between_its_two_files_leaves_no_mismatched_pair(trai
                                                                             monkeypatch, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
-    from deapnas import report
-    write = report.write_json
+    from deapnas import retraining
+    write = retraining.write_json
 
     def stopped_before_train_json(path, data):
         if Path(path).name == "train.json":
             raise KeyboardInterrupt  # killed after model.pt was replaced
         return write(path, data)
 
-    monkeypatch.setattr(report, "write_json", stopped_before_train_json)
+    monkeypatch.setattr(retraining, "write_json", stopped_before_train_json)
     assert main(["train", str(out), "--epochs", "2"]) == 130
     monkeypatch.undo()
     capsys.readouterr()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deapnas import methods, report
+from deapnas import methods, report, retraining
 from deapnas import export as export_module
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
@@ -313,7 +313,7 @@ def _terminated_during(monkeypatch, module, name):
 
 @pytest.mark.parametrize("command, module, name, says", [
     ("show", report, "plots", "the run is unchanged"),
-    ("train", report, "load_run", "every finished epoch is saved"),
+    ("train", retraining, "trainable", "every finished epoch is saved"),
     ("export", export_module, "training_result", "export may be incomplete"),
 ])
 def test_an_interrupted_command_says_what_it_left(copy, capsys, monkeypatch, command, module,

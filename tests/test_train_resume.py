@@ -14,7 +14,8 @@ import torch
 
 from deapnas import fitness
 from deapnas.cli import main
-from deapnas.report import TRAIN_LOG, TRAIN_PLOT, TRAIN_STATE, read_training_log
+from deapnas.report import TRAIN_PLOT
+from deapnas.retraining import TRAIN_LOG, TRAIN_STATE, read_training_log
 from deapnas.rundir import read_json
 
 #: A tiny regularized-evolution search on the macro space (digits), cheap to train.

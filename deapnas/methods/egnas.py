@@ -42,6 +42,7 @@ from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTrai
                         darts_layout, derive_darts, derive_nb201)
 from ..training import Recipe, deterministic_kernels, resolve_device
 from .egnas_options import METHOD, SUPERNET_CELLS, Options, supernet_cells  # noqa: F401 (re-exported)
+from .method import final_training_recipe
 
 
 def search_recipe(options: Options) -> Recipe:
@@ -56,15 +57,12 @@ def search_recipe(options: Options) -> Recipe:
 
 
 def final_recipe(options: Options, epochs: Optional[int] = None) -> Recipe:
-    """DARTS' retraining (Liu et al., 2019), which EG-NAS follows: SGD with momentum 0.9 on a
-    cosine schedule, weight decay 3e-4, gradients clipped to norm 5, crops, flips, Cutout,
-    the auxiliary head's loss and drop-path, for ``epochs`` (default ``final_epochs``)."""
-    augment = Augment(crop_padding=options.crop_padding, flip=not options.no_flip,
-                      cutout=options.cutout)
-    return Recipe(epochs=epochs or options.final_epochs, batch_size=options.final_batch_size,
-                  optimizer="sgd", lr=options.final_lr, momentum=0.9, weight_decay=3e-4,
-                  schedule="cosine", grad_clip=5.0, augment=augment,
-                  auxiliary_weight=options.auxiliary_weight, drop_path=options.drop_path)
+    """DARTS' retraining (Liu et al., 2019), which EG-NAS follows: the shared final training
+    (:func:`~deapnas.methods.method.final_training_recipe`: SGD with momentum 0.9 on a cosine
+    schedule, crops, flips, Cutout and drop-path) with weight decay 3e-4, gradients clipped to
+    norm 5 and the auxiliary head's loss, for ``epochs`` (default ``final_epochs``)."""
+    return final_training_recipe(options, epochs, weight_decay=3e-4, grad_clip=5.0,
+                                 auxiliary_weight=options.auxiliary_weight)
 
 
 def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed: int = 0,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import limits
-from ..options import ES_UPDATES, RunConfig, TrainingOptions, option
+from ..options import ES_UPDATES, FinalRecipeOptions, RunConfig, TrainingOptions, option
 from .method import Later, Method, final_training_of
 
 MACHINERY = "deapnas.methods.egnas"
@@ -18,10 +18,12 @@ SUPERNET_CELLS = {"darts": 8, "nb201": 5}
 
 
 @dataclass
-class Options(TrainingOptions):
+class Options(FinalRecipeOptions, TrainingOptions):
     """EG-NAS; every default is the paper's (CIFAR-10 search: 50 epochs, 15 of warm-up, batch
     256, C = 16, N = 5, λ = 50, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
-    follows it (weight training, K = 4)."""
+    follows it (weight training, K = 4), or DARTS' for the final training, which EG-NAS follows
+    (:class:`~deapnas.options.FinalRecipeOptions`' defaults, with weight decay 3e-4, gradients
+    clipped to norm 5, and the auxiliary head)."""
 
     epochs: int = option(50, "search epochs: one pass of weight training each, and an ES step "
                          "after each of the epochs past --warmup",
@@ -84,28 +86,11 @@ class Options(TrainingOptions):
                                 minimum=1, maximum=limits.MAX_BATCH_SIZE)
     score_batch_size: int = option(256, "images per scoring batch",
                                    minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_epochs: int = option(600, "final training: epochs of the pick's training from scratch, "
-                               "what `deapnas train` runs (EG-NAS: DARTS' retraining)",
-                               minimum=1, maximum=limits.MAX_EPOCHS)
-    final_batch_size: int = option(96, "final training: batch size",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_lr: float = option(0.025, "final training: initial learning rate (EG-NAS: SGD, "
-                             "momentum 0.9, cosine, weight decay 3e-4, gradients clipped to 5)",
-                             positive=True, maximum=limits.MAX_LR)
-    final_channels: int = option(36, "final training: width C",
-                                 minimum=1, maximum=limits.MAX_CHANNELS)
     final_cells: int = option(20, "final training: cells (darts: 3k + 2 in all; nasnet: N per "
                               "stage)", minimum=2, maximum=limits.MAX_CELLS)
-    crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none)", minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training: no random horizontal flips")
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
-                         minimum=0, maximum=limits.MAX_PIXELS)
     auxiliary_weight: float = option(0.4, "final training: weight of the loss of an auxiliary "
                                      "classifier at 2/3 of the depth (0: none)",
                                      minimum=0, maximum=limits.MAX_FACTOR)
-    drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
-                              "the epochs", minimum=0, maximum=0.9)
 
     def validate(self, config: RunConfig) -> None:
         cells = supernet_cells(self, config.space)

@@ -1,15 +1,21 @@
 """What a search method is: the :class:`Method` record that names a method's loop, options and
-hooks, :class:`Later`, a hook imported when first called, and :func:`final_training_of`, which
-makes its final-training hook. The registry, :mod:`deapnas.methods`, imports the built-in
-methods' declarations, which import this module: imports run one way.
+hooks, :class:`Later`, a hook imported when first called, :func:`final_training_of`, which
+makes its final-training hook, and :func:`final_training_recipe`, the recipe of a final
+training declared by :class:`~deapnas.options.FinalRecipeOptions`. The registry,
+:mod:`deapnas.methods`, imports the built-in methods' declarations, which import this module:
+imports run one way.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from ..options import RunConfig
+from ..options import FinalRecipeOptions, RunConfig
+
+if TYPE_CHECKING:  # torch: imported by the final training, not by --help
+    from ..augment import Augment
+    from ..training import Recipe
 
 
 @dataclass(frozen=True)
@@ -76,3 +82,30 @@ def final_training_of(final_evaluator: Callable[..., Any],
         return final_evaluator(options, data, device=config.first_device, seed=config.seed,
                                epochs=epochs, channels=channels)
     return final_training
+
+
+def final_training_augment(options: FinalRecipeOptions, **changes: Any) -> Augment:
+    """The final training's augmentation: random crops after padding ``crop_padding`` pixels,
+    horizontal flips unless ``no_flip``, Cutout of side ``cutout``; ``changes``: the
+    :class:`~deapnas.augment.Augment` settings where a method differs (an AutoAugment policy,
+    no Cutout)."""
+    from ..augment import Augment
+
+    return Augment(**{"crop_padding": options.crop_padding, "flip": not options.no_flip,
+                      "cutout": options.cutout, **changes})
+
+
+def final_training_recipe(options: FinalRecipeOptions, epochs: Optional[int] = None,
+                          **changes: Any) -> Recipe:
+    """The final training's recipe: ``final_epochs`` (or ``epochs``) of SGD with momentum 0.9
+    on a cosine schedule from ``final_lr``, in batches of ``final_batch_size``, with
+    :func:`final_training_augment` and drop-path rising to ``drop_path``; ``changes``: the
+    :class:`~deapnas.training.Recipe` settings where a method differs (its weight decay,
+    gradient clipping, the auxiliary head's weight)."""
+    from ..training import Recipe
+
+    return Recipe(**{"epochs": epochs or options.final_epochs,
+                     "batch_size": options.final_batch_size, "optimizer": "sgd",
+                     "lr": options.final_lr, "momentum": 0.9, "schedule": "cosine",
+                     "augment": final_training_augment(options), "drop_path": options.drop_path,
+                     **changes})

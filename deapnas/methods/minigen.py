@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from ..algorithms import assign, restore_halloffame, restore_state, scores_by_architecture
+from ..algorithms import architectures, assign, restore_halloffame, restore_state
 from ..data import Dataset, mini_from_record, mini_record, save_mini_record
 from ..fitness import Evaluation, failed
 from ..options import flag
@@ -505,10 +505,11 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     report)."""
     if by not in PICKS:
         raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
-    scores, first = scores_by_architecture(history)
-    if not scores:
+    groups = architectures(history)
+    if not groups:
         return None
-    mean = {key: fmean(values) for key, values in scores.items()}
+    first = {key: group.first for key, group in groups.items()}
+    mean = {key: group.means[0] for key, group in groups.items()}
     ratio = {key: mean[key] / (first[key]["info"]["params"] / 1e6) for key in mean}
     winners = [key for key in mean if mean[key] > threshold]
     order = (lambda k: (mean[k], ratio[k])) if by == "accuracy" else ratio.get

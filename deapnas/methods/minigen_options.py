@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import limits
-from ..options import MINI_SCORE_SOURCES, TrainingOptions, option
+from ..options import MINI_SCORE_SOURCES, FinalTrainingOptions, TrainingOptions, option, override
 from .method import Later, Method
 
 MACHINERY = "deapnas.methods.minigen"
@@ -45,7 +45,7 @@ PAPER_GENERATIONS = 100
 
 
 @dataclass
-class Options(TrainingOptions):
+class Options(FinalTrainingOptions, TrainingOptions):
     """MiniGen; every default is the paper's (sections III-C and IV): n = 15, k = 5, decay
     0.01, restarts after 25 generations (keep the top 5 when the best exceeds 35 %), stop when
     10 networks exceed 40 %, 20 epochs on 100 images per class, scored on 10 per class,
@@ -123,9 +123,9 @@ class Options(TrainingOptions):
     pick_by: str = option("accuracy", "the final pick among the winners: the best mean "
                           "accuracy, or the best accuracy per parameter (Table III's order)",
                           choices=PICKS)
-    final_epochs: int = option(340, "final training: epochs of `deapnas train`'s training of "
-                               "the pick on the full data, with the search's recipe (paper: "
-                               "340)", minimum=1, maximum=limits.MAX_EPOCHS)
+    final_epochs: int = override(FinalTrainingOptions, "final_epochs", 340, (
+        "final training: epochs of `deapnas train`'s training of the pick on the full data, "
+        "with the search's recipe"))
 
     def validate(self, config) -> None:
         parents = 1 if self.repeat_parents else 2

@@ -10,9 +10,8 @@ The pieces, each usable alone:
 - :func:`make_evaluator` (one epoch-training of a model, with weight sharing) and
   :func:`make_toolbox` (the aliases of the loop);
 - :func:`init_populations`: the gene pools, the reduction cells and the models (steps 1-3);
-- :func:`nasgep`: the loop (steps 3-9), with its survivor rules as plain functions
-  (:func:`select_survivors`, :func:`select_reductions`, :func:`kill_genes`,
-  :func:`new_gene_count`) and the thresholds (:func:`thresholds`);
+- :func:`nasgep`: the loop (steps 3-9), with its survivor rules and thresholds as plain
+  functions in :mod:`deapnas.methods.nasgep_rules`;
 - :func:`final_evaluator`: the paper's final training of the picked model (64 channels, 300
   epochs, batch 128, lr 0.025, crops, flips, AutoAugment, Cutout 16, optional drop-path), what
   ``deapnas train`` runs.
@@ -29,7 +28,8 @@ the published result, Table I's "CutOut + AA", trains without it).
 
 Readings of the paper's text, documented where they are implemented: a pool breeds C_max new
 genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
-the weakest unused genes make room (:func:`new_gene_count`, :func:`make_room`); the best model
+the weakest unused genes make room (:func:`~deapnas.methods.nasgep_rules.new_gene_count`,
+:func:`~deapnas.methods.nasgep_rules.make_room`); the best model
 survives even after E_max epochs (elitism comes first in the paper's list), it is just not
 trained further; "the oldest" is the model born first (a unique birth order); P_i children
 and P_i new reduction cells per generation, each child's reduction cell won by tournament
@@ -45,7 +45,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from deap import base, tools
 
@@ -60,6 +60,8 @@ from ..spaces.nasgep import NORMAL, REDUCTION
 from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
 from .nasgep_options import (CHILD_REDUCTIONS, COMPONENT_FITNESS, METHOD,  # noqa: F401 (re-exported)
                              PAPER_EVALUATIONS, TINY, Options)
+from .nasgep_rules import (in_training, kill_genes, make_room, new_gene_count, select_reductions,
+                           select_survivors, thresholds)
 
 KINDS = (NORMAL, REDUCTION)
 #: Where a run directory keeps the models' training states and the weight store.
@@ -166,79 +168,6 @@ def _new_model(toolbox, normal: Chromosome, reduction, pools: dict):
     return model
 
 
-# -- survivor rules and thresholds (step 4 and 7) ------------------------------------------------
-
-def _value(individual) -> float:
-    """Fitness value for sorting; -inf for an individual never evaluated."""
-    return individual.fitness.values[0] if individual.fitness.valid else -math.inf
-
-
-def in_training(model, max_epochs: int) -> bool:
-    """Whether a model still trains: fewer than E_max epochs and no failed evaluation."""
-    failed = getattr(model, "info", {}).get("reason") is not None
-    return getattr(model, "trained_epochs", 0) < max_epochs and not failed
-
-
-def select_survivors(models: Sequence, size: int, max_epochs: int) -> list:
-    """Step 7: the best model survives (elitism, even retired); then the oldest other model
-    dies, the one born first (``born``, the birth order, is unique); then retired models
-    (E_max epochs, or failed) go; then the fittest survive up to ``size`` models in all."""
-    best = max(models, key=_value)
-    rest = [m for m in models if m is not best]
-    if rest:
-        oldest = min(rest, key=lambda m: m.born)
-        rest = [m for m in rest if m is not oldest and in_training(m, max_epochs)]
-    return [best] + sorted(rest, key=_value, reverse=True)[:size - 1]
-
-
-def select_reductions(reductions: dict, models: Sequence, size: int) -> dict:
-    """Step 7 for reduction cells: the ``size`` fittest that are not dead, and every cell a
-    surviving model uses (so more than ``size`` may survive)."""
-    in_use = {m.reduction_id for m in models}
-    alive = sorted((c for c in reductions.values() if not c.dead), key=_value, reverse=True)
-    keep = in_use | {c.id for c in alive[:size]}
-    return {name: cell for name, cell in reductions.items() if name in keep}
-
-
-def kill_genes(pool: dict, used: set, threshold: Optional[float],
-               kill_untried: bool = False) -> dict:
-    """Step 4a: drop the genes no cell uses whose fitness is below ``threshold`` (T_g); genes
-    never used by a model are kept unless ``kill_untried``."""
-    def doomed(gene) -> bool:
-        if gene.fitness.valid:
-            return threshold is not None and gene.fitness.values[0] < threshold
-        return kill_untried
-    return {name: gene for name, gene in pool.items() if name in used or not doomed(gene)}
-
-
-def new_gene_count(size: int, new_genes: tuple[int, int], max_genes: int) -> int:
-    """Step 4c-d: new genes are bred until there are C_max of them or the pool reaches P_max,
-    but at least C_min."""
-    low, high = new_genes
-    return max(low, min(high, max_genes - size))
-
-
-def make_room(pool: dict, used: set, incoming: int, max_genes: int) -> dict:
-    """Keep the pool within ``max_genes`` after ``incoming`` new genes: where C_min new genes
-    would overflow it, the weakest unused genes (never-used ones first) leave."""
-    excess = len(pool) + incoming - max_genes
-    weakest = sorted((g for name, g in pool.items() if name not in used), key=_value)
-    leaving = {g.id for g in weakest[:max(excess, 0)]}
-    return {name: gene for name, gene in pool.items() if name not in leaving}
-
-
-def thresholds(models: Sequence, size: int, bonus_factor: float = 0.75
-               ) -> Optional[tuple[float, float]]:
-    """(T_g, T_c): the fitness of the ``size``-th best model (the worst when fewer) and
-    ``bonus_factor`` times it, over the finite fitnesses (a failed model's -inf is no
-    threshold); None before any model is evaluated successfully."""
-    values = sorted((v for v in map(_value, models) if math.isfinite(v)), reverse=True)
-    if not values:
-        return None
-    t_g = values[min(size, len(values)) - 1]
-    return t_g, bonus_factor * t_g
-
-
 # -- the loop ----------------------------------------------------------------------------------
 
 @dataclass
@@ -269,12 +198,14 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
        T_c (the first generation: one epoch only); a model at E_max epochs retires and its
        reduction cell may no longer reproduce;
     2. in each gene pool, kill the genes no cell uses with a fitness below T_g, then breed new
-       genes (:func:`new_gene_count`) from tournament-selected pairs;
+       genes (:func:`~deapnas.methods.nasgep_rules.new_gene_count`) from tournament-selected
+       pairs;
     3. breed P_i new reduction cells from tournament-selected living ones, and P_i child
        models: normal cells from tournament-selected models, each with the reduction cell
        that wins a tournament among the living ones (:func:`_breed_models`); train them as
        in 1;
-    4. survivor selection (:func:`select_survivors`, :func:`select_reductions`); T_g = the
+    4. survivor selection (:func:`~deapnas.methods.nasgep_rules.select_survivors`,
+       :func:`~deapnas.methods.nasgep_rules.select_reductions`); T_g = the
        fitness of the P_i-th best model, T_c = 0.75 T_g (both first set from the first
        generation's trained models).
 

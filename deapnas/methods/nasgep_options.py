@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import limits
-from ..options import AUTOAUGMENT_POLICIES, RunConfig, TrainingOptions, option
-from .method import Later, Method, final_training_of
+from ..options import (AUTOAUGMENT_POLICIES, FinalRecipeOptions, RunConfig, TrainingOptions,
+                       option, override)
+from .method import (Later, Method, final_training_augment, final_training_of,
+                     final_training_recipe)
 
 if TYPE_CHECKING:
     from ..training import Recipe
@@ -28,10 +30,11 @@ CHILD_REDUCTIONS = ("tournament", "bred")
 
 
 @dataclass
-class Options(TrainingOptions):
+class Options(FinalRecipeOptions, TrainingOptions):
     """NASGEP's settings. Defaults: the paper's search (Sec. IV-A; the fitness is the accuracy
-    on 5,000 of CIFAR-10's 50,000 training images) and final training, with Ferreira's operator
-    rates. ``epochs`` is E_max, the epochs after which a model retires."""
+    on 5,000 of CIFAR-10's 50,000 training images) and final training (300 epochs, batch 128,
+    64 channels, lr 0.025, AutoAugment, Cutout 16), with Ferreira's operator rates.
+    ``epochs`` is E_max, the epochs after which a model retires."""
 
     epochs: int = option(10, "E_max: epochs after which a model retires",
                          minimum=1, maximum=limits.MAX_EPOCHS)
@@ -89,25 +92,20 @@ class Options(TrainingOptions):
     one_point: float = option(0.3, "one-point recombination rate", minimum=0, maximum=1)
     two_point: float = option(0.3, "two-point recombination rate", minimum=0, maximum=1)
     no_sharing: bool = option(False, "turn weight sharing off (the paper's ablation)")
-    final_channels: int = option(64, "initial channels of the final training",
-                                 minimum=1, maximum=limits.MAX_CHANNELS)
-    final_epochs: int = option(300, "epochs of the final training",
-                               minimum=1, maximum=limits.MAX_EPOCHS)
-    final_batch_size: int = option(128, "batch size of the final training",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_lr: float = option(0.025, "initial learning rate of the final training",
-                             positive=True, maximum=limits.MAX_LR)
-    crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none; not given)", minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training: no random horizontal flips")
+    final_channels: int = override(FinalRecipeOptions, "final_channels", 64,
+                                   "initial channels of the final training")
+    final_epochs: int = override(FinalRecipeOptions, "final_epochs", 300)
+    final_batch_size: int = override(FinalRecipeOptions, "final_batch_size", 128)
+    final_lr: float = override(FinalRecipeOptions, "final_lr", help=(
+        "initial learning rate of the final training (the search's optimizer and momentum, "
+        "cosine schedule)"))
+    crop_padding: int = override(FinalRecipeOptions, "crop_padding", help=(
+        "final training: random crops after padding this many pixels (0: none; not given)"))
     autoaugment: str = option("cifar10", "final training: the AutoAugment policy",
                               choices=AUTOAUGMENT_POLICIES + ("none",))
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
-                         minimum=0, maximum=limits.MAX_PIXELS)
-    drop_path: float = option(0.0, "final training: drop-path rate, raised linearly from 0 "
-                              "over the epochs (the paper's rate, 0.1, "
-                              "is in its ablation; its published result uses none)",
-                              minimum=0, maximum=0.9)
+    drop_path: float = override(FinalRecipeOptions, "drop_path", 0.0, (
+        "final training: drop-path rate, raised linearly from 0 over the epochs (the paper's "
+        "rate, 0.1, is in its ablation; its published result uses none)"))
 
     def validate(self, config: RunConfig) -> None:
         """Combinations of settings that cannot work, with what to do."""
@@ -150,18 +148,14 @@ class Options(TrainingOptions):
                       schedule="cosine")
 
     def final_recipe(self, epochs: Optional[int] = None) -> Recipe:
-        """The final training (``epochs`` instead of ``final_epochs`` when given): the search's
-        optimizer, momentum and weight decay, batch 128, lr 0.025 on a cosine schedule, random
-        crops and flips, AutoAugment and Cutout, drop-path rising to ``drop_path``."""
-        from ..augment import Augment  # torch: imported by the training, not by --help
-        from ..training import Recipe
-
-        augment = Augment(crop_padding=self.crop_padding, flip=not self.no_flip, cutout=self.cutout,
-                          autoaugment=None if self.autoaugment == "none" else self.autoaugment)
-        return Recipe(epochs=epochs or self.final_epochs, batch_size=self.final_batch_size,
-                      optimizer=self.optimizer, lr=self.final_lr, momentum=self.momentum,
-                      weight_decay=self.weight_decay, schedule="cosine", augment=augment,
-                      drop_path=self.drop_path)
+        """The final training (``epochs`` instead of ``final_epochs`` when given): the shared
+        one (:func:`~deapnas.methods.method.final_training_recipe`: batch 128, lr 0.025 on a
+        cosine schedule, random crops and flips, Cutout, drop-path rising to ``drop_path``)
+        with the search's optimizer, momentum and weight decay, and AutoAugment."""
+        policy = None if self.autoaugment == "none" else self.autoaugment
+        return final_training_recipe(self, epochs, optimizer=self.optimizer,
+                                     momentum=self.momentum, weight_decay=self.weight_decay,
+                                     augment=final_training_augment(self, autoaugment=policy))
 
 
 #: The paper preset's budget in epoch-trainings: what the paper's 24 hours on a Titan Xp buy,

@@ -18,7 +18,8 @@ from .. import limits
 from ..algorithms import (best_average, best_nondominated, regularized_evolution,
                           sel_best_of_sample)
 from ..guided import GuidanceOptions, guide
-from ..options import ADD_NODE_SPLITS, RunConfig, TrainingOptions, option
+from ..options import (ADD_NODE_SPLITS, FinalRecipeOptions, FinalTrainingOptions, RunConfig,
+                       TrainingOptions, option, override)
 from .method import Method, final_training_of
 
 if TYPE_CHECKING:  # the machinery is imported where it is used, so --help stays light
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # the machinery is imported where it is used, so --help stays
 
 
 @dataclass
-class Options(TrainingOptions, GuidanceOptions):
+class Options(FinalTrainingOptions, TrainingOptions, GuidanceOptions):
     """Regularized evolution; the defaults are the paper's (P = 100, S = 25, 10 epochs of Adam,
     C = 64 channels; a final training of 20 epochs at C = 256 with flips and random erasing),
     proxy guidance off, except three choices that change the search distribution, whose
@@ -52,13 +53,12 @@ class Options(TrainingOptions, GuidanceOptions):
                                  "connection (fresh genomes are chains) or any connection, "
                                  "disabled ones too (the authors' rule: fresh genomes branch)",
                                  choices=ADD_NODE_SPLITS)
-    final_epochs: int = option(20, "deapnas train (macro): epochs of the final training "
-                               "(paper: 20)", minimum=1, maximum=limits.MAX_EPOCHS)
-    final_channels: int = option(256, "deapnas train (macro): width C of the final network "
-                                 "(paper: 256, and 128)", minimum=1,
-                                 maximum=limits.MAX_CHANNELS)
-    no_flip: bool = option(False, "deapnas train (macro): no random horizontal flips (the "
-                           "paper flips)")
+    final_epochs: int = override(FinalTrainingOptions, "final_epochs", help=(
+        "deapnas train (macro): epochs of the final training"))
+    final_channels: int = override(FinalRecipeOptions, "final_channels", 256, (
+        "deapnas train (macro): width C of the final network (paper: 256, and 128)"))
+    no_flip: bool = override(FinalRecipeOptions, "no_flip", help=(
+        "deapnas train (macro): no random horizontal flips (the paper flips)"))
     random_erasing: float = option(0.5, "deapnas train (macro): probability of random erasing "
                                    "per image (paper: used; 0.5, the authors' value; 0: none)",
                                    minimum=0, maximum=1)

@@ -42,7 +42,7 @@ from ..fitness import TrainEvaluator
 from ..options import flag
 from ..safefiles import child, files, folder, refuse_link
 from ..spaces import nasnet, nb201
-from ..training import Recipe
+from .method import final_training_augment, final_training_recipe
 from .renas_options import METHOD, Options, first_evaluations  # noqa: F401 (re-exported)
 
 #: Where a run directory keeps the individuals' weights (a trained search).
@@ -376,7 +376,7 @@ def search_augment(options: Options) -> Optional[Augment]:
     the search (§5.1.1; Cutout is for the final network only); None without."""
     if not options.search_augment:
         return None
-    return Augment(crop_padding=options.crop_padding, flip=not options.no_flip)
+    return final_training_augment(options, cutout=0)
 
 
 def search_training(options: Options) -> dict[str, Any]:
@@ -424,12 +424,8 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
     classifier, trained from scratch with SGD (momentum 0.9) for ``final_epochs`` (or
     ``epochs``) with crops, flips, Cutout and drop-path; one cosine cycle where the paper uses
     cosine restarts (whose period it does not give)."""
-    augment = Augment(crop_padding=options.crop_padding, flip=not options.no_flip,
-                      cutout=options.cutout)
-    recipe = Recipe(epochs=epochs or options.final_epochs, batch_size=options.final_batch_size,
-                    optimizer="sgd", lr=options.final_lr, momentum=0.9,
-                    weight_decay=options.weight_decay, schedule="cosine", augment=augment,
-                    auxiliary_weight=options.auxiliary_weight, drop_path=options.drop_path)
+    recipe = final_training_recipe(options, epochs, weight_decay=options.weight_decay,
+                                   auxiliary_weight=options.auxiliary_weight)
     build = functools.partial(nasnet.build_network, channels=channels or options.final_channels,
                               cells_per_stage=options.final_cells,
                               stem_multiplier=options.stem_multiplier,

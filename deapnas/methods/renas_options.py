@@ -6,16 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import limits
-from ..options import RunConfig, TrainingOptions, option
+from ..options import FinalRecipeOptions, RunConfig, TrainingOptions, option, override
 from .method import Later, Method, final_training_of
 
 MACHINERY = "deapnas.methods.renas"
 
 
 @dataclass
-class Options(TrainingOptions):
-    """RENAS's settings: the paper's where it gives them (Chen et al., 2019, §4.3 and §5.1),
-    otherwise the documented choices (see ``docs/methods/renas.rst``)."""
+class Options(FinalRecipeOptions, TrainingOptions):
+    """RENAS's settings: the paper's where it gives them (Chen et al., 2019, §4.3 and §5.1,
+    §5.2.1 for the final training: 630 epochs, batch 128, lr 0.05, F = 32, N = 6, drop-path
+    0.5), otherwise the documented choices (see ``docs/methods/renas.rst``)."""
 
     epochs: int = option(20, "epochs of training from scratch: the first population and the "
                          "final retraining (not given in the paper; 20 is its own "
@@ -69,31 +70,27 @@ class Options(TrainingOptions):
                                   positive=True, maximum=limits.MAX_FACTOR)
     entropy_weight: float = option(0.1, "weight of the decisions' entropy added to the reward "
                                    "(paper: 0.1)", minimum=0, maximum=limits.MAX_FACTOR)
-    final_epochs: int = option(630, "final training (nasnet): epochs of the final network, what "
-                               "`deapnas train` runs (paper: 630)",
-                               minimum=1, maximum=limits.MAX_EPOCHS)
-    final_batch_size: int = option(128, "final training: batch size (paper: 128)",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_lr: float = option(0.05, "final training: initial learning rate (SGD, momentum 0.9, "
-                             "cosine schedule, --weight-decay; paper: 0.05)",
-                             positive=True, maximum=limits.MAX_LR)
-    final_channels: int = option(32, "final training: F, filters of the first cells (paper: 32)",
-                                 minimum=1, maximum=limits.MAX_CHANNELS)
+    final_epochs: int = override(FinalRecipeOptions, "final_epochs", 630)
+    final_batch_size: int = override(FinalRecipeOptions, "final_batch_size", 128)
+    final_lr: float = override(FinalRecipeOptions, "final_lr", 0.05,
+                               "final training: initial learning rate (SGD, momentum 0.9, "
+                               "cosine schedule, --weight-decay)")
+    final_channels: int = override(FinalRecipeOptions, "final_channels", 32,
+                                   "final training: F, filters of the first cells")
     final_cells: int = option(6, "final training: N, cells per stage (paper: 6)",
                               minimum=1, maximum=limits.MAX_CELLS)
-    crop_padding: int = option(4, "final training and --search-augment: random crops after "
-                               "padding this many pixels (paper: 32x32 crops of 40x40; 0: none)",
-                               minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training and --search-augment: no random horizontal "
-                           "flips")
-    cutout: int = option(16, "final training: side of the Cutout square (paper: cutout, its "
-                         "length not given; 16 is Cutout's CIFAR-10 value; 0: none)",
-                         minimum=0, maximum=limits.MAX_PIXELS)
+    crop_padding: int = override(FinalRecipeOptions, "crop_padding", help=(
+        "final training and --search-augment: random crops after padding this many pixels "
+        "(paper: 32x32 crops of 40x40; 0: none)"))
+    no_flip: bool = override(FinalRecipeOptions, "no_flip", help=(
+        "final training and --search-augment: no random horizontal flips"))
+    cutout: int = override(FinalRecipeOptions, "cutout", help=(
+        "final training: side of the Cutout square (paper: cutout, its length not given; 16 "
+        "is Cutout's CIFAR-10 value; 0: none)"))
     auxiliary_weight: float = option(0.4, "final training: weight of the auxiliary classifier "
                                      "at 2/3 of the depth (paper: 0.4; 0: none)",
                                      minimum=0, maximum=limits.MAX_FACTOR)
-    drop_path: float = option(0.5, "final training: drop-path rate, raised linearly from 0 over "
-                              "the epochs (paper: 0.5)", minimum=0, maximum=0.9)
+    drop_path: float = override(FinalRecipeOptions, "drop_path", 0.5)
     final_dropout: float = option(0.5, "final training: dropout before the classifier (paper: "
                                   "0.5)", minimum=0, maximum=0.9)
     baseline_decay: float = option(0.95, "the REINFORCE baseline is a moving average keeping "
