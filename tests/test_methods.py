@@ -15,7 +15,7 @@ from deapnas.algorithms import evaluate_invalid, random_search, regularized_evol
 from deapnas.cli import main
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
-from deapnas.methods import Method, available, get_method, register_method
+from deapnas.methods import METHODS, Method, available, get_method, register_method
 from deapnas import options as opts
 from deapnas.options import FinalRecipeOptions, FinalTrainingOptions, option, override
 from deapnas.parallel import DevicePool
@@ -294,7 +294,17 @@ class _Empty:
     unused: int = option(1, "nothing", minimum=0)
 
 
-def test_a_user_method_registered_in_python_gets_a_run(nb201_csv, tmp_path):
+@pytest.fixture
+def registry():
+    """The method registry, put back as it was after the test, so that a method a test
+    registers is not seen by the tests that run after it (``--help``, every method's options)."""
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)
+
+
+def test_a_user_method_registered_in_python_gets_a_run(nb201_csv, tmp_path, registry):
     seen = {}
 
     def search(run):
