@@ -7,13 +7,17 @@ main branch of 2026-12-07) with the commands of :func:`table_search`: each candi
 its six operations (indices into ``nb201.OPS``, edge by edge as the key lists them) and its
 fitness.
 """
+import math
 import random
 
+import cma
+import numpy as np
 import pytest
 import torch
 
 from deapnas.cli import main
 from deapnas.controller import MutationController, init_layout
+from deapnas.evolutionary_gradient import CMASampling, Candidate
 from deapnas.methods.renas import genome_layout
 from deapnas.rundir import read_history
 from deapnas.spaces import nb201
@@ -130,3 +134,28 @@ def test_the_controller_steps_on_one_thread_and_gives_the_count_back():
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 1]  # the mutation's encoding and the update's
+
+
+@pytest.mark.parametrize("dimension, popsize, sigma, bound", [
+    (30, 4, 1.0, 3.0), (30, 4, 0.02, 3.0), (12, 7, 0.5, 1.0), (30, 50, 0.3, 3.0)])
+def test_a_sampling_runs_as_pycma_does_given_only_its_own_options(dimension, popsize, sigma,
+                                                                  bound):
+    """pycma's options evaluated once and reused: every sampling (the second of each shape
+    too) asks what a strategy made from the sampling's own options asks."""
+    for seed in (1, 2):
+        centroid = np.linspace(-2, 2, dimension) * seed
+        sampling = CMASampling(centroid, sigma, seed, popsize=popsize, iterations=3,
+                               bound=bound)
+        stream = np.random.default_rng(seed)
+        plain = cma.CMAEvolutionStrategy(np.clip(centroid, -bound, bound), sigma, {
+            "popsize": popsize, "bounds": [-bound, bound], "verbose": -9, "seed": math.nan,
+            "randn": lambda *shape: stream.standard_normal(shape)})
+        for _ in range(3):
+            population, asked = sampling.generate(Candidate), plain.ask()
+            assert np.array_equal(np.asarray(population), np.asarray(asked))
+            values = [float(np.sum(np.square(x))) for x in asked]
+            for individual, value in zip(population, values):
+                individual.fitness.values = (value,)
+            sampling.update(population)
+            plain.tell(asked, values)
+        assert np.array_equal(sampling.es.mean, plain.mean) and sampling.es.sigma == plain.sigma
