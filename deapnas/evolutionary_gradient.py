@@ -264,6 +264,8 @@ class CMASampling:
     pycma's linear algebra runs on one BLAS thread: a CMA-ES in a few hundred dimensions gains
     nothing from more, and a multithreaded OpenBLAS on a busy machine made the eigendecomposition
     of a 224 x 224 covariance 35 times slower (1 s instead of 28 ms, measured on 2 shared cores).
+    pycma's options are evaluated once per dimension, population and bound
+    (:func:`_evaluated_options`), not at every sampling.
     """
 
     def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 50,
