@@ -5,13 +5,14 @@ REINFORCE update; EG-NAS's table-only ES: making, asking and telling each CMA-ES
 checkout and for an older commit, side by side in one run.
 
     python benchmarks/bench_table_steps.py [--old-commit cfe18f7] [--old PATH]
-        [--lengths 400 2000] [--algorithms re renas egnas]
+        [--lengths 400 2000] [--algorithms re renas egnas] [--repeats 3]
         [--table ../shared/data/nas-bench-201/nb201.csv] [--write]
 
 The older commit is checked out in a temporary ``git worktree`` unless ``--old`` names a
 checkout. Each checkout is measured in a fresh interpreter (this script again, the checkout
 first on ``PYTHONPATH``) that warms up with a 30-evaluation search of each algorithm, then
-times ``deapnas.cli.main`` (the default ``--checkpoint-gap``; reading the table included). The
+times ``deapnas.cli.main`` (the default ``--checkpoint-gap``; reading the table included)
+``--repeats`` times; the medians are reported. The
 step is timed by wrapping the methods that make it (``MutationController.mutate`` and
 ``update``; ``CMASampling``'s constructor, ``generate``, ``update``, ``replay`` and ``mean``).
 CPU seconds (user + system, every thread), not wall time: on a loaded machine they are what
@@ -24,6 +25,7 @@ import functools
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,25 +77,32 @@ def search(algorithm: str, table: Path, evaluations: int, out: Path) -> float:
     return time.process_time() - start
 
 
-def measure(algorithms: list[str], lengths: list[int], table: Path) -> dict:
-    """``{algorithm: {length: [search ms, step ms]}}`` per evaluation, in this interpreter."""
+def measure(algorithms: list[str], lengths: list[int], table: Path, repeats: int) -> dict:
+    """``{algorithm: {length: [search ms, step ms]}}`` per evaluation, the medians of
+    ``repeats`` searches, in this interpreter."""
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for algorithm in algorithms:
             search(algorithm, table, 30, Path(tmp) / f"{algorithm}-warm-up")
             spent = timed_step(algorithm)
             for n in lengths:
-                spent[0] = 0.0
-                total = search(algorithm, table, n, Path(tmp) / f"{algorithm}-{n}")
-                results.setdefault(algorithm, {})[n] = [1000 * total / n, 1000 * spent[0] / n]
+                searches, steps = [], []
+                for repeat in range(repeats):
+                    spent[0] = 0.0
+                    out = Path(tmp) / f"{algorithm}-{n}-{repeat}"
+                    searches.append(1000 * search(algorithm, table, n, out) / n)
+                    steps.append(1000 * spent[0] / n)
+                results.setdefault(algorithm, {})[n] = [statistics.median(searches),
+                                                        statistics.median(steps)]
     return results
 
 
-def measure_in(checkout: Path, algorithms: list[str], lengths: list[int], table: Path) -> dict:
+def measure_in(checkout: Path, algorithms: list[str], lengths: list[int], table: Path,
+               repeats: int) -> dict:
     """:func:`measure` in a fresh interpreter that imports deapnas from ``checkout``."""
     done = subprocess.run(
-        [sys.executable, __file__, "--measure", "--table", str(table), "--lengths",
-         *map(str, lengths), "--algorithms", *algorithms],
+        [sys.executable, __file__, "--measure", "--table", str(table), "--repeats",
+         str(repeats), "--lengths", *map(str, lengths), "--algorithms", *algorithms],
         check=True, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": f"{checkout}{os.pathsep}{Path(__file__).parent}"})
     return {algorithm: {int(n): figures for n, figures in by_length.items()}
@@ -106,31 +115,32 @@ def main() -> None:
     parser.add_argument("--old", type=Path, help="a checkout of the older commit")
     parser.add_argument("--lengths", type=int, nargs="+", default=[400, 2000])
     parser.add_argument("--algorithms", nargs="+", default=["re", "renas", "egnas"])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--write", action="store_true", help="to docs/figures/table_steps.*")
     parser.add_argument("--measure", action="store_true",
                         help="(internal) measure in this interpreter, print JSON")
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.algorithms, args.lengths, args.table)))
+        print(json.dumps(measure(args.algorithms, args.lengths, args.table, args.repeats)))
         return
     with old_checkout(args.old, args.old_commit) as old:
-        before = measure_in(old, args.algorithms, args.lengths, args.table)
+        before = measure_in(old, args.algorithms, args.lengths, args.table, args.repeats)
     after = measure_in(Path(__file__).resolve().parents[1], args.algorithms, args.lengths,
-                       args.table)
+                       args.table, args.repeats)
     header = ["algorithm", "evaluations", f"search before ({args.old_commit})", "search after",
               f"step before ({args.old_commit})", "step after"]
     rows = [[algorithm, n, round(before[algorithm][n][0], 3), round(after[algorithm][n][0], 3),
              round(before[algorithm][n][1], 3), round(after[algorithm][n][1], 3)]
             for algorithm in args.algorithms for n in args.lengths]
-    print(f"CPU ms per evaluation: {', '.join(header)}")
+    print(f"CPU ms per evaluation (median of {args.repeats}): {', '.join(header)}")
     for row in rows:
         print(f"{row[0]:>6} {row[1]:>7} {row[2]:>10.3f} {row[3]:>10.3f} {row[4]:>10.3f} "
               f"{row[5]:>10.3f}")
     if args.write:
         print("wrote", write_table("table_steps", header, rows,
                                    {"unit": "CPU milliseconds per evaluation",
-                                    "old commit": args.old_commit}))
+                                    "repeats": args.repeats, "old commit": args.old_commit}))
 
 
 if __name__ == "__main__":
