@@ -30,9 +30,9 @@ state for each external input such as the two previous cells) by attention,
 and squashed by ``2.5 * tanh``; parameters start from N(0, 0.01); Adam at 0.001.
 
 The network is tiny (a string of a few dozen tokens), so the controller samples and learns on
-one torch thread whatever the process's setting: on a shared two-core machine two threads made
-each step about 70 times slower, and sums split across threads round differently, so one
-thread also makes the controller's choices the same on every machine.
+one torch thread whatever the process's setting (:func:`on_one_thread`): on a shared two-core
+machine two threads made each step tens of times slower, and sums split across threads round
+differently, so one thread also makes the controller's choices independent of the count.
 """
 from __future__ import annotations
 
