@@ -130,13 +130,13 @@ def main() -> None:
                        args.table, args.repeats)
     header = ["algorithm", "evaluations", f"search before ({args.old_commit})", "search after",
               f"step before ({args.old_commit})", "step after"]
-    rows = [[algorithm, n, round(before[algorithm][n][0], 3), round(after[algorithm][n][0], 3),
-             round(before[algorithm][n][1], 3), round(after[algorithm][n][1], 3)]
+    rows = [[algorithm, n, *(round(figures[algorithm][n][0], 3) for figures in (before, after)),
+             *(round(figures[algorithm][n][1], 3) if algorithm in STEPS else ""
+               for figures in (before, after))]
             for algorithm in args.algorithms for n in args.lengths]
     print(f"CPU ms per evaluation (median of {args.repeats}): {', '.join(header)}")
     for row in rows:
-        print(f"{row[0]:>6} {row[1]:>7} {row[2]:>10.3f} {row[3]:>10.3f} {row[4]:>10.3f} "
-              f"{row[5]:>10.3f}")
+        print(" ".join(f"{value:>10}" for value in row))
     if args.write:
         print("wrote", write_table("table_steps", header, rows,
                                    {"unit": "CPU milliseconds per evaluation",
