@@ -28,6 +28,11 @@ candidate input (the hidden state of an earlier block's combination token, or a 
 state for each external input such as the two previous cells) by attention,
 ``v . tanh(W [candidate; chosen position])``. Every logit is divided by the temperature (5.0)
 and squashed by ``2.5 * tanh``; parameters start from N(0, 0.01); Adam at 0.001.
+
+The network is tiny (a string of a few dozen tokens), so the controller samples and learns on
+one torch thread whatever the process's setting (:func:`on_one_thread`): on a shared two-core
+machine two threads made each step tens of times slower, and sums split across threads round
+differently, so one thread also makes the controller's choices independent of the count.
 """
 from __future__ import annotations
 
@@ -131,6 +136,19 @@ def mut_layout(individual: list, layout: GenomeLayout, exclude_current: bool = T
             individual[position] = random.choice(
                 layout.alternatives(individual, position, exclude_current))
     return individual,
+
+
+def on_one_thread(method: Callable) -> Callable:
+    """Run ``method`` with torch on one thread, the process's thread count restored after."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
 
 
 class ControllerNet(nn.Module):
@@ -245,6 +263,7 @@ class MutationController:
 
     # -- acting ----------------------------------------------------------------------------
 
+    @on_one_thread
     def mutate(self, individual: list) -> tuple[list]:
         """Change one position per block of ``individual`` in place, as the controller samples;
         the actions go to ``individual.mutation`` = ``{"parent": tokens, "actions":
@@ -319,6 +338,7 @@ class MutationController:
             return 0.0
         return math.tan(min(max(accuracy, 0.0), self.max_accuracy) * math.pi / 2)
 
+    @on_one_thread
     def update(self, individuals: Iterable) -> Optional[float]:
         """One REINFORCE step (Adam) from the scored children among ``individuals`` that carry
         a ``mutation`` record; the loss, or None when there was none. Each reward, plus

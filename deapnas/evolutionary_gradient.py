@@ -66,6 +66,7 @@ method ``deapnas search --algorithm egnas`` is :mod:`deapnas.methods.egnas`.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from operator import attrgetter
@@ -228,6 +229,26 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def _options(popsize: int, bound: float) -> dict:
+    """pycma's options of a sampling (its ``randn`` apart)."""
+    return {"popsize": popsize, "bounds": [-bound, bound], "verbose": -9, "seed": math.nan}
+
+
+def _evaluated_options(dimension: int, popsize: int, bound: float) -> dict:
+    """Every pycma option of a sampling in ``dimension`` dimensions, evaluated, each value a
+    copy: pycma evaluates its defaults (expressions such as ``4 + 3 * np.log(N)``, which depend
+    on the dimension and the population only) whenever a strategy is made, and an EG-NAS step
+    makes N of them; given these, it has little left to evaluate."""
+    return {name: copy.copy(value)
+            for name, value in _options_evaluated_once(dimension, popsize, bound).items()}
+
+
+@functools.cache
+def _options_evaluated_once(dimension: int, popsize: int, bound: float) -> dict:
+    return dict(cma.CMAEvolutionStrategy(np.zeros(dimension), 1.0,
+                                         _options(popsize, bound)).opts)
+
+
 class CMASampling:
     """One sampling of Algorithm 1: a ``cma.CMAEvolutionStrategy`` started at ``centroid``
     (clipped into the box) with step size ``sigma`` and population ``popsize``, in the box
@@ -243,6 +264,8 @@ class CMASampling:
     pycma's linear algebra runs on one BLAS thread: a CMA-ES in a few hundred dimensions gains
     nothing from more, and a multithreaded OpenBLAS on a busy machine made the eigendecomposition
     of a 224 x 224 covariance 35 times slower (1 s instead of 28 ms, measured on 2 shared cores).
+    pycma's options are evaluated once per dimension, population and bound
+    (:func:`_evaluated_options`), not at every sampling.
     """
 
     def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 50,
@@ -255,7 +278,7 @@ class CMASampling:
         self.iterations = iterations
         stream = np.random.default_rng(self.seed)
         self.es = cma.CMAEvolutionStrategy(self.centroid, self.sigma, {
-            "popsize": popsize, "bounds": [-bound, bound], "verbose": -9, "seed": math.nan,
+            **_evaluated_options(self.centroid.size, popsize, bound),
             "randn": lambda *shape: stream.standard_normal(shape)})
         self.told: list[list[float]] = []
 
