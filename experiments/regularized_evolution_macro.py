@@ -48,7 +48,8 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.networks import count_parameters
 from deapnas.spaces import macro
 
-from experiment import add_run_options, fill_preset, load_data, open_journal, start
+from experiment import (add_run_options, fill_preset, final_training, load_data,
+                        open_journal, start)
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -124,7 +125,8 @@ def retrain(genome, data, args):
     evaluator = TrainEvaluator(
         functools.partial(macro.build_network, channels=args.final_channels), data,
         batch_size=args.batch_size, optimizer="adam", lr=args.lr, device=args.device)
-    accuracy, net = evaluator.train_and_test(genome, args.final_epochs, args.seed)
+    accuracy, net = final_training(evaluator, genome, args.out, args.final_epochs, args.seed,
+                                   args.quiet)
     return accuracy, count_parameters(net)
 
 
