@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: search test test-slow docs bench
+.PHONY: search test test-slow docs bench figures tiny-figures
 
 search: $(STAMP)
 	$(VENV)/bin/deapnas search
@@ -20,6 +20,23 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fitness.py
+
+# Every measured figure the docs print, rewritten in docs/figures (commit them; the slow tests
+# and each script's --check compare the deterministic ones). tiny-figures is the part that
+# follows the methods' tiny presets; the rest are the benchmarks' own runs, each with the
+# options its committed figures record (their "command").
+tiny-figures: $(STAMP)
+	$(PY) benchmarks/parity.py
+	$(PY) benchmarks/tiny_runs.py
+
+figures: tiny-figures
+	$(PY) benchmarks/bench_first_evaluation.py --repeats 3 --write
+	$(PY) benchmarks/bench_journal.py --write
+	$(PY) benchmarks/bench_proxies_nb201.py --n 3500 --no-naswot
+	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 500 \
+		--methods random re egnas re+params renas:5
+	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 100 \
+		--methods re re+params:8 --proposals 4 --name nb201_anytime_proposals
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

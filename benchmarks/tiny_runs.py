@@ -1,0 +1,218 @@
+"""Each method's searches that a user can reproduce here, on a CPU, and their figures.
+
+    python benchmarks/tiny_runs.py [METHOD ...] [--check]
+
+For each method (by default every one): its default search (the ``tiny`` preset) on
+scikit-learn's digits, then ``deapnas train`` on the pick; the same on MNIST (the 10,000 images
+of its official test split in ``../shared/data/mnist``, smaller budgets where the tiny preset's
+would take long); and, for the methods that search the NAS-Bench-201 table
+(``../shared/data/nas-bench-201/nb201.csv``), table searches over seeds, whose picks' test
+accuracies are given as mean +- sample standard deviation beside the published figures. Runs
+whose data is absent are skipped with a message.
+
+Every run is a real ``deapnas search`` and ``deapnas train`` (``deapnas.cli.main``, in this
+process, on one CPU thread, so that the figures are deterministic) into a temporary folder.
+The figures go to ``docs/figures/tiny_METHOD.csv`` and ``nb201_METHOD.csv`` (with ``.json``),
+which the method pages and ``docs/results.rst`` include; CPU seconds (user + system, all
+threads of this process) and wall seconds are reported, never compared.
+
+``--check`` runs the same searches and compares their figures with the committed files
+instead of writing them (timings left out): exit status 1, with a line per figure, when one
+has changed.
+"""
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread, deterministic sums
+
+import argparse
+import contextlib
+import io
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deapnas.cli import main as deapnas
+
+from figures import table_or_check
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST = SHARED / "mnist"
+TABLE = SHARED / "nas-bench-201" / "nb201.csv"
+MNIST_DATA = ("--dataset", "idx", "--data-dir", str(MNIST))
+METRIC = "cifar10valid_xvalid_acc_200ep_mean"
+REPORTED = {"CIFAR-10": "cifar10_test_acc_200ep", "CIFAR-100": "cifar100_xtest_acc_200ep",
+            "ImageNet16-120": "imagenet16_xtest_acc_200ep"}
+TABLE_DATA = ("--space", "nb201", "--dataset", "nb201", "--table", str(TABLE),
+              "--metric", METRIC, "--report", ",".join(REPORTED.values()))
+SEEDS = range(5)
+#: Published CIFAR-10 test accuracies of searches on the NAS-Bench-201 table (the figures
+#: collected in ../shared/data/README.md).
+PUBLISHED = {"re": "93.92 ± 0.30 (REA, Dong & Yang 2020, 12,000 s simulated budget)",
+             "random": "93.70 ± 0.36 (Dong & Yang 2020)",
+             "egnas": "93.56 ± 0.02 (Cai et al. 2024, supernet search on CIFAR-10)"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One search and the final training of its pick: ``deapnas search --algorithm METHOD
+    *search`` on ``data`` (``--dataset`` and so on), then ``deapnas train DIR *train``."""
+    label: str
+    data: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    train: tuple[str, ...] = ()
+
+    def needs(self) -> Path | None:
+        return MNIST if self.data == MNIST_DATA else None
+
+
+#: Per method: the runs of its tiny table (the preset's budgets, made smaller on MNIST where
+#: they would take long on a CPU) and the options of its table searches (None: none).
+RUNS = {
+    "re": [Run("digits"),
+           Run("MNIST", MNIST_DATA, ("--evaluations", "30", "--epochs", "1"), ("--epochs", "3"))],
+    "minigen": [Run("digits"),
+                Run("MNIST", MNIST_DATA, ("--evaluations", "30"), ("--epochs", "3"))],
+    "nasgep": [Run("digits"),
+               Run("MNIST", MNIST_DATA, ("--evaluations", "30"), ("--epochs", "10"))],
+    "egnas": [Run("digits"), Run("MNIST", MNIST_DATA)],
+    "renas": [Run("digits"), Run("MNIST", MNIST_DATA)],
+    "random": [],
+}
+TABLE_SEARCHES = {"re": ("--evaluations", "300"), "random": ("--evaluations", "300"),
+                  "renas": ("--evaluations", "100"), "egnas": ("--preset", "paper"),
+                  "minigen": None, "nasgep": None}
+
+TINY_HEADER = ["data", "command", "evaluations", "the pick's fitness", "fitness", "parameters",
+               "test accuracy", "trained parameters", "search CPU seconds",
+               "search wall seconds", "train CPU seconds", "train wall seconds"]
+TABLE_HEADER = ["seed", "pick", "validation (%)", *(f"{name} test (%)" for name in REPORTED)]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str]) -> dict:
+    """``deapnas ARGV`` in this process, its output kept from the terminal: CPU and wall
+    seconds; a failed command ends the script with its error output."""
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+        code = deapnas(argv)
+    if code != 0:
+        raise SystemExit(f"deapnas {' '.join(argv)}: exit {code}\n{errors.getvalue()}")
+    return {"cpu_seconds": round(cpu_seconds() - cpu, 1),
+            "wall_seconds": round(time.perf_counter() - wall, 1)}
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def shown(argv: tuple[str, ...] | list[str]) -> str:
+    """A command as the docs print it (the shared data relative to the repository)."""
+    return " ".join(argv).replace(str(SHARED), "../shared/data")
+
+
+def tiny_run(method: str, run: Run, folder: Path) -> dict:
+    """The figures of one search and the final training of its pick."""
+    out = folder / f"{method}-{run.label}"
+    search = ["search", "--algorithm", method, *run.data, *run.search, "--quiet"]
+    train = ["train", str(out), *run.train, "--quiet"]
+    searched = timed([*search, "--out", str(out)])
+    trained = timed(train)
+    best, result = read(out / "best.json"), read(out / "train.json")
+    return {"commands": [f"deapnas {shown(search)} --out DIR",
+                         f"deapnas {shown(['train', 'DIR', *run.train])}"],
+            "pick": best["genome"], "evaluations": best["evaluations"],
+            "fitness": round(best["fitness"], 4), "metric": best["metric"],
+            "params": best["params"], "test_accuracy": round(result["test_accuracy"], 4),
+            "trained_params": result["params"], "trained_epochs": result["epochs"],
+            "search_cpu_seconds": searched["cpu_seconds"],
+            "search_wall_seconds": searched["wall_seconds"],
+            "train_cpu_seconds": trained["cpu_seconds"],
+            "train_wall_seconds": trained["wall_seconds"]}
+
+
+def tiny_row(label: str, run: dict) -> list:
+    commands = " ".join(f"``{command}``" for command in run["commands"])
+    return [label, commands, run["evaluations"], run["fitness"], run["metric"], run["params"],
+            run["test_accuracy"], run["trained_params"], run["search_cpu_seconds"],
+            run["search_wall_seconds"], run["train_cpu_seconds"], run["train_wall_seconds"]]
+
+
+def table_search(method: str, options: tuple[str, ...], seed: int, folder: Path) -> dict:
+    out = folder / f"{method}-nb201-{seed}"
+    seconds = timed(["search", "--algorithm", method, *TABLE_DATA, *options,
+                     "--seed", str(seed), "--quiet", "--out", str(out)])
+    best = read(out / "best.json")
+    return {"seed": seed, "pick": best["genome"], "validation": round(best["fitness"], 2)
+            if best["metric"] == METRIC else None,
+            **{name: round(best["report"][column], 2) for name, column in REPORTED.items()},
+            "cpu_seconds": seconds["cpu_seconds"]}
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def table_rows(searches: list[dict]) -> list[list]:
+    rows = [[s["seed"], f"``{s['pick']}``", s["validation"], *(s[n] for n in REPORTED)]
+            for s in searches]
+    return rows + [[f"mean ± s.d. over {len(searches)} seeds", "", "",
+                    *(mean_sd([s[n] for s in searches]) for n in REPORTED)]]
+
+
+def measure(method: str) -> dict[str, tuple[list, list, dict]]:
+    """The figures of ``method``'s runs whose data is here, by file name: ``(header, rows,
+    results)`` for :func:`~figures.write_table`; torch on one thread from here on."""
+    torch.set_num_threads(1)
+    tables, skipped = {}, [run.label for run in RUNS[method] if run.needs()
+                           and not run.needs().exists()]
+    for label in skipped:
+        print(f"{method}: {label} skipped: {MNIST} is absent", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        runs = {run.label: tiny_run(method, run, Path(folder)) for run in RUNS[method]
+                if run.label not in skipped}
+        if runs:
+            tables[f"tiny_{method}"] = (
+                TINY_HEADER, [tiny_row(label, run) for label, run in runs.items()],
+                {"runs": runs})
+        options = TABLE_SEARCHES[method]
+        if options is not None and not TABLE.exists():
+            print(f"{method}: table searches skipped: {TABLE} is absent", file=sys.stderr)
+        elif options is not None:
+            searches = [table_search(method, options, seed, Path(folder)) for seed in SEEDS]
+            command = (f"deapnas search --algorithm {method} {shown(TABLE_DATA)} "
+                       f"{shown(options)} --seed SEED")
+            tables[f"nb201_{method}"] = (TABLE_HEADER, table_rows(searches), {
+                "command": command, "searches": searches,
+                "published": PUBLISHED.get(method)})
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("methods", nargs="*", help=f"{', '.join(RUNS)} (default: all)")
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the committed figures instead of writing them")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods) - RUNS.keys())
+    if unknown:
+        parser.error(f"no tiny runs for {', '.join(unknown)}; choose among {', '.join(RUNS)}")
+    changed = [line for method in args.methods or RUNS
+               for name, (header, rows, results) in measure(method).items()
+               for line in table_or_check(name, header, rows, results, args.check)]
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
