@@ -2,7 +2,8 @@
 that measured it, the deapnas commit, the machine and the date, so that a docs page includes
 the file instead of numbers typed by hand.
 
-A figure whose name (a key of the results, or a table column) contains ``seconds`` is a timing:
+A figure whose name (a key of the results, a table column, or the first cell of a table row)
+contains ``seconds`` is a timing:
 it is written, shown and never compared; every other figure is deterministic on a CPU and
 :func:`differences` compares it with the committed file (``--check`` of the scripts, and
 ``tests/test_figures.py``)."""
@@ -58,25 +59,19 @@ def table_or_check(name: str, header: list[str], rows: list[list], results: dict
     return found
 
 
-def committed(name: str) -> dict:
-    """The results of the committed ``docs/figures/NAME.json``, as :func:`write_figures` wrote
-    them."""
-    path = FIGURES / f"{name}.json"
-    try:
-        return json.loads(path.read_text())["results"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist: write it first by running the script "
-                                "without --check") from None
-
-
 def differences(name: str, results: dict) -> list[str]:
     """Where ``results``, measured again, differ from the committed ``docs/figures/NAME.json``:
     one line per figure (its path in the results, a table row's cells named by the header
-    column), timings left out; none when the figures still hold."""
-    old, new = dict(_figures(committed(name))), dict(_figures(json.loads(json.dumps(results))))
-    return [f"docs/figures/{name}.json: {path}: committed {old.get(path, '(none)')!r}, "
-            f"measured now {new.get(path, '(none)')!r}"
-            for path in sorted(old.keys() | new.keys(), key=str) if old.get(path) != new.get(path)]
+    column), timings (see the module's docstring) left out; none when the figures still
+    hold, one saying so when there is no committed file."""
+    path = FIGURES / f"{name}.json"
+    if not path.exists():
+        return [f"{path} does not exist: write it by running the script without --check"]
+    old = dict(_figures(json.loads(path.read_text())["results"]))
+    new = dict(_figures(json.loads(json.dumps(results))))
+    return [f"docs/figures/{name}.json: {figure}: committed {old.get(figure, '(none)')!r}, "
+            f"measured now {new.get(figure, '(none)')!r}"
+            for figure in sorted(old.keys() | new.keys()) if old.get(figure) != new.get(figure)]
 
 
 def _figures(results, path: str = ""):
@@ -84,7 +79,8 @@ def _figures(results, path: str = ""):
     (``header`` and ``rows``) by column name."""
     if isinstance(results, dict) and isinstance(results.get("rows"), list) and "header" in results:
         results = {**{k: v for k, v in results.items() if k != "rows"},
-                   "rows": [dict(zip(results["header"], row)) for row in results["rows"]]}
+                   "rows": [dict(zip(results["header"], row)) for row in results["rows"]
+                            if not (row and TIMING in str(row[0]))]}
     if isinstance(results, dict):
         items = results.items()
     elif isinstance(results, list):

@@ -1,20 +1,28 @@
 """Each method's searches that a user can reproduce here, on a CPU, and their figures.
 
-    python benchmarks/tiny_runs.py [METHOD ...] [--check]
+    python benchmarks/tiny_runs.py [METHOD ...] [--data digits mnist nb201] [--check]
 
-For each method (by default every one): its default search (the ``tiny`` preset) on
-scikit-learn's digits, then ``deapnas train`` on the pick; the same on MNIST (the 10,000 images
-of its official test split in ``../shared/data/mnist``, smaller budgets where the tiny preset's
-would take long); and, for the methods that search the NAS-Bench-201 table
-(``../shared/data/nas-bench-201/nb201.csv``), table searches over seeds, whose picks' test
-accuracies are given as mean +- sample standard deviation beside the published figures. Runs
-whose data is absent are skipped with a message.
+For each method (by default every one), each part a file of its own:
+
+``digits`` (``docs/figures/tiny_METHOD_digits``)
+    its default search (the ``tiny`` preset) on scikit-learn's digits, then ``deapnas train``
+    on the pick;
+``mnist`` (``tiny_METHOD_mnist``)
+    the same on MNIST (the 10,000 images of its official test split in
+    ``../shared/data/mnist``), with smaller budgets where the tiny preset's would take long;
+``nb201`` (``nb201_METHOD``)
+    for the methods that search the NAS-Bench-201 table
+    (``../shared/data/nas-bench-201/nb201.csv``), table searches over seeds, whose picks' test
+    accuracies are given as mean +- sample standard deviation beside the published figures.
+
+A part whose data is absent is skipped with a message.
 
 Every run is a real ``deapnas search`` and ``deapnas train`` (``deapnas.cli.main``, in this
 process, on one CPU thread, so that the figures are deterministic) into a temporary folder.
-The figures go to ``docs/figures/tiny_METHOD.csv`` and ``nb201_METHOD.csv`` (with ``.json``),
-which the method pages and ``docs/results.rst`` include; CPU seconds (user + system, all
-threads of this process) and wall seconds are reported, never compared.
+The figures go to ``docs/figures/NAME.csv`` (with ``.json``), which the method pages and
+``docs/results.rst`` include; CPU seconds (user + system, all
+threads of this process, which is what an unloaded machine would need at most) and wall
+seconds are reported, never compared.
 
 ``--check`` runs the same searches and compares their figures with the committed files
 instead of writing them (timings left out): exit status 1, with a line per figure, when one
@@ -62,36 +70,30 @@ PUBLISHED = {"re": "93.92 ± 0.30 (REA, Dong & Yang 2020, 12,000 s simulated bud
 @dataclass(frozen=True)
 class Run:
     """One search and the final training of its pick: ``deapnas search --algorithm METHOD
-    *search`` on ``data`` (``--dataset`` and so on), then ``deapnas train DIR *train``."""
-    label: str
+    *data *search``, then ``deapnas train DIR *train``."""
     data: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     train: tuple[str, ...] = ()
 
-    def needs(self) -> Path | None:
-        return MNIST if self.data == MNIST_DATA else None
 
-
-#: Per method: the runs of its tiny table (the preset's budgets, made smaller on MNIST where
-#: they would take long on a CPU) and the options of its table searches (None: none).
+#: Per method, its runs on digits (the tiny preset as it is) and MNIST (budgets made smaller
+#: where the preset's would take long on a CPU), and the options of its NAS-Bench-201 table
+#: searches (``nb201``).
 RUNS = {
-    "re": [Run("digits"),
-           Run("MNIST", MNIST_DATA, ("--evaluations", "30", "--epochs", "1"), ("--epochs", "3"))],
-    "minigen": [Run("digits"),
-                Run("MNIST", MNIST_DATA, ("--evaluations", "30"), ("--epochs", "3"))],
-    "nasgep": [Run("digits"),
-               Run("MNIST", MNIST_DATA, ("--evaluations", "30"), ("--epochs", "10"))],
-    "egnas": [Run("digits"), Run("MNIST", MNIST_DATA)],
-    "renas": [Run("digits"), Run("MNIST", MNIST_DATA)],
-    "random": [],
+    "re": {"digits": Run(),
+           "mnist": Run(MNIST_DATA, ("--evaluations", "30", "--epochs", "1"), ("--epochs", "3")),
+           "nb201": ("--evaluations", "300")},
+    "minigen": {"digits": Run(),
+                "mnist": Run(MNIST_DATA, ("--evaluations", "30"), ("--epochs", "3"))},
+    "nasgep": {"digits": Run(),
+               "mnist": Run(MNIST_DATA, ("--evaluations", "30"), ("--epochs", "10"))},
+    "egnas": {"digits": Run(), "mnist": Run(MNIST_DATA), "nb201": ("--preset", "paper")},
+    "renas": {"digits": Run(), "mnist": Run(MNIST_DATA), "nb201": ("--evaluations", "100")},
+    "random": {"nb201": ("--evaluations", "300")},
 }
-TABLE_SEARCHES = {"re": ("--evaluations", "300"), "random": ("--evaluations", "300"),
-                  "renas": ("--evaluations", "100"), "egnas": ("--preset", "paper"),
-                  "minigen": None, "nasgep": None}
+PARTS = {"digits": None, "mnist": MNIST, "nb201": TABLE}  # the data each part needs
 
-TINY_HEADER = ["data", "command", "evaluations", "the pick's fitness", "fitness", "parameters",
-               "test accuracy", "trained parameters", "search CPU seconds",
-               "search wall seconds", "train CPU seconds", "train wall seconds"]
+TINY_HEADER = ["figure", "value"]
 TABLE_HEADER = ["seed", "pick", "validation (%)", *(f"{name} test (%)" for name in REPORTED)]
 
 
@@ -124,7 +126,7 @@ def shown(argv: tuple[str, ...] | list[str]) -> str:
 
 def tiny_run(method: str, run: Run, folder: Path) -> dict:
     """The figures of one search and the final training of its pick."""
-    out = folder / f"{method}-{run.label}"
+    out = folder / method
     search = ["search", "--algorithm", method, *run.data, *run.search, "--quiet"]
     train = ["train", str(out), *run.train, "--quiet"]
     searched = timed([*search, "--out", str(out)])
@@ -142,11 +144,19 @@ def tiny_run(method: str, run: Run, folder: Path) -> dict:
             "train_wall_seconds": trained["wall_seconds"]}
 
 
-def tiny_row(label: str, run: dict) -> list:
-    commands = " ".join(f"``{command}``" for command in run["commands"])
-    return [label, commands, run["evaluations"], run["fitness"], run["metric"], run["params"],
-            run["test_accuracy"], run["trained_params"], run["search_cpu_seconds"],
-            run["search_wall_seconds"], run["train_cpu_seconds"], run["train_wall_seconds"]]
+def tiny_rows(run: dict) -> list[list]:
+    """The table of a run, one figure a row (timings in the rows named so)."""
+    search, train = run["commands"]
+    return [["search", f"``{search}``"], ["evaluations", run["evaluations"]],
+            [f"the pick's fitness ({run['metric']})", run["fitness"]],
+            ["the pick's parameters", f"{run['params']:,}"],
+            ["final training", f"``{train}``"],
+            [f"test accuracy after {run['trained_epochs']} epochs", run["test_accuracy"]],
+            ["the trained network's parameters", f"{run['trained_params']:,}"],
+            ["search CPU seconds", run["search_cpu_seconds"]],
+            ["search wall seconds", run["search_wall_seconds"]],
+            ["train CPU seconds", run["train_cpu_seconds"]],
+            ["train wall seconds", run["train_wall_seconds"]]]
 
 
 def table_search(method: str, options: tuple[str, ...], seed: int, folder: Path) -> dict:
@@ -171,46 +181,51 @@ def table_rows(searches: list[dict]) -> list[list]:
                     *(mean_sd([s[n] for s in searches]) for n in REPORTED)]]
 
 
-def measure(method: str) -> dict[str, tuple[list, list, dict]]:
-    """The figures of ``method``'s runs whose data is here, by file name: ``(header, rows,
-    results)`` for :func:`~figures.write_table`; torch on one thread from here on."""
+def measure(method: str, part: str) -> tuple[str, list, list, dict]:
+    """The figures of one part of ``method``'s runs (see the module's docstring): ``(name,
+    header, rows, results)`` for :func:`~figures.write_table`; torch on one thread from here
+    on."""
     torch.set_num_threads(1)
-    tables, skipped = {}, [run.label for run in RUNS[method] if run.needs()
-                           and not run.needs().exists()]
-    for label in skipped:
-        print(f"{method}: {label} skipped: {MNIST} is absent", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
-        runs = {run.label: tiny_run(method, run, Path(folder)) for run in RUNS[method]
-                if run.label not in skipped}
-        if runs:
-            tables[f"tiny_{method}"] = (
-                TINY_HEADER, [tiny_row(label, run) for label, run in runs.items()],
-                {"runs": runs})
-        options = TABLE_SEARCHES[method]
-        if options is not None and not TABLE.exists():
-            print(f"{method}: table searches skipped: {TABLE} is absent", file=sys.stderr)
-        elif options is not None:
-            searches = [table_search(method, options, seed, Path(folder)) for seed in SEEDS]
-            command = (f"deapnas search --algorithm {method} {shown(TABLE_DATA)} "
-                       f"{shown(options)} --seed SEED")
-            tables[f"nb201_{method}"] = (TABLE_HEADER, table_rows(searches), {
-                "command": command, "searches": searches,
-                "published": PUBLISHED.get(method)})
-    return tables
+        if part != "nb201":
+            run = tiny_run(method, RUNS[method][part], Path(folder))
+            return f"tiny_{method}_{part}", TINY_HEADER, tiny_rows(run), run
+        options = RUNS[method][part]
+        searches = [table_search(method, options, seed, Path(folder)) for seed in SEEDS]
+    command = (f"deapnas search --algorithm {method} {shown(TABLE_DATA)} {shown(options)} "
+               "--seed SEED")
+    return f"nb201_{method}", TABLE_HEADER, table_rows(searches), {
+        "command": command, "searches": searches, "published": PUBLISHED.get(method)}
+
+
+def parts(methods: list[str], wanted: list[str]) -> list[tuple[str, str]]:
+    """``(method, part)`` of ``methods`` (all when none) for each part in ``wanted`` (all
+    when none) that the method has and whose data is here; says which are skipped."""
+    chosen = []
+    for part in wanted or PARTS:
+        for method in methods or RUNS:
+            if part not in RUNS[method]:
+                continue
+            if PARTS[part] is not None and not PARTS[part].exists():
+                print(f"{method} {part}: skipped, {PARTS[part]} is absent", file=sys.stderr)
+                continue
+            chosen.append((method, part))
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("methods", nargs="*", help=f"{', '.join(RUNS)} (default: all)")
+    parser.add_argument("--data", nargs="+", choices=PARTS, default=[],
+                        help="the parts to run (default: all; digits first, then the others)")
     parser.add_argument("--check", action="store_true",
                         help="compare with the committed figures instead of writing them")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods) - RUNS.keys())
     if unknown:
         parser.error(f"no tiny runs for {', '.join(unknown)}; choose among {', '.join(RUNS)}")
-    changed = [line for method in args.methods or RUNS
-               for name, (header, rows, results) in measure(method).items()
-               for line in table_or_check(name, header, rows, results, args.check)]
+    changed = [line for method, part in parts(args.methods, args.data)
+               for line in table_or_check(*measure(method, part), check=args.check)]
     return 1 if changed else 0
 
 
