@@ -13,7 +13,10 @@ For each method (by default every one), each part a file of its own:
 ``nb201`` (``nb201_METHOD``)
     for the methods that search the NAS-Bench-201 table
     (``../shared/data/nas-bench-201/nb201.csv``), table searches over seeds, whose picks' test
-    accuracies are given as mean +- sample standard deviation beside the published figures.
+    accuracies are given as mean +- sample standard deviation beside the published figures;
+``nb201-digits`` (``nb201_digits_METHOD``)
+    for EG-NAS, searches of the NAS-Bench-201 space with a supernet trained on digits over
+    seeds, the derived cell looked up in the table.
 
 A part whose data is absent is skipped with a message.
 
@@ -59,12 +62,14 @@ REPORTED = {"CIFAR-10": "cifar10_test_acc_200ep", "CIFAR-100": "cifar100_xtest_a
             "ImageNet16-120": "imagenet16_xtest_acc_200ep"}
 TABLE_DATA = ("--space", "nb201", "--dataset", "nb201", "--table", str(TABLE),
               "--metric", METRIC, "--report", ",".join(REPORTED.values()))
+LOOKED_UP = ("--space", "nb201", "--table", str(TABLE), "--report", ",".join(REPORTED.values()))
 SEEDS = range(5)
 #: Published CIFAR-10 test accuracies of searches on the NAS-Bench-201 table (the figures
 #: collected in ../shared/data/README.md).
-PUBLISHED = {"re": "93.92 ± 0.30 (REA, Dong & Yang 2020, 12,000 s simulated budget)",
-             "random": "93.70 ± 0.36 (Dong & Yang 2020)",
-             "egnas": "93.56 ± 0.02 (Cai et al. 2024, supernet search on CIFAR-10)"}
+PUBLISHED = {"re": ("REA, Dong & Yang 2020, a budget of 12,000 s of simulated training",
+                    "93.92 ± 0.30"),
+             "random": ("random search, Dong & Yang 2020", "93.70 ± 0.36"),
+             "egnas": ("EG-NAS, Cai et al. 2024, a supernet search on CIFAR-10", "93.56 ± 0.02")}
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,24 @@ class Run:
 
 
 #: Per method, its runs on digits (the tiny preset as it is) and MNIST (budgets made smaller
-#: where the preset's would take long on a CPU), and the options of its NAS-Bench-201 table
-#: searches (``nb201``).
+#: where the preset's would take long on a CPU), and the options of its searches over seeds
+#: whose picks are looked up in the NAS-Bench-201 table (``nb201``, ``nb201-digits``).
 RUNS = {
     "re": {"digits": Run(),
            "mnist": Run(MNIST_DATA, ("--evaluations", "30", "--epochs", "1"), ("--epochs", "3")),
-           "nb201": ("--evaluations", "300")},
+           "nb201": (*TABLE_DATA, "--evaluations", "300")},
     "minigen": {"digits": Run(),
                 "mnist": Run(MNIST_DATA, ("--evaluations", "30"), ("--epochs", "3"))},
     "nasgep": {"digits": Run(),
                "mnist": Run(MNIST_DATA, ("--evaluations", "30"), ("--epochs", "10"))},
-    "egnas": {"digits": Run(), "mnist": Run(MNIST_DATA), "nb201": ("--preset", "paper")},
-    "renas": {"digits": Run(), "mnist": Run(MNIST_DATA), "nb201": ("--evaluations", "100")},
-    "random": {"nb201": ("--evaluations", "300")},
+    "egnas": {"digits": Run(), "mnist": Run(MNIST_DATA),
+              "nb201": (*TABLE_DATA, "--preset", "paper"), "nb201-digits": LOOKED_UP},
+    "renas": {"digits": Run(), "mnist": Run(MNIST_DATA),
+              "nb201": (*TABLE_DATA, "--evaluations", "100")},
+    "random": {"nb201": (*TABLE_DATA, "--evaluations", "300")},
 }
-PARTS = {"digits": None, "mnist": MNIST, "nb201": TABLE}  # the data each part needs
+#: The data each part needs (None: bundled).
+PARTS = {"digits": None, "mnist": MNIST, "nb201": TABLE, "nb201-digits": TABLE}
 
 TINY_HEADER = ["figure", "value"]
 TABLE_HEADER = ["seed", "pick", "validation (%)", *(f"{name} test (%)" for name in REPORTED)]
@@ -160,9 +168,10 @@ def tiny_rows(run: dict) -> list[list]:
 
 
 def table_search(method: str, options: tuple[str, ...], seed: int, folder: Path) -> dict:
+    """The pick of one search whose pick is looked up in the table, and its figures."""
     out = folder / f"{method}-nb201-{seed}"
-    seconds = timed(["search", "--algorithm", method, *TABLE_DATA, *options,
-                     "--seed", str(seed), "--quiet", "--out", str(out)])
+    seconds = timed(["search", "--algorithm", method, *options, "--seed", str(seed), "--quiet",
+                     "--out", str(out)])
     best = read(out / "best.json")
     return {"seed": seed, "pick": best["genome"], "validation": round(best["fitness"], 2)
             if best["metric"] == METRIC else None,
@@ -174,11 +183,19 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def table_rows(searches: list[dict]) -> list[list]:
-    rows = [[s["seed"], f"``{s['pick']}``", s["validation"], *(s[n] for n in REPORTED)]
-            for s in searches]
-    return rows + [[f"mean ± s.d. over {len(searches)} seeds", "", "",
-                    *(mean_sd([s[n] for s in searches]) for n in REPORTED)]]
+def table_rows(method: str, options: tuple[str, ...], searches: list[dict]) -> list[list]:
+    """The command, a row per seed, their mean ± s.d. and the published figure (if any)."""
+    blank = [""] * len(REPORTED)
+    command = f"deapnas search --algorithm {method} {shown(options)} --seed SEED"
+    rows = [["command", f"``{command}``", "", *blank]]
+    rows += [[s["seed"], f"``{s['pick']}``", s["validation"], *(s[n] for n in REPORTED)]
+             for s in searches]
+    rows.append([f"mean ± s.d. over {len(searches)} seeds", "", "",
+                 *(mean_sd([s[n] for s in searches]) for n in REPORTED)])
+    if method in PUBLISHED and TABLE_DATA == options[:len(TABLE_DATA)]:
+        source, cifar10 = PUBLISHED[method]
+        rows.append(["published", source, "", cifar10, *blank[1:]])
+    return rows
 
 
 def measure(method: str, part: str) -> tuple[str, list, list, dict]:
@@ -187,15 +204,13 @@ def measure(method: str, part: str) -> tuple[str, list, list, dict]:
     on."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        if part != "nb201":
+        if not part.startswith("nb201"):
             run = tiny_run(method, RUNS[method][part], Path(folder))
             return f"tiny_{method}_{part}", TINY_HEADER, tiny_rows(run), run
         options = RUNS[method][part]
         searches = [table_search(method, options, seed, Path(folder)) for seed in SEEDS]
-    command = (f"deapnas search --algorithm {method} {shown(TABLE_DATA)} {shown(options)} "
-               "--seed SEED")
-    return f"nb201_{method}", TABLE_HEADER, table_rows(searches), {
-        "command": command, "searches": searches, "published": PUBLISHED.get(method)}
+    return f"{part.replace('-', '_')}_{method}", TABLE_HEADER, \
+        table_rows(method, options, searches), {"searches": searches}
 
 
 def parts(methods: list[str], wanted: list[str]) -> list[tuple[str, str]]:
