@@ -31,10 +31,6 @@ seconds are reported, never compared.
 instead of writing them (timings left out): exit status 1, with a line per figure, when one
 has changed.
 """
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread, deterministic sums
-
 import argparse
 import contextlib
 import io
