@@ -21,13 +21,16 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fitness.py
 
-# Every measured figure the docs print, rewritten in docs/figures (commit them; the slow tests
-# and each script's --check compare the deterministic ones). tiny-figures is the part that
-# follows the methods' tiny presets; the rest are the benchmarks' own runs, each with the
-# options its committed figures record (their "command").
+# Every measured figure the docs print, rewritten in docs/figures (commit them). tiny-figures
+# rewrites the deterministic ones, which the slow tests and each script's --check compare with
+# the committed files: the methods' tiny runs, the parity tables, the invalid macro genomes and
+# the output of the docs' example. The rest are timings and benchmarks over many seeds, each run
+# with the options its committed figures record (their "command").
 tiny-figures: $(STAMP)
 	$(PY) benchmarks/parity.py
 	$(PY) benchmarks/tiny_runs.py
+	$(PY) benchmarks/bench_macro_validity.py
+	$(PY) benchmarks/example_output.py
 
 figures: tiny-figures
 	$(PY) benchmarks/bench_first_evaluation.py --repeats 3 --write
