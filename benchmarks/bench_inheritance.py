@@ -4,8 +4,8 @@ training from scratch, measured side by side on the same children.
 For each of ``--pairs`` random NASNet-like cells (the parent), trained from scratch for
 ``--epochs`` epochs with its weights saved, a child is made by the paper's random mutation (one
 change per block) and evaluated three ways by the same :class:`~deapnas.fitness.TrainEvaluator`
-RENAS uses (:func:`deapnas.methods.renas.inheriting`: SGD, momentum 0.9, weight decay 3e-4,
-lr 0.001 for inherited parameters, 10x for new ones):
+RENAS uses (:func:`deapnas.methods.renas.inheritance_rates`: SGD, momentum 0.9, weight decay
+3e-4, lr 0.001 for inherited parameters, 10x for new ones):
 
 (a) inherit: the parent's matching parameters, then ``--finetune-epochs`` (the paper: one
     pass over the training data);
@@ -15,9 +15,10 @@ lr 0.001 for inherited parameters, 10x for new ones):
 A pass over digits' training split is only 18 steps of 64 images (CIFAR-10's is 700), so the
 accuracy after one pass says little about CIFAR-10; the time ratio is the saving per child.
 
-Printed: median seconds per child and median validation accuracy of each, and the ratio of
-(c)'s time to (a)'s. Times are ``info["train_seconds"]`` (build, weight loading, training and
-scoring). Seeds are fixed.
+Printed, and written to ``docs/figures/renas_inheritance.csv`` (which
+``docs/methods/renas.rst`` shows): median seconds per child and median validation accuracy of
+each, and the ratio of (c)'s time to (a)'s. Times are ``info["train_seconds"]`` (build, weight
+loading, training and scoring). Seeds are fixed.
 
     python benchmarks/bench_inheritance.py                  # digits, about 2 min on 2 CPU cores
     python benchmarks/bench_inheritance.py --device cuda --pairs 10
@@ -40,6 +41,7 @@ from deapnas.data import DATASETS, load_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.methods import renas
 from deapnas.spaces import nasnet
+from figures import write_table
 
 INDIVIDUAL = nasnet.SPACE.individual()
 
@@ -79,12 +81,12 @@ def main(argv=None) -> None:
     random.seed(args.seed)
     data = load_dataset(args.dataset, args.data_dir, seed=args.seed)
     options = renas.Options()  # the method's training: SGD, momentum 0.9, weight decay 3e-4
-    evaluator = renas.inheriting(TrainEvaluator(
+    evaluator = TrainEvaluator(
         functools.partial(nasnet.build_network, channels=args.channels,
                           cells_per_stage=args.cells),
         data, epochs=args.epochs, batch_size=args.batch_size, optimizer=options.optimizer,
-        lr=options.lr, weight_decay=options.weight_decay, device=args.device, seed=args.seed),
-        options)
+        weight_decay=options.weight_decay, device=args.device, seed=args.seed,
+        **renas.inheritance_rates(options))
     short = args.finetune_epochs
     inherit, scratch_short, scratch = (f"inherit, {short} epoch(s)", f"scratch, {short} epoch(s)",
                                        f"scratch, {args.epochs} epochs")
@@ -101,13 +103,14 @@ def main(argv=None) -> None:
             rows[scratch].append(evaluate(evaluator, child, eval_seed=pair))
     print(f"{args.dataset}, B = {args.blocks}, F = {args.channels}, N = {args.cells}, "
           f"{args.pairs} children, device {evaluator.device}, {args.threads} thread(s)")
-    print(f"{'child trained by':<22}{'seconds (median)':>18}{'val. accuracy (median)':>26}")
-    medians = {}
-    for name, results in rows.items():
-        medians[name] = statistics.median(s for s, _ in results)
-        print(f"{name:<22}{medians[name]:>18.2f}"
-              f"{statistics.median(a for _, a in results):>26.4f}")
-    print(f"time of {scratch} / {inherit}: {medians[scratch] / medians[inherit]:.2f}x")
+    header = ["child trained by", "seconds (median)", "validation accuracy (median)",
+              f"seconds of {scratch} / these"]
+    seconds = {name: statistics.median(s for s, _ in results) for name, results in rows.items()}
+    table = [[name, f"{seconds[name]:.2f}",
+              f"{statistics.median(a for _, a in results):.4f}",
+              f"{seconds[scratch] / seconds[name]:.2f}"] for name, results in rows.items()]
+    print("\n".join("  ".join(str(cell) for cell in row) for row in [header, *table]))
+    write_table("renas_inheritance", header, table, {"settings": vars(args)})
 
 
 if __name__ == "__main__":

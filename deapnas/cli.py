@@ -28,7 +28,7 @@ GROUPS = {  # RunConfig fields by help group
     "budget": ("evaluations", "time_limit", "seed"),
     "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",
                                             "ray", "ray_address"),
-    "output": ("out", "checkpoint_every", "checkpoint_gap"),
+    "output": ("out", "checkpoint_every", "checkpoint_gap", "tensorboard"),
 }
 
 

@@ -110,11 +110,13 @@ class GenomeLayout:
                 if not (exclude_current and v == tokens[position])]
 
 
-def init_layout(container: Callable[[list], Sequence], layout: GenomeLayout) -> Sequence:
+def init_layout(container: Callable[[list], Sequence], layout: GenomeLayout,
+                rng: Optional[random.Random] = None) -> Sequence:
     """A genome of ``layout`` with every position drawn uniformly among its choices, in order
     (the random initialisation of :func:`deapnas.spaces.nasnet.init_cell` and
-    :func:`deapnas.spaces.nb201.init_cell`, draw for draw)."""
-    return container([random.choice(options) for options in layout.choices])
+    :func:`deapnas.spaces.nb201.init_cell`, draw for draw), from ``rng`` (default: the
+    ``random`` module's stream)."""
+    return container([(rng or random).choice(options) for options in layout.choices])
 
 
 def mut_layout(individual: list, layout: GenomeLayout, exclude_current: bool = True

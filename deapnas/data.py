@@ -439,7 +439,22 @@ def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: 
     and plain values, loaded with ``torch.load(weights_only=True)``), so that runs with other
     seeds compare on the same images; a file drawn with other counts is refused. Errors call
     the two counts ``names`` (the command line passes its flags).
+
+    It is :func:`mini_from_record` of :func:`mini_record`; a caller that saves the subsets
+    later than it draws them (MiniGen's search) uses the two and :func:`save_mini_record`.
     """
+    return mini_from_record(dataset, mini_record(dataset, train_per_class, score_per_class,
+                                                 seed=seed, score_from=score_from, path=path,
+                                                 names=names))
+
+
+def mini_record(dataset: Dataset, train_per_class: int = 100, score_per_class: int = 10, *,
+                seed: int = 0, score_from: str = "train",
+                path: str | os.PathLike | None = None,
+                names: tuple[str, str] = ("train_per_class", "score_per_class")) -> dict:
+    """What a mini dataset file holds (the counts, the indices and the images of the two
+    subsets): read from ``path`` when it is a file, else drawn, and saved at ``path`` when
+    given (see :func:`mini_dataset`)."""
     if score_from not in MINI_SCORE_SOURCES:
         raise DatasetError(f"score_from must be one of {', '.join(MINI_SCORE_SOURCES)}, "
                            f"not {score_from!r}")
@@ -447,13 +462,12 @@ def mini_dataset(dataset: Dataset, train_per_class: int = 100, score_per_class: 
                "score_from": score_from, "num_classes": dataset.num_classes,
                "input_shape": list(dataset.input_shape)}
     if path is not None and Path(path).is_file():
-        saved = _load_mini(Path(path), request, dataset.train.x.device)
-    else:
-        saved = {**request, **_draw_mini(dataset, train_per_class, score_per_class, seed,
-                                         score_from, names)}
-        if path is not None:
-            _save_mini(Path(path), saved)
-    return _mini_from_saved(dataset, saved)
+        return _load_mini(Path(path), request, dataset.train.x.device)
+    saved = {**request, **_draw_mini(dataset, train_per_class, score_per_class, seed,
+                                     score_from, names)}
+    if path is not None:
+        save_mini_record(Path(path), saved)
+    return saved
 
 
 def _draw_mini(dataset: Dataset, train_per_class: int, score_per_class: int, seed: int,
@@ -472,7 +486,8 @@ def _draw_mini(dataset: Dataset, train_per_class: int, score_per_class: int, see
             "score_index": torch.as_tensor(score_index), "train_x": train.x, "train_y": train.y, "score_x": score.x, "score_y": score.y}
 
 
-def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:
+def mini_from_record(dataset: Dataset, saved: dict) -> Dataset:
+    """The mini dataset of ``dataset`` that a :func:`mini_record` describes."""
     test = dataset.test
     if saved["score_from"] == "test":
         index = saved["score_index"].to(test.y.device)
@@ -487,7 +502,8 @@ def _mini_from_saved(dataset: Dataset, saved: dict) -> Dataset:
                    dataset.normalisation)
 
 
-def _save_mini(path: Path, saved: dict) -> None:
+def save_mini_record(path: Path, saved: dict) -> None:
+    """Write a :func:`mini_record` to ``path``, for :func:`mini_dataset` to read back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     save_weights(path, {**{k: v.cpu() if isinstance(v, torch.Tensor) else v
                            for k, v in saved.items()}, "format": _MINI_FORMAT})

@@ -1,6 +1,8 @@
 """Pictures of architectures and searches: :func:`draw_graph` for any compiler graph (see
-:mod:`deapnas.graph`), :func:`plot_fitness` for the history of a search,
-:func:`plot_training` for the curve of a final training.
+:mod:`deapnas.graph`) and :func:`draw_graphs` for several side by side at one scale,
+:func:`plot_fitness` for the history of a search (with its :class:`Pick`, its :class:`Phase`
+stretches and each :class:`Lineage` joined), :func:`plot_training` for the curve of a final
+training.
 
 An architecture is drawn as a layered graph (Sugiyama et al., 1981 [Sugiyama1981]_): the
 pruned graph's nodes go to layers by their longest path from an input (inputs at the top, the
@@ -12,10 +14,11 @@ node. Boxes are sized to their (wrapped, monospaced) labels.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import textwrap
 from dataclasses import dataclass, field
-from typing import Hashable, Optional, Sequence
+from typing import Hashable, Mapping, Optional, Sequence
 
 import matplotlib
 
@@ -24,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from matplotlib.path import Path  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -290,8 +294,9 @@ def _route(chain: list, start: float, end: float, boxes: dict, xs: dict, bands: 
         if step < len(columns) - 2:  # through the slot, down to the next gap
             vertices.append((x1, bands[depth + step + 1][1]))
             codes.append(Path.LINETO)
-    if target.y + target.height / 2 < vertices[-1][1]:  # a box lower than its layer's band
-        vertices.append((end, target.y + target.height / 2))
+    top = target.y + target.height / 2
+    if vertices[-1][1] - top > 1e-9:  # a box lower than its layer's band (not by rounding:
+        vertices.append((end, top))   # a last segment of no length has no arrowhead)
         codes.append(Path.LINETO)
     return Path(np.array(vertices), codes)
 
@@ -304,19 +309,62 @@ def draw_graph(graph: nx.DiGraph, ax: Optional[Axes] = None, title: Optional[str
     a node with several inputs names how it merges them (sum or concat); edges to or from a
     ``zero`` op (no data flows) are dashed. Returns the axes; save with
     ``ax.figure.savefig(path)``. Raises :class:`~deapnas.graph.InvalidGraphError` for a graph
-    that has no input->output path or a cycle."""
+    that has no input->output path or a cycle. :func:`draw_graphs` draws several side by
+    side."""
     plan = layout(graph, fontsize)
     if ax is None:
         ax = _figure_for(plan, title)
+    _draw_layout(ax, plan, _scale(ax, plan))
+    if title:
+        lines = _title_lines(title, ax.figure.get_size_inches()[0], plan.fontsize)
+        ax.set_title("\n".join(lines), fontsize=plan.fontsize * TITLE_SIZE)
+    return ax
+
+
+def draw_graphs(graphs: Mapping[str, nx.DiGraph], title: Optional[str] = None,
+                fontsize: float = 8.0) -> Figure:
+    """Draw several graphs (the cells of one architecture, say) side by side on a new figure
+    sized to them: one scale, so one font size and one arrowhead size for all, each panel under
+    its name (none for an empty name), the inputs of every panel level at the top, and
+    ``title`` above them all, wrapped to the figure's width. Returns the figure."""
+    em = fontsize / 72
+    margin, gap = 1.5 * em, 3.0 * em
+    plans = {name: layout(graph, fontsize) for name, graph in graphs.items()}
+    widths = [max(plan.width, len(name) * 0.6 * TITLE_SIZE * em) for name, plan in plans.items()]
+    content = sum(widths) + gap * (len(widths) - 1)
+    width = max(content + 2 * margin, 3.0)
+    lines = _title_lines(title, width, fontsize) if title else []
+    names = 1.6 * TITLE_SIZE * em if any(plans) else 0.0  # a row for the panels' names
+    tallest = max(plan.height for plan in plans.values())
+    height = margin + tallest + names + len(lines) * 1.6 * TITLE_SIZE * em + margin
+    figure = plt.figure(figsize=(width, height))
+    left = (width - content) / 2
+    for (name, plan), room in zip(plans.items(), widths):
+        ax = figure.add_axes(((left + (room - plan.width) / 2) / width,
+                              (margin + tallest - plan.height) / height,
+                              plan.width / width, plan.height / height))
+        _draw_layout(ax, plan, 1.0)  # the axes are the layout's own size
+        if name:
+            ax.set_title(name, fontsize=fontsize * TITLE_SIZE)
+        left += room + gap
+    if lines:
+        figure.suptitle("\n".join(lines), y=1 - margin / 2 / height, va="top",
+                        fontsize=fontsize * TITLE_SIZE)
+    return figure
+
+
+def _draw_layout(ax: Axes, plan: Layout, scale: float) -> None:
+    """Draw ``plan``'s boxes and edges on ``ax`` at ``scale`` inches on the page per inch of the
+    layout (not clipped to the axes: a box's outline on the layout's edge stays whole)."""
     ax.set(xlim=(0, plan.width), ylim=(0, plan.height), aspect="equal")
     ax.set_axis_off()
-    scale = _scale(ax, plan)
     for edge, path in plan.edges.items():
         faint = edge in plan.faint
         ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=9 * scale,
                                      shrinkA=0, shrinkB=0, linewidth=1.0 * scale,
                                      linestyle="--" if faint else "-",
-                                     color="#b7b7b7" if faint else "#434343", zorder=1))
+                                     color="#b7b7b7" if faint else "#434343", zorder=1,
+                                     clip_on=False))
     for box in plan.boxes.values():
         marked = box.kind in ("input", "output")
         ax.add_patch(FancyBboxPatch(
@@ -324,14 +372,10 @@ def draw_graph(graph: nx.DiGraph, ax: Optional[Axes] = None, title: Optional[str
             boxstyle=f"round,pad=0,rounding_size={min(box.height, box.width) / 4}",
             facecolor=COLOURS[box.kind], edgecolor="#434343", zorder=2,
             linewidth=(1.6 if marked else 0.8) * scale,
-            linestyle="--" if box.kind == "zero" else "-"))
+            linestyle="--" if box.kind == "zero" else "-", clip_on=False))
         ax.text(box.x, box.y, box.label, ha="center", va="center", family="monospace",
                 fontsize=plan.fontsize * scale, linespacing=LINE_HEIGHT,
-                fontweight="bold" if marked else "normal", zorder=3)
-    if title:
-        lines = _title_lines(title, ax.figure.get_size_inches()[0], plan.fontsize)
-        ax.set_title("\n".join(lines), fontsize=plan.fontsize * TITLE_SIZE)
-    return ax
+                fontweight="bold" if marked else "normal", zorder=3, clip_on=False)
 
 
 def _figure_for(plan: Layout, title: Optional[str]) -> Axes:
@@ -362,40 +406,90 @@ def _scale(ax: Axes, plan: Layout) -> float:
 
 # -- the history of a search -----------------------------------------------------------------
 
+@dataclass
+class Pick:
+    """The search's final pick, as :func:`plot_fitness` marks it: ``label`` in the legend, the
+    pick's ``value`` as a dashed line (None when the pick's number is not on the plot's axis,
+    such as a supernet's accuracy beside a compound fitness: then the label alone), and the
+    ``evaluations`` of the picked architecture ringed."""
+
+    label: str
+    value: Optional[float] = None
+    evaluations: Sequence[int] = ()
+
+
+@dataclass
+class Phase:
+    """Evaluations ``first`` to ``last`` (inclusive) of one kind, such as a method's training
+    from scratch, shaded and named in the legend by :func:`plot_fitness`."""
+
+    label: str
+    first: int
+    last: int
+
+
+@dataclass
+class Lineage:
+    """Evaluations of one model that lives on across a search (each training it further),
+    known by the value of ``field`` in a record's ``info``: :func:`plot_fitness` joins a
+    model's points with a line, and names the lines with ``label`` in the legend."""
+
+    field: str
+    label: str
+
+
+#: Colours of the shaded phases, in turn.
+PHASE_COLOURS = ("#e8f0fa", "#fdf1e1", "#eaf6e6", "#f3eefa")
+
+
 def plot_fitness(records: Sequence[dict], metric_name: str, units: str = "",
                  ax: Optional[Axes] = None, maximize: bool = True, objective: int = 0,
-                 title: Optional[str] = None) -> Axes:
+                 title: Optional[str] = None, pick: Optional[Pick] = None,
+                 phases: Sequence[Phase] = (), lineage: Optional[Lineage] = None) -> Axes:
     """Every evaluation's fitness and the best so far, from a history (dicts with
     ``"evaluation"``, ``"fitness"``: a list, or None for a failure, and ``"reason"``).
 
     The y axis is labelled ``metric_name (units)``. Failed candidates (a reason, no fitness or
     a non-finite one) are marked apart, in a strip along the bottom, never as values among the
     real results. The y limits ignore far outliers (beyond three interquartile ranges of the
-    quartiles, the best value always shown); points beyond them sit on the axis edge as
-    triangles, and the legend counts them. ``maximize`` says which way "best" is;
-    ``objective`` picks one value of a multi-objective fitness."""
+    quartiles, the best value and the pick always shown); points beyond them sit on the axis
+    edge as triangles, and the legend counts them. ``maximize`` says which way "best" is;
+    ``objective`` picks one value of a multi-objective fitness. The final ``pick`` is marked
+    (see :class:`Pick`: the best single evaluation is not always what a search picks), each of
+    the ``phases`` shaded (:class:`Phase`), and each ``lineage``'s points joined
+    (:class:`Lineage`). The legend stands beside the axes, where it hides no point."""
     if ax is None:
         ax = plt.figure(figsize=(7, 4)).add_subplot()
     order = [record.get("evaluation", i + 1) for i, record in enumerate(records)]
     values = [_value(record, objective) for record in records]
     done = [(x, v) for x, v in zip(order, values) if v is not None]
     failed = [x for x, v in zip(order, values) if v is None]
+    for phase, colour in zip(phases, itertools.cycle(PHASE_COLOURS)):
+        ax.axvspan(phase.first - 0.5, phase.last + 0.5, color=colour, zorder=0, linewidth=0,
+                   label=f"{phase.label} ({_evaluations(phase.first, phase.last)})")
     if done:
         xs, ys = map(np.array, zip(*done))
         best = (np.maximum if maximize else np.minimum).accumulate(ys)
-        low, high = _robust_limits(ys, best[-1])
+        marked = [best[-1]] + ([pick.value] if pick and pick.value is not None else [])
+        low, high = _robust_limits(ys, marked)
         inside = (ys >= low) & (ys <= high)
+        if lineage is not None:
+            _join_lineages(ax, records, order, values, lineage)
         ax.scatter(xs[inside], ys[inside], s=10, alpha=0.6, color="C0", label="evaluation")
-        ax.step(xs, best, where="post", color="C3", label="best so far")
+        ax.step(xs, best, where="post", color="C3", label="best single evaluation so far")
         for beyond, edge, marker in ((ys < low, low, "v"), (ys > high, high, "^")):
             if beyond.any():
                 ax.scatter(xs[beyond], np.full(beyond.sum(), edge), marker=marker, s=25,
                            color="C1", clip_on=False, zorder=3,
                            label=f"{beyond.sum()} off the scale ({_span(ys[beyond])})")
+        if pick is not None:
+            _mark_pick(ax, pick, xs, np.clip(ys, low, high))
         bottom, top = _padded(low, high, FAILED_STRIP if failed else 0.0)
         ax.set_ylim(bottom, top)
         floor = bottom + FAILED_STRIP * (top - bottom) if failed else bottom
         ax.set_yticks([t for t in ax.get_yticks() if floor <= t <= top])  # none by the strip
+    elif pick is not None:
+        ax.plot([], [], " ", label=pick.label)
     if failed:  # a strip of their own along the bottom, below a rule
         strip = ax.get_xaxis_transform()
         ax.plot([0, 1], [FAILED_STRIP] * 2, transform=ax.transAxes, color="C7",
@@ -412,8 +506,43 @@ def plot_fitness(records: Sequence[dict], metric_name: str, units: str = "",
     if records:
         pad = max(1.0, 0.02 * (max(order) - min(order)))
         ax.set_xlim(min(order) - pad, max(order) + pad)  # failures do not widen it themselves
-        ax.legend(loc="best", fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, [textwrap.fill(text, 40) for text in labels], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
     return ax
+
+
+def _evaluations(first: int, last: int) -> str:
+    return f"evaluation {first}" if first == last else f"evaluations {first}-{last}"
+
+
+def _mark_pick(ax: Axes, pick: Pick, xs: np.ndarray, ys: np.ndarray) -> None:
+    """The pick's value as a dashed line (or its label alone), its evaluations ringed."""
+    if pick.value is not None:
+        ax.axhline(pick.value, color="C2", linestyle="--", linewidth=1.2, zorder=2,
+                   label=pick.label)
+    else:
+        ax.plot([], [], " ", label=pick.label)
+    ringed = np.isin(xs, list(pick.evaluations))
+    if ringed.any():
+        ax.scatter(xs[ringed], ys[ringed], s=70, facecolors="none", edgecolors="C2",
+                   linewidths=1.5, zorder=4, clip_on=False,
+                   label="evaluations of the picked architecture")
+
+
+def _join_lineages(ax: Axes, records: Sequence[dict], order: list, values: list,
+                   lineage: Lineage) -> None:
+    """A thin line through the points of each model that ``lineage`` names, in order."""
+    points: dict = {}
+    for record, x, value in zip(records, order, values):
+        model = record.get("info", {}).get(lineage.field)
+        if model is not None and value is not None:
+            points.setdefault(model, []).append((x, value))
+    label = lineage.label
+    for joined in points.values():
+        if len(joined) > 1:
+            ax.plot(*zip(*joined), color="C0", alpha=0.4, linewidth=0.8, zorder=1, label=label)
+            label = None  # once in the legend
 
 
 def plot_training(records: Sequence[dict], ax: Optional[Axes] = None,
@@ -459,11 +588,11 @@ def _padded(low: float, high: float, strip: float) -> tuple[float, float]:
     return low - margin - below, high + margin
 
 
-def _robust_limits(values: np.ndarray, best: float) -> tuple[float, float]:
+def _robust_limits(values: np.ndarray, marked: Sequence[float]) -> tuple[float, float]:
     """The values' range without far outliers (Tukey's fences at three interquartile ranges),
-    widened to include ``best``."""
+    widened to include the ``marked`` values (the best, the pick)."""
     q1, q3 = np.percentile(values, [25, 75])
     spread = q3 - q1
     low = max(values.min(), q1 - 3 * spread)
     high = min(values.max(), q3 + 3 * spread)
-    return min(low, best), max(high, best)
+    return min(low, *marked), max(high, *marked)

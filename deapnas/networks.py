@@ -201,20 +201,22 @@ class CellNetwork(nn.Module):
     With ``auxiliary``, an :class:`AuxiliaryHead` reads the output of the last reduction (at
     2/3 of the depth, as in DARTS), and in training the network returns ``(logits, auxiliary
     logits)``; :func:`deapnas.training.train_epoch` weighs the second loss. ``dropout`` is the
-    rate of a dropout before the classifier (RENAS: 0.5). Drop-path is off until
-    :func:`set_drop_path` sets a rate.
+    rate of a dropout before the classifier (RENAS: 0.5). The stem has ``stem_channels``
+    filters (default: ``channels``; NASNet and DARTS: 3 x ``channels``), which the first cells
+    bring to their width. Drop-path is off until :func:`set_drop_path` sets a rate.
     """
 
     def __init__(self, input_shape: Shape, num_classes: int, normal: nx.DiGraph,
                  reduction: Optional[nx.DiGraph] = None, channels: int = 16,
                  cells_per_stage: int = 5, stages: int = 3, auxiliary: bool = False,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, stem_channels: Optional[int] = None):
         super().__init__()
         if auxiliary and stages < 2:
             raise ValueError("an auxiliary head reads the last reduction: it needs stages >= 2")
-        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        shapes = [(channels, *input_shape[1:])]
+        stem = stem_channels or channels
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], stem, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem))
+        shapes = [(stem, *input_shape[1:])]
         self.cells = nn.ModuleList()
         width = channels
         for stage in range(stages):

@@ -200,10 +200,15 @@ class RunConfig:
                                    "checkpoint (table look-ups) are replayed from the history "
                                    "instead (0: by count alone)",
                                    minimum=0, maximum=limits.MAX_SECONDS)
+    tensorboard: Optional[str] = option(None, "a live view: write the logbook's statistics and "
+                                        "each evaluation to TensorBoard event files in this "
+                                        "folder as the search runs, to open with `tensorboard "
+                                        "--logdir` (needs the tensorboard package: pip install "
+                                        "'deapnas[tensorboard]')")
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
     FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
-            "download", "data_dir", "checkpoint_every", "checkpoint_gap")
+            "download", "data_dir", "checkpoint_every", "checkpoint_gap", "tensorboard")
     #: Settings added after runs were made: left out of the fingerprint while unset, so that
     #: a run made before they existed still resumes.
     LATER = ("fitness",)

@@ -5,7 +5,6 @@ which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 import io
-import textwrap
 import json
 from collections import Counter
 from dataclasses import replace
@@ -19,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from . import schema  # noqa: E402
-from .drawing import draw_graph, plot_fitness, plot_training  # noqa: E402
+from .drawing import (Lineage, Phase, Pick, draw_graphs, plot_fitness,  # noqa: E402
+                      plot_training)
 from .networks import check_parameters, inference_parameters  # noqa: E402
 from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
 from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
@@ -28,7 +28,11 @@ from .runner import (fitness_weights, load_config, load_data, make_evaluator,  #
                      resume_command)
 from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
                         write_atomic)
+from .estimate import data_needed  # noqa: E402
+from .options import flag  # noqa: E402
 from .spaces import get_space  # noqa: E402
+from .spaces import minigen  # noqa: E402
+from .spaces.macro import network_graph  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
 from .training import CandidateFailure  # noqa: E402
 from .weights import load_weights, save_weights  # noqa: E402
@@ -197,7 +201,8 @@ def describe_best(config, options, best: dict, path: Path) -> str:
     if best.get("params") is not None:
         text += f", {best['params']:,} parameters"
     for column, value in best.get("report", {}).items():
-        text += f"\n  {column}: " + ("not in the table" if value is None else f"{value:.4f}")
+        text += f"\n  {column}: " + ("not in the table" if value is None else
+                                     f"{value}" if isinstance(value, int) else f"{value:.4f}")
     return text
 
 
@@ -232,11 +237,22 @@ def read_training_log(directory: str | Path) -> list[dict]:
 
 def plot_training_curve(directory: str | Path) -> Path:
     """``training.png``: the loss and training accuracy of each epoch of ``deapnas train``
-    (``train.jsonl``)."""
+    (``train.jsonl``; :func:`training_figure`)."""
+    return _save(training_figure(directory), Path(directory) / TRAIN_PLOT)
+
+
+def training_figure(directory: str | Path):
+    """The figure of ``training.png``, titled with the epochs, and once the training has
+    ended the parameters and width of the trained network."""
     records = read_training_log(directory)
     figure, axes = plt.subplots(figsize=(7, 4))
-    plot_training(records, ax=axes, title=f"deapnas train: {len(records)} epoch(s)")
-    return _save(figure, Path(directory) / TRAIN_PLOT)
+    title = f"deapnas train: {len(records)} epoch(s)"
+    if (Path(directory) / TRAINED).exists():
+        trained = read_json(Path(directory) / TRAINED, "training result", schema.TRAINED)
+        title += f", {trained['params']:,} parameters" + \
+            (f" at --channels {trained['channels']}" if trained.get("channels") else "")
+    plot_training(records, ax=axes, title=title)
+    return figure
 
 
 def plot_pareto(directory: str | Path) -> Path:
@@ -261,35 +277,114 @@ def plot_pareto(directory: str | Path) -> Path:
 
 
 def plot_history(directory: str | Path) -> Path:
-    """``fitness.png``: every evaluation's fitness and the best so far; failures apart."""
-    if is_journal(directory):
-        history, (metric, units) = read_history(directory), ("fitness", "")
-        maximize = read_settings(directory).get("weights", [1.0])[0] > 0
-    else:
-        config, _, method, history, _ = load_run(directory)
-        metric, units = _metric(config, method)
-        maximize = fitness_weights(config, method)[0] > 0
+    """``fitness.png``: every evaluation's fitness and the best so far; failures apart; the
+    final pick marked once there is one (:func:`history_figure`)."""
+    return _save(history_figure(directory), Path(directory) / "fitness.png")
+
+
+def history_figure(directory: str | Path):
+    """The figure of ``fitness.png``: :func:`~deapnas.drawing.plot_fitness` of the run's history,
+    with the pick (its mean when it is one, and the evaluations of its architecture), RENAS's
+    phases (from scratch, fine-tuned children, final retraining) and NASGEP's models joined
+    across generations (each point is one more epoch of a model)."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    plot_fitness(history, metric, units, ax=axes, maximize=maximize)
-    return _save(figure, Path(directory) / "fitness.png")
+    if is_journal(directory):
+        maximize = read_settings(directory).get("weights", [1.0])[0] > 0
+        plot_fitness(read_history(directory), "fitness", ax=axes, maximize=maximize)
+        return figure
+    config, options, method, history, best = load_run(directory)
+    metric, units = _metric(config, method)
+    maximize = fitness_weights(config, method)[0] > 0
+    plot_fitness(history, metric, units, ax=axes, maximize=maximize,
+                 pick=_pick(best, history, metric),
+                 phases=_phases(config, options, method, history),
+                 lineage=LINEAGES.get(method.name))
+    return figure
+
+
+#: Methods whose models live on across generations, trained further in each (one evaluation
+#: per epoch): the ``info`` field naming the model, and what the joining lines mean.
+LINEAGES = {"nasgep": Lineage("model", "one model, trained one more epoch in each generation "
+                                       "it survives (a point per epoch)")}
+
+
+def _pick(best: Optional[dict], history: list[dict], metric: str) -> Optional[Pick]:
+    """How ``fitness.png`` marks the pick of ``best.json`` (None before there is one): its
+    value on the axis when it measures what the axis does, the evaluations of its
+    architecture."""
+    if best is None:
+        return None
+    times = best.get("times_evaluated")
+    how = (f"mean of {times} evaluation{'s' * (times > 1)}" if times else
+           best.get("chosen_by", "best single evaluation"))
+    on_axis = best["metric"] == metric
+    label = f"the pick: {best['metric']} {best['fitness']:.4f} ({how})" + \
+        ("" if on_axis else ", not on this axis")
+    chosen = [r["evaluation"] for r in history if best.get("key") and r.get("key") == best["key"]]
+    return Pick(label, best["fitness"] if on_axis else None, chosen)
+
+
+def _phases(config, options, method, history: list[dict]) -> list[Phase]:
+    """The stretches of the history that differ in kind: RENAS's first population trained from
+    scratch, its children fine-tuned from their parents' weights, and (a trained search) the
+    final population retrained from scratch; none for other methods."""
+    if method.name != "renas" or not history:
+        return []
+    first, last = options.population, config.evaluations
+    if config.tabular:  # looked up, never trained
+        spans = [("first population", 1, first), ("children", first + 1, last)]
+    else:
+        spans = [("first population, trained from scratch", 1, first),
+                 ("children, fine-tuned from the parent's weights", first + 1, last - first),
+                 ("final population, retrained from scratch", last - first + 1, last)]
+    done = history[-1]["evaluation"]
+    return [Phase(label, start, min(end, done)) for label, start, end in spans if start <= done
+            and start <= end]
 
 
 def plot_best(directory: str | Path) -> Path:
-    """``best.png``: the pick's compiled graph (each of its cells, side by side), layered from
-    input to output."""
-    config, _, _, _, best = load_run(directory)
+    """``best.png``: the pick's compiled graph (each of its cells, side by side, at one
+    scale), layered from input to output (:func:`best_figure`)."""
+    return _save(best_figure(directory), Path(directory) / "best.png")
+
+
+def best_figure(directory: str | Path):
+    """The figure of ``best.png``: the pick's cells side by side (the macro space: the whole
+    network, its fully connected head included, at the run's width), under a title that names
+    its fitness, its parameters and the width it was evaluated at."""
+    config, options, _, _, best = load_run(directory)
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
-    graphs = space.graphs(read_genome(space, best["genome"], Path(directory) / BEST))
-    figure, axes = plt.subplots(1, len(graphs), figsize=(4.5 * len(graphs), 6), squeeze=False)
-    for ax, (name, graph) in zip(axes[0], graphs.items()):
-        draw_graph(graph, ax=ax, title=f"{name} cell" if name else None)
+    genome = read_genome(space, best["genome"], Path(directory) / BEST)
+    graphs = space.graphs(genome)
+    if space.name == "macro":  # whole networks: draw the head that holds most parameters
+        try:
+            data = data_needed(config, options)
+        except (ValueError, OSError):  # the data moved away: the body alone can be drawn
+            pass
+        else:
+            graphs = {"": network_graph(genome, data.input_shape, data.num_classes,
+                                        **space.network_kwargs(options))}
+    return draw_graphs({f"{name} cell" if name else "": graph for name, graph in graphs.items()},
+                       title=_best_title(config, options, space, best))
+
+
+def _best_title(config, options, space, best: dict) -> str:
+    """``best architecture: METRIC VALUE (mean of N), P parameters at --channels C, ...``."""
     times = best.get("times_evaluated")
-    count = f" (mean of {times})" if times and times > 1 else ""
-    figure.suptitle(textwrap.fill(f"best architecture: {best['metric']} "
-                                  f"{best['fitness']:.4f}{count}", 40 + 25 * len(graphs)))
-    return _save(figure, Path(directory) / "best.png")
+    count = f" (mean of {times} evaluations)" if times and times > 1 else ""
+    size = (f"{best['params']:,} parameters" if best.get("params") is not None else
+            "a table look-up (no network built)" if config.tabular else "parameters unknown")
+    width = ", ".join(f"{flag(name)} {getattr(options, name)}" for name in
+                      space.network_options if getattr(options, name, None) is not None
+                      and not isinstance(getattr(options, name), bool))
+    if width and not config.tabular:
+        size += f" at {width}"
+    elif space.name == "minigen":
+        size += (", each cell's width in its name (the input cell's: "  # widths are genes
+                 + "->".join(map(str, minigen.INPUT_FLOW)) + ")")
+    return f"best architecture: {best['metric']} {best['fitness']:.4f}{count}, {size}"
 
 
 def _metric(config, method=None) -> tuple[str, str]:

@@ -327,6 +327,11 @@ class Journal:
     :param fail_fast: stop the search with :class:`SearchFailed` when its first this many
         evaluations all failed (0: never).
     :param on_record: called with each new history record (a progress bar, say).
+    :param on_logbook: called with each record the loop's logbook gains and its position in
+        the logbook (from 0), as the loop hands the logbook to :meth:`checkpoint` and to
+        :meth:`write_logbook` (a live view, :class:`deapnas.live.TensorBoardView`). A resumed
+        run hands on only the records made after the evaluations it replays, as ``on_record``
+        gets only new evaluations: the run before it handed on the others.
     :param verbose: print ``replayed N evaluations ...`` to stderr when the replay of the
         recorded evaluations ends, as DEAP's loops print their logbook.
     :param lock: the directory's :class:`Lock`, when the caller already holds it (the runner
@@ -342,6 +347,7 @@ class Journal:
                  budget: Optional[int] = None,
                  time_limit: Optional[float] = None, stop_within_batches: bool = False,
                  fail_fast: int = 25, on_record: Optional[Callable[[dict], None]] = None,
+                 on_logbook: Optional[Callable[[dict, int], None]] = None,
                  verbose: bool = __debug__, lock: Optional["Lock"] = None):
         _check_arguments(directory, space, container)
         if checkpoint_every < 1:
@@ -356,6 +362,7 @@ class Journal:
         #: The logbook the loop handed to its last :meth:`checkpoint` (None before any).
         self.logbook = None
         self.fail_fast, self.on_record, self.verbose = fail_fast, on_record, verbose
+        self.on_logbook, self._logbook_shown = on_logbook, 0
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = lock or Lock(self.directory).acquire()
         try:
@@ -367,6 +374,8 @@ class Journal:
             self._lock.release()
             raise
         self._config_id = None if config is None else _digest(config)
+        #: Evaluations the history held when the journal opened (-1: none, a fresh run).
+        self._resumed_at = len(self.history) or -1
         self._wrapped: list = []  # the recording maps registered by wrap
         self._held: Optional[dict] = None  # the settings this run checked in journal.json
         self.evaluations = self._replayed = 0
@@ -566,6 +575,10 @@ class Journal:
         spent = self.budget is not None and self.evaluations >= self.budget
         late = self._late()
         self.logbook = state.get("logbook", self.logbook)
+        if self.evaluations <= self._resumed_at:  # the run before the resume handed these on
+            self._logbook_shown = len(self.logbook or ())
+        else:
+            self._hand_on(self.logbook)
         if self.replaying:
             return not (spent or late)
         if self._due() or ((spent or late) and self.evaluations != self._written):
@@ -723,8 +736,17 @@ class Journal:
         except OSError as error:
             raise disk_error(self.directory / HISTORY, error) from None
 
+    def _hand_on(self, logbook) -> None:
+        """Give ``on_logbook`` the records ``logbook`` gained since the last call."""
+        if self.on_logbook is None or logbook is None:
+            return
+        for index in range(self._logbook_shown, len(logbook)):
+            self.on_logbook(logbook[index], index)
+        self._logbook_shown = max(self._logbook_shown, len(logbook))
+
     def write_logbook(self, logbook) -> None:
-        """The logbook as CSV, one row per record."""
+        """The logbook as CSV, one row per record (and its last records to ``on_logbook``)."""
+        self._hand_on(logbook)
         fields = list(dict.fromkeys(k for record in logbook for k in record))
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=fields)

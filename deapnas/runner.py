@@ -15,14 +15,14 @@ import shlex
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 from deap import base, tools
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, live
 from . import options as opts
 from . import schema
 from .data import Dataset, load_dataset
@@ -200,6 +200,9 @@ def validate(config: RunConfig, options: Any, method: Method) -> None:
          "looks its fitness up: search on images (--dataset digits...), or drop --fitness"),
         (config.fitness is None or config.objective_names == ("accuracy",),
          f"--fitness {config.fitness} is one score: it takes no --objectives"),
+        (config.tensorboard is None or live.available(),
+         f"--tensorboard {config.tensorboard}: the live view needs the tensorboard package, "
+         f"which is not installed: {live.INSTALL}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -400,7 +403,7 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     validate(config, options, method)
     out = Path(config.out) if config.out else default_out(config, method)
     check_out(out, config.algorithm)
-    typed = {name: getattr(config, name) for name in ("table", "data_dir")
+    typed = {name: getattr(config, name) for name in ("table", "data_dir", "tensorboard")
              if getattr(config, name)}
     for name, path in typed.items():  # absolute, so that resume works from anywhere
         setattr(config, name, os.path.abspath(os.path.expanduser(path)))
@@ -456,12 +459,16 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
     torch.manual_seed(config.seed)
     bar = Progress(config.evaluations, enabled=progress, maximize=run.weights[0] > 0)
     records = run.method.records(run) if run.method.records else run.space
+    names = config.objective_names  # one value: the fitness, whatever the method calls it
+    view = (live.TensorBoardView(config.tensorboard, names if len(names) > 1 else ("fitness",))
+            if config.tensorboard else None)
     journal = Journal(run.directory, records, records.individual(run.weights),
                       config=config.fingerprint(),
                       checkpoint_every=config.checkpoint_every,
                       checkpoint_gap=config.checkpoint_gap, budget=config.evaluations,
                       time_limit=config.time_limit, stop_within_batches=True,
-                      on_record=bar, lock=lock,
+                      on_record=bar if view is None else _both(bar, view.evaluation),
+                      on_logbook=view and view.statistics, lock=lock,
                       verbose=False)  # the progress bar starts at the evaluations recorded
     try:
         bar.resume(journal.history)
@@ -477,7 +484,18 @@ def _search(run: Run, progress: bool, lock: Lock) -> dict:
         bar.close()
         run._close()
         journal.close()
+        if view is not None:
+            view.close()
     return best
+
+
+def _both(first: Callable[[dict], None], second: Callable[[dict], None]
+          ) -> Callable[[dict], None]:
+    """One ``on_record`` that calls ``first`` then ``second``."""
+    def both(record: dict) -> None:
+        first(record)
+        second(record)
+    return both
 
 
 def check_out(out: Path, algorithm: str) -> None:

@@ -6,7 +6,8 @@ networks by ps, the mean of a network's recorded accuracies less 0.01 per genera
 age, and breeds the rest from two parents drawn with probability softmax(ps), uniform crossover
 per cell and three levels of mutation (P_c = 0.3, P_o = 0.5, P_b = 0.2). After 25 generations
 the round restarts (the top 5 kept when the best exceeds 35 %, else a random population); the
-search stops when 10 networks exceed 40 %. Training is deterministic, so a surviving network's
+search stops when 10 networks exceed 40 %, or after 100 generations (four rounds: the paper
+sets no budget). Training is deterministic, so a surviving network's
 score is looked up in the run's record instead of retrained. Then the paper trains the winners
 on the full training set for 340 epochs.
 
@@ -43,8 +44,8 @@ from deap import base, creator, tools
 
 from deapnas.data import DATASETS, mini_dataset
 from deapnas.fitness import TrainEvaluator
-from deapnas.methods.minigen import (MINI_FILE, SmallModelEvaluator, ea_minigen,
-                                     register_operators)
+from deapnas.methods.minigen import (MINI_FILE, PAPER_GENERATIONS, SmallModelEvaluator,
+                                     ea_minigen, register_operators)
 from deapnas.spaces import minigen
 
 from experiment import add_run_options, fill_preset, load_data, open_journal, start
@@ -56,7 +57,8 @@ creator.create("FitnessAccuracyParams", base.Fitness, weights=(1.0, -1.0))
 creator.create("SmallIndividual", minigen.MiniGenGenome, fitness=creator.FitnessAccuracyParams)
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-PAPER = dict(dataset="cifar10", data_dir=None, population=15, keep=5, generations=None,
+PAPER = dict(dataset="cifar10", data_dir=None, population=15, keep=5,
+             generations=PAPER_GENERATIONS,
              restart_period=25, restart_threshold=0.35, win_threshold=0.40, wins_needed=10,
              epochs=20, batch_size=128, train_per_class=100, score_per_class=10,
              widths=list(minigen.CHANNELS), final_epochs=340, finalists=10)
@@ -79,8 +81,8 @@ def parse_args(argv=None):
     parser.add_argument("--population", type=int, help="n (paper: 15)")
     parser.add_argument("--keep", type=int, help="k, kept by ps (5)")
     parser.add_argument("--generations", type=int,
-                        help="stop after this many generations after the first (paper: none, "
-                             "the stop rule ends the search)")
+                        help="stop after this many generations after the first besides the stop "
+                             "rule (paper: none; default 100, four rounds)")
     parser.add_argument("--restart-period", type=int, help="generations per round (25)")
     parser.add_argument("--restart-threshold", type=float,
                         help="keep the top k at a restart above this accuracy (0.35)")

@@ -13,7 +13,7 @@ F = 32) on all 50,000 training images and scored once on the test split.
 
 Run it::
 
-    python experiments/renas.py --tiny                       # digits on a CPU, about a minute
+    python experiments/renas.py --tiny                       # digits on a CPU, a few minutes
     python experiments/renas.py --data-dir ~/data --download # the paper's search and network
     python experiments/renas.py --mutation random ...        # the paper's EA baseline
 
@@ -21,8 +21,8 @@ The settings are the registered method's presets (``deapnas search --algorithm r
 --preset paper`` searches alike; see ``docs/methods/renas.rst``): CIFAR-10 with 5,000 of its
 training images held out for validation, B = 5, F = 24, N = 2, P = 20, S = 5 and 2,000
 evaluations in all (20 + 1,960 children + 20 retrained; the paper does not give #E or S).
-``--tiny`` is a smoke preset (digits, B = 3, F = 4, N = 1, P = 5, 30 training images per
-class), not a reproduction.
+``--tiny`` is a demonstration preset (digits, B = 3, F = 8, N = 1, P = 5, every training
+image), not a reproduction.
 
 Every evaluation is journaled in ``--out`` as it completes, and the loop, the controller and
 its optimizer are checkpointed with every random state; an interrupted run continues where it
@@ -40,7 +40,6 @@ import numpy as np
 from deap import base, creator, tools
 
 from deapnas import runner
-from deapnas.controller import init_layout
 from deapnas.data import DatasetError
 from deapnas.methods import renas
 from deapnas.networks import inference_parameters
@@ -85,14 +84,13 @@ def settings(args) -> tuple:
 
 
 def make_toolbox(config, options, data) -> base.Toolbox:
-    layout = nasnet.layout(options.blocks)
+    """The method's search training (:func:`deapnas.methods.renas.search_training`: the
+    inheritance learning rates, crops and flips) and its mutation."""
     toolbox = base.Toolbox()
-    toolbox.register("individual", init_layout, creator.Individual, layout)
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    training = runner.make_evaluator(config, options, nasnet.SPACE,
-                                     renas.search_data(data, options, config.seed))
-    toolbox.register("evaluate", renas.inheriting(training, options))
-    renas.register_mutation(toolbox, layout, options)
+    toolbox.register("evaluate", runner.make_evaluator(
+        config, options, nasnet.SPACE, renas.search_data(data, options, config.seed),
+        **renas.search_training(options)))
+    renas.register_mutation(toolbox, nasnet.layout(options.blocks), options)
     return toolbox
 
 
@@ -129,10 +127,13 @@ def main(argv=None):
     # also on Ctrl-C or kill: the same command run again resumes from here
     with open_journal(args.out, nasnet.SPACE, creator.Individual, config=recorded) as journal:
         journal.wrap(toolbox)
+        population = renas.initial_population(creator.Individual, nasnet.layout(options.blocks),
+                                              options.population, config.seed)
         best, _, logbook = renas.evolve(
-            toolbox.population(n=options.population), toolbox, options, steps,
+            population, toolbox, options, steps,
             renas.WeightFiles(Path(args.out) / "weights", options.finetune_epochs),
-            stats=stats, halloffame=halloffame, verbose=not args.quiet, journal=journal)
+            stats=stats, halloffame=halloffame, verbose=not args.quiet, journal=journal,
+            key=nasnet.key)
         journal.write_logbook(logbook)
     print(f"\n{len(journal.history)} evaluations in {args.out}; best child "
           f"{halloffame[0].fitness.values[0]:.4f} (fine-tuned)")

@@ -21,20 +21,28 @@ Printed, per variant, mean over seeds:
 - the best validation accuracy found after n evaluations (and the test accuracy of that
   architecture);
 - the mean validation accuracy of the population after n evaluations (the paper's measure);
+- the distinct architectures in the population after n evaluations (the logbook's
+  ``distinct``): a population mean can rise because the population improves or because it
+  collapses onto copies of a few good architectures;
 - evaluations needed to reach validation levels (best found, and population mean): median
   over seeds, with how many seeds reached the level within the budget;
 - the paper's speed-up: evaluations random mutation needs for the population mean that the
   controller's population reaches after n evaluations, divided by n.
 
+With ``--write-figures`` the tables go to ``docs/figures/renas_nb201_comparison.csv`` (the
+curves at the counts) and ``docs/figures/renas_nb201_levels.csv`` (evaluations to reach each
+level), which ``docs/methods/renas.rst`` shows.
+
 Run it::
 
-    python experiments/renas_nb201_comparison.py                 # 20 seeds x 500 evaluations
+    python experiments/renas_nb201_comparison.py --write-figures  # 20 seeds x 500 evaluations
     python experiments/renas_nb201_comparison.py --seeds 50 --evaluations 1000 --csv curves.csv
 """
 import argparse
 import csv
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -43,11 +51,15 @@ import torch
 from deap import base, tools
 
 from deapnas.fitness import TableEvaluator
-from deapnas.methods.renas import Options, genome_layout, register_mutation, renas
+from deapnas.methods.renas import (Options, genome_layout, initial_population,
+                                   register_mutation, renas)
 from deapnas.spaces import nb201
 
-TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nas-bench-201" / \
-    "nb201.csv"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from figures import write_table  # noqa: E402  (benchmarks/figures.py, a sibling folder)
+
+TABLE = ROOT.parent / "shared" / "data" / "nas-bench-201" / "nb201.csv"
 INDIVIDUAL = nb201.SPACE.individual()
 LAYOUT = genome_layout("nb201")
 VARIANTS = ("controller", "random")
@@ -71,14 +83,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--best-levels", type=float, nargs="+", default=[90.5, 91.0, 91.3, 91.5])
     parser.add_argument("--mean-levels", type=float, nargs="+", default=[88.0, 89.0, 90.0, 90.5, 91.0, 91.3])
     parser.add_argument("--csv", help="write the mean curves per evaluation count here")
+    parser.add_argument("--write-figures", action="store_true",
+                        help="write the tables to docs/figures (what the docs page shows)")
     return parser.parse_args(argv)
 
 
 def run(seed: int, variant: str, table: TableEvaluator, args) -> dict:
     """One search; per evaluation count: best validation accuracy so far, the test accuracy
-    of that architecture, and the population's mean validation accuracy."""
-    random.seed(seed)
-    population = [nb201.init_cell(INDIVIDUAL) for _ in range(args.population)]
+    of that architecture, the population's mean validation accuracy and its distinct
+    architectures. Both variants of a seed start from the same population
+    (:func:`~deapnas.methods.renas.initial_population`, as the command line does)."""
+    random.seed(seed)  # the selection's samples, the controller's seed, random mutation
+    population = initial_population(INDIVIDUAL, LAYOUT, args.population, seed)
     evaluations = []
     toolbox = base.Toolbox()
     toolbox.register("evaluate", table)
@@ -87,14 +103,21 @@ def run(seed: int, variant: str, table: TableEvaluator, args) -> dict:
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("mean", np.mean)
     _, logbook = renas(population, toolbox, args.evaluations - args.population,
-                       args.sample_size, stats=stats, verbose=False)
+                       args.sample_size, stats=stats, verbose=False, key=nb201.key)
     valid = np.array([e[0] for e in evaluations])
     best_at = np.array([int(np.argmax(valid[:n + 1])) for n in range(len(valid))])
-    means = np.full(len(valid), np.nan)  # defined once the first population is scored
-    means[args.population - 1:] = logbook.select("mean")
     return {"best": valid[best_at], "test": np.array([evaluations[i].info[args.report]
                                                       for i in best_at]),
-            "mean": means}
+            "mean": _per_evaluation(logbook.select("mean"), args.population),
+            "distinct": _per_evaluation(logbook.select("distinct"), args.population)}
+
+
+def _per_evaluation(per_step: list, population: int) -> np.ndarray:
+    """A logbook column (one value per step, step 0 the first population) per evaluation
+    count, undefined (nan) before the first population is scored."""
+    values = np.full(population - 1 + len(per_step), np.nan)
+    values[population - 1:] = per_step
+    return values
 
 
 def _recorded(sink: list, results) -> list:
@@ -114,45 +137,83 @@ def median_reach(curves: list, level: float) -> tuple[float, int]:
     return statistics.median(counts), sum(np.isfinite(counts))
 
 
-def summary(results: dict, args) -> None:
+#: The curves, each with its title and the decimals it is printed with.
+CURVES = (("best", "best found", 3), ("mean", "population mean", 3),
+          ("distinct", "distinct architectures", 2), ("test", "test accuracy of the best", 3))
+
+
+def mean_se(values: list, decimals: int) -> str:
+    """``mean +- standard error`` over seeds."""
+    return f"{np.mean(values):.{decimals}f} +- {np.std(values) / len(values) ** .5:.{decimals}f}"
+
+
+def curve_table(results: dict, args) -> tuple[list, list]:
+    """Header and rows: per evaluation count, each curve of each variant, mean +- s.e."""
+    header = ["evaluations"] + [f"{title}, {variant}" for _, title, _ in CURVES
+                                for variant in VARIANTS]
+    rows = [[n] + [mean_se([r[key][n - 1] for r in results[variant]], decimals)
+                   for key, _, decimals in CURVES for variant in VARIANTS]
+            for n in args.counts if args.population <= n <= args.evaluations]
+    return header, rows
+
+
+def level_table(results: dict, args) -> tuple[list, list]:
+    """Header and rows: evaluations until the best found and the population mean reach each
+    level (median over seeds, and how many seeds reached it within the budget)."""
     n_seeds = len(results["random"])
-    counts = [n for n in args.counts if n <= args.evaluations]
-    print(f"\nNAS-Bench-201, {n_seeds} seeds, P = {args.population}, S = {args.sample_size}, "
-          f"{args.evaluations} evaluations; fitness {args.metric}, reported {args.report}")
-    for key, title in (("best", "best validation accuracy found (mean +- s.e.)"),
-                       ("test", f"{args.report} of that architecture (reported only)"),
-                       ("mean", "population mean validation accuracy (the paper's measure)")):
-        print(f"\n{title}\n{'evaluations':>12}" + "".join(f"{v:>20}" for v in VARIANTS))
-        for n in counts:
-            cells = []
-            for variant in VARIANTS:
-                values = [r[key][n - 1] for r in results[variant]]
-                cells.append(f"{np.mean(values):.3f} +- {np.std(values) / len(values) ** .5:.3f}")
-            print(f"{n:>12}" + "".join(f"{c:>20}" for c in cells))
+    header = ["measure", "level"] + [f"evaluations, {v} (seeds reaching it)" for v in VARIANTS]
+    rows = []
     for key, levels in (("best", args.best_levels), ("mean", args.mean_levels)):
-        what = "best found" if key == "best" else "population mean"
-        print(f"\nevaluations until the {what} reaches a level (median; seeds reaching it)")
-        print(f"{'level':>12}" + "".join(f"{v:>20}" for v in VARIANTS) + f"{'random/ctrl':>14}")
         for level in levels:
-            reach = {v: median_reach([r[key] for r in results[v]], level) for v in VARIANTS}
-            ratio = reach["random"][0] / reach["controller"][0]
-            print(f"{level:>12.2f}" + "".join(f"{m:>13.0f} ({k:>2}/{n_seeds})"
-                                              for m, k in reach.values()) + f"{ratio:>14.2f}")
+            reach = [median_reach([r[key] for r in results[v]], level) for v in VARIANTS]
+            rows.append(["best found" if key == "best" else "population mean", f"{level:.2f}"]
+                        + [f"{m:.0f} ({k}/{n_seeds})" for m, k in reach])
+    return header, rows
+
+
+def speed_ups(results: dict, args) -> dict[int, float]:
+    """The paper's measure: evaluations random mutation needs for the population mean the
+    controller's population has after n, divided by n (inf: not within the budget)."""
     curves = {v: np.mean([r["mean"] for r in results[v]], axis=0) for v in VARIANTS}
-    print("\nspeed-up at equal population mean: evaluations random mutation needs for the "
-          "controller's population mean after n, divided by n")
-    for n in counts:
-        if n >= args.population:
-            needed = first_reach(curves["random"], curves["controller"][n - 1])
-            print(f"{n:>12}  mean {curves['controller'][n - 1]:.3f}: random needs "
-                  + (f"{needed:.0f} ({needed / n:.2f}x)" if np.isfinite(needed) else
-                     f"more than {args.evaluations}"))
+    return {n: first_reach(curves["random"], curves["controller"][n - 1]) / n
+            for n in args.counts if args.population <= n <= args.evaluations}
+
+
+def print_table(header: list, rows: list) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(f"{str(c):>{w}}" for c, w in zip(row, widths)))
+
+
+def summary(results: dict, args) -> None:
+    print(f"\nNAS-Bench-201, {len(results['random'])} seeds, P = {args.population}, "
+          f"S = {args.sample_size}, {args.evaluations} evaluations; fitness {args.metric}, "
+          f"reported {args.report} (the test accuracy; never selected on)\n")
+    print_table(*curve_table(results, args))
+    print()
+    print_table(*level_table(results, args))
+    print("\nspeed-up at equal population mean (random's evaluations / controller's):")
+    for n, ratio in speed_ups(results, args).items():
+        print(f"{n:>12}: " + (f"{ratio:.2f}x" if np.isfinite(ratio) else
+                              f"random does not reach it within {args.evaluations}"))
+
+
+def write_figures(results: dict, args) -> None:
+    """The two tables the docs page shows, with the speed-ups in the first one's record."""
+    settings = {"seeds": args.seeds, "evaluations": args.evaluations,
+                "population": args.population, "sample_size": args.sample_size,
+                "metric": args.metric, "report": args.report}
+    header, rows = curve_table(results, args)
+    write_table("renas_nb201_comparison", header, rows, {
+        "settings": settings, "speed_up": {str(n): (r if np.isfinite(r) else None)
+                                           for n, r in speed_ups(results, args).items()}})
+    write_table("renas_nb201_levels", *level_table(results, args), {"settings": settings})
 
 
 def write_curves(path: str, results: dict) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        columns = [(v, k) for v in VARIANTS for k in ("best", "test", "mean")]
+        columns = [(v, k) for v in VARIANTS for k, _, _ in CURVES]
         writer.writerow(["evaluations"] + [f"{v}_{k}" for v, k in columns])
         curves = {c: np.mean([r[c[1]] for r in results[c[0]]], axis=0) for c in columns}
         for n in range(len(curves[columns[0]])):
@@ -172,6 +233,8 @@ def main(argv=None) -> None:
             results[variant].append(run(seed, variant, table, args))
     print(f"{2 * args.seeds} runs in {time.perf_counter() - start:.0f} s")
     summary(results, args)
+    if args.write_figures:
+        write_figures(results, args)
     if args.csv:
         write_curves(args.csv, results)
 

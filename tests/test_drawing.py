@@ -251,7 +251,7 @@ def test_fitness_plot_keeps_failures_apart_and_an_outlier_off_the_scale(tmp_path
 def test_fitness_plot_draws_the_running_best(maximize):
     records = history()
     ax = drawing.plot_fitness(records, "loss", maximize=maximize)
-    best = [line for line in ax.lines if line.get_label() == "best so far"][0]
+    best = [line for line in ax.lines if line.get_label() == "best single evaluation so far"][0]
     values = [r["fitness"][0] for r in records if not r["reason"]]
     running = (np.maximum if maximize else np.minimum).accumulate(values)
     assert list(best.get_ydata()) == pytest.approx(list(running))

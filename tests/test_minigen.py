@@ -1,12 +1,14 @@
 """MiniGen: the encoding, its operators, the mini dataset, the selections and the loop, trained
 for real on small stratified subsets of scikit-learn's digits."""
 import copy
+import hashlib
 import json
 import math
 import pickle
 import random
 from collections import Counter
 from dataclasses import fields
+from statistics import fmean
 from types import SimpleNamespace
 
 import networkx as nx
@@ -14,17 +16,20 @@ import pytest
 import torch
 from deap import base, creator, tools
 
+from deapnas import data as data_module
 from deapnas.cli import main
 from deapnas.data import DatasetError, load_dataset, mini_dataset
-from deapnas.fitness import TrainEvaluator
+from deapnas.fitness import Evaluation, TrainEvaluator
 from deapnas.graph import architecture_key
-from deapnas.methods.minigen import (MINI_FILE, MiniGenState, SmallModelEvaluator,
-                                     assign_scores, ea_minigen, generation_decay_score,
-                                     make_toolbox, pick_network, sel_softmax, sel_top_score,
-                                     softmax_weights)
+from deapnas.methods.minigen import (BIRTH, METHOD, MINI_FILE, PAPER_GENERATIONS,
+                                     MiniGenState, Options, SmallModelEvaluator, assign_scores,
+                                     ea_minigen, generation_decay_score, make_toolbox,
+                                     pick_network, register_operators, sel_softmax,
+                                     sel_top_score, softmax_weights)
 from deapnas.networks import count_parameters
 from deapnas.ops import OPS
 from deapnas.run import BEST, Journal, read_history
+from deapnas.runner import settings
 from deapnas.spaces import get_space, minigen
 from deapnas.spaces.minigen import (CHANNELS, IDENTITY, INPUT_CONVOLUTIONS, INPUT_OPERATIONS,
                                     OPERATIONS, MiniGenGenome)
@@ -190,7 +195,8 @@ def test_mutation_replaces_cells_so_shallow_copies_stay_intact():
 
 @pytest.mark.parametrize("bad, message", [
     ([], "input cell"),
-    ([[64, 1, ['3*3 conv', '3*3 conv']]], "fixed"),
+    ([['64', 1, ['3*3 conv', '3*3 conv']]], "fixed"),
+    ([[0, 1, ['3*3 conv', '3*3 conv']]], "fixed"),
     ([['.', 2, ['3*3 conv', '3*3 conv']]], "one block"),
     ([['.', 1, ['3*3 maxpool', '3*3 conv']]], "input cell's actions"),
     ([['.', 1, [IDENTITY, '3*3 conv']]], "input cell's actions"),
@@ -710,3 +716,124 @@ def test_pick_prefers_winners_and_can_favour_small_networks():
     assert pick_network(history[-1:]) is None
     with pytest.raises(ValueError, match="by must be"):
         pick_network(history, by="params")
+
+
+# -- paper parity, second pass (issue 18) ------------------------------------------------------
+
+def test_from_json_reads_the_papers_numbered_input_cell():
+    for written in (128, 24, math.inf):
+        genome = minigen.from_json([[written, *PAPER_BEST[0][1:]], *PAPER_BEST[1:]])
+        assert genome == PAPER_BEST and minigen.key(genome) == minigen.key(PAPER_BEST)
+
+
+def test_dilated_conv_is_full_by_default_and_separable_on_request():
+    full = minigen.build_network(PAPER_BEST, (3, 32, 32), 10)
+    separable = minigen.build_network(PAPER_BEST, (3, 32, 32), 10, dilated_conv="separable")
+    dilated = [m for m in separable.modules() if isinstance(m, torch.nn.Conv2d)
+               and m.dilation == (2, 2)]
+    assert len(dilated) == 3 and all(m.groups == m.in_channels > 1 for m in dilated)
+    assert all(m.groups == 1 for m in full.modules()
+               if isinstance(m, torch.nn.Conv2d) and m.dilation == (2, 2))
+    assert count_parameters(separable) < count_parameters(full)
+    assert minigen.SPACE.network_kwargs(Options()) == {"dilated_conv": "full"}
+    assert minigen.SPACE.network_kwargs(Options(dilated_conv="separable")) == {
+        "dilated_conv": "separable"}
+    with pytest.raises(ValueError, match="dilated_conv must be one of full, separable"):
+        minigen.build_network(PAPER_BEST, (3, 32, 32), 10, dilated_conv="depthwise")
+
+
+def test_initial_operations_uniform_or_the_authors_leading_identity():
+    def leading_identity(initial):
+        genomes = [minigen.init_genome(initial=initial) for _ in range(1000)]
+        for genome in genomes:
+            check_rules(genome)
+        inputs = sum(g[0][2][0] == IDENTITY for g in genomes) / len(genomes)
+        normal = [cell[2] for g in genomes for cell in g[1:]]
+        return inputs, sum(ops[0] == IDENTITY for ops in normal) / len(normal), normal
+
+    inputs, normal, _ = leading_identity("uniform")
+    assert inputs == pytest.approx(1 / 5, abs=0.04) and normal == pytest.approx(1 / 9, abs=0.02)
+    inputs, normal, lists = leading_identity("authors")
+    assert inputs == pytest.approx(1 / 2, abs=0.05) and normal == pytest.approx(1 / 2, abs=0.03)
+    assert not any(IDENTITY in ops[1:] for ops in lists)  # identity only leads
+    with pytest.raises(ValueError, match="initial must be one of uniform, authors"):
+        minigen.init_genome(initial="residual")
+
+
+def test_the_method_draws_the_authors_initial_operations_by_default():
+    assert Options().initial_operations == "authors"
+    toolbox = register_operators(base.Toolbox(), minigen.SPACE.individual(),
+                                 **Options().operators())
+    genomes = toolbox.population(n=400)
+    assert sum(g[0][2][0] == IDENTITY for g in genomes) > 150  # about half, not a fifth
+    regenerated = [toolbox.mutate(toolbox.clone(g), p_channels=0, p_op=0, p_actions=1)[0]
+                   for g in genomes]
+    assert sum(g[1][2][0] == IDENTITY for g in regenerated) > 150
+
+
+def hashed_fitness(individual) -> Evaluation:
+    """A fake fitness from the encoding's hash: accuracy 0.5 to 1, a few thousand
+    parameters; fast, and the same for the same encoding."""
+    digest = hashlib.sha256(minigen.key(individual).encode()).digest()
+    return Evaluation((0.5 + digest[0] / 510,), params=1000 + digest[1])
+
+
+def test_count_winners_every_member_or_each_generations_best():
+    def winners_per_generation(rule):
+        random.seed(5)
+        toolbox = make_toolbox(hashed_fitness)
+        _, logbook = ea_minigen(toolbox.population(n=6), toolbox, 5, keep=2, win_threshold=0.6,
+                                wins_needed=100, count_winners=rule, verbose=False)
+        counts = logbook.select("nwinners")
+        return [b - a for a, b in zip([0] + counts, counts)]
+
+    assert max(winners_per_generation("every")) > 1
+    best = winners_per_generation("best")
+    assert max(best) == 1 and set(best) <= {0, 1}
+    with pytest.raises(ValueError, match="count_winners must be one of every, best"):
+        winners_per_generation("all")
+
+
+def test_the_logbook_and_the_records_give_each_networks_birth(tmp_path):
+    random.seed(3)
+    toolbox = make_toolbox(hashed_fitness)
+    with Journal(tmp_path, minigen.SPACE) as journal:
+        journal.wrap(toolbox)
+        population, logbook = ea_minigen(toolbox.population(n=6), toolbox, 4, keep=2,
+                                         win_threshold=2, verbose=False, journal=journal)
+    best = max(population, key=lambda ind: fmean(ind.accuracies))
+    assert logbook[-1]["best_birth"] == best.birth
+    assert logbook[-1]["best_mean"] == pytest.approx(fmean(best.accuracies))
+    assert logbook[0]["best_birth"] == 0
+    births = {record["key"]: record["info"]["birth"] for record in read_history(tmp_path)}
+    assert births[minigen.key(best)] == best.birth
+    assert set(births.values()) <= set(range(5)) and max(births.values()) == 4
+
+
+def test_the_pick_reports_its_birth_generation(straight, capsys):
+    best = json.loads((straight / BEST).read_text())
+    record = next(r for r in read_history(straight) if r["key"] == best["key"])
+    assert best["report"][BIRTH] == record["info"]["birth"]
+    assert main(["show", str(straight)]) == 0
+    assert f"{BIRTH}: {record['info']['birth']}\n" in capsys.readouterr().out
+
+
+def test_the_paper_preset_has_a_budget_in_generations():
+    config, options = settings(METHOD, "paper")
+    assert options.generations == PAPER_GENERATIONS == 4 * options.restart_period
+    assert config.dataset == "cifar10" and options.count_winners == "every"
+
+
+def test_a_fresh_search_draws_its_mini_dataset_once(tmp_path, monkeypatch):
+    draws = []
+    draw = data_module._draw_mini
+
+    def counting(*args, **kwargs):
+        draws.append(args[1:3])
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "_draw_mini", counting)
+    assert cli_search(tmp_path / "run", "--evaluations", "4") == 0
+    assert draws == [(5, 3)]
+    saved = torch.load(tmp_path / "run" / MINI_FILE, weights_only=True)
+    assert torch.bincount(saved["train_y"]).tolist() == [5] * 10

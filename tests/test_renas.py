@@ -23,9 +23,10 @@ from deapnas.controller import GenomeLayout, MutationController, init_layout, mu
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.graph import prune
-from deapnas.methods.renas import (Options, WeightFiles, final_evaluator, inheritance_rates,
-                                   register_mutation, renas, retrain_population)
-from deapnas.run import BEST, CHECKPOINT, read_history, read_json
+from deapnas.methods.renas import (Options, WeightFiles, distinct, final_evaluator,
+                                   inheritance_rates, register_mutation, renas,
+                                   retrain_population)
+from deapnas.run import BEST, CHECKPOINT, LOGBOOK, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups
 from deapnas.weights import save_weights
@@ -490,8 +491,8 @@ def test_a_tiny_trained_search_resumes_to_the_same_result_and_trains(tmp_path, m
     assert 0 <= trained["test_accuracy"] <= 1 and trained["epochs"] == 1
     # the final network of the tiny preset (the paper's N = 6, F = 32 scaled down), not the
     # search's cells; deapnas.load_model rebuilds it
-    assert trained["network"] == {"channels": 8, "cells_per_stage": 2, "auxiliary": True,
-                                  "dropout": 0.5}
+    assert trained["network"] == {"channels": 8, "cells_per_stage": 2, "stem_multiplier": 3,
+                                  "auxiliary": True, "dropout": 0.5}
     net = deapnas.load_model(tmp_path / "broken")  # rebuilt as trained, auxiliary head included
     assert trained["params"] > best["params"] and trained["params"] == sum(
         p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary."))
@@ -539,6 +540,7 @@ def test_the_paper_preset_is_the_papers_search_and_final_network():
             options.new_lr_factor, options.finetune_epochs) == (20, 5, 24, 2, 0.01, 10.0, 1)
     final = final_evaluator(options, load_dataset("digits", seed=0), device="cpu")
     assert final.build.keywords == {"channels": 32, "cells_per_stage": 6,  # N = 6, F = 32
+                                    "stem_multiplier": 3,  # NASNet's stem of 3F
                                     "auxiliary": True, "dropout": 0.5}
     recipe = final.recipe
     assert (recipe.epochs, recipe.lr, recipe.batch_size, recipe.momentum, recipe.weight_decay,
@@ -561,3 +563,60 @@ def test_the_controller_drives_another_evolution_loop(nb201_table):
     after = controller.state_dict()
     assert any(not torch.equal(before["net"][name], tensor)
                for name, tensor in after["net"].items())  # REINFORCE moved the weights
+
+
+# -- issue 18: paired variants, diversity, the search's augmentation, the stem --------------------
+
+def test_controller_and_random_mutation_start_from_the_same_population(nb201_csv, tmp_path):
+    """The controller draws its seed from the run's stream; the first population has a stream
+    of its own, so the two variants of one seed are paired."""
+    for variant in ("controller", "random"):
+        assert table_search(nb201_csv, tmp_path / variant, "--evaluations", "8",
+                            "--mutation", variant, "--seed", "5") == 0
+    first = {variant: [r["genome"] for r in read_history(tmp_path / variant)[:5]]  # P = 5
+             for variant in ("controller", "random")}
+    assert first["controller"] == first["random"]
+    assert len({json.dumps(genome) for genome in first["random"]}) > 1  # drawn, not copied
+
+
+def test_the_logbook_counts_the_distinct_architectures_of_the_population(nb201_table,
+                                                                         nb201_csv, tmp_path):
+    population = [nb201.init_cell(NB201) for _ in range(6)]
+    population[1][:] = population[0]  # one architecture twice
+    final, logbook = renas(population, nb201_toolbox(nb201_table), steps=20, sample_size=3,
+                           verbose=False, key=nb201.SPACE.key)
+    assert logbook[0]["distinct"] == len({nb201.SPACE.key(ind) for ind in population}) <= 5
+    assert logbook[-1]["distinct"] == distinct(final, nb201.SPACE.key)
+    assert all(1 <= record["distinct"] <= 6 for record in logbook)
+
+    assert table_search(nb201_csv, tmp_path / "run", "--evaluations", "12") == 0
+    rows = (tmp_path / "run" / LOGBOOK).read_text().splitlines()
+    assert "distinct" in rows[0].split(",") and len(rows) == 1 + 1 + 7  # header, P, children
+
+
+def run_evaluator(tmp_path, preset, **given):
+    from deapnas import runner
+    from deapnas.methods import get_method
+
+    method = get_method("renas")
+    config, options = runner.settings(method, preset, out=str(tmp_path / "run"), **given)
+    return runner.Run(config, options, method).evaluator
+
+
+def test_the_paper_preset_trains_the_search_on_crops_and_flips(tmp_path):
+    """§5.1.1: crops of the image padded by 4 and horizontal flips during the search too (no
+    Cutout), and --no-search-augment turns them off."""
+    paper = run_evaluator(tmp_path, "paper", dataset="digits")
+    assert paper.recipe.augment == Augment(crop_padding=4, flip=True)
+    off = run_evaluator(tmp_path, "paper", dataset="digits", search_augment=False)
+    assert off.recipe.augment is None
+
+
+def test_the_networks_have_nasnets_stem_of_three_times_f(tmp_path):
+    search = run_evaluator(tmp_path, "paper", dataset="digits")
+    net = search.build(NASNET(PARENT), (1, 8, 8), 10)
+    assert net.stem[0].out_channels == 3 * 24
+    final = final_evaluator(Options(), load_dataset("digits", seed=0), device="cpu")
+    assert final.build(NASNET(PARENT), (1, 8, 8), 10).stem[0].out_channels == 3 * 32
+    narrow = run_evaluator(tmp_path, "paper", dataset="digits", stem_multiplier=1)
+    assert narrow.build(NASNET(PARENT), (1, 8, 8), 10).stem[0].out_channels == 24

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+import weakref
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
@@ -34,15 +35,17 @@ from deap import base, tools
 
 from .. import limits
 from ..algorithms import assign, restore_halloffame, restore_state, scores_by_architecture
-from ..data import MINI_SCORE_SOURCES, Dataset, mini_dataset
+from ..data import MINI_SCORE_SOURCES, Dataset, mini_from_record, mini_record, save_mini_record
 from ..fitness import Evaluation, failed
 from ..options import TrainingOptions, flag, option
-from ..safefiles import write_atomic
 from ..spaces import minigen
 from .method import Method
 
 #: How a network's ``eval_seed`` is chosen at birth (see :func:`ea_minigen`).
 SEEDINGS = ("encoding", "fixed", "fresh")
+#: Which networks above the win threshold count as winners (see :func:`ea_minigen`): every
+#: member of a generation, or only each generation's best (the authors' code).
+WINNER_RULES = ("every", "best")
 
 
 # -- the performance score and the selections ---------------------------------------------------
@@ -104,8 +107,10 @@ def sel_top_score(individuals: Sequence, k: int,
 class SmallModelEvaluator:
     """Wrap an evaluator that reports ``info["params"]`` (such as
     :class:`~deapnas.fitness.TrainEvaluator`) to record ``info["acc_to_param"]``, the accuracy
-    per million parameters (the paper's Table III: 74.7 % at 0.9 M gives 0.83). The fitness is
-    the wrapped evaluator's: for a multi-objective search on (accuracy, parameters), make it
+    per million parameters (the paper's Table III: 74.7 % at 0.9 M gives 0.83), and
+    ``info["birth"]``, the generation of the round in which the network was born (its
+    ``birth``, the paper's gen_x, when it has one). The fitness is the wrapped evaluator's: for
+    a multi-objective search on (accuracy, parameters), make it
     ``TrainEvaluator(..., objectives=("accuracy", "params"))``.
     """
 
@@ -120,6 +125,8 @@ class SmallModelEvaluator:
     def __call__(self, individual) -> Evaluation:
         evaluation = self.evaluate(individual)
         info = dict(getattr(evaluation, "info", {}))
+        if hasattr(individual, "birth"):
+            info["birth"] = individual.birth
         if failed(evaluation):
             return Evaluation(tuple(evaluation), **{**info, "acc_to_param": None})
         params = info.get("params")
@@ -154,8 +161,8 @@ class MiniGenState:
 def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[int],
                keep: int = 5, decay: float = 0.01, restart_period: int = 25,
                restart_threshold: float = 0.35, win_threshold: float = 0.40,
-               wins_needed: int = 10, reuse_scores: bool = True, seeding: str = "encoding",
-               stats: Optional[tools.Statistics] = None,
+               wins_needed: int = 10, count_winners: str = "every", reuse_scores: bool = True,
+               seeding: str = "encoding", stats: Optional[tools.Statistics] = None,
                halloffame: Optional[tools.HallOfFame] = None, winners: Optional[list] = None,
                verbose: bool = __debug__, journal=None) -> tuple[list, tools.Logbook]:
     """MiniGen's evolutionary loop (Zhang et al., 2024, sections III-C and IV-D)::
@@ -194,6 +201,9 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
         (paper: 0.35).
     :param win_threshold, wins_needed: stop when this many distinct networks have a mean
         accuracy above the threshold (paper: 10 above 0.40).
+    :param count_winners: which networks above ``win_threshold`` win: ``"every"`` member of a
+        generation (the paper's text), or only the generation's ``"best"`` by mean accuracy
+        (the authors' code).
     :param seeding: each network's ``eval_seed`` at birth: ``"encoding"`` derived from its
         architecture key (identical encodings train identically), ``"fixed"`` 0 for every
         network (the paper's one seed before every training; the evaluator's run seed still
@@ -209,20 +219,25 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
     ``key`` (the architecture's identity), and ``update`` when present (called with the
     individuals just trained).
 
+    Each network's ``birth`` is the generation of the round in which it was born (the paper's
+    gen_x); the logbook's ``best_birth`` is the birth of the generation's best network by mean
+    accuracy, ``best_mean`` its mean accuracy (the paper's Figs. 3 and 4 plot the two).
+
     :returns: the final population and the logbook (one record per generation).
     """
     saved = restore_state(journal, toolbox)
     state = (MiniGenState(list(population), _new_logbook(stats)) if saved is None else
              MiniGenState(**{f.name: saved[f.name] for f in fields(MiniGenState)}))
     size = len(state.population)
-    _check_settings(size, keep, restart_period, wins_needed, seeding)
+    _check_settings(size, keep, restart_period, wins_needed, seeding, count_winners)
     if saved is None:
         for ind in state.population:
             _newborn(ind, 0, toolbox, seeding)
     else:
         restore_halloffame(halloffame, saved)
-    report = dict(toolbox=toolbox, reuse=reuse_scores, threshold=win_threshold, stats=stats,
-                  halloffame=halloffame, verbose=verbose)
+    report = dict(toolbox=toolbox, reuse=reuse_scores, threshold=win_threshold,
+                  count_winners=count_winners, stats=stats, halloffame=halloffame,
+                  verbose=verbose)
 
     if not state.logbook and _checkpoint(journal, state, halloffame):
         _evaluate_generation(state, **report)
@@ -244,7 +259,7 @@ def ea_minigen(population: list, toolbox: base.Toolbox, generations: Optional[in
 
 
 def _check_settings(size: int, keep: int, restart_period: int, wins_needed: int,
-                    seeding: str) -> None:
+                    seeding: str, count_winners: str) -> None:
     if not 1 <= keep < size:
         raise ValueError(f"keep must lie in [1, {size - 1}] for a population of {size}, "
                          f"not {keep}")
@@ -252,11 +267,15 @@ def _check_settings(size: int, keep: int, restart_period: int, wins_needed: int,
         raise ValueError("restart_period and wins_needed must be at least 1")
     if seeding not in SEEDINGS:
         raise ValueError(f"seeding must be one of {', '.join(SEEDINGS)}, not {seeding!r}")
+    if count_winners not in WINNER_RULES:
+        raise ValueError(f"count_winners must be one of {', '.join(WINNER_RULES)}, not "
+                         f"{count_winners!r}")
 
 
 def _new_logbook(stats: Optional[tools.Statistics]) -> tools.Logbook:
     logbook = tools.Logbook()
-    logbook.header = ["gen", "round_gen", "restarts", "nevals", "nreused", "nwinners"] + \
+    logbook.header = ["gen", "round_gen", "restarts", "nevals", "nreused", "nwinners",
+                      "best_birth", "best_mean"] + \
         (stats.fields if stats else [])
     return logbook
 
@@ -305,19 +324,23 @@ def _restart(state: MiniGenState, toolbox: base.Toolbox, size: int, keep: int,
 
 
 def _evaluate_generation(state: MiniGenState, toolbox: base.Toolbox, reuse: bool,
-                         threshold: float, stats, halloffame, verbose: bool) -> None:
+                         threshold: float, count_winners: str, stats, halloffame,
+                         verbose: bool) -> None:
     """Score every member, collect the winners, log the generation."""
     trained, reused = _score(state.population, toolbox, state.record, reuse)
+    scored = [ind for ind in state.population if ind.accuracies]
+    best = max(scored, key=lambda ind: fmean(ind.accuracies), default=None)
     known = {toolbox.key(ind) for ind in state.winners}
-    for ind in state.population:
-        if ind.accuracies and fmean(ind.accuracies) > threshold and toolbox.key(ind) not in known:
+    for ind in (scored if count_winners == "every" else [best] if best else []):
+        if fmean(ind.accuracies) > threshold and toolbox.key(ind) not in known:
             known.add(toolbox.key(ind))
             state.winners.append(toolbox.clone(ind))
     if halloffame is not None:
         halloffame.update(state.population)
     state.logbook.record(gen=len(state.logbook), round_gen=state.generation,
                          restarts=state.restarts, nevals=trained, nreused=reused,
-                         nwinners=len(state.winners),
+                         nwinners=len(state.winners), best_birth=best.birth if best else None,
+                         best_mean=fmean(best.accuracies) if best else None,
                          **(stats.compile(state.population) if stats else {}))
     if verbose:
         print(state.logbook.stream)
@@ -370,8 +393,8 @@ def register_operators(toolbox: base.Toolbox, individual: type,
                        channels: Sequence[int] = minigen.CHANNELS,
                        actions: tuple[int, int] = minigen.ACTIONS, p_channels: float = 0.3,
                        p_op: float = 0.5, p_actions: float = 0.2, indpb: float = 0.5,
-                       temperature: float = 1.0, distinct_parents: bool = True
-                       ) -> base.Toolbox:
+                       temperature: float = 1.0, distinct_parents: bool = True,
+                       initial: str = "authors") -> base.Toolbox:
     """Register on ``toolbox`` what :func:`ea_minigen` calls besides ``evaluate`` and ``map``:
     ``individual`` (random encodings of ``individual``, a MiniGen genome class with a fitness),
     ``population``, ``key``, and the paper's operators (P_c = 0.3, P_o = 0.5, P_b = 0.2,
@@ -379,16 +402,19 @@ def register_operators(toolbox: base.Toolbox, individual: type,
     ``tools.selNSGA2`` when the fitness has several objectives (accuracy first, e.g.
     (accuracy, parameters)); parents by softmax(ps), two distinct ones per child with
     ``distinct_parents`` (the paper's "two parent networks"; it does not say whether one
-    network may be drawn twice). Returns ``toolbox``.
+    network may be drawn twice). Random action lists (new encodings, P_b's regenerated
+    lists) are drawn as ``initial`` says (:data:`~deapnas.spaces.minigen.INITIAL_OPERATIONS`;
+    the paper is silent, the authors' code leads with identity half the time). Returns
+    ``toolbox``.
     """
     several = len(individual.fitness.weights) > 1
     toolbox.register("individual", minigen.init_genome, individual, blocks=blocks,
-                     channels=channels, actions=actions)
+                     channels=channels, actions=actions, initial=initial)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("key", minigen.key)
     toolbox.register("mate", minigen.mate, indpb=indpb)
     toolbox.register("mutate", minigen.mutate, p_channels=p_channels, p_op=p_op,
-                     p_actions=p_actions, channels=channels, actions=actions)
+                     p_actions=p_actions, channels=channels, actions=actions, initial=initial)
     toolbox.register("select", tools.selNSGA2 if several else sel_top_score)
     toolbox.register("select_parents", sel_softmax, temperature=temperature,
                      replace=not distinct_parents)
@@ -413,6 +439,10 @@ def make_toolbox(evaluate: Callable[[Any], tuple], weights: Sequence[float] = (1
 MINI_FILE = "mini-dataset.pt"
 #: What the final pick maximises among the winners (see :func:`pick_network`).
 PICKS = ("accuracy", "ratio")
+#: The paper preset's budget in generations after the first: four of the paper's 25-generation
+#: rounds (it found its ten winners within one), since the stop rule alone never ends a search
+#: whose networks never pass the win threshold.
+PAPER_GENERATIONS = 100
 
 
 @dataclass
@@ -434,7 +464,9 @@ class Options(TrainingOptions):
                        minimum=1, maximum=limits.MAX_POPULATION)
     decay: float = option(0.01, "ps's penalty per generation of a network's age (eq. 1)",
                           minimum=0, maximum=limits.MAX_FACTOR)
-    temperature: float = option(1.0, "temperature of the softmax that draws parents (eq. 2: 1)",
+    temperature: float = option(1.0, "temperature of the softmax that draws parents (eq. 2 as "
+                                "printed and the authors' code: 1, on accuracies as fractions, "
+                                "nearly uniform; 0.01 reads it in percent)",
                                 positive=True, maximum=limits.MAX_FACTOR)
     restart_period: int = option(25, "generations per round; then a restart",
                                  minimum=1, maximum=limits.MAX_EVALUATIONS)
@@ -445,6 +477,9 @@ class Options(TrainingOptions):
                                   "(a fraction)", minimum=0, maximum=1)
     wins_needed: int = option(10, "stop once this many distinct networks won",
                               minimum=1, maximum=limits.MAX_EVALUATIONS)
+    count_winners: str = option("every", "which networks above --win-threshold win: every "
+                                "member of a generation (the paper's text), or only each "
+                                "generation's best (the authors' code)", choices=WINNER_RULES)
     generations: Optional[int] = option(None, "stop after this many generations after the first "
                                         "(unset: the paper's stop rule and --evaluations)",
                                         minimum=0, maximum=limits.MAX_EVALUATIONS)
@@ -473,6 +508,14 @@ class Options(TrainingOptions):
                               maximum=1)
     cell_swap: float = option(0.5, "uniform crossover: each cell comes from the second parent "
                               "with this probability", minimum=0, maximum=1)
+    initial_operations: str = option("authors", "how random action lists are drawn: the "
+                                     "authors' (a leading identity, a residual block, half the "
+                                     "time) or uniform over each position's choices (identity "
+                                     "leads 1/5 of input cells, 1/9 of normal cells); the paper "
+                                     "is silent", choices=minigen.INITIAL_OPERATIONS)
+    dilated_conv: str = option("full", "what '3*3 dil conv' builds: a full 3x3 convolution "
+                               "with dilation 2 (the paper's Table I) or a depthwise-separable "
+                               "one (the authors' code)", choices=minigen.DILATED_CONVS)
     repeat_parents: bool = option(False, "a child's two parents may be one network drawn twice "
                                   "(the paper draws 'two parent networks')")
     seeding: str = option("encoding", "each network's training seed: derived from its encoding "
@@ -510,7 +553,8 @@ class Options(TrainingOptions):
         return dict(blocks=blocks, channels=_integers(self.widths, "--widths", limits.MAX_CHANNELS),
                     actions=(self.min_actions, self.max_actions), p_channels=self.p_channels,
                     p_op=self.p_op, p_actions=self.p_actions, indpb=self.cell_swap,
-                    temperature=self.temperature, distinct_parents=not self.repeat_parents)
+                    temperature=self.temperature, distinct_parents=not self.repeat_parents,
+                    initial=self.initial_operations)
 
 
 def _integers(text: str, flag: str, maximum: int) -> tuple[int, ...]:
@@ -526,24 +570,36 @@ def _integers(text: str, flag: str, maximum: int) -> tuple[int, ...]:
     return values
 
 
+#: Each run's mini dataset record (:func:`~deapnas.data.mini_record`), drawn or read once: the
+#: evaluator, made before the run directory exists, trains on it; :func:`search` saves it.
+_MINI_RECORDS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
 def mini_data(run) -> Dataset:
     """The run's mini dataset: read back from the run directory (a resumed run) or from
-    ``--mini-dataset``, else drawn from ``--seed``. Nothing is written here (the evaluator is
-    made before the run directory exists); :func:`search` saves it."""
-    own, given = run.directory / MINI_FILE, run.options.mini_dataset
+    ``--mini-dataset``, else drawn from ``--seed``, once per run. Nothing is written here (the
+    evaluator is made before the run directory exists); :func:`search` saves it."""
+    return mini_from_record(run.data, _mini_record(run))
+
+
+def _mini_record(run) -> dict:
+    """:func:`~deapnas.data.mini_record` of the run's data with its options, read from its own
+    file or ``--mini-dataset`` when there is one; drawn or read once per run."""
+    if run not in _MINI_RECORDS:
+        _MINI_RECORDS[run] = _read_or_draw_mini(run)
+    return _MINI_RECORDS[run]
+
+
+def _read_or_draw_mini(run) -> dict:
+    own, given, options = run.directory / MINI_FILE, run.options.mini_dataset, run.options
     path = own if own.is_file() or not given else Path(given)
     if given and not path.is_file():
         raise ValueError(f"--mini-dataset {given} does not exist; give the {MINI_FILE} of an "
                          "earlier run, or leave it unset to draw one")
-    return _mini_dataset(run, path if path.is_file() else None)
-
-
-def _mini_dataset(run, path: Optional[Path]) -> Dataset:
-    """:func:`~deapnas.data.mini_dataset` of the run's data with its options."""
-    options = run.options
-    return mini_dataset(run.data, options.train_per_class, options.score_per_class,
-                        seed=run.config.seed, score_from=options.score_from, path=path,
-                        names=(flag("train_per_class"), flag("score_per_class")))
+    return mini_record(run.data, options.train_per_class, options.score_per_class,
+                       seed=run.config.seed, score_from=options.score_from,
+                       path=path if path.is_file() else None,
+                       names=(flag("train_per_class"), flag("score_per_class")))
 
 
 def evaluator(run) -> SmallModelEvaluator:
@@ -554,30 +610,29 @@ def evaluator(run) -> SmallModelEvaluator:
 
 
 def search(run) -> tools.Logbook:
-    """Save the mini dataset in the run directory (its SHA-256 goes into every checkpoint, so
-    that a resumed run refuses another one), then run :func:`ea_minigen` until the stop rule,
-    ``--generations`` or the journal's budget ends it."""
+    """Save the mini dataset the evaluator trains on in the run directory (its SHA-256 goes
+    into every checkpoint, so that a resumed run refuses another one), then run
+    :func:`ea_minigen` until the stop rule, ``--generations`` or the journal's budget ends it."""
     options = run.options
     own = run.directory / MINI_FILE
     if not own.is_file():
-        if options.mini_dataset:
-            write_atomic(own, Path(options.mini_dataset).read_bytes())
-        else:
-            _mini_dataset(run, own)
+        save_mini_record(own, _mini_record(run))
     run.journal.state_files.append(lambda state: [own])
     toolbox = register_operators(run.toolbox(), run.individual, **options.operators())
     _, logbook = ea_minigen(
         toolbox.population(n=options.population), toolbox, options.generations,
         keep=options.keep, decay=options.decay, restart_period=options.restart_period,
         restart_threshold=options.restart_threshold, win_threshold=options.win_threshold,
-        wins_needed=options.wins_needed, reuse_scores=options.deterministic,
-        seeding=options.seeding, stats=run.stats, halloffame=run.halloffame, verbose=False,
-        journal=run.journal)
+        wins_needed=options.wins_needed, count_winners=options.count_winners,
+        reuse_scores=options.deterministic, seeding=options.seeding, stats=run.stats,
+        halloffame=run.halloffame, verbose=False, journal=run.journal)
     return logbook
 
 
 #: What a MiniGen fitness is: the accuracy on the mini dataset's scoring images.
 FITNESS_NAME = "mini-set accuracy"
+#: How the pick's report names its birth generation (the paper's gen_x).
+BIRTH = "born in generation (of its round)"
 
 
 def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "accuracy"
@@ -586,8 +641,9 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     (mean accuracy above ``threshold``; all networks when none won), the best mean accuracy
     (ties: fewer parameters) or, ``by="ratio"``, the best accuracy per parameter. The record
     returned is the network's first, with ``mean_fitness``, ``chosen_by`` (the rule, in words)
-    and ``report`` (its accuracy per million parameters, which ``best.json`` and ``deapnas
-    show`` report)."""
+    and ``report`` (its accuracy per million parameters and, when the records hold it, the
+    generation of its round in which it was born, which ``best.json`` and ``deapnas show``
+    report)."""
     if by not in PICKS:
         raise ValueError(f"by must be one of {', '.join(PICKS)}, not {by!r}")
     scores, first = scores_by_architecture(history)
@@ -601,8 +657,11 @@ def pick_network(history: Sequence[dict], threshold: float = 0.40, by: str = "ac
     how = "best mean accuracy" if by == "accuracy" else "best accuracy per parameter"
     among = (f"among the {len(winners)} winners (above {threshold})" if winners else
              f"of all networks (none above {threshold})")
+    report = {"accuracy per million parameters": ratio[best]}
+    if first[best]["info"].get("birth") is not None:
+        report[BIRTH] = first[best]["info"]["birth"]
     return {**first[best], "mean_fitness": mean[best], "chosen_by": f"{how} {among}",
-            "metric": FITNESS_NAME, "report": {"accuracy per million parameters": ratio[best]}}
+            "metric": FITNESS_NAME, "report": report}
 
 
 def pick(run) -> Optional[dict]:
@@ -612,11 +671,11 @@ def pick(run) -> Optional[dict]:
 
 METHOD = Method(
     "minigen", Options, search, pick,
-    presets={"paper": dict(dataset="cifar10"),
-             "tiny": dict(dataset="digits", evaluations=40, population=10, keep=5, epochs=10,
-                          batch_size=20, train_per_class=20, score_per_class=10,
+    presets={"paper": dict(dataset="cifar10", generations=PAPER_GENERATIONS),
+             "tiny": dict(dataset="digits", evaluations=60, population=10, keep=5, epochs=10,
+                          batch_size=20, train_per_class=30, score_per_class=10,
                           widths="8,16,24,32", restart_period=5, restart_threshold=0.8,
-                          win_threshold=0.9, wins_needed=5, final_epochs=20)},
+                          win_threshold=0.9, wins_needed=8, final_epochs=20)},
     spaces=("minigen",), tabular=False, multi_objective=True, evaluator=evaluator,
     fitness_name=FITNESS_NAME,
     description="MiniGen: a genetic search on a stratified mini dataset with an age-decayed "

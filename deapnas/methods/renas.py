@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Hashable, Iterable, Optional, Sequence
 
 from deap import tools
 
@@ -69,6 +69,10 @@ class Options(TrainingOptions):
                                  minimum=0, maximum=1)
     channels: int = option(24, "F, filters of the first cells (paper's search: 24)",
                            minimum=1, maximum=limits.MAX_CHANNELS)
+    stem_multiplier: int = option(3, "nasnet: the stem of the search and final networks has "
+                                  "this times F filters (NASNet's CIFAR-10 network, which the "
+                                  "paper builds, and the authors' code: 3F)", minimum=1,
+                                  maximum=limits.MAX_CHANNELS)
     cells: int = option(2, "N, cells per stage (paper's search: 2)",
                         minimum=1, maximum=limits.MAX_CELLS)
     population: int = option(20, "population P", minimum=2, maximum=limits.MAX_POPULATION)
@@ -89,6 +93,10 @@ class Options(TrainingOptions):
     val_fraction: float = option(0.1, "share of the training images held out for validation "
                                  "(paper: 5,000 of CIFAR-10's 50,000)", positive=True,
                                  maximum=0.5)
+    search_augment: bool = option(True, "train the search's candidates (first population, "
+                                  "children, retraining) on random crops (--crop-padding) and, "
+                                  "unless --no-flip, horizontal flips (paper §5.1.1; Cutout only "
+                                  "in the final training)")
     train_per_class: int = option(0, "train candidates on a stratified subset of this many "
                                   "training images per class (0: all of them)",
                                   minimum=0, maximum=limits.MAX_PER_CLASS)
@@ -114,10 +122,11 @@ class Options(TrainingOptions):
                                  minimum=1, maximum=limits.MAX_CHANNELS)
     final_cells: int = option(6, "final training: N, cells per stage (paper: 6)",
                               minimum=1, maximum=limits.MAX_CELLS)
-    crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (paper: 32x32 crops of 40x40; 0: none)",
+    crop_padding: int = option(4, "final training and --search-augment: random crops after "
+                               "padding this many pixels (paper: 32x32 crops of 40x40; 0: none)",
                                minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training: no random horizontal flips")
+    no_flip: bool = option(False, "final training and --search-augment: no random horizontal "
+                           "flips")
     cutout: int = option(16, "final training: side of the Cutout square (paper: cutout, its "
                          "length not given; 16 is Cutout's CIFAR-10 value; 0: none)",
                          minimum=0, maximum=limits.MAX_PIXELS)
@@ -183,6 +192,17 @@ def register_mutation(toolbox, layout: GenomeLayout, options: Options,
     for name in ("mutate", "update", "state_dict", "load_state_dict"):
         toolbox.register(name, getattr(controller, name))
     return controller
+
+
+def initial_population(individual: Callable[[list], Sequence], layout: GenomeLayout,
+                       size: int, seed: int) -> list:
+    """The first population: ``size`` random genomes of ``layout``
+    (:func:`~deapnas.controller.init_layout`) drawn from a stream of their own, seeded by the
+    run's ``seed``. Nothing else draws from it, so the population does not depend on what was
+    drawn before (the controller's seed, for instance): ``--mutation controller`` and
+    ``--mutation random`` with one ``--seed`` start from the same population."""
+    stream = random.Random(f"renas initial population {seed}")
+    return [init_layout(individual, layout, stream) for _ in range(size)]
 
 
 # -- weights -----------------------------------------------------------------------------------
@@ -258,7 +278,8 @@ class WeightFiles:
 def renas(population: list, toolbox, steps: int, sample_size: int,
           weights: Optional[WeightFiles] = None, stats: Optional[tools.Statistics] = None,
           halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
-          journal=None) -> tuple[list, tools.Logbook]:
+          journal=None, key: Optional[Callable[[Any], Hashable]] = None
+          ) -> tuple[list, tools.Logbook]:
     """RENAS's evolution (Chen et al., 2019, Algorithm 1).
 
     Toolbox aliases: ``mutate``, ``clone``, ``evaluate``, ``map``; ``update`` when registered
@@ -291,13 +312,18 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
 
     :param steps: children made (the paper's #E).
     :param sample_size: S, at least 2 (the paper leaves it open).
+    :param key: the architecture of an individual (a space's ``key``); with it, each logbook
+        record holds ``distinct``, the number of distinct architectures in the population
+        (:func:`distinct`), which tells a population that improves from one that collapses
+        onto a few architectures.
     :returns: the final population and the logbook (one record per step, step 0 being the
         initial population; ``stats`` are compiled on the population). State handed to the
         journal: ``population``, ``logbook``, ``halloffame``, ``born`` (individuals made so
         far, which numbers the weights files) and ``operators``.
     """
     logbook = tools.Logbook()
-    logbook.header = ["step", "nevals"] + (stats.fields if stats else [])
+    logbook.header = (["step", "nevals"] + (["distinct"] if key else [])
+                      + (stats.fields if stats else []))
     saved = restore_state(journal, toolbox)
     if saved is None:
         for number, individual in enumerate(population):
@@ -320,7 +346,7 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         if not _checkpoint(journal, toolbox, population, logbook, halloffame, born):
             return population, logbook
         nevals = evaluate_invalid(population, toolbox)
-        _record(logbook, population, stats, halloffame, population, verbose, step=0,
+        _record(logbook, population, stats, halloffame, population, verbose, key, step=0,
                 nevals=nevals)
 
     step = logbook[-1]["step"]
@@ -337,7 +363,8 @@ def renas(population: list, toolbox, steps: int, sample_size: int,
         if weights is not None and journal is None:
             weights.release(worst)
         step += 1
-        _record(logbook, population, stats, halloffame, [child], verbose, step=step, nevals=1)
+        _record(logbook, population, stats, halloffame, [child], verbose, key, step=step,
+                nevals=1)
     return population, logbook
 
 
@@ -362,13 +389,21 @@ def _checkpoint(journal, toolbox, population, logbook, halloffame, born: int) ->
     return journal.checkpoint(**state)
 
 
-def _record(logbook, population, stats, halloffame, new: Iterable, verbose: bool, **fields
-            ) -> None:
+def _record(logbook, population, stats, halloffame, new: Iterable, verbose: bool,
+            key: Optional[Callable[[Any], Hashable]], **fields) -> None:
     if halloffame is not None:
         halloffame.update(new)
+    if key is not None:
+        fields["distinct"] = distinct(population, key)
     logbook.record(**fields, **(stats.compile(population) if stats else {}))
     if verbose:
         print(logbook.stream)
+
+
+def distinct(population: Iterable, key: Callable[[Any], Hashable]) -> int:
+    """The number of distinct architectures in ``population``: individuals with equal
+    ``key`` (a space's :attr:`~deapnas.spaces.Space.key`) count once."""
+    return len({key(individual) for individual in population})
 
 
 def retrain_population(population: Iterable, toolbox, epochs: Optional[int] = None
@@ -396,7 +431,8 @@ def retrain_population(population: Iterable, toolbox, epochs: Optional[int] = No
 def evolve(population: list, toolbox, options: Options, steps: int,
            weights: Optional[WeightFiles] = None, stats: Optional[tools.Statistics] = None,
            halloffame: Optional[tools.HallOfFame] = None, verbose: bool = __debug__,
-           journal=None) -> tuple[Any, list, tools.Logbook]:
+           journal=None, key: Optional[Callable[[Any], Hashable]] = None
+           ) -> tuple[Any, list, tools.Logbook]:
     """The whole method: :func:`renas` for ``steps`` children, then, in a trained search
     (``weights``) that made them all, :func:`retrain_population`.
 
@@ -407,6 +443,8 @@ def evolve(population: list, toolbox, options: Options, steps: int,
     population's (the evaluations after the last checkpoint are replayed on resume, never
     redone).
 
+    ``key`` goes to :func:`renas` (the ``distinct`` architectures in the logbook).
+
     :returns: ``(best, population, logbook)``: the retrained best, or None when nothing was
         retrained (tabular fitness, a search stopped early, or every retraining failed).
     """
@@ -415,7 +453,7 @@ def evolve(population: list, toolbox, options: Options, steps: int,
         journal.after_write.append(lambda state: weights.prune(state["population"]))
     population, logbook = renas(population, toolbox, steps, options.sample_size, weights,
                                 stats=stats, halloffame=halloffame, verbose=verbose,
-                                journal=journal)
+                                journal=journal, key=key)
     if weights is None or not logbook or logbook[-1]["step"] < steps:
         return None, population, logbook
     weights.prune(population)
@@ -440,13 +478,29 @@ def inheritance_rates(options: Options) -> dict[str, float]:
     return {"lr": options.lr / options.new_lr_factor, "new_lr_factor": options.new_lr_factor}
 
 
+def search_augment(options: Options) -> Optional[Augment]:
+    """The augmentation of the search's training with ``--search-augment``: random crops
+    (``crop_padding``) and horizontal flips (unless ``no_flip``), as the paper trains during
+    the search (§5.1.1; Cutout is for the final network only); None without."""
+    if not options.search_augment:
+        return None
+    return Augment(crop_padding=options.crop_padding, flip=not options.no_flip)
+
+
+def search_training(options: Options) -> dict[str, Any]:
+    """The :class:`~deapnas.fitness.TrainEvaluator` keywords of the search's training beyond
+    the shared training options: the learning rates of :func:`inheritance_rates` and the
+    augmentation of :func:`search_augment`."""
+    return {**inheritance_rates(options), "augment": search_augment(options)}
+
+
 def evaluator(run):
-    """The run's fitness: a table look-up, or training on :func:`search_data` at the learning
-    rates of :func:`inheritance_rates`."""
+    """The run's fitness: a table look-up, or training on :func:`search_data` as
+    :func:`search_training` says."""
     if run.config.tabular:
         return run.default_evaluator()
     data = search_data(run.data, run.options, run.config.seed)
-    return run.default_evaluator(data, **inheritance_rates(run.options))
+    return run.default_evaluator(data, **search_training(run.options))
 
 
 def search(run) -> tools.Logbook:
@@ -456,15 +510,14 @@ def search(run) -> tools.Logbook:
     options, config = run.options, run.config
     layout = genome_layout(run.space.name, options.blocks)
     toolbox = run.toolbox()
-    toolbox.register("individual", init_layout, run.individual, layout)
-    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     register_mutation(toolbox, layout, options, fitness_scale=100.0 if config.tabular else 1.0)
     weights = (None if config.tabular else
                WeightFiles(folder(run.directory, WEIGHTS), options.finetune_epochs))
     best, _, logbook = evolve(
-        toolbox.population(n=options.population), toolbox, options,
-        config.evaluations - first_evaluations(options.population, config.tabular), weights,
-        stats=run.stats, halloffame=run.halloffame, verbose=False, journal=run.journal)
+        initial_population(run.individual, layout, options.population, config.seed), toolbox,
+        options, config.evaluations - first_evaluations(options.population, config.tabular),
+        weights, stats=run.stats, halloffame=run.halloffame, verbose=False, journal=run.journal,
+        key=run.space.key)
     if best is not None:
         run.result = {**run.space.describe(best), "fitness": list(best.fitness.values),
                       "info": best.info}
@@ -487,6 +540,7 @@ def final_evaluator(options: Options, data: Dataset, device: str = "auto", seed:
                     auxiliary_weight=options.auxiliary_weight, drop_path=options.drop_path)
     build = functools.partial(nasnet.build_network, channels=channels or options.final_channels,
                               cells_per_stage=options.final_cells,
+                              stem_multiplier=options.stem_multiplier,
                               auxiliary=options.auxiliary_weight > 0,
                               dropout=options.final_dropout)
     return TrainEvaluator(build, data, recipe=recipe, device=device, seed=seed)
@@ -504,10 +558,11 @@ def pick(run) -> Optional[dict]:
 METHOD = Method(
     "renas", Options, search, pick,
     presets={"paper": dict(dataset="cifar10", evaluations=2000, population=20, blocks=5,
-                           channels=24, cells=2, val_fraction=0.1),
+                           channels=24, cells=2, val_fraction=0.1, search_augment=True,
+                           stem_multiplier=3),
              "tiny": dict(dataset="digits", evaluations=20, population=5, sample_size=3,
-                          blocks=3, channels=4, cells=1, epochs=3, batch_size=32, lr=0.1,
-                          train_per_class=30, final_epochs=5, final_channels=8,
+                          blocks=3, channels=8, cells=1, epochs=5, batch_size=32, lr=0.1,
+                          search_augment=False, final_epochs=15, final_channels=8,
                           final_cells=2, crop_padding=1, no_flip=True, cutout=0,
                           drop_path=0.0)},
     spaces=("nasnet", "nb201"), evaluator=evaluator,

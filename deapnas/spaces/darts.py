@@ -199,11 +199,20 @@ def to_graph(genotype: Genotype, cell: str = "normal", affine: bool = True) -> n
         target = 2 + slot // 2
         stride = 2 if cell == "reduce" and source < 2 else 1
         name = f"{target}.{slot % 2}:{op}"
-        graph.add_node(name, label=op, **node_spec(op, stride, affine))
+        graph.add_node(name, label=op_label(op, stride), **node_spec(op, stride, affine))
         graph.add_edges_from([(source, name), (name, target)])
     graph.add_node("out", op="identity", combine="concat")
     graph.add_edges_from((node, "out") for node in concat)
     return graph
+
+
+def op_label(op: str, stride: int = 1) -> str:
+    """How a drawing names ``op`` applied with ``stride``: a stride-2 operation says so, and a
+    skip connection at stride 2 is the factorized reduction (two 1x1 convolutions of stride 2)
+    it becomes."""
+    if stride == 1:
+        return op
+    return ("factorized_reduce" if op == "skip_connect" else op) + f" stride {stride}"
 
 
 def cells(genotype: Genotype) -> dict[str, nx.DiGraph]:

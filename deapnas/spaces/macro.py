@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 import networkx as nx
+import torch
 from torch import nn
 
 from ..graph import InvalidGraphError, architecture_key
@@ -323,6 +324,39 @@ def build_network(genome: MacroGenome, input_shape: Shape, num_classes: int,
     :func:`to_graph`)."""
     return MacroNet(to_graph(genome, channels, dropout, clamp_pools), input_shape, num_classes,
                     head_activation)
+
+
+def network_graph(genome: MacroGenome, input_shape: Shape, num_classes: int,
+                  channels: int = 64, dropout: float = 0.1, clamp_pools: bool = False
+                  ) -> nx.DiGraph:
+    """The whole network :func:`build_network` makes, as a graph to draw (never to compile):
+    :func:`to_graph` at width ``channels``, each convolution labelled with its filters, its
+    output flattened, then the fully connected head, each layer labelled with its size and its
+    parameters (the head often holds most of them)."""
+    with torch.device("meta"):  # shapes and sizes only: nothing is allocated
+        net = build_network(genome, input_shape, num_classes, channels, dropout,
+                            clamp_pools=clamp_pools)
+    graph = to_graph(genome, channels, dropout, clamp_pools)
+    for node, attrs in graph.nodes(data=True):
+        if attrs.get("op") == "conv_relu6_bn":
+            attrs["label"] += f" {attrs['args']['channels']} filters"
+    features = net.head[1].in_features
+    graph.nodes[OUTPUT]["label"] = f"flatten {features:,} features"
+    last = OUTPUT
+    linears = [layer for layer in net.head if isinstance(layer, nn.Linear)]
+    for index, layer in enumerate(linears, 1):
+        relu = ", ReLU" if index < len(linears) else ""
+        parameters = sum(p.numel() for p in layer.parameters())
+        node = f"fc{index}"
+        graph.add_node(node, op="linear", label=f"FC {layer.in_features:,}->"
+                                                f"{layer.out_features:,}{relu} "
+                                                f"({parameters:,} parameters)")
+        graph.add_edge(last, node)
+        last = node
+    graph.add_node("logits")
+    graph.add_edge(last, "logits")
+    graph.graph["output"] = "logits"
+    return graph
 
 
 def key(genome: MacroGenome) -> Optional[str]:

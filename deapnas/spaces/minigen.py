@@ -35,8 +35,9 @@ open:
   on how the width changes between cells; pools cannot change it);
 - every operation but identity is followed by BatchNorm and ReLU (pools too, as the paper
   says); ``'1*7-7*1 conv'`` is one operation, so one BatchNorm-ReLU after its second conv;
-  ``'3*3 dil conv'`` is a full 3x3 convolution with dilation 2 (paper, Table I; the authors'
-  code makes it depthwise-separable); pools are 3x3, stride 1, padded by 1, and average pooling
+  ``'3*3 dil conv'`` is a full 3x3 convolution with dilation 2 (paper, Table I), or with
+  ``build_network(..., dilated_conv="separable")`` a depthwise-separable one, as the authors'
+  code makes it; pools are 3x3, stride 1, padded by 1, and average pooling
   ignores the padding;
 - the spatial size never changes (the paper: "remains unchanged ... 32 by 32"); the head is
   global average pooling and one linear layer giving logits (no softmax: the loss takes logits).
@@ -77,6 +78,15 @@ INPUT_FLOW = (32, 64)
 ACTIONS = (2, 4)
 #: The input cell's written channel size: not a choice.
 FIXED = "."
+#: How a random action list is drawn (:func:`init_genome`, and P_b's regenerated lists):
+#: ``"uniform"``, every position uniform over the cell's choices (a leading identity, which
+#: makes the block residual, has probability 1/5 in the input cell and 1/9 in a normal cell);
+#: ``"authors"``, as the authors' code: a leading identity with probability 1/2, the other
+#: positions uniform over the choices but identity. The paper is silent.
+INITIAL_OPERATIONS = ("uniform", "authors")
+#: What ``'3*3 dil conv'`` builds: ``"full"``, a 3x3 convolution with dilation 2 (the paper's
+#: Table I), or ``"separable"``, a depthwise-separable one (the authors' code).
+DILATED_CONVS = ("full", "separable")
 
 
 class MiniGenGenome(list):
@@ -96,10 +106,11 @@ def conv_bn_relu(c_in: int, channels: int, kernel: int, dilation: int = 1) -> nn
                          nn.BatchNorm2d(channels), nn.ReLU())
 
 
-def separable_bn_relu(c_in: int, channels: int, kernel: int) -> nn.Module:
-    """A depthwise-separable convolution (k x k per channel, then 1x1), BatchNorm, ReLU."""
-    return nn.Sequential(nn.Conv2d(c_in, c_in, kernel, padding=kernel // 2, groups=c_in,
-                                   bias=False),
+def separable_bn_relu(c_in: int, channels: int, kernel: int, dilation: int = 1) -> nn.Module:
+    """A depthwise-separable convolution (k x k per channel, optionally dilated, then 1x1),
+    BatchNorm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, kernel, padding=dilation * (kernel - 1) // 2,
+                                   dilation=dilation, groups=c_in, bias=False),
                          nn.Conv2d(c_in, channels, 1, bias=False),
                          nn.BatchNorm2d(channels), nn.ReLU())
 
@@ -157,10 +168,12 @@ def operation_node(operation: str, channels: int) -> dict:
 
 # -- random encodings and variation (DEAP operator contracts) ----------------------------------
 
-def random_input_actions() -> list[str]:
-    """An input cell's action list: a first choice among the five, then convolutions to make
-    the 32 -> 64 flow (two after a leading identity, one otherwise)."""
-    return _complete_input_actions([random.choice(INPUT_OPERATIONS)])
+def random_input_actions(initial: str = "uniform") -> list[str]:
+    """An input cell's action list: a first choice among the five (drawn as ``initial`` says,
+    see :data:`INITIAL_OPERATIONS`), then convolutions to make the 32 -> 64 flow (two after a
+    leading identity, one otherwise)."""
+    first = _leading(initial, INPUT_OPERATIONS, INPUT_CONVOLUTIONS)
+    return _complete_input_actions([first])
 
 
 def _complete_input_actions(actions: list[str]) -> list[str]:
@@ -172,21 +185,42 @@ def _complete_input_actions(actions: list[str]) -> list[str]:
     return actions[:size] + [random.choice(INPUT_CONVOLUTIONS) for _ in range(missing)]
 
 
-def random_actions(actions: tuple[int, int] = ACTIONS) -> list[str]:
-    """A normal cell's action list: a uniform length in ``actions``, operations uniform among
-    the nine."""
-    return [random.choice(OPERATIONS) for _ in range(random.randint(*actions))]
+def random_actions(actions: tuple[int, int] = ACTIONS, initial: str = "uniform") -> list[str]:
+    """A normal cell's action list: a uniform length in ``actions``, operations drawn as
+    ``initial`` says (:data:`INITIAL_OPERATIONS`): uniform among the nine, or the authors' way
+    (a leading identity with probability 1/2, counted in the length, at least one operation
+    after it, the others among the eight operations but identity)."""
+    length = random.randint(*actions)
+    if initial == "uniform":
+        return [random.choice(OPERATIONS) for _ in range(length)]
+    others = [op for op in OPERATIONS if op != IDENTITY]
+    first = _leading(initial, OPERATIONS, others)
+    rest = max(length - 1, 1) if first == IDENTITY else length - 1
+    return [first] + [random.choice(others) for _ in range(rest)]
+
+
+def _leading(initial: str, choices: Sequence[str], others: Sequence[str]) -> str:
+    """A list's first operation: uniform among ``choices``, or the authors' way: identity
+    with probability 1/2, else uniform among ``others``."""
+    if initial not in INITIAL_OPERATIONS:
+        raise ValueError(f"initial must be one of {', '.join(INITIAL_OPERATIONS)}, not "
+                         f"{initial!r}")
+    if initial == "uniform":
+        return random.choice(choices)
+    return IDENTITY if random.random() < 0.5 else random.choice(others)
 
 
 def init_genome(container: Callable[..., list] = MiniGenGenome, blocks: Sequence[int] = (1,) * 5,
-                channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS) -> list:
+                channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS,
+                initial: str = "uniform") -> list:
     """A random encoding with one cell per entry of ``blocks`` (its ``b_i``; the input cell's
-    must be 1), widths from ``channels``, normal cells of ``actions`` operations."""
+    must be 1), widths from ``channels``, normal cells of ``actions`` operations, action lists
+    drawn as ``initial`` says (:data:`INITIAL_OPERATIONS`)."""
     if not blocks or blocks[0] != 1 or any(b < 1 for b in blocks):
         raise ValueError(f"blocks must start with the input cell's 1 and be positive, "
                          f"not {tuple(blocks)}")
-    cells = [[FIXED, 1, random_input_actions()]]
-    cells += [[random.choice(channels), b, random_actions(actions)] for b in blocks[1:]]
+    cells = [[FIXED, 1, random_input_actions(initial)]]
+    cells += [[random.choice(channels), b, random_actions(actions, initial)] for b in blocks[1:]]
     return container(cells)
 
 
@@ -198,15 +232,16 @@ def mate(ind1: list, ind2: list, indpb: float = 0.5) -> tuple[list, list]:
 
 
 def mutate(individual: list, p_channels: float = 0.3, p_op: float = 0.5, p_actions: float = 0.2,
-           channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS
-           ) -> tuple[list]:
+           channels: Sequence[int] = CHANNELS, actions: tuple[int, int] = ACTIONS,
+           initial: str = "uniform") -> tuple[list]:
     """The paper's three levels of mutation, applied to every cell (section III-C3b):
 
     - ``p_channels`` (P_c): the cell's width is redrawn from ``channels`` (normal cells);
     - ``p_op`` (P_o): each operation is redrawn from the cell's choices (for the input cell,
       the leading position from its five, the others from its convolutions; a list whose
       leading identity came or went is completed to the input cell's rule);
-    - ``p_actions`` (P_b): the whole action list is regenerated.
+    - ``p_actions`` (P_b): the whole action list is regenerated, drawn as ``initial`` says
+      (:data:`INITIAL_OPERATIONS`).
 
     Cells are replaced, never changed in place, so an encoding sharing cells with another
     (a shallow copy) leaves the other untouched.
@@ -217,13 +252,13 @@ def mutate(individual: list, p_channels: float = 0.3, p_op: float = 0.5, p_actio
                 [_redraw(op, INPUT_OPERATIONS if i == 0 else INPUT_CONVOLUTIONS, p_op)
                  for i, op in enumerate(operations)])
             if random.random() < p_actions:
-                operations = random_input_actions()
+                operations = random_input_actions(initial)
         else:
             if random.random() < p_channels:
                 width = random.choice(channels)
             operations = [_redraw(op, OPERATIONS, p_op) for op in operations]
             if random.random() < p_actions:
-                operations = random_actions(actions)
+                operations = random_actions(actions, initial)
         individual[index] = [width, blocks, operations]
     return individual,
 
@@ -309,7 +344,8 @@ def _add_width_change(graph: nx.DiGraph, source: str, node: str, received: Optio
 def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
     """Each cell of the encoding as a graph of its own, for drawing side by side
     (``deapnas show``): ``{"input": ..., "#1 256-channel": ..., ...}``, each with an input
-    node feeding the cell's first nodes and an output node after its last ones."""
+    node feeding the cell's first nodes and an output node after its last ones;
+    a width change to the same width and an identity skip are drawn as edges, not as boxes."""
     whole = to_graph(genome)
     drawings = {}
     for index, (width, blocks, _) in enumerate(genome):
@@ -322,8 +358,19 @@ def cells(genome: Sequence) -> dict[str, nx.DiGraph]:
                              if not any(s in members for s in whole.successors(n)))
         name = "input" if index == 0 else f"#{index} {width}-channel" + \
             (f" {blocks}-block" if blocks > 1 else "")
-        drawings[name] = graph
+        drawings[name] = _without_identities(graph)
     return drawings
+
+
+def _without_identities(graph: nx.DiGraph) -> nx.DiGraph:
+    """``graph`` with each node that changes nothing (a width change to the same width, a
+    residual block's skip at its width) replaced by edges from its input to its outputs, so
+    that a drawing shows no box that is not a layer."""
+    for node in [n for n, attrs in graph.nodes(data=True) if attrs.get("label") == IDENTITY]:
+        graph.add_edges_from((source, target) for source in graph.predecessors(node)
+                             for target in graph.successors(node))
+        graph.remove_node(node)
+    return graph
 
 
 def _add_block(graph: nx.DiGraph, source: str, received: Optional[int], name: str,
@@ -348,10 +395,20 @@ def _add_block(graph: nx.DiGraph, source: str, received: Optional[int], name: st
     return total
 
 
-def build_network(genome: Sequence, input_shape: Shape, num_classes: int) -> nn.Module:
+def build_network(genome: Sequence, input_shape: Shape, num_classes: int,
+                  dilated_conv: str = "full") -> nn.Module:
     """The trainable network: the compiled encoding (size kept throughout), global average
-    pooling, one linear layer; it returns logits."""
-    body = compile_graph(to_graph(genome), [input_shape])
+    pooling, one linear layer; it returns logits. ``dilated_conv`` says what ``'3*3 dil conv'``
+    builds (:data:`DILATED_CONVS`)."""
+    if dilated_conv not in DILATED_CONVS:
+        raise ValueError(f"dilated_conv must be one of {', '.join(DILATED_CONVS)}, not "
+                         f"{dilated_conv!r}")
+    graph = to_graph(genome)
+    if dilated_conv == "separable":
+        for _, node in graph.nodes(data=True):
+            if node.get("label") == "3*3 dil conv":
+                node["op"] = "mg_separable"
+    body = compile_graph(graph, [input_shape])
     return nn.Sequential(OrderedDict(body=body, pool=GlobalAveragePool(),
                                      classifier=nn.Linear(body.output_shape[0], num_classes)))
 
@@ -362,9 +419,22 @@ def to_json(genome: Sequence) -> list:
 
 
 def from_json(data: Sequence, container: Callable[..., list] = MiniGenGenome) -> list:
-    """Inverse of :func:`to_json`; a ``ValueError`` says what is wrong with invalid data."""
-    validate(data)
-    return container(to_json(data))
+    """Inverse of :func:`to_json`; a ``ValueError`` says what is wrong with invalid data. The
+    input cell's channel size may be written as a positive number, as the paper and the
+    authors' encodings write it (``128``; ``inf`` in the authors' logs): its flow is fixed
+    whatever is written, so it reads as ``'.'``."""
+    validate(_fixed_input_width(data))
+    return container(to_json(_fixed_input_width(data)))
+
+
+def _fixed_input_width(data: Sequence) -> Sequence:
+    """``data`` with its input cell's channel size written ``'.'`` when it is a number."""
+    if not data or not isinstance(data[0], (list, tuple)) or len(data[0]) != 3:
+        return data
+    width = data[0][0]
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        return data
+    return [[FIXED, *data[0][1:]], *data[1:]]
 
 
 def key(genome: Sequence) -> str:
@@ -380,5 +450,5 @@ def network_seed(genome_key: str) -> int:
 
 SPACE = Space(
     "minigen", MiniGenGenome, init_genome, mutate, to_graph, build_network, key, to_json,
-    from_json, mate=mate, cells=cells,
+    from_json, mate=mate, cells=cells, network_options={"dilated_conv": "dilated_conv"},
     description="MiniGen's five-cell [c_i, b_i, action list] encoding (Zhang et al., 2024)")

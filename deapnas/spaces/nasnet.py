@@ -147,7 +147,7 @@ def to_graph(cell: Sequence, reduction: bool = False) -> nx.DiGraph:
         for slot, source, name in (("1", i1, o1), ("2", i2, o2)):
             stride = 2 if reduction and source < CELL_INPUTS else 1
             node = f"{block}_{slot}_{name}"
-            graph.add_node(node, label=name, **op_node(name, stride))
+            graph.add_node(node, label=op_label(name, stride), **op_node(name, stride))
             graph.add_edges_from([(sources[source], node), (node, block)])
             used.add(source)
         sources.append(block)
@@ -155,6 +155,14 @@ def to_graph(cell: Sequence, reduction: bool = False) -> nx.DiGraph:
     graph.add_edges_from((block, "out") for k, block in enumerate(sources)
                          if k >= CELL_INPUTS and k not in used)
     return graph
+
+
+def op_label(name: str, stride: int = 1) -> str:
+    """How a drawing names operation ``name`` applied with ``stride``: a stride-2 operation
+    says so, and an identity at stride 2 is the 1x1 convolution it becomes."""
+    if stride == 1:
+        return name
+    return ("conv_1x1" if name == "identity" else name) + f" stride {stride}"
 
 
 def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
@@ -165,14 +173,16 @@ def cells(cell: Sequence) -> dict[str, nx.DiGraph]:
 
 def build_network(cell: Sequence, input_shape: Shape, num_classes: int, channels: int = 24,
                   cells_per_stage: int = 2, auxiliary: bool = False,
-                  dropout: float = 0.0) -> CellNetwork:
-    """The search network: stem, three stages of ``cells_per_stage`` normal cells with the cell
-    as a stride-2 reduction cell between stages, global pooling, linear (search: F = 24,
-    N = 2; final CIFAR-10 network: F = 32, N = 6, with an auxiliary classifier at 2/3 of the
-    depth and dropout 0.5 before the classifier)."""
+                  dropout: float = 0.0, stem_multiplier: int = 1) -> CellNetwork:
+    """The search network: a 3x3 convolution stem of ``stem_multiplier`` x F filters, three
+    stages of ``cells_per_stage`` normal cells with the cell as a stride-2 reduction cell
+    between stages, global pooling, linear (search: F = 24, N = 2; final CIFAR-10 network:
+    F = 32, N = 6, with an auxiliary classifier at 2/3 of the depth and dropout 0.5 before the
+    classifier; NASNet's CIFAR-10 stem, which RENAS uses, has 3F filters)."""
     return CellNetwork(input_shape, num_classes, to_graph(cell),
                        reduction=to_graph(cell, reduction=True), channels=channels,
-                       cells_per_stage=cells_per_stage, auxiliary=auxiliary, dropout=dropout)
+                       cells_per_stage=cells_per_stage, auxiliary=auxiliary, dropout=dropout,
+                       stem_channels=stem_multiplier * channels)
 
 
 def key(cell: Sequence) -> str:
@@ -200,6 +210,7 @@ def from_json(data: Sequence[Sequence], container: Callable[[list], Sequence] = 
 
 SPACE = Space(
     "nasnet", list, init_cell, mutate, to_graph, build_network, key, to_json, from_json,
-    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage"},
+    cells=cells, network_options={"channels": "channels", "cells": "cells_per_stage",
+                                   "stem_multiplier": "stem_multiplier"},
     description="NASNet-like cells of B blocks, one cell type used for reduction with stride 2 "
                 "(RENAS, Chen et al., 2019)")
