@@ -90,7 +90,9 @@ RUNS = {
                "mnist": Run(MNIST_DATA, ("--evaluations", "30"), ("--epochs", "10"))},
     "egnas": {"digits": Run(), "mnist": Run(MNIST_DATA),
               "nb201": (*TABLE_DATA, "--preset", "paper"), "nb201-digits": LOOKED_UP},
-    "renas": {"digits": Run(), "mnist": Run(MNIST_DATA),
+    "renas": {"digits": Run(),
+              "mnist": Run(MNIST_DATA, ("--train-per-class", "30", "--epochs", "2"),
+                           ("--epochs", "2")),
               "nb201": (*TABLE_DATA, "--evaluations", "100")},
     "random": {"nb201": (*TABLE_DATA, "--evaluations", "300")},
 }
