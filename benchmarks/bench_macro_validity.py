@@ -14,7 +14,8 @@ from collections import Counter
 
 from figures import table_or_check
 
-from deapnas.graph import InvalidGraphError, infer_shapes
+from deapnas.compiler import infer_shapes
+from deapnas.graph import InvalidGraphError
 from deapnas.spaces import macro
 
 HEADER = ["random mutations", "image size", "clamp_pools", "invalid genomes", "rate", "reasons"]

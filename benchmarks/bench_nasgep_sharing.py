@@ -22,6 +22,9 @@ evaluations and wall time.
 
     python benchmarks/bench_nasgep_sharing.py                       # both parts, 3 seeds
     python benchmarks/bench_nasgep_sharing.py --part models --seeds 0 1 --epochs 3
+
+Both parts at their defaults also write the means to ``docs/figures/nasgep_sharing.csv`` (and
+``.json``, with every seed's row), the table the NASGEP docs page shows.
 """
 from __future__ import annotations
 
@@ -34,11 +37,12 @@ from statistics import fmean
 
 import torch
 from deap import base
+from figures import write_table
 
 from deapnas import runner
 from deapnas.data import load_dataset
 from deapnas.methods import nasgep
-from deapnas.run import read_history
+from deapnas.rundir import read_history
 from deapnas.spaces import nasgep as space
 from deapnas.weight_store import apply_offers, concerning
 
@@ -105,11 +109,14 @@ def summarise(result: dict, target: float) -> dict:
             "seconds": result["seconds"]}
 
 
-def compare(title: str, seeds: list, target: float, experiment) -> None:
-    """Run ``experiment(seed, sharing)`` both ways for every seed; print the figures."""
-    rows = {True: [], False: []}
-    fields = ["first epoch", "epoch 2", "epoch 3", "reach", "epochs to target",
-              "evals to target", "best", "evaluations", "seconds"]
+FIELDS = ["first epoch", "epoch 2", "epoch 3", "reach", "epochs to target", "evals to target",
+          "best", "evaluations", "seconds"]
+
+
+def compare(title: str, seeds: list, target: float, experiment) -> dict:
+    """Run ``experiment(seed, sharing)`` both ways for every seed; print the figures; return
+    ``{"on": means, "off": means, "seeds": rows}``."""
+    rows, fields = {True: [], False: []}, FIELDS
     print(title)
     print(f"{'seed':>4} {'sharing':>7} " + " ".join(f"{f:>12}" for f in fields))
     for seed in seeds:
@@ -125,6 +132,17 @@ def compare(title: str, seeds: list, target: float, experiment) -> None:
               " ".join(f"{means[sharing][f]:>12.3f}" for f in fields))
     print("ratios on/off: " + ", ".join(f"{f} {means[True][f] / means[False][f]:.2f}"
                                         for f in fields if means[False][f]))
+    return {"on": means[True], "off": means[False],
+            "seeds": {"on": rows[True], "off": rows[False]}}
+
+
+def write(results: dict) -> None:
+    """The means of both parts as the docs page's table (``docs/figures/nasgep_sharing``)."""
+    header = ["figure"] + [f"{part}, {way}" for part in results for way in ("on", "off")]
+    rows = [[field] + [f"{results[part][way][field]:.3f}" for part in results
+                       for way in ("on", "off")] for field in FIELDS]
+    print(write_table("nasgep_sharing", header, rows, {"seeds": {
+        part: results[part]["seeds"] for part in results}}))
 
 
 def main() -> None:
@@ -140,18 +158,22 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    results = {}
     if args.part in ("models", "both"):
         data = load_dataset("digits", seed=0)
-        compare(f"controlled: {args.models} models in order, {args.epochs} epochs each, "
-                f"target {args.target}", args.seeds, args.target,
-                lambda seed, sharing: train_in_order(seed, sharing, data, args.models,
-                                                     args.epochs))
+        results["controlled"] = compare(
+            f"controlled: {args.models} models in order, {args.epochs} epochs each, target "
+            f"{args.target}", args.seeds, args.target,
+            lambda seed, sharing: train_in_order(seed, sharing, data, args.models, args.epochs))
     if args.part in ("search", "both"):
         options = {"population": args.population, "reductions": args.population,
                    "epochs": args.max_epochs}
-        compare(f"tiny NASGEP search through the registered method, {args.evaluations} "
-                f"evaluations, target {args.target}", args.seeds, args.target,
-                lambda seed, sharing: search(seed, sharing, args.evaluations, options))
+        results["search"] = compare(
+            f"tiny NASGEP search through the registered method, {args.evaluations} "
+            f"evaluations, target {args.target}", args.seeds, args.target,
+            lambda seed, sharing: search(seed, sharing, args.evaluations, options))
+    if args.part == "both":
+        write(results)
 
 
 if __name__ == "__main__":

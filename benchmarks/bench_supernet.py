@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--score-batch-size", type=int, default=None,
                         help="default: --batch-size")
     parser.add_argument("--samplings", type=int, default=5, help="N (paper: 5)")
-    parser.add_argument("--popsize", type=int, default=25, help="lambda (paper: 25)")
+    parser.add_argument("--popsize", type=int, default=50, help="lambda (paper: 50)")
     parser.add_argument("--iterations", type=int, default=1,
                         help="CMA-ES generations per sampling (EG-NAS: 1)")
     parser.add_argument("--train-images", type=int, default=25_000, help="per search epoch")

@@ -6,7 +6,7 @@ Evaluations go through ``toolbox.map(toolbox.evaluate, ...)``; when the toolbox 
 ``update`` alias it is called with the newly evaluated individuals (DEAP's ask/tell convention),
 so a learned operator can observe their fitness.
 
-Each loop also takes an optional ``journal`` (:class:`deapnas.run.Journal`, or anything with the
+Each loop also takes an optional ``journal`` (:class:`deapnas.journal.Journal`, or anything with the
 same three methods): :func:`restore_state` once at the start returns the state of the last
 checkpoint (or None), and ``journal.checkpoint(**state)`` at every safe point hands the loop's
 state over and says whether to go on. Recording evaluations is not the loop's business: the
@@ -66,14 +66,16 @@ def evaluate_invalid(individuals: Iterable, toolbox) -> int:
 
 
 def sel_best_of_sample(individuals: Sequence, k: int, sample_size: int,
-                       best: Callable[[list], Any] = None) -> list:
-    """Aging evolution's selection: ``k`` times, draw ``sample_size`` distinct individuals
-    uniformly and keep the best, by default the fittest (for several objectives pass
+                       best: Callable[[list], Any] = None, replace: bool = False) -> list:
+    """Aging evolution's selection: ``k`` times, draw ``sample_size`` individuals uniformly,
+    distinct ones unless ``replace`` (Real et al. and the macro paper's authors draw with
+    replacement), and keep the best, by default the fittest (for several objectives pass
     ``best=best_nondominated``)."""
     if not 1 <= sample_size <= len(individuals):
         raise ValueError(f"sample_size must lie in [1, {len(individuals)}], not {sample_size}")
     best = best or (lambda sample: max(sample, key=lambda ind: ind.fitness))
-    return [best(random.sample(list(individuals), sample_size)) for _ in range(k)]
+    draw = random.choices if replace else random.sample
+    return [best(draw(list(individuals), k=sample_size)) for _ in range(k)]
 
 
 def best_nondominated(sample: list):
@@ -186,32 +188,46 @@ def _record(logbook, new, stats, halloffame, verbose, population=None, **fields)
         print(logbook.stream)
 
 
-def scores_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[float]], dict]:
-    """``({key: [first fitness of each evaluation]}, {key: first record})`` over the valid
-    records of ``history`` that name their architecture (``key``), in order of evaluation: what
-    a pick by mean fitness groups."""
-    scores, first = defaultdict(list), {}
+def fitnesses_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[tuple]], dict]:
+    """``({key: [fitness of each evaluation]}, {key: first record})`` over the valid records of
+    ``history`` that name their architecture (``key``), in order of evaluation: what a pick by
+    mean fitness groups."""
+    fitnesses, first = defaultdict(list), {}
     for record in history:
         if record.get("reason") is None and record.get("key") is not None:
-            scores[record["key"]].append(record["fitness"][0])
+            fitnesses[record["key"]].append(tuple(record["fitness"]))
             first.setdefault(record["key"], record)
-    return scores, first
+    return fitnesses, first
 
 
-def best_average(history: Iterable[dict], min_evaluations: int = 5) -> Optional[dict]:
+def scores_by_architecture(history: Iterable[dict]) -> tuple[dict[str, list[float]], dict]:
+    """Like :func:`fitnesses_by_architecture`, each evaluation's first fitness value only."""
+    fitnesses, first = fitnesses_by_architecture(history)
+    return {key: [values[0] for values in group] for key, group in fitnesses.items()}, first
+
+
+def best_average(history: Iterable[dict], min_evaluations: int = 5,
+                 weights: Sequence[float] = (1.0,)) -> Optional[dict]:
     """The macro paper's final pick: the architecture with the best *mean* fitness among those
-    evaluated at least ``min_evaluations`` times (higher is better).
+    evaluated at least ``min_evaluations`` times.
 
     ``history`` holds one record per evaluation with ``key`` (the architecture's identity),
-    ``fitness`` (a list) and ``reason`` (None unless it failed). When no architecture was
+    ``fitness`` (a list) and ``reason`` (None unless it failed). "Best" follows the fitness
+    ``weights`` (DEAP's: positive maximises, negative minimises). With several objectives the
+    means are compared objective by objective in the order of ``weights``: the best mean of the
+    first objective, ties broken by the next; such an architecture is never dominated, so the
+    pick lies on the Pareto front of the architectures' means. When no architecture was
     evaluated that often (short runs), the best mean over all architectures is taken instead
-    and the result says so with ``"fallback": True``.
+    and the result says so with ``"fallback": True``. ``mean_fitness`` is the mean of the first
+    objective, ``mean_values`` the means of all of them.
     """
-    scores, records = scores_by_architecture(history)
-    if not scores:
+    fitnesses, records = fitnesses_by_architecture(history)
+    if not fitnesses:
         return None
-    eligible = [k for k, s in scores.items() if len(s) >= min_evaluations]
-    pool = eligible or list(scores)
-    best = max(pool, key=lambda k: (fmean(scores[k]), len(scores[k])))
-    return {**records[best], "mean_fitness": fmean(scores[best]),
-            "times_evaluated": len(scores[best]), "fallback": not eligible}
+    means = {key: [fmean(values) for values in zip(*group)] for key, group in fitnesses.items()}
+    eligible = [k for k, group in fitnesses.items() if len(group) >= min_evaluations]
+    pool = eligible or list(fitnesses)
+    best = max(pool, key=lambda k: ([w * m for w, m in zip(weights, means[k])],
+                                    len(fitnesses[k])))
+    return {**records[best], "mean_fitness": means[best][0], "mean_values": means[best],
+            "times_evaluated": len(fitnesses[best]), "fallback": not eligible}

@@ -1,6 +1,7 @@
 """Training-time augmentation of device-resident batches: random crops, horizontal flips,
-AutoAugment and Cutout, as CIFAR final trainings use them (NASGEP's, Alves & de Oliveira,
-2020, Sec. IV-A).
+AutoAugment, Cutout and random erasing, as final trainings use them (NASGEP's CIFAR training,
+Alves & de Oliveira, 2020, Sec. IV-A; the macro paper's Fashion-MNIST training, Kyriakides &
+Margaritis, 2020).
 
 deapnas keeps every dataset on the device as normalised float tensors (:mod:`deapnas.data`),
 so augmentation works on a batch there, after it is cut from the split and before the network
@@ -13,7 +14,8 @@ validation or test split)::
                                     cutout=16))
 
 The steps run in the order of the AutoAugment paper's CIFAR pipeline (Cubuk et al., 2019):
-crop, flip, AutoAugment, Cutout.
+crop, flip, AutoAugment, Cutout; then random erasing, which torchvision's and the macro paper's
+authors' pipelines apply last, after normalisation.
 
 - **Random crop**: the image padded by ``crop_padding`` pixels of black on every side, then a
   crop of the original size at a random offset.
@@ -27,6 +29,12 @@ crop, flip, AutoAugment, Cutout.
   the training split (CIFAR, MNIST, digits), this recovers the original 8-bit values.
 - **Cutout** (DeVries & Taylor, 2017): a square of ``cutout`` pixels, centred anywhere in the
   image (so it may be cut off at the border), is set to zero, the mean after normalisation.
+- **Random erasing** (Zhong et al., 2020), with probability ``erasing`` per image: a rectangle
+  of a random area (2 % to 33 % of the image's) and aspect ratio (0.3 to 3.3), placed wholly
+  inside the image at a random position, is set to zero. As in torchvision's
+  :class:`~torchvision.transforms.RandomErasing`, up to ten draws of area and ratio are tried
+  and the first that fits is used; an image where none fits is left as it is (the ratio is
+  drawn uniformly, as the authors' copy of it does, where torchvision draws its logarithm).
 
 Black, for the crop's padding, is each channel's ``low``. Every random draw comes from the
 training's shuffle generator, except AutoAugment's, which come from torch's global generator
@@ -40,8 +48,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .options import AUTOAUGMENT_POLICIES
+
 #: AutoAugment's learned policies, by name.
-POLICIES = ("cifar10", "imagenet", "svhn")
+POLICIES = AUTOAUGMENT_POLICIES
 
 
 @dataclass(frozen=True)
@@ -52,17 +62,21 @@ class Augment:
     :param flip: flip horizontally with probability 1/2.
     :param autoaugment: the AutoAugment policy (:data:`POLICIES`), or None.
     :param cutout: side of the square cut out of each image (0: none).
+    :param erasing: probability of random erasing per image (0: none).
     """
 
     crop_padding: int = 0
     flip: bool = False
     autoaugment: Optional[str] = None
     cutout: int = 0
+    erasing: float = 0.0
 
     def __post_init__(self):
         if self.crop_padding < 0 or self.cutout < 0:
             raise ValueError(f"crop_padding and cutout must be >= 0, not {self.crop_padding} "
                              f"and {self.cutout}")
+        if not 0 <= self.erasing <= 1:
+            raise ValueError(f"erasing is a probability, in [0, 1], not {self.erasing}")
         if self.autoaugment is not None and self.autoaugment not in POLICIES:
             raise ValueError(f"autoaugment must be one of {', '.join(POLICIES)} or None, not "
                              f"{self.autoaugment!r}")
@@ -80,6 +94,8 @@ class Augment:
             x = auto_augment(x, self.autoaugment, low, high)
         if self.cutout:
             x = cutout(x, self.cutout, generator)
+        if self.erasing:
+            x = random_erasing(x, self.erasing, generator)
         return x
 
 
@@ -129,6 +145,40 @@ def cutout(x: torch.Tensor, size: int, generator: Optional[torch.Generator] = No
     inside_x = (xs >= start_x[:, None]) & (xs < (start_x + size)[:, None])
     square = inside_y[:, :, None] & inside_x[:, None, :]
     return x.masked_fill(square[:, None], 0.0)
+
+
+#: Random erasing's range of the erased area (a fraction of the image's) and of its aspect
+#: ratio, and how many draws of the two it tries (Zhong et al.'s and torchvision's defaults).
+ERASING_AREA, ERASING_RATIO, ERASING_ATTEMPTS = (0.02, 0.33), (0.3, 3.3), 10
+
+
+def random_erasing(x: torch.Tensor, probability: float,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Each image, with ``probability``, with a random rectangle set to zero (Zhong et al.,
+    2020; see the module documentation): every draw for the whole batch at once."""
+    n, _, height, width = x.shape
+    draws = (n, ERASING_ATTEMPTS)
+    area = height * width * _between(ERASING_AREA, draws, x, generator)
+    ratio = _between(ERASING_RATIO, draws, x, generator)
+    tall, wide = (area * ratio).sqrt().round().long(), (area / ratio).sqrt().round().long()
+    fits = (tall < height) & (wide < width)
+    first = fits.int().argmax(dim=1, keepdim=True)  # the first draw that fits (0 if none does)
+    tall, wide = tall.gather(1, first)[:, 0], wide.gather(1, first)[:, 0]
+    erase = fits.any(dim=1) & (_uniform(n, x, generator) < probability)
+    top = (_uniform(n, x, generator) * (height - tall + 1)).long()
+    left = (_uniform(n, x, generator) * (width - wide + 1)).long()
+    ys, xs = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+    inside_y = (ys >= top[:, None]) & (ys < (top + tall)[:, None])
+    inside_x = (xs >= left[:, None]) & (xs < (left + wide)[:, None])
+    rectangle = inside_y[:, :, None] & inside_x[:, None, :] & erase[:, None, None]
+    return x.masked_fill(rectangle[:, None], 0.0)
+
+
+def _between(bounds: tuple[float, float], shape: tuple, x: torch.Tensor,
+             generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Uniform draws in ``[low, high)``, shaped ``shape``."""
+    low, high = bounds
+    return low + (high - low) * torch.rand(shape, device=x.device, generator=generator)
 
 
 def auto_augment(x: torch.Tensor, policy: str, low: torch.Tensor, high: torch.Tensor

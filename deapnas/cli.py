@@ -3,6 +3,10 @@
 ``search`` is generic over the method registry: its options are generated from the shared
 :class:`~deapnas.options.RunConfig` and from every method's options dataclass, grouped by
 method, so a method registered by a user gets its flags, help and range checks for free.
+
+This module imports only the standard library and deapnas's light modules, so that ``deapnas
+--help`` answers at once; a command imports what it uses (torch, the methods, matplotlib) when
+it runs (:func:`_load`).
 """
 from __future__ import annotations
 
@@ -12,15 +16,15 @@ import sys
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import options as opts
-from . import runner
-from .data import DatasetError
 from .limits import MAX_CHANNELS, MAX_EPOCHS
-from .methods import Method, available, get_method
 from .options import RunConfig, TrainingOptions
-from .run import CONFIG, SearchFailed
+from .safefiles import SearchFailed
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 GROUPS = {  # RunConfig fields by help group
     "what to search": ("algorithm", "space", "objectives", "fitness"),
@@ -61,20 +65,23 @@ class _Parser(argparse.ArgumentParser):
                                          f"{', '.join(choices)}")
 
 
-def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
-    """The parser, with the options of every registered method (and of ``extra`` ones)."""
+def build_parser(extra: Sequence[Method] = (), methods: bool = True) -> argparse.ArgumentParser:
+    """The parser, with the options of every registered method (and of ``extra`` ones); with
+    ``methods`` False, ``search`` has no options and the methods are not imported (what the
+    other commands and ``deapnas --help`` need)."""
     parser = _Parser(
         prog="deapnas", description="Evolutionary neural architecture search with DEAP.",
         allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    methods = list({m.name: m for m in [*(get_method(n) for n in available()), *extra]}.values())
+    listed = _methods(extra) if methods else []
     search = commands.add_parser(
         "search", help="run a new search", allow_abbrev=False, formatter_class=_Formatter,
         description="Run a new architecture search. Without options: regularized evolution on "
                     "the macro space with its tiny preset, on the bundled digits (about three "
                     "minutes on two CPU cores); --preset paper gives the paper's settings.\n\n"
-                    "Methods: " + "; ".join(f"{m.name}: {m.description}" for m in methods))
-    _add_search_options(search, methods)
+                    "Methods: " + "; ".join(f"{m.name}: {m.description}" for m in listed))
+    if methods:
+        _add_search_options(search, listed)
 
     resume = commands.add_parser("resume", help="continue an interrupted search")
     resume.add_argument("directory", help="the run directory (the --out of the search)")
@@ -107,6 +114,13 @@ def build_parser(extra: Sequence[Method] = ()) -> argparse.ArgumentParser:
             "name it, never because a run directory does"))
     parser.commands = commands.choices  # so that errors name the command (see main)
     return parser
+
+
+def _methods(extra: Sequence[Method]) -> list[Method]:
+    """Every registered method, then those of ``extra`` not registered under their name."""
+    from .methods import available, get_method
+
+    return list({m.name: m for m in [*(get_method(n) for n in available()), *extra]}.values())
 
 
 def _add_search_options(parser: argparse.ArgumentParser, methods: list[Method]) -> None:
@@ -233,6 +247,9 @@ def search_settings(args: argparse.Namespace) -> tuple[RunConfig, Any]:
     """The run config and options from the parsed ``search`` arguments: the method's preset,
     then every option given explicitly (:func:`deapnas.runner.settings`, which refuses an
     option the method does not use)."""
+    from . import runner
+    from .methods import get_method
+
     method = get_method(getattr(args, "algorithm", RunConfig.algorithm))
     given = {k: v for k, v in vars(args).items()
              if k not in ("command", "preset", "quiet", "dry_run", "calibrate")}
@@ -260,10 +277,12 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command left, in words."""
     where = getattr(args, "directory", None) or getattr(args, "started", None)
     if args.command in ("search", "resume"):
+        from .rundir import CONFIG, resume_command
+
         if where and (Path(where) / CONFIG).exists():
             algorithm = getattr(args, "algorithm", None) or ""
             return ("interrupted: every finished evaluation is saved; continue with "
-                    f"`{runner.resume_command(where, algorithm)}`")
+                    f"`{resume_command(where, algorithm)}`")
         return "interrupted before the search started; nothing was written"
     again = f"run `deapnas {args.command} {where}` again"
     return {"show": f"interrupted: the run is unchanged (its plots may be missing); {again}",
@@ -291,6 +310,8 @@ def _pre_parse(argv: Sequence[str]) -> list[Method]:
     pre.add_argument("--algorithm")
     known, _ = pre.parse_known_args(argv)
     if known.algorithm and ":" in known.algorithm:
+        from .methods import get_method
+
         return [get_method(known.algorithm)]
     return []
 
@@ -298,8 +319,9 @@ def _pre_parse(argv: Sequence[str]) -> list[Method]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "deapnas")
-    try:
-        parser = build_parser(_pre_parse(argv))
+    try:  # only search takes the methods' options: other commands do not import them
+        extra = _pre_parse(argv)
+        parser = build_parser(extra, methods=command == "search" or bool(extra))
     except ValueError as error:
         print(f"deapnas {command}: error: {error}", file=sys.stderr)
         return 2
@@ -308,16 +330,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.commands[args.command].unrecognized(unknown)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        _load(args.command)
         with warnings.catch_warnings():
             warnings.showwarning = _plain_warning(args.command)
             return _dispatch(args)
-    except (ValueError, DatasetError, FileNotFoundError, SearchFailed) as error:
+    except (ValueError, FileNotFoundError, SearchFailed) as error:
         print(printable(f"deapnas {args.command}: error: {error}", newlines=False),
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\n" + printable(_interrupted(args)), file=sys.stderr)
         return 130
+
+
+def _load(command: str) -> None:
+    """Import what ``command`` needs: the report (matplotlib), and but for ``show``, which
+    only reads files, the runner (torch, the methods; seconds). Part of torch's start-up is
+    C++, where a Ctrl-C raised as ``KeyboardInterrupt`` aborts the process with a C++ error
+    instead of a Python one; so a Ctrl-C meanwhile is only noted, and raised once the imports
+    are done."""
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        from . import report  # noqa: F401
+        if command != "show":
+            from . import runner  # noqa: F401
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _plain_warning(command: str):
@@ -329,7 +370,8 @@ def _plain_warning(command: str):
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import report  # matplotlib is imported only by the commands that draw
+    from . import report
+    from .methods import get_method
 
     if getattr(args, "dry_run", False) or getattr(args, "calibrate", False):
         from . import estimate
@@ -339,16 +381,20 @@ def _dispatch(args: argparse.Namespace) -> int:
                                   calibrate=args.calibrate))
         _say(plan.text())
     elif args.command == "search":
+        from . import runner
         config, options = search_settings(args)
         args.started = config.out or runner.default_out(config, get_method(config.algorithm))
         runner.start(config, options, progress=not args.quiet)
         _say(report.summary(config.out))
     elif args.command == "resume":
+        from . import runner
         runner.resume(args.directory, progress=not args.quiet)
         _say(report.summary(args.directory))
-    elif args.command == "show":
-        _say(report.summary(args.directory))
-        for path in report.plots(args.directory):
+    elif args.command == "show":  # a run's files read once, for the summary and the plots
+        run = (args.directory if report.is_journal(args.directory)
+               else report.load_run(args.directory))
+        _say(report.summary(run))
+        for path in report.plots(run):
             _say(f"wrote {path}")
     elif args.command == "export":
         from .export import export

@@ -29,11 +29,9 @@ from typing import Iterator
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from sklearn.model_selection import train_test_split
 
+from .options import DATASETS, MINI_SCORE_SOURCES
 from .weights import load_weights, save_weights
-
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "idx")
 
 #: Where torchvision datasets are looked for (and downloaded to) when no
 #: ``data_dir`` is given.
@@ -160,6 +158,8 @@ def stratified_split(y: ArrayLike | torch.Tensor, fraction: float,
     small validation or test split still measures every class.  Both index
     arrays are sorted.
     """
+    from sklearn.model_selection import train_test_split  # seconds to import: only when splitting
+
     labels = _labels_array(y)
     if not 0.0 < fraction < 1.0:
         raise DatasetError(f"a split fraction must lie strictly between 0 and 1, got {fraction}")
@@ -418,8 +418,6 @@ def _read_maybe_gzipped(path: Path) -> bytes:
 
 # -- MiniGen's stratified mini datasets --------------------------------------------------------
 
-#: Where a mini dataset's scoring subset may come from (see :func:`mini_dataset`).
-MINI_SCORE_SOURCES: tuple[str, ...] = ("train", "test")
 _MINI_FORMAT = 1
 
 

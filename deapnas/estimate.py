@@ -40,10 +40,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import runner
 from .controller import init_layout
-from .data import OFFICIAL_SIZES, Dataset, Split, missing_files
 from .graph import InvalidGraphError
 from .methods import Method, egnas, get_method, minigen, nasgep, renas
 from .options import RunConfig, flag
+from .runner import Data, data_needed
 from .spaces import Space, get_space
 from .supernet import NB201_LAYOUT, AtAlpha, darts_layout
 from .training import resolve_device
@@ -129,50 +129,6 @@ def sample(genome: Callable[[], Any], build: Callable[..., nn.Module],
 
 
 # -- what a run needs and does ------------------------------------------------------------------
-
-@dataclass
-class Data:
-    """The data a run needs: its shape and split sizes, whether it is present, and how to get it
-    when it is not."""
-
-    what: str
-    present: bool
-    advice: str = ""
-    input_shape: tuple[int, int, int] = (0, 0, 0)
-    num_classes: int = 0
-    train: int = 0
-    val: int = 0
-    test: int = 0
-
-    def placeholder(self) -> Dataset:
-        """A dataset of no images of the right shape, on the meta device: what the methods'
-        evaluators need to be made, without the data."""
-        empty = Split(torch.empty(0, *self.input_shape, device="meta"),
-                      torch.empty(0, dtype=torch.long, device="meta"))
-        return Dataset(self.what, empty, empty, empty, self.num_classes)
-
-
-def data_needed(config: RunConfig, options: Any) -> Data:
-    """The run's :class:`Data`. A torchvision dataset is described from its official sizes and
-    its files are looked for (not read); a bundled one or an IDX folder is loaded (a missing IDX
-    folder is the error a search would give). Validation takes ``val_fraction`` of the training
-    split, as :func:`deapnas.runner.load_data` does."""
-    if config.tabular:
-        present = Path(config.table).is_file()
-        return Data(f"the table {config.table}", present,
-                    "" if present else "give the CSV's path with --table")
-    if config.dataset in OFFICIAL_SIZES:
-        shape, classes, train, test = OFFICIAL_SIZES[config.dataset]
-        val = math.ceil(train * getattr(options, "val_fraction", 0.2))
-        missing = missing_files(config.dataset, config.data_dir)
-        where = config.data_dir or "the default data folder"
-        advice = (f"{len(missing)} file(s) missing under {where} (first: {missing[0]}); add "
-                  "--download to fetch them (network access needed)" if missing else "")
-        return Data(config.dataset, not missing, advice, shape, classes, train - val, val, test)
-    data = runner.load_data(config, options)
-    return Data(config.dataset, True, "", data.input_shape, data.num_classes, len(data.train),
-                len(data.val), len(data.test))
-
 
 @dataclass
 class Phase:
@@ -529,7 +485,7 @@ def training(directory: str | Path, epochs: Optional[int] = None, device: Option
              channels: Optional[int] = None, calibrate: bool = False) -> Estimate:
     """The estimate of ``deapnas train directory``: the pick's own network, measured."""
     from .report import trainable
-    from .run import BEST, read_genome
+    from .rundir import BEST, read_genome
 
     config, options, method, best = trainable(directory)
     if device:

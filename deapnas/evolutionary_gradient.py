@@ -8,7 +8,7 @@ weights α (Algorithm 1 of the paper)::
         one pass of SGD on ω over the training half, at α
         if t is past the warm-up epochs:
             for n = 1..N:                                  (N samplings)
-                x_n = α + σ_t · y,  y ~ N(0, I)
+                x_n = α + σ_t · y,  y ~ N(0, I)            (or a fixed ``spread`` for σ_t)
                 CMA-ES from x_n, population λ, for `iterations` generations (1); every candidate z
                 is scored with the compound fitness f(α, z) (Eq. 7) on the same validation
                 batches; x*_n = the best candidate seen (the set P, with the final mean)
@@ -32,16 +32,18 @@ Where the paper is silent or cannot be followed literally, the choices are named
   and tells pycma once. With one generation, P holds that population's best and the mean
   m^1 recombined from its best half. More generations (λ would read the loop as generations)
   multiply the ES cost by their number; ``benchmarks/bench_supernet.py`` measures it.
-- The update direction: the paper writes α ← α + ξ·s with s the chosen candidate itself, which
-  multiplies α by 1 + ξ every epoch (the authors' code adds an ever-growing positive vector).
-  s is read here as the step from α to the chosen candidate, s − α: α moves the fraction ξ of
-  the way there.
+- The update direction (``update``, :data:`~deapnas.options.ES_UPDATES`): the paper writes α ← α + ξ·s with s the
+  chosen candidate itself (``literal``), which multiplies α by about 1 + ξ every epoch (the
+  authors' code adds an ever-growing positive vector). By default (``convex``) s is read as the
+  step from α to the chosen candidate, s − α: α moves the fraction ξ of the way there.
 - ``bound``: every CMA-ES runs in the box [-bound, bound]^d (pycma's boundary handling) and
-  starts clipped into it; since α starts inside the box and each update is a convex
-  combination of α and a point of the box, α never leaves it.
-- ``sigma``, ``sigma_min``: σ_t, the spread of the N starting points and the initial CMA-ES
-  step size, is ``max(sigma / (1 + e), sigma_min)`` at the e-th ES step (e = 0, 1, ...): the
-  schedule the authors' code intended (1/(epoch + 1), at least 0.02) but never applied.
+  starts clipped into it; since α starts inside the box and each convex update is a convex
+  combination of α and a point of the box, α never leaves it (the literal update leaves it).
+- ``sigma``, ``sigma_min``: σ_t, the initial CMA-ES step size, is ``max(sigma / (1 + e),
+  sigma_min)`` at the e-th ES step (e = 0, 1, ...): the schedule the authors' code intended
+  (1/(epoch + 1), at least 0.02) but never applied. The N starting points spread around α by
+  σ_t too (the paper's x_n = α + σ·y), or by ``spread`` when it is given (the authors' code
+  starts from α + 0.01·y).
 - ``batches``, ``batch_size`` (of :class:`SupernetEvaluator`): which validation images score
   the candidates. Each ES step draws ``batches`` x ``batch_size`` images of the validation
   split from the run's seed; α and every candidate of that step are scored on exactly these,
@@ -66,7 +68,6 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 from operator import attrgetter
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -77,11 +78,12 @@ from deap import base, tools
 from threadpoolctl import ThreadpoolController
 from torch import nn
 
-from .algorithms import assign, restore_state
+from .algorithms import evaluate_invalid, restore_state
 from .data import Split
 from .fitness import Evaluation, TableEvaluator, failed, failure, out_of_memory
 from .individuals import individual_class
-from .run import TimeUp
+from .journal import TimeUp
+from .options import ES_UPDATES
 from .supernet import SupernetTraining, derive_nb201
 from .training import Recipe
 
@@ -243,7 +245,7 @@ class CMASampling:
     of a 224 x 224 covariance 35 times slower (1 s instead of 28 ms, measured on 2 shared cores).
     """
 
-    def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 25,
+    def __init__(self, centroid: Sequence[float], sigma: float, seed: int, popsize: int = 50,
                  iterations: int = 1, bound: float = 3.0):
         if popsize < 2 or iterations < 1 or sigma <= 0 or bound <= 0:
             raise ValueError(f"CMA-ES needs popsize >= 2, iterations >= 1, sigma > 0 and "
@@ -291,10 +293,10 @@ class CMASampling:
                 self.told.append(row.tolist())
 
 
-def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: int = 1,
+def es_toolbox(evaluate: Callable, popsize: int = 50, iterations: int = 1,
                bound: float = 3.0) -> base.Toolbox:
     """A toolbox for :func:`egnas`: ``evaluate``, the in-process ``map``, and ``strategy``
-    making a :class:`CMASampling` of population λ = ``popsize`` (paper: 25)."""
+    making a :class:`CMASampling` of population λ = ``popsize`` (paper: 50)."""
     toolbox = base.Toolbox()
     toolbox.register("evaluate", evaluate)
     toolbox.register("strategy", CMASampling, popsize=popsize, iterations=iterations,
@@ -307,16 +309,22 @@ def es_toolbox(evaluate: Callable, popsize: int = 25, iterations: int = 1,
 def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: int,
           warmup: int = 15, samplings: int = 5, step_size: float = 0.6, sigma: float = 1.0,
           sigma_min: float = 0.02, seed: int = 0, alpha: Optional[np.ndarray] = None,
-          stats: Optional[tools.Statistics] = None, verbose: bool = __debug__, journal=None
+          stats: Optional[tools.Statistics] = None, verbose: bool = __debug__, journal=None,
+          spread: Optional[float] = None, update: str = "convex"
           ) -> tuple[np.ndarray, tools.Logbook]:
     """EG-NAS (Algorithm 1): ``epochs`` epochs, the first ``warmup`` of weight training only,
     each later one a pass of weight training and an ES step of ``samplings`` CMA-ES runs, then
-    α ← α + ``step_size`` · (s − α). Paper: 50 epochs, 15 of warm-up, N = 5, ξ = 0.6.
+    α ← α + ``step_size`` · (s − α) (``update``, :data:`~deapnas.options.ES_UPDATES`). Paper: 50 epochs, 15 of
+    warm-up, N = 5, ξ = 0.6.
 
     :param supernet: the supernet and its weight training (:class:`SupernetTraining`); None
         for the table-only mode, where no weights are trained (``warmup`` must be 0 and
         ``alpha`` given).
-    :param sigma, sigma_min: σ at the first ES step and its floor (σ_e = max(σ/(1+e), min)).
+    :param sigma, sigma_min: σ at the first ES step and its floor (σ_e = max(σ/(1+e), min)),
+        each CMA-ES's initial step size.
+    :param spread: the spread of the samplings' starts around α, x_n = α + spread · y
+        (default: σ_e, the paper's x_n = α + σ·y; the authors' code uses 0.01).
+    :param update: how α moves towards the chosen direction s (:data:`~deapnas.options.ES_UPDATES`).
     :param seed: the root of every random stream of the search (α's initialisation, the
         scoring images, the samplings).
     :param alpha: the initial α (default: :func:`initial_alpha` for the supernet's layout).
@@ -339,8 +347,12 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
     Toolbox aliases: ``toolbox.strategy(centroid, sigma, seed)`` makes the ES of one sampling
     (with ``generate``/``update``, e.g. :class:`CMASampling`); ``toolbox.evaluate`` scores a
     :data:`Candidate` (its ``reference``, ``reference_accuracy`` and ``scoring_seed`` set by
-    the loop); ``toolbox.map`` maps it over each population.
+    the loop); ``toolbox.map`` maps it over each population. Candidates are scored with
+    :func:`~deapnas.algorithms.evaluate_invalid`, which calls a registered ``toolbox.update``:
+    register none (the samplings' strategies are told by the loop).
     """
+    if update not in ES_UPDATES:
+        raise ValueError(f"update must be one of {', '.join(ES_UPDATES)}, not {update!r}")
     if supernet is None and (warmup or alpha is None):
         raise ValueError("the table-only mode (supernet=None) trains no weights: pass "
                          "warmup=0 and the initial alpha")
@@ -371,13 +383,13 @@ def egnas(supernet: Optional[SupernetTraining], toolbox: base.Toolbox, epochs: i
         es_index = state["epoch"] - warmup
         sigma_t = max(sigma / (1 + es_index), sigma_min)
         try:
-            for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t, seed,
-                              state["epoch"]):
+            for _ in _es_step(state["es"], toolbox, state["alpha"], samplings, sigma_t,
+                              spread or sigma_t, seed, state["epoch"]):
                 if not _checkpoint(journal, state, supernet):
                     return state["alpha"], logbook
         except TimeUp:  # the journal's time limit, within a generation: α as it stands
             return state["alpha"], logbook
-        _update_alpha(state, step_size, sigma_t, stats, verbose)
+        _update_alpha(state, step_size, update, sigma_t, stats, verbose)
     return state["alpha"], logbook
 
 
@@ -405,9 +417,10 @@ def _end_epoch(state: dict, verbose: bool, **record: Any) -> None:
 
 
 def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: float,
-             seed: int, epoch: int) -> Iterator[None]:
+             spread: float, seed: int, epoch: int) -> Iterator[None]:
     """Run, or continue, the ES step whose progress is recorded in ``progress``: score α, then
-    the N samplings, each to its best candidate (a direction). Yields at every safe point."""
+    the N samplings, each from α + ``spread``·y with step size ``sigma`` to its best candidate
+    (a direction). Yields at every safe point."""
     scoring = stream_seed(seed, _SCORING, epoch)
     if progress["reference"] is None:
         current = Candidate(alpha.tolist())
@@ -419,7 +432,7 @@ def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: 
     while len(progress["directions"]) < samplings:
         n = len(progress["directions"])
         y = np.random.default_rng(stream_seed(seed, _START, epoch, n)).standard_normal(alpha.size)
-        strategy = toolbox.strategy(alpha + sigma * y, sigma, stream_seed(seed, _CMA, epoch, n))
+        strategy = toolbox.strategy(alpha + spread * y, sigma, stream_seed(seed, _CMA, epoch, n))
         saved = progress["sampling"] or {"told": np.zeros((0, 0)), "best": None}
         strategy.replay(saved["told"])
         best = _from_record(saved["best"])
@@ -438,13 +451,11 @@ def _es_step(progress: dict, toolbox, alpha: np.ndarray, samplings: int, sigma: 
 
 
 def _evaluate(toolbox, individuals: list, **attributes: Any) -> int:
-    """Score the individuals through ``toolbox.map``, each with ``attributes`` and a fresh
-    ``eval_seed``; the number scored."""
+    """Give the (fresh, unscored) individuals ``attributes`` and score them with
+    :func:`~deapnas.algorithms.evaluate_invalid`; the number scored."""
     for individual in individuals:
-        vars(individual).update(attributes, eval_seed=random.getrandbits(31))
-    for individual, evaluation in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
-        assign(individual, evaluation)
-    return len(individuals)
+        vars(individual).update(attributes)
+    return evaluate_invalid(individuals, toolbox)
 
 
 def _best(best, population: Sequence):
@@ -467,14 +478,16 @@ def _from_record(record: Optional[dict]):
     return individual
 
 
-def _update_alpha(state: dict, step_size: float, sigma: float,
+def _update_alpha(state: dict, step_size: float, update: str, sigma: float,
                   stats: Optional[tools.Statistics], verbose: bool) -> None:
-    """Eq. 8-9: move α the fraction ``step_size`` towards the most accurate direction."""
+    """Eq. 8-9: move α by ``step_size`` towards the most accurate direction s (``update``:
+    ``convex``, by that fraction of s − α; ``literal``, by ``step_size``·s)."""
     progress = state["es"]
     usable = [d for d in progress["directions"] if math.isfinite(d["fitness"])]
     if usable:
         chosen = max(usable, key=lambda d: (d["accuracy"], -d["fitness"]))
-        state["alpha"] = state["alpha"] + step_size * (chosen["vector"] - state["alpha"])
+        step = chosen["vector"] if update == "literal" else chosen["vector"] - state["alpha"]
+        state["alpha"] = state["alpha"] + step_size * step
     directions = [_from_record(d) for d in progress["directions"]]
     _end_epoch(state, verbose, loss=progress["loss"], nevals=progress["nevals"],
                reference=progress["reference"]["accuracy"],

@@ -20,6 +20,7 @@ import inspect
 import io
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -28,13 +29,12 @@ from . import schema
 from .data import Normalisation
 from .networks import check_parameters
 from .options import check_path
-from .run import BEST, RunDirectoryError, read_genome, read_json, sha256, write_json
-from .runner import load_config, load_data
-from .safefiles import folder, write_atomic
+from .rundir import (BEST, TRAINED, WEIGHTS, load_config, read_genome, read_json, sha256,
+                     write_json)
+from .runner import load_data
+from .safefiles import RunDirectoryError, folder, write_atomic
 from .spaces import get_space
 from .weights import load_weights
-
-TRAINED, WEIGHTS = "train.json", "model.pt"
 
 
 class RawInputs(nn.Module):
@@ -58,7 +58,12 @@ def load_model(directory: str | os.PathLike, *, raw_inputs: bool = False) -> nn.
     as the dataset stores them (float32; see :class:`RawInputs`), as the exported program
     does."""
     check_path("load_model(directory)", directory)
-    directory = Path(directory)
+    return _trained_model(Path(directory), raw_inputs)[0]
+
+
+def _trained_model(directory: Path, raw_inputs: bool) -> tuple[nn.Module, dict, dict]:
+    """:func:`load_model`'s network, with ``best.json`` and ``train.json`` as it read them
+    (each file read once)."""
     config, options, _ = load_config(directory)  # first: is it a run directory at all?
     if not (directory / BEST).exists():
         raise ValueError(f"{directory} has no final pick yet; finish the search first")
@@ -79,13 +84,17 @@ def load_model(directory: str | os.PathLike, *, raw_inputs: bool = False) -> nn.
         raise RunDirectoryError(f"{directory / WEIGHTS} does not hold the weights of the network "
                                 f"{directory / TRAINED} describes; run `deapnas train "
                                 f"{directory}` again") from None
-    return RawInputs(net.eval(), normalisation(directory)).eval() if raw_inputs else net.eval()
+    if raw_inputs:
+        net = RawInputs(net.eval(), normalisation(directory, trained))
+    return net.eval(), best, trained
 
 
-def normalisation(directory: str | os.PathLike) -> Normalisation:
-    """How the run's images were normalised: as ``train.json`` records it, or (for a
+def normalisation(directory: str | os.PathLike, trained: Optional[dict] = None
+                  ) -> Normalisation:
+    """How the run's images were normalised: as ``train.json`` records it (``trained``: that
+    file as :func:`training_result` read it; read here when not given), or (for a
     ``train.json`` of an older deapnas) as loading the run's dataset again finds it."""
-    recorded = training_result(directory).get("normalisation")
+    recorded = (trained or training_result(directory)).get("normalisation")
     if recorded is not None:
         return Normalisation(recorded["scale"], tuple(recorded["mean"]), tuple(recorded["std"]))
     config, options, _ = load_config(directory)
@@ -129,9 +138,8 @@ def export(directory: str | os.PathLike) -> Path:
     and how it normalises it); the program's path."""
     check_path("export(directory)", directory)
     directory = Path(directory)
-    net = load_model(directory, raw_inputs=True)
-    shape = tuple(read_json(directory / TRAINED, "training result",
-                            schema.TRAINED)["input_shape"])
+    net, best, trained = _trained_model(directory, raw_inputs=True)
+    shape = tuple(trained["input_shape"])
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(net, (torch.zeros(2, *shape),),
@@ -139,7 +147,6 @@ def export(directory: str | os.PathLike) -> Path:
     out, saved = folder(directory, "export"), io.BytesIO()
     torch.export.save(program, saved)
     write_atomic(out / "model.pt2", saved.getbuffer())
-    best = read_json(directory / BEST, "result", schema.BEST)
     write_json(out / "genome.json", {k: best[k] for k in ("method", "space", "genome", "key")
                                      if k in best} | {"input_shape": list(shape)})
     write_json(out / "preprocessing.json", preprocessing(net, shape))

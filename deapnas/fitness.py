@@ -31,26 +31,13 @@ from .data import Dataset, Split
 from .graph import InvalidGraphError
 from .individuals import worst_values
 from .networks import count_parameters, set_drop_path
+from .options import objective_weights
 from .safefiles import RunDirectoryError
 from .training import (CandidateFailure, Recipe, accuracy, deterministic_kernels,
                        evaluation_seed, load_matching, make_optimizer, make_schedule,
                        param_groups, random_states, resolve_device, restore_random_states,
                        shuffle_generator, train_epoch_measured)
 from .weights import load_weights, save_weights
-
-
-#: The objectives an evaluator can return, and their DEAP weights (maximised: +1).
-OBJECTIVES = {"accuracy": 1.0, "params": -1.0, "train_seconds": -1.0}
-
-
-def objective_weights(objectives: Iterable[str]) -> tuple[float, ...]:
-    """The fitness weights of ``objectives`` (names in :data:`OBJECTIVES`)."""
-    objectives = tuple(objectives)
-    unknown = [o for o in objectives if o not in OBJECTIVES]
-    if unknown or not objectives or len(set(objectives)) < len(objectives):
-        raise ValueError(f"objectives must be distinct names among {', '.join(OBJECTIVES)}, "
-                         f"not {', '.join(objectives) or 'none'}")
-    return tuple(OBJECTIVES[o] for o in objectives)
 
 
 class Evaluation(tuple):
@@ -83,7 +70,7 @@ def failed(evaluation: Any) -> bool:
 
 def settings_of(value: Any) -> Any:
     """``value`` described as JSON, what a journal fingerprints of a fitness function
-    (:meth:`deapnas.run.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
+    (:meth:`deapnas.journal.Journal.wrap`): an object's own ``settings()`` (deapnas's evaluators:
     the recipe, the data, the network builder...), a ``functools.partial``'s function and
     arguments, a dataclass's fields, a tensor's shape and type, a function's or another object's
     qualified name; JSON values as they are. The description holds nothing that differs between
@@ -161,8 +148,8 @@ class TrainEvaluator:
         the environment has none (cuBLAS is deterministic with ``":4096:8"`` or ``":16:8"``).
     :param max_params: candidates with more parameters fail before any memory is allocated.
     :param objectives: what the fitness tuple holds, in order: ``"accuracy"`` (validation),
-        ``"params"``, ``"train_seconds"`` (see :data:`OBJECTIVES`); every one of them is also
-        in ``.info``.
+        ``"params"``, ``"train_seconds"`` (see :data:`deapnas.options.OBJECTIVES`); every one of
+        them is also in ``.info``.
     :param stop_below_rank: early termination (:class:`RankStop`): a candidate whose validation
         accuracy after an epoch is below the ``stop_below_rank``-th best of the earlier
         candidates at that epoch stops training, keeps that accuracy as its fitness and the

@@ -195,14 +195,18 @@ def mut_point(individual: Chromosome, pset: gp.PrimitiveSet, pb: Optional[float]
 
 
 def transpose_is(individual: Chromosome, pb: float = 0.1,
-                 lengths: Sequence[int] = TRANSPOSON_LENGTHS) -> tuple[Chromosome]:
+                 lengths: Sequence[int] = TRANSPOSON_LENGTHS,
+                 head_functions_only: bool = False) -> tuple[Chromosome]:
     """IS transposition, with probability ``pb``: a copy of a random segment (of one of
     ``lengths``) is inserted into the head after the root; the head keeps its length, so its
-    last symbols drop off. The tail is untouched. A head of one symbol has no target."""
+    last symbols drop off. The tail is untouched. A head of one symbol has no target. With
+    ``head_functions_only`` (NASGEP's cells) the segment is taken from the head, so that the
+    head keeps holding functions only."""
     if random.random() >= pb or individual.head < 2:
         return individual,
-    length = min(random.choice(lengths), len(individual))
-    start = random.randrange(len(individual) - length + 1)
+    source = individual.head if head_functions_only else len(individual)
+    length = min(random.choice(lengths), source)
+    start = random.randrange(source - length + 1)
     target = random.randrange(1, individual.head)
     segment = list(individual[start:start + length])
     individual[:individual.head] = (individual[:target] + segment +
@@ -211,16 +215,21 @@ def transpose_is(individual: Chromosome, pb: float = 0.1,
 
 
 def transpose_ris(individual: Chromosome, pb: float = 0.1,
-                  lengths: Sequence[int] = TRANSPOSON_LENGTHS) -> tuple[Chromosome]:
+                  lengths: Sequence[int] = TRANSPOSON_LENGTHS,
+                  head_functions_only: bool = False) -> tuple[Chromosome]:
     """Root IS transposition, with probability ``pb``: from a random head position, the head is
     scanned for a function; a copy of the segment (of one of ``lengths``) starting there becomes
-    the start of the head, which keeps its length. Nothing happens when no function is found."""
+    the start of the head, which keeps its length. Nothing happens when no function is found.
+    With ``head_functions_only`` (NASGEP's cells) the segment ends at the end of the head at the
+    latest, so that the head keeps holding functions only."""
     if random.random() >= pb:
         return individual,
     start = random.randrange(individual.head)
     found = [p for p in range(start, individual.head) if individual[p].arity > 0]
     if found:
-        segment = list(individual[found[0]:found[0] + random.choice(lengths)])
+        end = found[0] + random.choice(lengths)
+        segment = list(individual[found[0]:min(end, individual.head) if head_functions_only
+                                  else end])
         individual[:individual.head] = (segment + individual[:individual.head])[:individual.head]
     return individual,
 
@@ -260,12 +269,14 @@ def reproduce(first: Chromosome, second: Chromosome, pset: gp.PrimitiveSet,
               two_point: float = 0.3) -> tuple[Chromosome, Chromosome]:
     """Two children of two parents, made by GEP's operators in NASGEP's order: point mutation,
     IS transposition and RIS transposition of each clone, then one-point and two-point
-    recombination of the pair. The parents are untouched; the children's fitness is invalid."""
+    recombination of the pair. The parents are untouched; the children's fitness is invalid.
+    With ``head_functions_only`` every operator keeps the heads free of terminals (recombination
+    does by itself: positions keep their role)."""
     children = copy.deepcopy(first), copy.deepcopy(second)
     for child in children:
         mut_point(child, pset, mutation, head_functions_only)
-        transpose_is(child, is_transposition, lengths)
-        transpose_ris(child, ris_transposition, lengths)
+        transpose_is(child, is_transposition, lengths, head_functions_only)
+        transpose_ris(child, ris_transposition, lengths, head_functions_only)
     cx_one_point(*children, one_point)
     cx_two_point(*children, two_point)
     for child in children:

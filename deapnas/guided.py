@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from . import limits
-from .options import option
-from .proxies import DATA_FREE, PROXIES
+from .options import DATA_FREE, PROXY_NAMES, option
 
 Score = Callable[[Any], Any]
 
@@ -91,7 +90,7 @@ class GuidanceOptions:
     warmup_proxy: Optional[str] = option(
         None, "a zero-cost proxy that guides the search: the first population is the best "
         "--population of --warmup-samples random genomes by it, and it ranks the --proposals "
-        "(unset: no guidance)", choices=tuple(PROXIES))
+        "(unset: no guidance)", choices=PROXY_NAMES)
     warmup_samples: Optional[int] = option(
         None, "random genomes scored by --warmup-proxy for the first population (unset: 10 x "
         "--population; --population or fewer: no warm-up)", minimum=1,

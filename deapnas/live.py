@@ -2,7 +2,7 @@
 event files while the search runs (``deapnas search --tensorboard DIR``), for
 ``tensorboard --logdir DIR`` to show as they come.
 
-:class:`TensorBoardView` takes a :class:`~deapnas.run.Journal`'s records: pass its
+:class:`TensorBoardView` takes a :class:`~deapnas.journal.Journal`'s records: pass its
 :meth:`~TensorBoardView.evaluation` as the journal's ``on_record`` and its
 :meth:`~TensorBoardView.statistics` as ``on_logbook``, in a script of your own as the command
 line does::

@@ -17,7 +17,8 @@ import networkx as nx
 import torch
 from torch import nn
 
-from .graph import GraphModule, compile_graph, inputs_of, resize
+from .compiler import GraphModule, compile_graph, resize
+from .graph import inputs_of
 from .limits import MAX_PARAMETERS
 from .ops import Shape, relu_conv_bn
 
@@ -87,7 +88,7 @@ class ResidualReduction(nn.Module):
 
 
 class Resize(nn.Module):
-    """Average pooling to a fixed spatial size (:func:`deapnas.graph.resize`)."""
+    """Average pooling to a fixed spatial size (:func:`deapnas.compiler.resize`)."""
 
     def __init__(self, size: Sequence[int]):
         super().__init__()
@@ -181,7 +182,7 @@ def set_drop_path(net: nn.Module, rate: float) -> None:
     """Drop-path (Larsson et al., 2017, as DARTS retrains) in every compiled graph of ``net``:
     in training, the output of every operation but the identity is zeroed for a sample with
     probability ``rate`` and divided by 1 - ``rate`` otherwise
-    (:attr:`GraphModule.drop_path <deapnas.graph.GraphModule>`). Call it again to change the
+    (:attr:`GraphModule.drop_path <deapnas.compiler.GraphModule>`). Call it again to change the
     rate (DARTS raises it linearly over the epochs); 0 turns it off. Nothing changes in
     evaluation mode, nor in the network's parameters."""
     for module in net.modules():

@@ -17,6 +17,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .options import CONV_PADDINGS
+
 Shape = tuple[int, int, int]
 ShapeRule = Callable[..., Shape]
 
@@ -82,9 +84,13 @@ def same_shape(in_shape: Shape, **_) -> Shape:
     return in_shape
 
 
-def conv_shape(in_shape: Shape, channels: Optional[int] = None, stride: int = 1, **_) -> Shape:
-    """A 'same'-padded convolution: ``channels`` out, spatial size divided by ``stride``."""
+def conv_shape(in_shape: Shape, channels: Optional[int] = None, stride: int = 1,
+               padding: str = "same", kernel: int = 1, **_) -> Shape:
+    """A convolution: ``channels`` out; ``"same"`` padding divides the spatial size by
+    ``stride``, ``"valid"`` (no padding, stride 1) shrinks it by ``kernel - 1``."""
     c, h, w = in_shape
+    if padding == "valid":
+        return (channels or c, h - kernel + 1, w - kernel + 1)
     return (channels or c, -(-h // stride), -(-w // stride))
 
 
@@ -115,12 +121,17 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def conv_relu6_bn(c_in: int, kernel: int, channels: int, dropout: float = 0.1) -> nn.Module:
-    """Macro-space convolution: Conv (same size) -> ReLU6 -> BatchNorm -> Dropout2d.
+def conv_relu6_bn(c_in: int, kernel: int, channels: int, dropout: float = 0.1,
+                  padding: str = "same") -> nn.Module:
+    """Macro-space convolution: Conv -> ReLU6 -> BatchNorm -> Dropout2d.
 
-    An even kernel is padded one pixel more on the right and bottom than on the left and top.
+    ``padding="same"`` zero-pads to keep the size, an even kernel one pixel more on the right
+    and bottom than on the left and top; ``"valid"`` pads nothing, so a k x k kernel shrinks
+    the input by k - 1 (and one larger than its input leaves nothing: see :func:`conv_shape`).
     """
-    before, after = (kernel - 1) // 2, kernel // 2
+    if padding not in CONV_PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(CONV_PADDINGS)}, not {padding!r}")
+    before, after = ((kernel - 1) // 2, kernel // 2) if padding == "same" else (0, 0)
     return nn.Sequential(nn.ZeroPad2d((before, after, before, after)),
                          nn.Conv2d(c_in, channels, kernel), nn.ReLU6(),
                          nn.BatchNorm2d(channels), nn.Dropout2d(dropout))

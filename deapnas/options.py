@@ -16,14 +16,49 @@ import math
 import os
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from . import limits
-from .data import DATASETS
-from .proxies import PROXIES
 
+#: The datasets :func:`deapnas.data.load_dataset` loads, named here, where the command line
+#: lists them without importing torch.
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "idx")
 #: Dataset names that stand for a benchmark table (given with ``--table``).
 TABLE_DATASETS = ("nb201",)
+#: Where a mini dataset's scoring subset may come from (see :func:`deapnas.data.mini_dataset`).
+MINI_SCORE_SOURCES: tuple[str, ...] = ("train", "test")
+#: AutoAugment's learned policies, by name (see :mod:`deapnas.augment`).
+AUTOAUGMENT_POLICIES: tuple[str, ...] = ("cifar10", "imagenet", "svhn")
+#: The zero-cost proxies of :data:`deapnas.proxies.PROXIES`, named here for the same reason.
+PROXY_NAMES: tuple[str, ...] = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm", "params",
+                                "flops")
+#: The proxies that read only the shape of the minibatch, never its images or labels.
+DATA_FREE = frozenset({"synflow", "params", "flops"})
+#: The paddings of a macro-space convolution: keep the size, or none (the macro paper's).
+CONV_PADDINGS: tuple[str, ...] = ("same", "valid")
+#: Which connections the macro space's add-node mutation may split: only ``"enabled"`` ones
+#: (deapnas's default; any one while none is enabled), so a fresh genome is always a chain, or
+#: ``"any"`` connection, disabled ones too (the authors' code), which re-opens disabled paths
+#: as parallel branches.
+ADD_NODE_SPLITS: tuple[str, ...] = ("enabled", "any")
+#: EG-NAS's updates of α by the chosen direction s (Eq. 8; :func:`deapnas.evolutionary_gradient.egnas`):
+#: ``convex``, α ← α + ξ·(s − α), α moves the fraction ξ of the way to s; ``literal``,
+#: α ← α + ξ·s, as the paper prints it (α grows by the factor 1 + ξ at every step, since s
+#: lies near α).
+ES_UPDATES: tuple[str, ...] = ("convex", "literal")
+#: The objectives an evaluator can return (``--objectives``), and their DEAP weights (maximised:
+#: +1).
+OBJECTIVES = {"accuracy": 1.0, "params": -1.0, "train_seconds": -1.0}
+
+
+def objective_weights(objectives: Iterable[str]) -> tuple[float, ...]:
+    """The fitness weights of ``objectives`` (names in :data:`OBJECTIVES`)."""
+    objectives = tuple(objectives)
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives or len(set(objectives)) < len(objectives):
+        raise ValueError(f"objectives must be distinct names among {', '.join(OBJECTIVES)}, "
+                         f"not {', '.join(objectives) or 'none'}")
+    return tuple(OBJECTIVES[o] for o in objectives)
 
 
 def option(default: Any, help: str, *, minimum: Optional[float] = None,
@@ -172,7 +207,7 @@ class RunConfig:
     fitness: Optional[str] = option(None, "proxy:NAME scores each candidate's untrained "
                                     "network with a zero-cost proxy instead of training it "
                                     "(training-free search; unset: trained or looked up)",
-                                    choices=tuple(f"proxy:{name}" for name in PROXIES))
+                                    choices=tuple(f"proxy:{name}" for name in PROXY_NAMES))
     evaluations: Optional[int] = option(None, "evaluations in all (the method's budget unit; "
                                         "unset: the method's own stopping rule)",
                                         minimum=1, maximum=limits.MAX_EVALUATIONS)
@@ -255,6 +290,9 @@ class TrainingOptions:
     cells: int = option(5, "cells per stage, for cell spaces", minimum=1, maximum=limits.MAX_CELLS)
     clamp_pools: bool = option(False, "macro: a pool larger than its input shrinks to it, so "
                                "every pool keeps a 1x1 map (a departure from the paper)")
+    conv_padding: str = option("same", "macro: convolutions keep the size (same) or are "
+                               "unpadded (valid, the paper's: a kernel larger than its input "
+                               "makes the candidate invalid)", choices=CONV_PADDINGS)
     max_params: int = option(5_000_000, "candidates with more parameters fail without training "
                              "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
     deterministic: bool = option(False, "only deterministic kernels: an identical candidate "

@@ -66,6 +66,7 @@ from .data import Dataset
 from .fitness import Evaluation, failure, out_of_memory, settings_of
 from .graph import InvalidGraphError
 from .networks import count_parameters
+from .options import DATA_FREE, PROXY_NAMES
 from .training import CandidateFailure, evaluation_seed, resolve_device
 
 Proxy = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
@@ -154,12 +155,9 @@ def flops(net: nn.Module, inputs: torch.Tensor, targets: Optional[torch.Tensor] 
 
 
 #: Every proxy by name, for ``ProxyEvaluator(proxy="synflow")`` and ``--fitness proxy:NAME``.
-PROXIES: dict[str, Proxy] = {"synflow": synflow, "naswot": naswot, "jacob_cov": jacob_cov,
-                             "snip": snip, "grad_norm": grad_norm, "params": params,
-                             "flops": flops}
-
-#: The proxies that read only the shape of the minibatch, never its images or labels.
-DATA_FREE = frozenset({"synflow", "params", "flops"})
+#: Each is the function of this module of that name; :data:`deapnas.options.PROXY_NAMES` lists
+#: them, so that the command line offers them without importing torch.
+PROXIES: dict[str, Proxy] = {name: globals()[name] for name in PROXY_NAMES}
 
 
 def get_proxy(name: str) -> Proxy:

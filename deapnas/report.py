@@ -1,15 +1,15 @@
 """What ``deapnas show`` and ``deapnas train`` do with a finished (or running) run directory:
 a text summary, PNG plots, and a longer retraining of the pick scored on the test split.
-``show`` also reads the directory of a script's journal (:meth:`deapnas.run.Journal.wrap`),
+``show`` also reads the directory of a script's journal (:meth:`deapnas.journal.Journal.wrap`),
 which holds the history but no ``config.json``."""
 from __future__ import annotations
 
 import io
 import json
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import matplotlib
 
@@ -20,22 +20,16 @@ from tqdm import tqdm  # noqa: E402
 from . import schema  # noqa: E402
 from .drawing import (Lineage, Phase, Pick, draw_graphs, plot_fitness,  # noqa: E402
                       plot_training)
-from .networks import check_parameters, inference_parameters  # noqa: E402
-from .export import TRAINED, WEIGHTS, training_result  # noqa: E402
-from .run import (BEST, CONFIG, HISTORY, PARETO, Lock, conform, holder,  # noqa: E402
-                  read_genome, read_history, read_json, read_settings, sha256, write_json)
-from .runner import (fitness_weights, load_config, load_data, make_evaluator,  # noqa: E402
-                     resume_command)
+from .rundir import (BEST, CONFIG, HISTORY, PARETO, TRAINED, WEIGHTS, Lock,  # noqa: E402
+                     conform, fitness_weights, holder, load_config, read_config, read_genome,
+                     read_history, read_json, read_settings, resume_command, sha256, write_json)
 from .safefiles import (RunDirectoryError, read_bytes, remove_leftovers,  # noqa: E402
                         write_atomic)
-from .estimate import data_needed  # noqa: E402
 from .options import flag  # noqa: E402
 from .spaces import get_space  # noqa: E402
-from .spaces import minigen  # noqa: E402
-from .spaces.macro import network_graph  # noqa: E402
 from .limits import MAX_CHANNELS, MAX_EPOCHS  # noqa: E402
-from .training import CandidateFailure  # noqa: E402
-from .weights import load_weights, save_weights  # noqa: E402
+from .methods import Method  # noqa: E402
+from .options import RunConfig  # noqa: E402
 
 #: What ``deapnas train`` writes besides ``model.pt`` and ``train.json``: the whole state of
 #: the training, after every epoch (removed once ``model.pt`` is written); one record per
@@ -43,24 +37,49 @@ from .weights import load_weights, save_weights  # noqa: E402
 TRAIN_STATE, TRAIN_LOG, TRAIN_PLOT = "train-state.pt", "train.jsonl", "training.png"
 
 
-def load_run(directory: str | Path) -> tuple:
-    """``(config, options, method, history, best)`` of a run directory; ``best`` is None until
-    the search ends."""
-    config, options, method = load_config(directory)
-    best_path = Path(directory) / BEST
-    best = read_json(best_path, "result", schema.BEST) if best_path.exists() else None
-    return config, options, method, read_history(directory), best
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory's files as :func:`load_run` read them, each once, for the summary and
+    every plot of ``deapnas show``.
+
+    :ivar typed: the paths as the user typed them (``config.json``'s ``typed``).
+    :ivar best: ``best.json``, None until the search ends.
+    :ivar pareto: ``pareto.json`` of a search of several objectives, else None.
+    """
+
+    directory: Path
+    config: RunConfig
+    options: Any
+    method: Method
+    typed: dict
+    history: list
+    best: Optional[dict]
+    pareto: Optional[dict]
 
 
-def summary(directory: str | Path) -> str:
-    """A few lines on the run: settings, evaluations, failures by reason, the pick."""
-    if is_journal(directory):
-        return journal_summary(directory)
-    config, options, method, history, best = load_run(directory)
-    typed = read_json(Path(directory) / CONFIG, "run configuration",
-                      schema.CONFIG).get("typed", {})
-    data = f"table {typed.get('table', config.table)} ({config.metric})" if config.tabular \
-        else f"dataset {config.dataset}"
+def load_run(directory: str | Path) -> LoadedRun:
+    """Read the run directory ``directory`` (:class:`LoadedRun`), each file once."""
+    directory = Path(directory)
+    data = read_config(directory)
+    config, options, method = load_config(directory, data)
+    best, pareto = (read_json(directory / name, what, field) if (directory / name).exists()
+                    else None for name, what, field in ((BEST, "result", schema.BEST),
+                                                        (PARETO, "Pareto front", schema.PARETO)))
+    return LoadedRun(directory, config, options, method, data.get("typed", {}),
+                     read_history(directory), best, pareto)
+
+
+def summary(run: str | Path | LoadedRun) -> str:
+    """A few lines on the run (a directory, or one :func:`load_run` read): settings,
+    evaluations, failures by reason, the pick."""
+    if not isinstance(run, LoadedRun):
+        if is_journal(run):
+            return journal_summary(run)
+        run = load_run(run)
+    directory, config, options, method, history, best = (run.directory, run.config, run.options,
+                                                          run.method, run.history, run.best)
+    data = f"table {run.typed.get('table', config.table)} ({config.metric})" \
+        if config.tabular else f"dataset {config.dataset}"
     maximize = fitness_weights(config, method)[0] > 0
     fittest = best_evaluation(history, maximize)
     lines = [f"run {directory}: {method.name} on the {config.space} space, {data}, "
@@ -81,9 +100,8 @@ def summary(directory: str | Path) -> str:
                      f"`{resume_command(directory, config.algorithm)}`")
     else:
         lines.append(describe_best(config, options, best, Path(directory) / BEST))
-        if (Path(directory) / PARETO).exists():
-            lines += describe_front(read_json(Path(directory) / PARETO, "Pareto front",
-                                              schema.PARETO))
+        if run.pareto is not None:
+            lines += describe_front(run.pareto)
         if (Path(directory) / TRAINED).exists():
             lines.append(describe_training(directory))
         if (Path(directory) / TRAIN_STATE).exists():
@@ -94,6 +112,8 @@ def summary(directory: str | Path) -> str:
 def describe_training(directory: str | Path) -> str:
     """The line on the pick's final training (``deapnas train``), or on why its weights
     cannot be used."""
+    from .export import training_result  # torch: only for a trained run
+
     try:
         trained = training_result(directory)
     except ValueError as error:
@@ -128,7 +148,7 @@ def journal_summary(directory: str | Path) -> str:
     if isinstance(evaluator, dict):
         evaluator = evaluator.get("evaluator") or evaluator.get("function")
     weights = settings.get("weights", [1.0])
-    lines = [f"journal {directory}: the history of a loop recorded by deapnas.run.Journal "
+    lines = [f"journal {directory}: the history of a loop recorded by deapnas.journal.Journal "
              f"(no {CONFIG})" + (f", evaluator {evaluator}" if isinstance(evaluator, str) else ""),
              f"evaluations: {len(history)}"]
     lines += _failures(history)
@@ -206,17 +226,21 @@ def describe_best(config, options, best: dict, path: Path) -> str:
     return text
 
 
-def plots(directory: str | Path) -> list[Path]:
-    """Write the run's pictures: ``fitness.png``, and once there is a pick ``best.png`` (and
-    ``pareto.png`` for a search of two objectives), and ``training.png`` once ``deapnas train``
-    has trained an epoch."""
-    written = [plot_history(directory)]
-    if (Path(directory) / BEST).exists():
-        written.append(plot_best(directory))
-    if (Path(directory) / PARETO).exists():
-        written.append(plot_pareto(directory))
-    if (Path(directory) / TRAIN_LOG).exists():
-        written.append(plot_training_curve(directory))
+def plots(run: str | Path | LoadedRun) -> list[Path]:
+    """Write the pictures of the run (a directory, or one :func:`load_run` read):
+    ``fitness.png``, and once there is a pick ``best.png`` (and ``pareto.png`` for a search of
+    two objectives), and ``training.png`` once ``deapnas train`` has trained an epoch."""
+    if not isinstance(run, LoadedRun):
+        if is_journal(run):
+            return [plot_history(run)]
+        run = load_run(run)
+    written = [plot_history(run)]
+    if run.best is not None:
+        written.append(plot_best(run))
+    if run.pareto is not None:
+        written.append(plot_pareto(run))
+    if (run.directory / TRAIN_LOG).exists():
+        written.append(plot_training_curve(run.directory))
     return written
 
 
@@ -255,10 +279,9 @@ def training_figure(directory: str | Path):
     return figure
 
 
-def plot_pareto(directory: str | Path) -> Path:
+def plot_pareto(run: LoadedRun) -> Path:
     """``pareto.png``: every candidate on the first two objectives, the Pareto front joined."""
-    config, _, _, history, _ = load_run(directory)
-    front = read_json(Path(directory) / PARETO, "Pareto front", schema.PARETO)
+    directory, config, history, front = run.directory, run.config, run.history, run.pareto
     names = front["objectives"][:2]
     points = [r["fitness"][:2] for r in history if r.get("reason") is None]
     edge = sorted(r["fitness"][:2] for r in front["front"])
@@ -276,30 +299,37 @@ def plot_pareto(directory: str | Path) -> Path:
     return _save(figure, Path(directory) / "pareto.png")
 
 
-def plot_history(directory: str | Path) -> Path:
-    """``fitness.png``: every evaluation's fitness and the best so far; failures apart; the
-    final pick marked once there is one (:func:`history_figure`)."""
-    return _save(history_figure(directory), Path(directory) / "fitness.png")
+def plot_history(run: str | Path | LoadedRun) -> Path:
+    """``fitness.png`` of a run (a directory, or one :func:`load_run` read) or of a script's
+    journal (its directory): every evaluation's fitness and the best so far; failures apart;
+    the final pick marked once there is one (:func:`history_figure`)."""
+    directory = run.directory if isinstance(run, LoadedRun) else Path(run)
+    return _save(history_figure(run), directory / "fitness.png")
 
 
-def history_figure(directory: str | Path):
+def history_figure(run: str | Path | LoadedRun):
     """The figure of ``fitness.png``: :func:`~deapnas.drawing.plot_fitness` of the run's history,
     with the pick (its mean when it is one, and the evaluations of its architecture), RENAS's
     phases (from scratch, fine-tuned children, final retraining) and NASGEP's models joined
     across generations (each point is one more epoch of a model)."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    if is_journal(directory):
-        maximize = read_settings(directory).get("weights", [1.0])[0] > 0
-        plot_fitness(read_history(directory), "fitness", ax=axes, maximize=maximize)
+    if not isinstance(run, LoadedRun) and is_journal(run):
+        maximize = read_settings(run).get("weights", [1.0])[0] > 0
+        plot_fitness(read_history(run), "fitness", ax=axes, maximize=maximize)
         return figure
-    config, options, method, history, best = load_run(directory)
-    metric, units = _metric(config, method)
-    maximize = fitness_weights(config, method)[0] > 0
-    plot_fitness(history, metric, units, ax=axes, maximize=maximize,
-                 pick=_pick(best, history, metric),
-                 phases=_phases(config, options, method, history),
-                 lineage=LINEAGES.get(method.name))
+    run = _loaded(run)
+    metric, units = _metric(run.config, run.method)
+    maximize = fitness_weights(run.config, run.method)[0] > 0
+    plot_fitness(run.history, metric, units, ax=axes, maximize=maximize,
+                 pick=_pick(run.best, run.history, metric),
+                 phases=_phases(run.config, run.options, run.method, run.history),
+                 lineage=LINEAGES.get(run.method.name))
     return figure
+
+
+def _loaded(run: str | Path | LoadedRun) -> LoadedRun:
+    """``run`` read by :func:`load_run` unless it already was."""
+    return run if isinstance(run, LoadedRun) else load_run(run)
 
 
 #: Methods whose models live on across generations, trained further in each (one evaluation
@@ -342,23 +372,27 @@ def _phases(config, options, method, history: list[dict]) -> list[Phase]:
             and start <= end]
 
 
-def plot_best(directory: str | Path) -> Path:
+def plot_best(run: str | Path | LoadedRun) -> Path:
     """``best.png``: the pick's compiled graph (each of its cells, side by side, at one
     scale), layered from input to output (:func:`best_figure`)."""
-    return _save(best_figure(directory), Path(directory) / "best.png")
+    run = _loaded(run)
+    return _save(best_figure(run), run.directory / "best.png")
 
 
-def best_figure(directory: str | Path):
+def best_figure(run: str | Path | LoadedRun):
     """The figure of ``best.png``: the pick's cells side by side (the macro space: the whole
     network, its fully connected head included, at the run's width), under a title that names
     its fitness, its parameters and the width it was evaluated at."""
-    config, options, _, _, best = load_run(directory)
+    run = _loaded(run)
+    directory, config, options, best = run.directory, run.config, run.options, run.best
     if best is None:
         raise ValueError(f"{directory} has no final pick yet; see `deapnas show {directory}`")
     space = get_space(best.get("space", config.space))
     genome = read_genome(space, best["genome"], Path(directory) / BEST)
     graphs = space.graphs(genome)
     if space.name == "macro":  # whole networks: draw the head that holds most parameters
+        from .runner import data_needed
+        from .spaces.macro import network_graph
         try:
             data = data_needed(config, options)
         except (ValueError, OSError):  # the data moved away: the body alone can be drawn
@@ -382,6 +416,7 @@ def _best_title(config, options, space, best: dict) -> str:
     if width and not config.tabular:
         size += f" at {width}"
     elif space.name == "minigen":
+        from .spaces import minigen
         size += (", each cell's width in its name (the input cell's: "  # widths are genes
                  + "->".join(map(str, minigen.INPUT_FLOW)) + ")")
     return f"best architecture: {best['metric']} {best['fitness']:.4f}{count}, {size}"
@@ -424,8 +459,9 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
     split (used here for the first and only time). A method with a final training of its own
     (:attr:`Method.final_training <deapnas.methods.Method.final_training>`) trains it with that
     recipe (augmentation, schedule, width); otherwise the search's training options apply,
-    without augmentation, for the options' ``final_epochs`` when they have one (MiniGen's 340)
-    or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
+    without augmentation and without the search's parameter cap (``--max-params`` bounds the
+    candidates, not the final network), for the options' ``final_epochs`` when they have one
+    (MiniGen's 340) or :data:`RETRAIN_EPOCHS`. ``epochs`` and ``channels`` (the
     macro paper retrains its pick at C = 128 and 256) override either. Writes the weights to
     ``model.pt`` and ``train.json`` as one unit, holding the run's lock
     (:func:`save_trained`).
@@ -451,7 +487,8 @@ def retrain(directory: str | Path, epochs: int | None = None, device: str | None
 def trainable(directory: str | Path) -> tuple:
     """``(config, options, method, best)`` of a run whose pick ``deapnas train`` can train now;
     a ``ValueError`` saying why not otherwise (in use, no pick yet, a table search)."""
-    config, options, method, _, best = load_run(directory)
+    run = load_run(directory)
+    config, options, method, best = run.config, run.options, run.method, run.best
     running = holder(directory)
     if running:
         raise ValueError(f"{directory} is in use by {running} (a search or a training); "
@@ -469,6 +506,8 @@ def unfinished_training(directory: str | Path) -> dict:
     """The ``epochs`` and network ``channels`` of the unfinished training that
     ``train-state.pt`` holds, as ``deapnas train`` resolved them, and the epochs ``done``
     (``{}`` when there is none; a value that is not a number in range is left out)."""
+    from .weights import load_weights  # torch: only for an unfinished training
+
     path = Path(directory) / TRAIN_STATE
     if not path.exists():
         return {}
@@ -489,6 +528,10 @@ def unfinished_training(directory: str | Path) -> dict:
 
 def _retrain(directory, config, options, method, best: dict, epochs, device, channels,
              progress: bool) -> dict:
+    from .networks import check_parameters, inference_parameters  # torch: a network is built
+    from .runner import load_data, make_evaluator
+    from .training import CandidateFailure
+
     if device:
         config.device = device
     space = get_space(best.get("space", config.space))
@@ -498,9 +541,9 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
                  if method.final_training is not None else None)
     if evaluator is not None:
         epochs = evaluator.epochs
-    else:
+    else:  # the search's parameter cap bounds its candidates, not the final network
         options = replace(options, channels=channels) if channels else options
-        evaluator = make_evaluator(config, options, space)
+        evaluator = make_evaluator(config, options, space, max_params=None)
         epochs = epochs or getattr(options, "final_epochs", None) or RETRAIN_EPOCHS
     shape, classes = evaluator.data.input_shape, evaluator.data.num_classes
     check_parameters(lambda: evaluator.build(genome, shape, classes),
@@ -512,8 +555,8 @@ def _retrain(directory, config, options, method, best: dict, epochs, device, cha
                                                  state_file=Path(directory) / TRAIN_STATE,
                                                  progress=log)
     except CandidateFailure as error:
-        raise ValueError(f"the pick cannot be retrained: {error} (over the parameter cap: lower "
-                         "--channels or raise the search's --max-params)") from None
+        raise ValueError(f"the pick cannot be retrained: {error} (try another --channels or "
+                         "--epochs)") from None
     finally:
         log.close()
     data, network = evaluator.data, dict(getattr(evaluator.build, "keywords", {}))
@@ -557,6 +600,8 @@ def save_trained(directory: Path, state: dict, result: dict) -> dict:
     then written last. An interruption anywhere leaves the old pair, or ``model.pt`` without
     ``train.json`` (train again), never a ``train.json`` that describes another model; the
     result as written."""
+    from .weights import save_weights
+
     (directory / TRAINED).unlink(missing_ok=True)
     save_weights(directory / WEIGHTS, state)
     result = {**result, "weights_sha256": sha256(directory / WEIGHTS)}

@@ -7,13 +7,14 @@ writing the logbook and the method's pick (``best.json``).
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
 import random
-import shlex
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -22,17 +23,18 @@ import torch
 from deap import base, tools
 from tqdm import tqdm
 
-from . import __version__, live
+from . import live
 from . import options as opts
-from . import schema
-from .data import Dataset, load_dataset
-from .fitness import TableEvaluator, TrainEvaluator, failed, objective_weights
-from .methods import METHODS, Method, get_method, recorded_method
-from .options import RunConfig, TrainingOptions
+from .data import OFFICIAL_SIZES, Dataset, Split, load_dataset, missing_files
+from .fitness import TableEvaluator, TrainEvaluator, failed
+from .journal import Journal, TimeUp
+from .methods import METHODS, Method, get_method
+from .options import RunConfig, TrainingOptions, objective_weights
 from .parallel import DevicePool, warm_up
 from .proxies import DATA_FREE, ProxyEvaluator
-from .run import (BEST, CONFIG, HISTORY, LOCK, PARETO, Journal, Lock, RunDirectoryError,
-                  TimeUp, conform, read_json, write_json)
+from .rundir import (BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, config_json,
+                     fitness_weights, load_config, resume_command, write_json)
+from .safefiles import RunDirectoryError
 from .spaces import Space, get_space
 from .training import resolve_device
 
@@ -43,7 +45,7 @@ class Run:
     :ivar options: the method's options.
     :ivar method: the :class:`~deapnas.methods.Method`.
     :ivar space: the :class:`~deapnas.spaces.Space` searched.
-    :ivar journal: the run directory's :class:`~deapnas.run.Journal`; pass it to the loop.
+    :ivar journal: the run directory's :class:`~deapnas.journal.Journal`; pass it to the loop.
     :ivar stats: population statistics for the logbook (failed candidates left out).
     :ivar halloffame: the best individual seen, kept across resumes by the loops.
     :ivar result: what the search wants its ``pick`` to see, if anything (e.g. a final
@@ -66,7 +68,7 @@ class Run:
 
     @property
     def weights(self) -> tuple[float, ...]:
-        """The fitness weights (:func:`fitness_weights`)."""
+        """The fitness weights (:func:`~deapnas.rundir.fitness_weights`)."""
         return fitness_weights(self.config, self.method)
 
     @property
@@ -232,18 +234,55 @@ def _table_needs_nb201(method: Method) -> str:
             f"{' or '.join(method.spaces)}); methods that take a table: {', '.join(takers)}")
 
 
-def fitness_weights(config: RunConfig, method: Method) -> tuple[float, ...]:
-    """The fitness weights of a run: its objectives' (``--objectives``), or the method's own."""
-    if config.objective_names == ("accuracy",):
-        return method.weights
-    return objective_weights(config.objective_names)
-
-
 def load_data(config: RunConfig, options: Any) -> Dataset:
     """The run's dataset; a method's options may set ``val_fraction``, the share of the
     training images held out for validation (default 0.2)."""
     return load_dataset(config.dataset, config.data_dir, download=config.download,
                         seed=config.seed, val_fraction=getattr(options, "val_fraction", 0.2))
+
+
+@dataclass
+class Data:
+    """The data a run needs: its shape and split sizes, whether it is present, and how to get it
+    when it is not."""
+
+    what: str
+    present: bool
+    advice: str = ""
+    input_shape: tuple[int, int, int] = (0, 0, 0)
+    num_classes: int = 0
+    train: int = 0
+    val: int = 0
+    test: int = 0
+
+    def placeholder(self) -> Dataset:
+        """A dataset of no images of the right shape, on the meta device: what the methods'
+        evaluators need to be made, without the data."""
+        empty = Split(torch.empty(0, *self.input_shape, device="meta"),
+                      torch.empty(0, dtype=torch.long, device="meta"))
+        return Dataset(self.what, empty, empty, empty, self.num_classes)
+
+
+def data_needed(config: RunConfig, options: Any) -> Data:
+    """The run's :class:`Data`. A torchvision dataset is described from its official sizes and
+    its files are looked for (not read); a bundled one or an IDX folder is loaded (a missing IDX
+    folder is the error a search would give). Validation takes ``val_fraction`` of the training
+    split, as :func:`load_data` does."""
+    if config.tabular:
+        present = Path(config.table).is_file()
+        return Data(f"the table {config.table}", present,
+                    "" if present else "give the CSV's path with --table")
+    if config.dataset in OFFICIAL_SIZES:
+        shape, classes, train, test = OFFICIAL_SIZES[config.dataset]
+        val = math.ceil(train * getattr(options, "val_fraction", 0.2))
+        missing = missing_files(config.dataset, config.data_dir)
+        where = config.data_dir or "the default data folder"
+        advice = (f"{len(missing)} file(s) missing under {where} (first: {missing[0]}); add "
+                  "--download to fetch them (network access needed)" if missing else "")
+        return Data(config.dataset, not missing, advice, shape, classes, train - val, val, test)
+    data = load_data(config, options)
+    return Data(config.dataset, True, "", data.input_shape, data.num_classes, len(data.train),
+                len(data.val), len(data.test))
 
 
 def make_evaluator(config: RunConfig, options: Any, space: Space,
@@ -306,9 +345,17 @@ def _distinct(names: tuple[str, ...]) -> bool:
     return bool(names) and len(set(names)) == len(names)
 
 
-def report_table(config: RunConfig) -> TableEvaluator:
+def report_table(config: RunConfig, searched: Any = None) -> TableEvaluator:
     """``--table`` read for the ``--report`` columns, keyed by architecture key (the first
-    column doubles as the look-up's fitness; all of them are in each evaluation's info)."""
+    column doubles as the look-up's fitness; all of them are in each evaluation's info). The
+    table a table search already read is used instead when it holds those columns:
+    ``searched``, the search's evaluator, a :class:`~deapnas.fitness.TableEvaluator` or one
+    holding it as ``table``."""
+    table = getattr(searched, "table", searched)
+    if isinstance(table, TableEvaluator) and set(config.report_columns) <= set(table.report):
+        keyed = copy.copy(table)  # the same rows, looked up by key
+        keyed.key = str
+        return keyed
     columns = config.report_columns
     return TableEvaluator(config.table, str, columns[0], columns)
 
@@ -336,55 +383,9 @@ def evaluates_in_process(config: RunConfig) -> bool:
         and config.eval_timeout is None
 
 
-def resume_command(directory: str | os.PathLike, algorithm: str) -> str:
-    """The command that continues the run in ``directory`` made by the method ``algorithm``:
-    a method of the user's own (``package.module:ATTRIBUTE``) is named again, since a run
-    directory never chooses what deapnas imports."""
-    named = f" --algorithm {shlex.quote(algorithm)}" if ":" in algorithm else ""
-    return f"deapnas resume {directory}{named}"
-
-
 def default_out(config: RunConfig, method: Method) -> Path:
     """``runs/<method>-<space>-<dataset>-seed<seed>``."""
     return Path("runs") / f"{method.name}-{config.space}-{config.dataset}-seed{config.seed}"
-
-
-def config_json(config: RunConfig, options: Any) -> dict:
-    """What ``config.json`` holds (besides ``typed``: the paths as they were typed)."""
-    return {"format": 2, "deapnas": __version__, "method": config.algorithm,
-            "run": opts.as_dict(config), "options": opts.as_dict(options)}
-
-
-def load_config(directory: str | os.PathLike) -> tuple[RunConfig, Any, Method]:
-    """The run config, options and method recorded in a run directory, each checked (types,
-    ranges). The method is found by its registered name: one recorded as
-    ``package.module:ATTRIBUTE`` is used only once it was named in this process (on the command
-    line, or by :func:`~deapnas.methods.get_method`), never imported on the directory's
-    word."""
-    path = Path(directory) / CONFIG
-    if not path.exists():
-        raise RunDirectoryError(f"{directory} is not a deapnas run directory (no {CONFIG})")
-    data = read_json(path, "run configuration")
-    if not isinstance(data, dict) or data.get("format") != 2:
-        raise RunDirectoryError(f"{path} was written by another version of deapnas (format "
-                                f"{data.get('format', 1) if isinstance(data, dict) else '?'}); "
-                                "this version reads format 2: start a new run")
-    conform(data, schema.CONFIG, str(path))
-    method = recorded_method(data["method"], str(path))
-    conform(data["options"], schema.of_options(method.options), str(path), "options")
-    config = opts.from_dict(RunConfig, data["run"], str(path))
-    options = opts.from_dict(method.options, data["options"], str(path))
-    if config.algorithm != data["method"]:
-        raise RunDirectoryError(f"{path}: run.algorithm {config.algorithm!r} is not the method "
-                                f"{data['method']!r}; it was edited: restore it, or start a new "
-                                "run")
-    for part, values in (("run", config), ("options", options)):
-        try:
-            opts.check(values)
-        except ValueError as error:
-            raise RunDirectoryError(f"{path}: {part}: {error}; it was damaged or edited: "
-                                    "restore it, or start a new run") from None
-    return config, options, method
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -422,12 +423,18 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     opts.check_path("resume(directory)", directory)
     config, options, method = load_config(directory)
     config.out = str(directory)
+    _refuse_finished(directory)  # before validating: a finished run needs no table or device
     validate(config, options, method)
-    with Lock(Path(directory)).acquire() as lock:  # before "finished": a resume may be ending
-        if (Path(directory) / BEST).exists():
-            raise RunDirectoryError(f"{directory} holds a finished search; see it with "
-                                    f"`deapnas show {directory}`")
+    with Lock(Path(directory)).acquire() as lock:
+        _refuse_finished(directory)  # again under the lock: a resume may have been ending
         return _search(Run(config, options, method), progress, lock)
+
+
+def _refuse_finished(directory: str | os.PathLike) -> None:
+    """Refuse to resume the finished search in ``directory``, saying how to see it."""
+    if (Path(directory) / BEST).exists():
+        raise RunDirectoryError(f"{directory} holds a finished search; see it with "
+                                f"`deapnas show {directory}`")
 
 
 def _check_unused(out: Path, algorithm: str) -> None:
@@ -557,7 +564,7 @@ def write_best(run: Run) -> dict:
             **{k: pick[k] for k in ("times_evaluated", "fallback", "chosen_by") if k in pick}}
     report = dict(pick.get("report", {}))  # the method's own measurements of its pick
     if run.config.report:  # looked up: the pick need not be an evaluated architecture
-        row = report_table(run.config)(pick.get("key"))
+        row = report_table(run.config, run.evaluator)(pick.get("key"))
         report.update({column: None if failed(row) else row.info[column]
                        for column in run.config.report_columns})
     if report:

@@ -35,6 +35,12 @@ class RunDirectoryError(ValueError):
     """A run directory that cannot be used as it is; the message says why and what to do."""
 
 
+class SearchFailed(RuntimeError):
+    """The search cannot produce a result (every candidate so far failed); the message says why
+    (raised by :class:`deapnas.journal.Journal`; declared here, with the run directory's other
+    error, where the command line catches it without importing torch)."""
+
+
 def check_name(name: str, what: str) -> str:
     """``name``, when it may name a file of a run directory (:data:`NAME`, no ``..``); a
     :class:`RunDirectoryError` saying ``what`` it names otherwise."""

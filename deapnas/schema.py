@@ -3,7 +3,7 @@
 A run directory may come from someone else, or be damaged or edited, so every JSON value read
 from it is checked against a small declarative schema before it is used: its type, whether it
 must be there, its range. A value that does not fit is a
-:class:`~deapnas.run.RunDirectoryError` that names the file, the record and the field::
+:class:`~deapnas.safefiles.RunDirectoryError` that names the file, the record and the field::
 
     runs/x/history.jsonl line 3: fitness must be a list of numbers or null, not a string; ...
 

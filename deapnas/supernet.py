@@ -32,7 +32,7 @@ from torch import nn
 
 from .data import Split
 from .networks import GlobalAveragePool, ResidualReduction
-from .ops import Shape, get_op, relu_conv_bn
+from .ops import Shape, get_op
 from .spaces import darts, nb201
 from .training import Recipe, make_optimizer, make_schedule, param_groups, train_epoch
 
@@ -175,10 +175,8 @@ class DartsSearchCell(nn.Module):
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
                  reduction_prev: bool, partial: int):
         super().__init__()
-        self.preprocess0 = (get_op("darts_factorized_reduce").build(c_prev_prev, channels,
-                                                                    affine=False)
-                            if reduction_prev else relu_conv_bn(c_prev_prev, 1, channels))
-        self.preprocess1 = relu_conv_bn(c_prev, 1, channels)
+        self.preprocess0, self.preprocess1 = darts.cell_inputs(c_prev_prev, c_prev, channels,
+                                                               reduction_prev, affine=False)
         self.edges = nn.ModuleList(
             MixedEdge(channels, _darts_specs(stride), partial, stride, normalise_pools=True)
             for stride in (2 if reduction and source < 2 else 1 for source, _ in darts.EDGES))
@@ -220,12 +218,12 @@ class DartsSupernet(nn.Module):
                                   nn.BatchNorm2d(stem))
         c_prev_prev, c_prev, width = stem, stem, channels
         self.cells = nn.ModuleList()
-        self.reductions = (layers // 3, 2 * layers // 3)
-        for index in range(layers):
-            reduction = index in self.reductions
+        self.kinds = []
+        for reduction, reduction_prev in darts.skeleton(layers):
             width *= 2 if reduction else 1
             self.cells.append(DartsSearchCell(c_prev_prev, c_prev, width, reduction,
-                                              index - 1 in self.reductions, partial))
+                                              reduction_prev, partial))
+            self.kinds.append("reduce" if reduction else "normal")
             c_prev_prev, c_prev = c_prev, darts.NODES * width
         self.classifier = nn.Sequential(GlobalAveragePool(), nn.Linear(c_prev, num_classes))
         self.layout = darts_layout(edge_normalisation)
@@ -235,8 +233,7 @@ class DartsSupernet(nn.Module):
         parts = self.layout.split(alpha)
         weights = {cell: torch.softmax(parts[cell], dim=-1) for cell in darts.CELLS}
         s0 = s1 = self.stem(x)
-        for index, cell in enumerate(self.cells):
-            kind = "reduce" if index in self.reductions else "normal"
+        for kind, cell in zip(self.kinds, self.cells):
             s0, s1 = s1, cell(s0, s1, weights[kind], parts.get(f"{kind}_edges"))
         return self.classifier(s1)
 

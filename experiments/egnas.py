@@ -13,7 +13,7 @@ Run it::
 
 The search (Algorithm 1): 50 epochs of SGD on the supernet's weights over one half of the
 CIFAR-10 training set, the first 15 without the ES; after each later epoch, N = 5 CMA-ES
-samplings of population λ = 25 started around α, scored on the other half with the compound
+samplings of population λ = 50 started around α, scored on the other half with the compound
 fitness (ζ = 1.0, η = 0.4), and α moved ξ = 0.6 of the way to the most accurate of their best
 candidates. Supernet: 8 cells, C = 16, PC-DARTS partial channels K = 4, batch 256. Retraining
 (as DARTS): 20 cells, C = 36, 600 epochs, batch 96, SGD lr 0.025 cosine, weight decay 3e-4,
@@ -21,8 +21,9 @@ random crops and flips, cutout 16, auxiliary head (weight 0.4), drop-path 0.2, o
 training set; the test set is used once, at the end. The choices where the paper is silent are
 listed in docs/methods/egnas.rst.
 
-``--tiny`` is a smoke preset (digits, C = 4, 5 cells, 2 epochs of which 1 of warm-up, N = 2,
-λ = 4; 3 retraining epochs at C = 8), not a reproduction. ``--table-only`` needs no images:
+``--tiny`` is a demonstration preset (digits, C = 8, 5 cells, 12 epochs of which 1 of
+warm-up, N = 2, λ = 4, crops of 1 pixel and no flips; 15 retraining epochs at C = 16), not a
+reproduction. ``--table-only`` needs no images:
 each candidate's argmax cell is looked up in the NAS-Bench-201 table (35 ES steps of N·λ look-
 ups at the paper's settings).
 
@@ -35,18 +36,18 @@ searched on CIFAR-10: 93.56 / 70.91 / 46.13 % test accuracy on CIFAR-10 / CIFAR-
 ImageNet16-120 (mean of 4 runs).
 """
 import argparse
-import dataclasses
 
 import numpy as np
 import torch
 
 from deapnas.data import DATASETS
-from deapnas.evolutionary_gradient import (SEARCH_RECIPE, SupernetEvaluator, TableScorer,
-                                           egnas, es_toolbox, initial_alpha)
+from deapnas.evolutionary_gradient import (SupernetEvaluator, TableScorer, egnas, es_toolbox,
+                                           initial_alpha)
 from deapnas.fitness import TableEvaluator
-from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator
+from deapnas.methods.egnas import SUPERNET_CELLS, AlphaRecords, final_evaluator, search_recipe
 from deapnas.methods.egnas import Options as EGNASOptions
 from deapnas.networks import inference_parameters
+from deapnas.options import ES_UPDATES
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                               derive_darts, derive_nb201)
@@ -57,13 +58,15 @@ from experiment import (add_run_options, fill_preset, final_training, load_data,
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
-             partial=4, samplings=5, popsize=25, iterations=1, step_size=0.6,
-             zeta=1.0, eta=0.4, score_batches=1, score_batch_size=256, final_epochs=600,
+             partial=4, samplings=5, popsize=50, iterations=1, step_size=0.6, update="convex",
+             zeta=1.0, eta=0.4, search_crop_padding=4, search_flip=True,
+             score_batches=1, score_batch_size=256, final_epochs=600,
              final_batch_size=96, final_lr=0.025, final_channels=36, final_cells=20,
              crop_padding=4, flip=True, cutout=16, auxiliary_weight=0.4, drop_path=0.2)
-TINY = dict(PAPER, dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4, cells=5,
-            samplings=2, popsize=4, final_epochs=3, final_batch_size=64, final_channels=8,
-            final_cells=5, crop_padding=1, flip=False, cutout=0)
+TINY = dict(PAPER, dataset="digits", epochs=12, warmup=1, batch_size=64, channels=8, cells=5,
+            samplings=2, popsize=4, search_crop_padding=1, search_flip=False, final_epochs=15,
+            final_batch_size=64, final_channels=16, final_cells=5, crop_padding=1, flip=False,
+            cutout=0)
 # The final training's settings (deapnas.methods.egnas.final_recipe).
 FINAL = ("final_epochs", "final_batch_size", "final_lr", "final_channels", "final_cells",
          "crop_padding", "cutout", "auxiliary_weight", "drop_path")
@@ -88,8 +91,11 @@ def parse_args(argv=None):
             ("batch-size", int, "search batch (256)"), ("lr", float, "search SGD lr (0.1)"),
             ("channels", int, "supernet C (16)"), ("cells", int, "supernet cells (DARTS 8; NB201 5 per stage)"),
             ("partial", int, "PC-DARTS K (4)"), ("samplings", int, "N (5)"),
-            ("popsize", int, "λ (25)"), ("iterations", int, "CMA-ES generations (1)"),
-            ("step-size", float, "ξ (0.6)"), ("zeta", float, "ζ (1.0)"), ("eta", float, "η (0.4)"),
+            ("popsize", int, "λ (50)"), ("iterations", int, "CMA-ES generations (1)"),
+            ("step-size", float, "ξ (0.6)"), ("zeta", float, "ζ (1.0)"),
+            ("eta", float, "η (0.4; 0: Eq. 7's similarity term off)"),
+            ("spread", float, "spread of the samplings' starts (unset: σ; authors: 0.01)"),
+            ("search-crop-padding", int, "supernet training: random-crop padding (4)"),
             ("score-batches", int, "scoring batches (1)"),
             ("score-batch-size", int, "scoring images per batch (256)"),
             ("final-epochs", int, "retraining epochs, 0: none (600)"),
@@ -102,6 +108,9 @@ def parse_args(argv=None):
             ("drop-path", float, "drop-path rate at the end (0.2)")]:
         add(f"--{name}", type=kind, help=text)
     add("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips (paper: on)")
+    add("--search-flip", action=argparse.BooleanOptionalAction,
+        help="supernet training: horizontal flips (paper: on)")
+    add("--update", choices=ES_UPDATES, help="α + ξ·(s − α) (convex) or α + ξ·s (literal)")
     add_run_options(parser, "egnas-SPACE-DATASET-seedSEED", "epoch")
     args = parser.parse_args(argv)
     fill_preset(args, TINY if args.tiny else PAPER)
@@ -129,16 +138,17 @@ def supernet_search(args, data, journal):
            NB201Supernet(shape, classes, args.channels, args.cells, args.partial))
     device = resolve_device(args.device)
     on_device = data.to(device)
-    recipe = dataclasses.replace(SEARCH_RECIPE, epochs=args.epochs, batch_size=args.batch_size,
-                                 lr=args.lr)
+    recipe = search_recipe(EGNASOptions(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        search_crop_padding=args.search_crop_padding, search_flip=args.search_flip))
     training = SupernetTraining(net.to(device), on_device.train, recipe, seed=args.seed)
     toolbox = es_toolbox(SupernetEvaluator(net, on_device.val, args.score_batches,
                                            args.score_batch_size, args.zeta, args.eta),
                          popsize=args.popsize, iterations=args.iterations)
     journal.wrap(toolbox)
-    return egnas(training, toolbox, args.epochs, warmup=args.warmup,
-                      samplings=args.samplings, step_size=args.step_size, seed=args.seed,
-                      verbose=not args.quiet, journal=journal)
+    return egnas(training, toolbox, args.epochs, warmup=args.warmup, samplings=args.samplings,
+                 step_size=args.step_size, spread=args.spread, update=args.update,
+                 seed=args.seed, verbose=not args.quiet, journal=journal)
 
 
 def table_search(args, journal):
@@ -148,7 +158,7 @@ def table_search(args, journal):
                          popsize=args.popsize, iterations=args.iterations)
     journal.wrap(toolbox)
     return egnas(None, toolbox, args.epochs - args.warmup, warmup=0, samplings=args.samplings,
-                 step_size=args.step_size, seed=args.seed,
+                 step_size=args.step_size, spread=args.spread, update=args.update, seed=args.seed,
                  alpha=initial_alpha(NB201_LAYOUT.size, args.seed), verbose=not args.quiet,
                  journal=journal)
 

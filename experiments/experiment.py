@@ -18,8 +18,9 @@ import torch
 
 from deapnas.data import DatasetError, load_dataset
 from deapnas.fitness import TrainEvaluator
+from deapnas.journal import Journal
 from deapnas.report import TRAIN_LOG, TRAIN_STATE, TrainingLog
-from deapnas.run import Journal, RunDirectoryError
+from deapnas.safefiles import RunDirectoryError
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, step: str) -> None:
@@ -51,7 +52,7 @@ def load_data(args: argparse.Namespace, **kwargs):
 
 @contextlib.contextmanager
 def open_journal(*args, **kwargs) -> Iterator[Journal]:
-    """:class:`~deapnas.run.Journal` ``(*args, **kwargs)`` for the ``with`` block; a run
+    """:class:`~deapnas.journal.Journal` ``(*args, **kwargs)`` for the ``with`` block; a run
     directory the script cannot use (a run made with other settings in ``--out``, a damaged
     file) ends the script with the journal's message, which names the problem."""
     try:

@@ -11,7 +11,9 @@ pools of 50 to 100 genes of head 1 (2 to 10 new genes per generation), networks 
 initial channels and N = 3 normal cells per stage, at most 300,000 parameters, each model
 trained one epoch per generation (a bonus epoch at T_c = 0.75 T_g) up to E_max = 10 epochs by
 SGD (lr 0.1, momentum 0.9, weight decay 5e-4, cosine schedule, batch 512), weight sharing on;
-fitness is the accuracy on 5,000 training images held out; the search stops after 24 hours.
+fitness is the accuracy on 5,000 training images held out; the search stops after
+``nasgep.PAPER_EVALUATIONS`` epoch-trainings, about what the paper's 24 hours on a Titan Xp buy
+(``benchmarks/nasgep_budget.py``; ``--hours 24`` stops after a wall-clock day as well).
 
 Final training (the defaults): the best model at C = 64, trained on all 50,000 training
 images for 300 epochs, batch 128, lr 0.025 on a cosine schedule, with random crops, flips,
@@ -20,7 +22,7 @@ published result (Table I "CutOut + AA", Table II) trains without drop-path; ``-
 gives its ablation rows.
 
 ``--tiny`` is a smoke preset (digits, 4 models of 4 channels, one cell per stage, 30
-epoch-trainings, a final training of 15 epochs at 8 channels), not a reproduction.
+epoch-trainings, a final training of 30 epochs at 16 channels), not a reproduction.
 
 Every epoch-training is journaled in ``--out`` as it completes; an interrupted run continues
 where it stopped when the same command is run again with the same ``--out``.
@@ -48,7 +50,7 @@ from experiment import (add_run_options, fill_preset, final_training, load_data,
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Model", space.Model, fitness=creator.FitnessMax)
 
-PAPER = dict(dataset="cifar10", hours=24.0, evaluations=None)
+PAPER = dict(dataset="cifar10", hours=None, evaluations=nasgep.PAPER_EVALUATIONS)
 TINY = dict(dataset="digits", hours=None, evaluations=30)
 # Settings that may change between an interrupted run and its resumption.
 FREE_TO_CHANGE = ("device", "download", "data_dir", "out", "quiet", "final_epochs",
@@ -63,13 +65,15 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=DATASETS, help="default cifar10 (tiny: digits)")
     parser.add_argument("--data-dir", help="where the dataset is read (idx: required)")
     parser.add_argument("--download", action="store_true", help="fetch a torchvision dataset")
-    parser.add_argument("--hours", type=float, help="search time limit (paper: 24)")
-    parser.add_argument("--evaluations", type=int,
-                        help="stop after this many epoch-trainings (tiny: 30)")
+    parser.add_argument("--hours", type=float, help="search time limit (the paper's: 24 on a "
+                        "Titan Xp)")
+    parser.add_argument("--evaluations", type=int, help="stop after this many epoch-trainings "
+                        f"(default {nasgep.PAPER_EVALUATIONS}; tiny: 30)")
     parser.add_argument("--no-sharing", action="store_true", help="weight sharing off")
     parser.add_argument("--final-epochs", type=int,
-                        help="epochs of the final training (300; tiny: 15); 0 skips it")
-    parser.add_argument("--final-channels", type=int, help="width of the final training (64)")
+                        help="epochs of the final training (300; tiny: 30); 0 skips it")
+    parser.add_argument("--final-channels", type=int,
+                        help="width of the final training (64; tiny: 16)")
     parser.add_argument("--drop-path", type=float, default=0.0,
                         help="drop-path rate of the final training (Table I: 0.1)")
     add_run_options(parser, "nasgep", "generation")

@@ -23,13 +23,17 @@ per class), not a reproduction.
 Every evaluation is journaled in ``--out`` as it completes; an interrupted run continues where
 it stopped when the same command is run again with the same ``--out``.
 
-Paper settings (the defaults): P = 100, S = 25, 400 cycles (500 evaluations in all), 10 epochs
-of Adam per candidate, C = 64, Fashion-MNIST, no augmentation. The paper is silent on the
-learning rate and batch size (here 1e-3 and 128) and places no parameter cap (here 5 M, so that
-pool-free candidates with a huge first fully connected layer fail fast with a recorded reason).
-The paper scores candidates on the test set; here fitness is accuracy on a validation split held
-out of the training set, and the test split is used only by the optional final retraining
-(``--final-epochs``; the paper's final training adds flips and random erasing, not done here).
+Paper settings (the defaults): P = 100, S = 25 drawn with replacement, 400 cycles (500
+evaluations in all), 10 epochs of Adam per candidate, C = 64, unpadded ("valid") convolutions,
+add-node splitting any connection (the authors' rule), Fashion-MNIST, no augmentation. The paper
+is silent on the learning rate and batch size (here 1e-3 and 128) and places no parameter cap
+(here 5 M, so that pool-free candidates with a huge first fully connected layer fail fast with a
+recorded reason). The paper scores candidates on the test set; here fitness is accuracy on a
+validation split held out of the training set, and the test split is used only by the optional
+final retraining (``--final-epochs``), the paper's: horizontal flips and random erasing, at
+``--final-channels``, as ``deapnas train`` runs it
+(:func:`deapnas.methods.regularized.final_evaluator`). The logbook's statistics are over the
+candidates that did not fail.
 
 Published: best architecture found by the search 93.62 % (test accuracy after 10 epochs);
 final network REMNet 94.46 % (C = 256, 3.1 M parameters, 20 epochs with augmentation),
@@ -39,13 +43,15 @@ import argparse
 import dataclasses
 import functools
 
-import numpy as np
 from deap import base, creator, tools
 
 from deapnas import algorithms
 from deapnas.data import DATASETS, stratified_subset
 from deapnas.fitness import TrainEvaluator
+from deapnas.methods import regularized
 from deapnas.networks import count_parameters
+from deapnas.ops import CONV_PADDINGS
+from deapnas.runner import fitness_stats
 from deapnas.spaces import macro
 
 from experiment import (add_run_options, fill_preset, final_training, load_data,
@@ -57,12 +63,14 @@ creator.create("Individual", macro.MacroGenome, fitness=creator.FitnessMax)
 
 PAPER = dict(dataset="fashion-mnist", population=100, sample_size=25, cycles=400, epochs=10,
              channels=64, batch_size=128, train_per_class=0, min_evaluations=5,
-             final_channels=256, final_epochs=0)
+             conv_padding="valid", with_replacement=True, add_node_split="any",
+             final_channels=256, final_epochs=0, no_flip=False)
 TINY = dict(dataset="digits", population=12, sample_size=4, cycles=48, epochs=4,
             channels=32, batch_size=64, train_per_class=100, min_evaluations=3,
-            final_channels=32, final_epochs=5)
+            conv_padding="same", with_replacement=True, add_node_split="any",
+            final_channels=32, final_epochs=5, no_flip=True)
 # Settings that may change between an interrupted run and its resumption.
-FREE_TO_CHANGE = ("device", "download", "final_channels", "final_epochs", "quiet")
+FREE_TO_CHANGE = ("device", "download", "final_channels", "final_epochs", "no_flip", "quiet")
 
 
 def parse_args(argv=None):
@@ -89,6 +97,16 @@ def parse_args(argv=None):
                              "this often (paper: 5; tiny: 3)")
     parser.add_argument("--max-params", type=int, default=5_000_000,
                         help="candidates with more parameters fail without training")
+    parser.add_argument("--conv-padding", choices=CONV_PADDINGS,
+                        help="convolutions keep the size (same) or are unpadded (valid, the "
+                             "paper's; tiny: same, for the 8x8 digits)")
+    parser.add_argument("--with-replacement", action=argparse.BooleanOptionalAction,
+                        help="draw the sample of S with replacement (the authors' code)")
+    parser.add_argument("--add-node-split", choices=macro.SPLITS,
+                        help="connections add-node may split: enabled, or any (the authors')")
+    parser.add_argument("--no-flip", action=argparse.BooleanOptionalAction,
+                        help="final retraining without horizontal flips (tiny: digits are not "
+                             "mirror-symmetric)")
     parser.add_argument("--final-channels", type=int, help="width of the final retraining (256)")
     parser.add_argument("--final-epochs", type=int,
                         help="retrain the pick for this many epochs on train + validation and "
@@ -108,23 +126,31 @@ def parse_args(argv=None):
 
 def make_toolbox(args, data):
     toolbox = base.Toolbox()
-    toolbox.register("individual", macro.init_genome, creator.Individual)
+    toolbox.register("individual", macro.init_genome, creator.Individual,
+                     split=args.add_node_split)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("mutate", macro.mutate, p_add=0.25, p_identity=0.05)
-    toolbox.register("select", algorithms.sel_best_of_sample, sample_size=args.sample_size)
+    toolbox.register("mutate", macro.mutate, p_add=0.25, p_identity=0.05,
+                     split=args.add_node_split)
+    toolbox.register("select", algorithms.sel_best_of_sample, sample_size=args.sample_size,
+                     replace=args.with_replacement)
     toolbox.register("evaluate", TrainEvaluator(
-        functools.partial(macro.build_network, channels=args.channels), data,
+        functools.partial(macro.build_network, channels=args.channels,
+                          padding=args.conv_padding), data,
         epochs=args.epochs, batch_size=args.batch_size, optimizer="adam", lr=args.lr,
         device=args.device, seed=args.seed, max_params=args.max_params))
     return toolbox
 
 
 def retrain(genome, data, args):
-    """Train the pick from scratch on train + validation at the final width and score it on
-    the test split (its only use): ``(test accuracy, parameters)``."""
-    evaluator = TrainEvaluator(
-        functools.partial(macro.build_network, channels=args.final_channels), data,
-        batch_size=args.batch_size, optimizer="adam", lr=args.lr, device=args.device)
+    """The paper's final training of the pick (``deapnas train``'s for this method: flips and
+    random erasing) on train + validation at the final width, scored on the test split (its
+    only use), resuming per epoch in ``--out`` (:func:`experiment.final_training`):
+    ``(test accuracy, parameters)``."""
+    options = regularized.Options(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, channels=args.channels,
+        conv_padding=args.conv_padding, final_channels=args.final_channels,
+        final_epochs=args.final_epochs, no_flip=args.no_flip)
+    evaluator = regularized.final_evaluator(options, data, device=args.device, seed=args.seed)
     accuracy, net = final_training(evaluator, genome, args.out, args.final_epochs, args.seed,
                                    args.quiet)
     return accuracy, count_parameters(net)
@@ -140,10 +166,7 @@ def main(argv=None):
         search_data = dataclasses.replace(data, train=data.train.subset(subset))
     toolbox = make_toolbox(args, search_data)
 
-    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
-    stats.register("avg", np.mean)
-    stats.register("std", np.std)
-    stats.register("max", np.max)
+    stats = fitness_stats()  # over the candidates that did not fail (-inf)
     hof = tools.HallOfFame(1)
     settings = {k: v for k, v in vars(args).items() if k not in FREE_TO_CHANGE}
     # also on Ctrl-C or kill: the same command run again resumes from here

@@ -10,7 +10,8 @@ from deapnas.algorithms import (best_average, evaluate_invalid, regularized_evol
                                 sel_best_of_sample)
 from deapnas.fitness import TableEvaluator
 from deapnas.methods import get_method
-from deapnas.run import HISTORY, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import HISTORY, read_history
 from deapnas.spaces import nb201
 
 from conftest import (NB201_METRIC, NB201_REPORT, interrupt_evaluation, nb201_toolbox,

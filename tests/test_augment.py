@@ -8,7 +8,7 @@ from torchvision.transforms import AutoAugment, AutoAugmentPolicy
 from deapnas.augment import (Augment, auto_augment, cutout, pixel_bounds, random_crop,
                              random_flip)
 from deapnas.data import Split
-from deapnas.graph import compile_graph, drop_path
+from deapnas.compiler import compile_graph, drop_path
 from deapnas.networks import CellNetwork, set_drop_path
 from deapnas import fitness, training
 from deapnas.fitness import TrainEvaluator

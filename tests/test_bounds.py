@@ -25,7 +25,7 @@ from deapnas.cli import main
 from deapnas.data import Split, load_dataset
 from deapnas.methods import METHODS
 from deapnas.options import RunConfig, TrainingOptions
-from deapnas.run import BEST, CHECKPOINT, HISTORY
+from deapnas.rundir import BEST, CHECKPOINT, HISTORY
 from deapnas.supernet import NB201Supernet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from deapnas.cli import build_parser, main, search_settings
-from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, LOGBOOK, read_history
+from deapnas.rundir import BEST, CHECKPOINT, CONFIG, HISTORY, LOGBOOK, read_history
 
 from conftest import NB201_METRIC, NB201_REPORT
 

@@ -22,7 +22,8 @@ from deapnas.cli import main  # noqa: E402
 from deapnas.cluster import RayMap  # noqa: E402
 from deapnas.fitness import TableEvaluator  # noqa: E402
 from deapnas.parallel import WorkerError  # noqa: E402
-from deapnas.run import CONFIG, RunDirectoryError, read_history  # noqa: E402
+from deapnas.rundir import CONFIG, read_history  # noqa: E402
+from deapnas.safefiles import RunDirectoryError  # noqa: E402
 from deapnas.spaces import nb201  # noqa: E402
 
 from conftest import NB201_CSV, NB201_METRIC, nb201_toolbox  # noqa: E402

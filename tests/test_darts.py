@@ -8,7 +8,7 @@ import pytest
 import torch
 from deap import base, creator
 
-from deapnas.graph import compile_graph, infer_shapes
+from deapnas.compiler import compile_graph, infer_shapes
 from deapnas.networks import count_parameters
 from deapnas.spaces import darts, get_space
 
@@ -140,6 +140,19 @@ def test_network_has_reductions_at_a_third_and_two_thirds_and_counts_parameters(
         sum(p.numel() for p in net.parameters())
     with pytest.raises(ValueError, match="3k \\+ 2"):
         darts.build_network(DARTS_V2, (3, 16, 16), 10, layers=9)
+
+
+def test_the_network_is_darts_evaluation_network():
+    """DARTS' NetworkCIFAR: a stem of 3C channels, FactorizedReduce on the input from before a
+    reduction, global pooling straight after the last cell (no BatchNorm-ReLU there), and
+    DARTS_V2 at C = 36, 20 cells to the parameter DARTS prints (3.349342 MB)."""
+    net = darts.build_network(DARTS_V2, (3, 32, 32), 10, channels=36, layers=20)
+    assert net.stem[0].out_channels == 3 * 36
+    after_reductions = [net.cells[7], net.cells[14]]  # the reductions are cells 6 and 13
+    assert all(isinstance(cell.preprocess0, darts.FactorizedReduce) for cell in after_reductions)
+    assert not isinstance(net.cells[8].preprocess0, darts.FactorizedReduce)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.classifier.modules())
+    assert count_parameters(lambda: darts.build_network(DARTS_V2, (3, 32, 32), 10)) == 3_349_342
 
 
 def test_registered_as_a_space():

@@ -8,7 +8,7 @@ import pytest
 from deapnas.cli import main
 from deapnas.data import mini_dataset
 from deapnas.fitness import RankStop, TrainEvaluator, failed
-from deapnas.run import CONFIG, read_history
+from deapnas.rundir import CONFIG, read_history
 from deapnas.spaces import nb201
 
 #: A tiny NAS-Bench-201 network; LIVE learns, DEAD's output ignores its input (every edge 'none'

@@ -1,6 +1,7 @@
 """EG-NAS as a deapnas method, through the command line: the table-only mode, the DARTS and
 NAS-Bench-201 supernet searches on digits, interrupted and resumed, shown and retrained."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ from deapnas.augment import Augment
 from deapnas.cli import main
 from deapnas.evolutionary_gradient import SupernetEvaluator, TableScorer
 from deapnas.fitness import TableEvaluator
+from deapnas.networks import count_parameters
 from deapnas.methods import get_method
 from deapnas.methods import egnas
 from deapnas.methods.egnas import final_recipe
-from deapnas.run import BEST, CONFIG, read_history
+from deapnas.rundir import BEST, CONFIG, read_history
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import derive_darts, derive_nb201
 
@@ -101,8 +103,8 @@ def test_a_tiny_darts_search_resumes_mid_epoch_then_shows_and_retrains(tmp_path,
     assert main(["train", str(tmp_path / "broken"), "--epochs", "1"]) == 0
     trained = json.loads((tmp_path / "broken" / "train.json").read_text())
     assert trained["epochs"] == 1 and 0 <= trained["test_accuracy"] <= 1
-    # the tiny preset's DARTS retraining: 8 channels, 5 cells; the auxiliary head not counted
-    assert trained["network"] == {"channels": 8, "layers": 5, "auxiliary": True}
+    # the tiny preset's DARTS retraining: 16 channels, 5 cells; the auxiliary head not counted
+    assert trained["network"] == {"channels": 16, "layers": 5, "auxiliary": True}
     net = deapnas.load_model(tmp_path / "broken")  # rebuilt as trained, head included
     assert net.auxiliary is not None and trained["params"] == sum(
         p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary."))
@@ -145,7 +147,8 @@ def test_paper_defaults_and_presets():
     assert (options.epochs, options.warmup, options.batch_size, options.channels) == \
         (50, 15, 256, 16)
     assert (options.samplings, options.popsize, options.step_size, options.zeta, options.eta,
-            options.partial, options.val_fraction) == (5, 25, 0.6, 1.0, 0.4, 4, 0.5)
+            options.partial, options.val_fraction) == (5, 50, 0.6, 1.0, 0.4, 4, 0.5)
+    assert (options.update, options.spread) == ("convex", None)
     assert method.presets["paper"]["dataset"] == "cifar10"
     assert {"paper", "tiny"} <= set(method.presets) and method.weights == (-1.0,)
     recipe = final_recipe(options)  # DARTS' retraining, which EG-NAS follows
@@ -153,3 +156,29 @@ def test_paper_defaults_and_presets():
             recipe.auxiliary_weight, recipe.drop_path) == (600, 96, 0.025, 3e-4, 5.0, 0.4, 0.2)
     assert recipe.augment == Augment(crop_padding=4, flip=True, cutout=16)
     assert (options.final_channels, options.final_cells) == (36, 20)
+
+
+def test_the_supernet_trains_with_crops_and_flips_in_the_paper_preset_only_if_asked():
+    """DARTS, PC-DARTS and the authors crop (padding 4) and flip the supernet's training
+    images; both are options, on by default (the paper), off together in a plain recipe."""
+    options = get_method("egnas").options()
+    assert egnas.search_recipe(options).augment == Augment(crop_padding=4, flip=True)
+    plain = replace(options, search_crop_padding=0, search_flip=False)
+    assert egnas.search_recipe(plain).augment is None
+    tiny = replace(options, **{k: v for k, v in get_method("egnas").presets["tiny"].items()
+                               if k != "dataset"})
+    assert egnas.search_recipe(tiny).augment == Augment(crop_padding=1, flip=False)
+
+
+def test_best_json_counts_the_pick_at_the_supernets_depth(tmp_path, digits):
+    """--preset paper leaves --cells unset: best.json's params are the genotype's network at
+    the supernet's 8 cells and width, as the docs say, not at the retraining's 20."""
+    out = tmp_path / "run"
+    assert main(["search", "--algorithm", "egnas", "--preset", "paper", "--dataset", "digits",
+                 "--space", "darts", "--epochs", "1", "--warmup", "0", "--channels", "4",
+                 "--samplings", "1", "--popsize", "2", "--score-batch-size", "64",
+                 "--out", str(out), "--quiet"]) == 0
+    best = read_best(out)
+    genotype = darts.from_json(best["genome"])
+    assert best["params"] == count_parameters(lambda: darts.build_network(
+        genotype, digits.input_shape, digits.num_classes, channels=4, layers=8))

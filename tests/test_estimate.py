@@ -7,7 +7,7 @@ from torch import nn
 
 from deapnas.cli import main
 from deapnas.estimate import Phase, measure
-from deapnas.run import BEST
+from deapnas.rundir import BEST
 
 from conftest import NB201_METRIC
 
@@ -15,8 +15,8 @@ from conftest import NB201_METRIC
 PAPER_COUNTS = {
     "re": "candidate trainings: 500",
     "minigen": "network trainings on the mini dataset: 15 to 1,035",  # --generations 100
-    "nasgep": "one-epoch model trainings: at least 10 (no bound by count)",
-    "egnas": "ES candidate scorings: 4,585",
+    "nasgep": "one-epoch model trainings: 10,000",
+    "egnas": "ES candidate scorings: 8,960",  # 35 ES steps of 1 + N·(λ + 1), λ = 50
     "renas": "children: 1,960",
 }
 

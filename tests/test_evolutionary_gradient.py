@@ -17,7 +17,8 @@ from deapnas import evolutionary_gradient as eg
 from deapnas.data import load_dataset, stratified_subset
 from deapnas.fitness import TableEvaluator
 from deapnas.methods.egnas import AlphaRecords
-from deapnas.run import CHECKPOINT, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import CHECKPOINT, read_history
 from deapnas.spaces import darts, nb201
 from deapnas.supernet import (AlphaLayout, DartsSupernet, MixedEdge, NB201Supernet,
                               SupernetTraining, channel_shuffle, derive_darts, derive_nb201)
@@ -315,6 +316,33 @@ def test_alpha_stays_in_the_box_over_many_steps(nb201_table):
                               bound=2.0, sigma=3.0, sigma_min=1.0)
     sizes = [record["alpha_max"] for record in logbook]
     assert max(sizes) <= 2.0 and sizes[-1] > 1.0  # it moved far, and no farther than the box
+
+
+def test_the_literal_update_adds_the_step_size_times_the_chosen_direction(nb201_table):
+    """Eq. 8 as printed, α ← α + ξ·s, beside the convex form α ← α + ξ·(s − α): the same ES
+    step (same seed, same α) chooses the same s, so the two α differ by ξ·α."""
+    start = eg.initial_alpha(30, 0)
+    convex, _ = table_search(nb201_table, epochs=1, step_size=0.6)
+    literal, _ = table_search(nb201_table, epochs=1, step_size=0.6, update="literal")
+    np.testing.assert_allclose(literal - convex, 0.6 * start, atol=1e-12)
+    with pytest.raises(ValueError, match="update must be one of convex, literal"):
+        table_search(nb201_table, epochs=1, update="additive")
+
+
+def test_the_spread_of_the_starts_is_apart_from_the_cma_step_size(nb201_table):
+    """The authors start every sampling at α + 0.01·y and give CMA-ES the step size σ: the
+    first population of a sampling lies around a start within a few spreads of α."""
+    evaluated = []
+    tiny_steps = dict(epochs=1, samplings=1, iterations=1, popsize=6, sigma=1e-6,
+                      sigma_min=1e-6, evaluated=evaluated)
+    table_search(nb201_table, spread=0.01, **tiny_steps)
+    start = eg.initial_alpha(30, 0)
+    first_population = np.asarray(evaluated[1:7])
+    distance = np.abs(first_population - start).max()
+    assert 0.001 < distance < 0.1  # 0.01·y away, the CMA-ES step (1e-6) adds nothing visible
+    evaluated.clear()
+    table_search(nb201_table, **tiny_steps)  # unset: the start's spread is σ, 1e-6
+    assert np.abs(np.asarray(evaluated[1:7]) - start).max() < 1e-4
 
 
 def test_candidates_missing_from_the_table_fail_and_the_search_goes_on(tmp_path):

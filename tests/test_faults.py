@@ -17,8 +17,10 @@ import pytest
 
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
-from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, Lock, RunDirectoryError,
-                         random_states, read_history, set_random_states)
+from deapnas.journal import Journal
+from deapnas.rng import random_states, set_random_states
+from deapnas.rundir import BEST, CHECKPOINT, CONFIG, HISTORY, Lock, read_history
+from deapnas.safefiles import RunDirectoryError
 from deapnas.spaces import nb201
 
 from conftest import NB201_METRIC, NB201_REPORT, interrupt_call, without_clock
@@ -128,7 +130,7 @@ def test_a_lock_left_by_a_dead_process_does_not_block(nb201_csv, tmp_path, strai
     out = tmp_path / "run"
     interrupted_run(nb201_csv, out, 60)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path;"
-                               "from deapnas.run import Lock; Lock(Path(sys.argv[1])).acquire();"
+                               "from deapnas.rundir import Lock; Lock(Path(sys.argv[1])).acquire();"
                                "print('held', flush=True); time.sleep(600)", str(out)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

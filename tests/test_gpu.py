@@ -45,7 +45,7 @@ def test_pool_workers_use_their_gpu_slots(evaluator):
 def test_cuda_random_states_are_checkpointed():
     import json
 
-    from deapnas.run import random_states, set_random_states
+    from deapnas.rng import random_states, set_random_states
 
     torch.cuda.init()
     states = json.loads(json.dumps(random_states()))

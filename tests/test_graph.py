@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from deapnas import ops
-from deapnas.graph import (GraphModule, InvalidGraphError, Merge, architecture_key, compile_graph,
-                           infer_shapes, prune)
+from deapnas.compiler import GraphModule, Merge, compile_graph, infer_shapes
+from deapnas.graph import InvalidGraphError, architecture_key, prune
 from deapnas.networks import CellNetwork, MacroNet, count_parameters
 from deapnas.ops import OPS, Zero, get_op, register_op
 from deapnas.spaces import macro, nb201

@@ -13,9 +13,16 @@ edge (a package's ``__init__`` may import its modules). Taking names from the pa
 (``from . import Space`` inside ``deapnas/spaces/darts.py``), since they may not exist yet.
 """
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 import deapnas
+from deapnas.cli import main
+
+from conftest import NB201_METRIC
 
 PACKAGE = Path(deapnas.__file__).parent
 
@@ -98,7 +105,7 @@ def test_the_graph_sees_relative_and_absolute_imports():
     graph = import_graph()
     assert "deapnas.data" in graph["deapnas.training"]  # from .data import ...
     assert "deapnas.options" in graph["deapnas.methods.regularized"]  # from ..options import
-    assert "deapnas.spaces.nb201" in graph["deapnas.spaces"]  # from . import nb201
+    assert "deapnas.methods.renas_options" in graph["deapnas.methods"]  # from . import (...)
     assert "deapnas.limits" in graph["deapnas.methods.regularized"]  # from .. import limits
 
 
@@ -122,3 +129,58 @@ def test_imports_inside_functions_keep_the_same_direction():
     cycle = find_cycle(graph)
     assert not cycle, "import circle through an import inside a function: " + " -> ".join(cycle)
 
+
+
+# -- start-up: the command line imports nothing heavy before a command runs ---------------------
+
+#: Modules that take a second or more to import, and that no ``--help`` needs.
+HEAVY = ("torch", "torchvision", "sklearn", "matplotlib", "ray", "cma")
+
+
+def modules_after(code: str) -> set[str]:
+    """The top-level modules a fresh interpreter holds after running ``code``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n' + ' '.join(sys.modules))"],
+        cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in done.stdout.splitlines()[-1].split()}
+
+
+@pytest.mark.parametrize("argv", [None, ["--help"], ["search", "--help"]])
+def test_the_command_line_and_its_help_import_no_heavy_module(argv):
+    """``import deapnas.cli``, and ``deapnas --help`` / ``deapnas search --help`` (every
+    method's options listed): before, each imported torch, scikit-learn and every method's
+    machinery, seconds of CPU before the first line of help."""
+    code = "import deapnas.cli"
+    if argv is not None:
+        code += ("\nimport contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()), "
+                 f"contextlib.suppress(SystemExit):\n    deapnas.cli.main({argv!r})")
+    loaded = modules_after(code)
+    assert "deapnas" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_method_registry_lists_every_method_without_its_machinery():
+    """Each built-in method's options and presets come from its light declaration; its loop
+    (and torch) are imported when a hook is first called."""
+    code = ("from deapnas.methods import METHODS\n"
+            "assert len(METHODS) == 6 and all(m.options() and m.presets for m in METHODS.values())")
+    loaded = modules_after(code)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+#: What ``deapnas show`` must not import: it reads files and draws them (with matplotlib).
+NOT_FOR_SHOW = set(HEAVY) - {"matplotlib"}
+
+
+def test_showing_a_finished_table_search_imports_no_torch(nb201_csv, tmp_path):
+    """``deapnas show`` on a finished NAS-Bench-201 table search reads its files, writes a
+    summary and draws the fitness and the pick's cell: before, it imported torch (through the
+    runner, the journal, every space and the graph compiler), most of its CPU seconds."""
+    out = tmp_path / "run"
+    assert main(["search", "--space", "nb201", "--dataset", "nb201", "--table", str(nb201_csv),
+                 "--metric", NB201_METRIC, "--evaluations", "8", "--population", "4",
+                 "--sample-size", "2", "--out", str(out), "--quiet"]) == 0
+    code = ("import contextlib, io, deapnas.cli\nwith contextlib.redirect_stdout(io.StringIO()):"
+            f"\n    assert deapnas.cli.main(['show', {str(out)!r}]) == 0")
+    loaded = modules_after(code)
+    assert (out / "fitness.png").exists() and (out / "best.png").exists()
+    assert "deapnas" in loaded and not loaded & NOT_FOR_SHOW, sorted(loaded & NOT_FOR_SHOW)

@@ -1,4 +1,4 @@
-"""The journal of any DEAP loop (:meth:`deapnas.run.Journal.wrap`): a rerun of a script whose
+"""The journal of any DEAP loop (:meth:`deapnas.journal.Journal.wrap`): a rerun of a script whose
 evaluator's settings changed is refused, naming them, before anything is replayed or
 evaluated; a replay says how many evaluations it replayed; ``deapnas show`` reads the journal's
 directory; a loop given a journal that does not wrap its toolbox refuses to start."""
@@ -14,7 +14,9 @@ from conftest import NB201_METRIC, nb201_toolbox, without_clock
 from deapnas.algorithms import evaluate_invalid, regularized_evolution
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator, TrainEvaluator, failure
-from deapnas.run import HISTORY, SETTINGS, Journal, RunDirectoryError, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import HISTORY, SETTINGS, read_history
+from deapnas.safefiles import RunDirectoryError
 from deapnas.spaces import macro, nb201
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,7 @@ import pytest
 
 from deapnas import live, runner
 from deapnas.cli import main
-from deapnas.run import HISTORY, LOGBOOK
+from deapnas.rundir import HISTORY, LOGBOOK
 
 from conftest import NB201_METRIC, interrupt_evaluation
 

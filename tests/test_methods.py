@@ -18,7 +18,8 @@ from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import Method, available, get_method, register_method
 from deapnas.options import option
 from deapnas.parallel import DevicePool
-from deapnas.run import BEST, CHECKPOINT, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
 from deapnas.training import evaluation_seed
 

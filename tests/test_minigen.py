@@ -28,7 +28,8 @@ from deapnas.methods.minigen import (BIRTH, METHOD, MINI_FILE, PAPER_GENERATIONS
                                      sel_top_score, softmax_weights)
 from deapnas.networks import count_parameters
 from deapnas.ops import OPS
-from deapnas.run import BEST, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, read_history
 from deapnas.runner import settings
 from deapnas.spaces import get_space, minigen
 from deapnas.spaces.minigen import (CHANNELS, IDENTITY, INPUT_CONVOLUTIONS, INPUT_OPERATIONS,

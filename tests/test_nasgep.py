@@ -21,10 +21,11 @@ from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.gep import Chromosome
-from deapnas.graph import compile_graph
+from deapnas.compiler import compile_graph
 from deapnas.methods import nasgep as method
 from deapnas.networks import Cell
-from deapnas.run import BEST, Journal, read_history
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, read_history
 from deapnas.spaces import get_space
 from deapnas.spaces import nasgep as space
 from deapnas.spaces.nasgep import NORMAL, REDUCTION
@@ -540,13 +541,14 @@ def test_options_are_the_papers_and_refuse_what_cannot_work(digits):
     assert final.augment == Augment(crop_padding=4, flip=True, autoaugment="cifar10", cutout=16)
     assert paper.final_recipe(epochs=7).epochs == 7 and paper.final_channels == 64
     config, options = runner.settings(method.METHOD, "paper")
-    assert (config.dataset, config.time_limit, config.evaluations) == ("cifar10", 86400, None)
+    assert (config.dataset, config.time_limit, config.evaluations) == \
+        ("cifar10", None, method.PAPER_EVALUATIONS)
     assert options == paper
     config, options = runner.settings(method.METHOD, "tiny", population=3)
     assert config.dataset == "digits" and options == method.Options.tiny(population=3)
     for bad, message in [(dict(min_new_genes=5, max_new_genes=2), "--min-new-genes"),
                          (dict(genes=20, max_genes=10), "--genes"),
-                         (dict(evaluations=None), "--time-limit")]:
+                         (dict(evaluations=None), "--evaluations")]:
         config, options = runner.settings(method.METHOD, "tiny", **bad)
         with pytest.raises(ValueError, match=message):
             runner.validate(config, options, method.METHOD)
@@ -613,11 +615,21 @@ def test_every_epoch_training_is_recorded_with_the_bonus_epoch_above_t_c(finishe
     first = calls[:population]  # the first population: one epoch each, no bonus
     assert all(before == 0 for _, before, _ in first)
     assert calls[population][1] == 0  # then the children
-    t_c = 0.75 * min(value for _, _, value in first)  # T_g is the P_i-th best (P_i = 2)
-    children = [c for c in calls[population:] if c[0] not in {m for m, _, _ in first}]
-    fitness = {model: value for model, before, value in children[:population]}
-    bonus = {model for model, before, _ in children if before == 1}
-    assert bonus == {m for m, value in fitness.items() if value >= t_c}
+    logbook = [json.loads(line) for line in (finished / "logbook.jsonl").read_text().split("\n")
+               if line]
+    born, last = set(), {}  # the models born so far, and each one's latest fitness
+    for record in logbook:  # per generation: T_c from the models alive before its children
+        generation, calls = calls[:record["nevals"]], calls[record["nevals"]:]
+        alive = sorted({m: last[m] for m, _, _ in generation if m in born}.values() or
+                       [value for _, _, value in generation[:population]], reverse=True)
+        t_c = 0.75 * alive[min(population, len(alive)) - 1]  # T_g: the P_i-th best (P_i = 2)
+        children = [c for c in generation if c[0] not in born and c[1] <= 1
+                    and c[0] not in {m for m, _, _ in generation[:population]}]
+        fitness = {model: value for model, before, value in children if before == 0}
+        bonus = {model for model, before, _ in children if before == 1}
+        assert bonus == {m for m, value in fitness.items() if value >= t_c}
+        born |= {m for m, _, _ in generation}
+        last.update((m, value) for m, _, value in generation)
 
 
 def test_the_checkpoint_holds_the_three_populations_and_only_their_files_stay(finished):

@@ -20,7 +20,7 @@ from deapnas.methods import Method, get_method, register_method
 from deapnas.options import RunConfig, flag, option
 from deapnas.runner import resume, start
 from deapnas.spaces import get_space, register_space
-from deapnas.run import BEST, CONFIG, read_history
+from deapnas.rundir import BEST, CONFIG, read_history
 
 from conftest import NB201_METRIC
 
@@ -202,7 +202,7 @@ def test_a_user_method_without_a_paper_preset_and_a_keyword_field(monkeypatch):
 def test_a_journal_given_a_describe_function_says_to_pass_the_space(tmp_path):
     """The signature of older versions, Journal(directory, describe): before, an
     AttributeError ('function' object has no attribute 'individual')."""
-    from deapnas.run import Journal
+    from deapnas.journal import Journal
     with pytest.raises(TypeError, match=r"Journal\(directory, space\): got the function "
                                         r"describe; pass the space of the individuals"):
         Journal(tmp_path / "run", describe)

@@ -17,7 +17,7 @@ from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import get_method
 from deapnas.parallel import DevicePool, device_slots
-from deapnas.run import CHECKPOINT, read_history
+from deapnas.rundir import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
 
 from conftest import NB201_METRIC, chain_genome, nb201_toolbox as toolbox_on

@@ -42,7 +42,8 @@ def renas_run(tmp_path_factory):
     """A tiny trained RENAS search: 3 from scratch, 3 fine-tuned children, 3 retrained."""
     out = tmp_path_factory.mktemp("renas") / "run"
     assert main(["search", "--algorithm", "renas", "--evaluations", "9", "--population", "3",
-                 "--sample-size", "2", "--blocks", "2", "--epochs", "1", "--out", str(out),
+                 "--sample-size", "2", "--blocks", "2", "--epochs", "1", "--channels", "4",
+                 "--out", str(out),
                  "--quiet"]) == 0
     return out
 

@@ -14,7 +14,7 @@ from deapnas.cli import main
 from deapnas.guided import GuidanceOptions, propose, warm_up
 from deapnas.methods import METHODS
 from deapnas.options import RunConfig
-from deapnas.run import BEST, CONFIG, read_history
+from deapnas.rundir import BEST, CONFIG, read_history
 from deapnas.runner import settings
 from deapnas.spaces import SPACES, nb201
 

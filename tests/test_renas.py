@@ -26,7 +26,7 @@ from deapnas.graph import prune
 from deapnas.methods.renas import (Options, WeightFiles, distinct, final_evaluator,
                                    inheritance_rates, register_mutation, renas,
                                    retrain_population)
-from deapnas.run import BEST, CHECKPOINT, LOGBOOK, read_history, read_json
+from deapnas.rundir import BEST, CHECKPOINT, LOGBOOK, read_history, read_json
 from deapnas.spaces import nasnet, nb201
 from deapnas.training import load_matching, param_groups
 from deapnas.weights import save_weights

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from deapnas.cli import main
-from deapnas.run import BEST, HISTORY, read_history
+from deapnas.rundir import BEST, HISTORY, read_history
 
 from conftest import NB201_METRIC
 

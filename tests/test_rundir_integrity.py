@@ -22,8 +22,9 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.methods import nasgep
 from deapnas.methods.minigen import MINI_FILE
 from deapnas.parallel import DevicePool
-from deapnas.run import (BEST, CHECKPOINT, CONFIG, HISTORY, Journal, RunDirectoryError,
-                         read_history, read_json)
+from deapnas.journal import Journal
+from deapnas.rundir import BEST, CHECKPOINT, CONFIG, HISTORY, read_history, read_json
+from deapnas.safefiles import RunDirectoryError
 from deapnas.spaces import macro
 from deapnas.weight_store import WeightStore
 
@@ -316,7 +317,7 @@ def test_search_into_a_folder_that_is_not_a_run_is_refused_untouched(nb201_csv, 
 def hold_lock(directory: Path) -> subprocess.Popen:
     """A process that holds ``directory``'s lock until it is killed."""
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path;"
-                               "from deapnas.run import Lock;"
+                               "from deapnas.rundir import Lock;"
                                "held = Lock(Path(sys.argv[1])).acquire();"
                                "print('held', flush=True); time.sleep(600)", str(directory)],
                               stdout=subprocess.PIPE, text=True)

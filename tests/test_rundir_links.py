@@ -20,7 +20,8 @@ from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import nasgep
 from deapnas.methods.renas import WeightFiles
 from deapnas.parallel import DevicePool
-from deapnas.run import CHECKPOINT, HISTORY, LOCK, LOGBOOK, LOGBOOK_LINES, RunDirectoryError
+from deapnas.rundir import CHECKPOINT, HISTORY, LOCK, LOGBOOK, LOGBOOK_LINES
+from deapnas.safefiles import RunDirectoryError
 from deapnas.weights import save_weights
 from deapnas.weight_store import WeightStore
 

@@ -21,7 +21,7 @@ from deapnas import methods, report
 from deapnas import export as export_module
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
-from deapnas.run import BEST, CHECKPOINT, CONFIG, HISTORY, PARETO, read_history
+from deapnas.rundir import BEST, CHECKPOINT, CONFIG, HISTORY, PARETO, read_history
 
 from conftest import NB201_METRIC, NB201_REPORT, interrupt_call
 
@@ -314,7 +314,7 @@ def _terminated_during(monkeypatch, module, name):
 @pytest.mark.parametrize("command, module, name, says", [
     ("show", report, "plots", "the run is unchanged"),
     ("train", report, "load_run", "every finished epoch is saved"),
-    ("export", export_module, "load_model", "export may be incomplete"),
+    ("export", export_module, "training_result", "export may be incomplete"),
 ])
 def test_an_interrupted_command_says_what_it_left(copy, capsys, monkeypatch, command, module,
                                                   name, says):

@@ -13,7 +13,8 @@ import torch
 from deap import base, creator
 from torch import nn
 
-from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
+from deapnas.compiler import compile_graph, infer_shapes
+from deapnas.graph import InvalidGraphError
 from deapnas.spaces import get_space, macro, nb201, register_space
 from deapnas.spaces.macro import INPUT, OUTPUT, LAYERS, Connection, MacroGenome
 

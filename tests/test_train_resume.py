@@ -15,7 +15,7 @@ import torch
 from deapnas import fitness
 from deapnas.cli import main
 from deapnas.report import TRAIN_LOG, TRAIN_PLOT, TRAIN_STATE, read_training_log
-from deapnas.run import read_json
+from deapnas.rundir import read_json
 
 #: A tiny regularized-evolution search on the macro space (digits), cheap to train.
 RE_SEARCH = ["search", "--evaluations", "4", "--population", "4", "--sample-size", "2",

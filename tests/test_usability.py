@@ -12,10 +12,11 @@ from torch import nn
 from conftest import NB201_METRIC, NB201_REPORT, chain_genome
 from deapnas.cli import main
 from deapnas.fitness import TableEvaluator
-from deapnas.graph import InvalidGraphError, compile_graph, infer_shapes
+from deapnas.compiler import compile_graph, infer_shapes
+from deapnas.graph import InvalidGraphError
 from deapnas.networks import count_parameters
 from deapnas.ops import get_op
-from deapnas.run import CONFIG, PARETO, read_history
+from deapnas.rundir import CONFIG, PARETO, read_history
 from deapnas.spaces import macro, nb201
 
 

@@ -19,6 +19,11 @@ A :class:`Method` names what ``deapnas search --algorithm NAME`` needs:
 - ``presets``: named settings, ``"paper"`` and ``"tiny"`` at least, covering both the shared
   :class:`~deapnas.options.RunConfig` fields and the method's options.
 
+A hook may be a :class:`Later`, a function imported when first called: the built-in methods
+are declared in light modules (``egnas_options``...: options, presets, hooks) apart from their
+machinery (``egnas``...: torch, the loop), so that listing them, ``deapnas search --help``,
+imports neither torch nor any method's loop.
+
 Register one with :func:`register_method`, or make it installable through the entry point
 group ``deapnas.methods``, or name it on the command line as ``package.module:ATTRIBUTE``.
 A run directory records its method's name, and :func:`recorded_method` finds it again without
@@ -26,7 +31,8 @@ importing anything the directory names: a ``package.module:ATTRIBUTE`` method is
 when the user names it.
 
 :class:`Method` is declared in :mod:`deapnas.methods.method`, which the method modules import;
-this module imports them and registers each one's ``METHOD``, so that imports run one way.
+this module imports their declarations and registers each one's ``METHOD``, so that imports
+run one way.
 """
 from __future__ import annotations
 
@@ -37,10 +43,11 @@ import shlex
 from typing import Any, Mapping
 
 from ..options import RunConfig, flag, suggest, types, wrong_type
-from . import egnas, minigen, nasgep, random_search, regularized, renas
-from .method import Method, final_training_of
+from . import (egnas_options, minigen_options, nasgep_options, random_search, regularized,
+               renas_options)
+from .method import Later, Method, final_training_of
 
-__all__ = ["Method", "final_training_of", "METHODS", "IMPORTED", "register_method", "get_method",
+__all__ = ["Method", "Later", "final_training_of", "METHODS", "IMPORTED", "register_method", "get_method",
            "recorded_method", "available"]
 
 ENTRY_POINTS = "deapnas.methods"
@@ -158,5 +165,6 @@ def _checked(method: Any, spec: str) -> Method:
     return method
 
 
-for _built_in in (egnas, minigen, nasgep, random_search, regularized, renas):
+for _built_in in (egnas_options, minigen_options, nasgep_options, random_search, regularized,
+                  renas_options):
     register_method(_built_in.METHOD)

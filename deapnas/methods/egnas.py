@@ -29,140 +29,30 @@ import numpy as np
 import torch
 from deap import tools
 
-from .. import limits
 from ..augment import Augment
 from ..data import Dataset
-from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling, SupernetEvaluator,
-                                     TableScorer, egnas, initial_alpha)
+from ..evolutionary_gradient import (SEARCH_RECIPE, Candidate, CMASampling,
+                                     SupernetEvaluator, TableScorer, egnas, initial_alpha)
 from ..fitness import TableEvaluator, TrainEvaluator
 from ..individuals import individual_class
 from ..networks import check_parameters, count_parameters
-from ..options import RunConfig, TrainingOptions, option
+from ..options import RunConfig
 from ..spaces import Space, darts, nb201
 from ..supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, SupernetTraining,
                         darts_layout, derive_darts, derive_nb201)
 from ..training import Recipe, deterministic_kernels, resolve_device
-from .method import Method, final_training_of
-
-#: Supernet cells when ``--cells`` is not given: DARTS' 8 in all, NAS-Bench-201's 5 per stage.
-SUPERNET_CELLS = {"darts": 8, "nb201": 5}
-
-
-@dataclass
-class Options(TrainingOptions):
-    """EG-NAS; every default is the paper's (CIFAR-10 search: 50 epochs, 15 of warm-up, batch
-    256, C = 16, N = 5, λ = 25, ξ = 0.6, ζ = 1.0, η = 0.4), or PC-DARTS' where EG-NAS says it
-    follows it (weight training, K = 4)."""
-
-    epochs: int = option(50, "search epochs: one pass of weight training each, and an ES step "
-                         "after each of the epochs past --warmup",
-                         minimum=1, maximum=limits.MAX_EPOCHS)
-    batch_size: int = option(256, "batch size of the weight training",
-                             minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    optimizer: str = option("sgd", "optimizer of the weight training (momentum 0.9, cosine "
-                            "schedule, gradients clipped to norm 5)", choices=("adam", "sgd"))
-    lr: float = option(0.1, "learning rate of the weight training (PC-DARTS, batch 256)",
-                       positive=True, maximum=limits.MAX_LR)
-    weight_decay: float = option(3e-4, "weight decay of the weight training", minimum=0,
-                                 maximum=1)
-    channels: int = option(16, "supernet width C (the first cells' channels)",
-                           minimum=1, maximum=limits.MAX_CHANNELS)
-    cells: Optional[int] = option(None, "supernet cells: darts, in all (3k + 2: the derived "
-                                  "genotype is retrained at this depth); nb201, per stage "
-                                  "(unset: darts 8, nb201 5)", minimum=1, maximum=limits.MAX_CELLS)
-    val_fraction: float = option(0.5, "share of the training images that score candidates "
-                                 "(the other share trains the weights)", positive=True,
-                                 maximum=0.9)
-    warmup: int = option(15, "epochs of weight training only, before the first ES step",
-                         minimum=0, maximum=limits.MAX_EPOCHS)
-    samplings: int = option(5, "samplings N: CMA-ES runs per ES step",
-                            minimum=1, maximum=limits.MAX_POPULATION)
-    popsize: int = option(25, "CMA-ES population λ", minimum=2, maximum=limits.MAX_POPULATION)
-    iterations: int = option(1, "CMA-ES generations per sampling (the paper's cost N·λ per "
-                             "step is one)", minimum=1, maximum=limits.MAX_POPULATION)
-    step_size: float = option(0.6, "step size ξ: α moves this fraction of the way to the chosen "
-                              "direction", positive=True, maximum=1.0)
-    zeta: float = option(1.0, "ζ, weight of the cross-entropy in the fitness",
-                         minimum=0, maximum=limits.MAX_FACTOR)
-    eta: float = option(0.4, "η, weight of the similarity to α in the fitness",
-                        minimum=0, maximum=limits.MAX_FACTOR)
-    sigma: float = option(1.0, "σ of the first ES step (spread of the samplings' starts and "
-                          "CMA-ES step size), divided by 1 + the step's index",
-                          positive=True, maximum=limits.MAX_FACTOR)
-    sigma_min: float = option(0.02, "floor of σ", positive=True, maximum=limits.MAX_FACTOR)
-    bound: float = option(3.0, "α and every candidate stay in [-bound, bound]",
-                          positive=True, maximum=limits.MAX_FACTOR)
-    partial: int = option(4, "PC-DARTS' K: each edge mixes 1/K of the channels",
-                          minimum=1, maximum=limits.MAX_CHANNELS)
-    edge_normalisation: bool = option(False, "PC-DARTS' edge normalisation (darts): α also "
-                                      "weighs each edge")
-    score_batches: int = option(1, "batches of validation images that score each ES step's "
-                                "candidates (the same ones for all of them)",
-                                minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    score_batch_size: int = option(256, "images per scoring batch",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_epochs: int = option(600, "final training: epochs of the pick's training from scratch, "
-                               "what `deapnas train` runs (EG-NAS: DARTS' retraining)",
-                               minimum=1, maximum=limits.MAX_EPOCHS)
-    final_batch_size: int = option(96, "final training: batch size",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_lr: float = option(0.025, "final training: initial learning rate (EG-NAS: SGD, "
-                             "momentum 0.9, cosine, weight decay 3e-4, gradients clipped to 5)",
-                             positive=True, maximum=limits.MAX_LR)
-    final_channels: int = option(36, "final training: width C",
-                                 minimum=1, maximum=limits.MAX_CHANNELS)
-    final_cells: int = option(20, "final training: cells (darts: 3k + 2 in all; nasnet: N per "
-                              "stage)", minimum=2, maximum=limits.MAX_CELLS)
-    crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none)", minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training: no random horizontal flips")
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
-                         minimum=0, maximum=limits.MAX_PIXELS)
-    auxiliary_weight: float = option(0.4, "final training: weight of the loss of an auxiliary "
-                                     "classifier at 2/3 of the depth (0: none)",
-                                     minimum=0, maximum=limits.MAX_FACTOR)
-    drop_path: float = option(0.2, "final training: drop-path rate, raised linearly from 0 over "
-                              "the epochs", minimum=0, maximum=0.9)
-
-    def validate(self, config: RunConfig) -> None:
-        cells = supernet_cells(self, config.space)
-        problems = [
-            (config.tabular or self.warmup < self.epochs,
-             f"--warmup {self.warmup} leaves no ES step in --epochs {self.epochs}"),
-            (not config.tabular or config.evaluations or self.warmup < self.epochs,
-             f"the table-only mode runs --epochs - --warmup ES steps ({self.epochs} - "
-             f"{self.warmup}), or as many as --evaluations allows: give one of them"),
-            (config.tabular or config.space != "darts" or (cells - 2) % 3 == 0,
-             f"--cells {cells}: a DARTS network has 3k + 2 cells (2, 5, 8, ..., 20), so that "
-             "its reductions sit at 1/3 and 2/3 of the depth"),
-            (config.tabular or self.channels % self.partial == 0,
-             f"--partial {self.partial} must divide --channels {self.channels}"),
-            (config.tabular or (config.workers == 1 and not config.ray and not
-                                config.ray_address),
-             "EG-NAS scores candidates with the supernet of the search process: use "
-             "--workers 1 and no --ray"),
-            (self.sigma_min <= self.sigma, f"--sigma-min {self.sigma_min} exceeds --sigma "
-                                           f"{self.sigma}"),
-            ((self.final_cells - 2) % 3 == 0,
-             f"--final-cells {self.final_cells}: a DARTS network has 3k + 2 cells (2, 5, 8, ..., "
-             "20)"),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise ValueError(message)
-
-
-def supernet_cells(options: Options, space: str) -> int:
-    """``--cells``, or the space's own supernet depth (:data:`SUPERNET_CELLS`)."""
-    return options.cells or SUPERNET_CELLS.get(space, SUPERNET_CELLS["darts"])
+from .egnas_options import METHOD, SUPERNET_CELLS, Options, supernet_cells  # noqa: F401 (re-exported)
 
 
 def search_recipe(options: Options) -> Recipe:
     """PC-DARTS' weight training (:data:`~deapnas.evolutionary_gradient.SEARCH_RECIPE`) with
-    the options' epochs, batch size, optimizer, learning rate and weight decay."""
+    the options' epochs, batch size, optimizer, learning rate, weight decay and the crops and
+    flips of the training images (none when both are off)."""
+    augment = Augment(crop_padding=options.search_crop_padding, flip=options.search_flip)
     return replace(SEARCH_RECIPE, epochs=options.epochs, batch_size=options.batch_size,
                    optimizer=options.optimizer, lr=options.lr,
-                   weight_decay=options.weight_decay)
+                   weight_decay=options.weight_decay,
+                   augment=augment if augment != Augment() else None)
 
 
 def final_recipe(options: Options, epochs: Optional[int] = None) -> Recipe:
@@ -271,7 +161,8 @@ def search(run) -> tools.Logbook:
                      iterations=options.iterations, bound=options.bound)
     loop = functools.partial(egnas, toolbox=toolbox, samplings=options.samplings,
                              step_size=options.step_size, sigma=options.sigma,
-                             sigma_min=options.sigma_min, seed=config.seed, stats=run.stats,
+                             sigma_min=options.sigma_min, spread=options.spread,
+                             update=options.update, seed=config.seed, stats=run.stats,
                              verbose=False, journal=run.journal)
     if config.tabular:
         alpha, logbook = loop(None, epochs=table_steps(config, options), warmup=0,
@@ -295,14 +186,6 @@ def table_steps(config: RunConfig, options: Options) -> int:
     return math.ceil(config.evaluations / per_step)
 
 
-def fitness_name(config: RunConfig) -> str:
-    """What a candidate's fitness is (Eq. 7, minimised): ζ·L ∓ η·similarity to the current α,
-    where L is the supernet's cross-entropy, or in table-only mode the validation error
-    1 − accuracy of ``--metric``."""
-    loss = "(1 − accuracy)" if config.tabular else "cross-entropy"
-    return f"compound fitness ζ·{loss} ∓ η·similarity to α"
-
-
 #: What the supernet mode's pick reports: the supernet's accuracy (shared weights) at the final
 #: α on the scoring share of the training images, not a trained network's validation accuracy.
 SUPERNET_ACCURACY = "supernet accuracy at the final α (shared weights, scoring images)"
@@ -311,7 +194,8 @@ SUPERNET_ACCURACY = "supernet accuracy at the final α (shared weights, scoring 
 def pick(run) -> dict:
     """The architecture derived from the final α; its fitness is the table's ``--metric``
     (table-only mode) or the supernet's accuracy at the final α on the whole validation share,
-    and its ``params`` those of the network ``deapnas train`` builds from it."""
+    and its ``params`` those of the architecture's network at the supernet's width and depth
+    (``--channels``, :func:`supernet_cells`)."""
     alpha = np.asarray(run.result["alpha"], dtype=np.float64)
     space = run.space
     architecture = derivation(space.name, run.options)(alpha)
@@ -324,23 +208,10 @@ def pick(run) -> dict:
                               batches=math.ceil(len(scorer.data) / scorer.batch_size))
     scored = whole(Candidate(alpha.tolist()))
     data = run.data
+    at_supernet = replace(run.options, cells=supernet_cells(run.options, space.name))
     params = count_parameters(lambda: space.build_network(
-        architecture, data.input_shape, data.num_classes, **space.network_kwargs(run.options)))
+        architecture, data.input_shape, data.num_classes, **space.network_kwargs(at_supernet)))
     return {**record, "fitness": [scored.info["accuracy"]], "info": {"params": params},
             "metric": SUPERNET_ACCURACY,
             "chosen_by": "derived from the final architecture weights; the supernet's accuracy "
                          "at them"}
-
-
-METHOD = Method(
-    "egnas", Options, search, pick,
-    presets={"paper": dict(dataset="cifar10"),
-             "tiny": dict(dataset="digits", epochs=2, warmup=1, batch_size=64, channels=4,
-                          cells=5, samplings=2, popsize=4, final_epochs=3, final_batch_size=64,
-                          final_channels=8, final_cells=5, crop_padding=1, no_flip=True,
-                          cutout=0)},
-    spaces=("darts", "nb201"), weights=(-1.0,), evaluator=evaluator, records=records,
-    final_training=final_training_of(final_evaluator, spaces=("darts",)),
-    fitness_name=fitness_name,
-    description="EG-NAS (Cai et al., 2024): CMA-ES on a PC-DARTS supernet's architecture "
-                "weights, gradient descent on its weights")

@@ -1,10 +1,11 @@
 """What a search method is: the :class:`Method` record that names a method's loop, options and
-hooks, and :func:`final_training_of`, which makes its final-training hook. The registry,
-:mod:`deapnas.methods`, imports the built-in methods, which import this module: imports run
-one way.
+hooks, :class:`Later`, a hook imported when first called, and :func:`final_training_of`, which
+makes its final-training hook. The registry, :mod:`deapnas.methods`, imports the built-in
+methods' declarations, which import this module: imports run one way.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -47,6 +48,19 @@ class Method:
     final_training: Optional[Callable[..., Any]] = None
     fitness_name: Optional[str | Callable[[Any], str]] = None
     description: str = ""
+
+
+@dataclass(frozen=True)
+class Later:
+    """The function ``name`` of ``module``, imported when first called: a method declared apart
+    from its machinery (torch, its loop) names its hooks this way, so that listing the methods
+    and their options (``deapnas search --help``) imports none of it."""
+
+    module: str
+    name: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args, **kwargs)
 
 
 def final_training_of(final_evaluator: Callable[..., Any],

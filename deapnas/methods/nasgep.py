@@ -4,8 +4,9 @@ of genes (ADFs), three populations, models trained one epoch per generation, wei
 
 The pieces, each usable alone:
 
-- :class:`Options`: the paper's settings as defaults, the search's (Sec. IV-A) and the final
-  training's; presets ``paper`` and ``tiny`` (:data:`TINY`, :meth:`Options.tiny`);
+- :class:`~deapnas.methods.nasgep_options.Options`: the paper's settings as defaults, the search's (Sec. IV-A) and the final
+  training's; presets ``paper`` and ``tiny`` (:data:`~deapnas.methods.nasgep_options.TINY`,
+  :meth:`~deapnas.methods.nasgep_options.Options.tiny`);
 - :func:`make_evaluator` (one epoch-training of a model, with weight sharing) and
   :func:`make_toolbox` (the aliases of the loop);
 - :func:`init_populations`: the gene pools, the reduction cells and the models (steps 1-3);
@@ -30,7 +31,9 @@ Readings of the paper's text, documented where they are implemented: a pool bree
 genes, fewer when it reaches P_max, never fewer than C_min, and when C_min would overflow P_max
 the weakest unused genes make room (:func:`new_gene_count`, :func:`make_room`); the best model
 survives even after E_max epochs (elitism comes first in the paper's list), it is just not
-trained further; P_i children per generation, each with a new reduction cell bred for it;
+trained further; "the oldest" is the model born first (a unique birth order); P_i children
+and P_i new reduction cells per generation, each child's reduction cell won by tournament
+among the living ones, the new ones included (``child_reduction``);
 genes and reduction cells no model has used yet rank below every evaluated one; T_g and T_c
 are first set from the first population's fitness, after its one epoch; genes and reduction
 cells are identified by their content, so a child identical to a member is that member.
@@ -46,162 +49,23 @@ from typing import Any, Callable, Optional, Sequence
 
 from deap import base, tools
 
-from .. import limits, safefiles
+from .. import safefiles
 from ..algorithms import assign, restore_halloffame, restore_state
-from ..augment import POLICIES, Augment
 from ..data import Dataset
 from ..fitness import Evaluation, TrainEvaluator
 from ..gep import Chromosome
 from ..individuals import individual_class
-from ..options import RunConfig, TrainingOptions, option
 from ..spaces import nasgep as space
 from ..spaces.nasgep import NORMAL, REDUCTION
-from ..training import Recipe
 from ..weight_store import SharingEvaluator, WeightStore, apply_offers, concerning
-from .method import Method, final_training_of
+from .nasgep_options import (CHILD_REDUCTIONS, COMPONENT_FITNESS, METHOD,  # noqa: F401 (re-exported)
+                             PAPER_EVALUATIONS, TINY, Options)
 
 KINDS = (NORMAL, REDUCTION)
-COMPONENT_FITNESS = ("best", "mean")
 #: Where a run directory keeps the models' training states and the weight store.
 MODELS, STORE = "models", "store"
 #: Genes and reduction cells: chromosomes with a maximised fitness.
 Component = individual_class(Chromosome, (1.0,))
-
-
-@dataclass
-class Options(TrainingOptions):
-    """NASGEP's settings. Defaults: the paper's search (Sec. IV-A; the fitness is the accuracy
-    on 5,000 of CIFAR-10's 50,000 training images) and final training, with Ferreira's operator
-    rates. ``epochs`` is E_max, the epochs after which a model retires."""
-
-    epochs: int = option(10, "E_max: epochs after which a model retires",
-                         minimum=1, maximum=limits.MAX_EPOCHS)
-    batch_size: int = option(512, "batch size of the search",
-                             minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    optimizer: str = option("sgd", "the optimizer (cosine schedule)", choices=("adam", "sgd"))
-    lr: float = option(0.1, "initial learning rate of the search",
-                       positive=True, maximum=limits.MAX_LR)
-    weight_decay: float = option(5e-4, "L2 weight decay", minimum=0, maximum=1)
-    channels: int = option(16, "initial channels of the search networks",
-                           minimum=1, maximum=limits.MAX_CHANNELS)
-    cells: int = option(3, "N, normal cells per stage", minimum=1, maximum=limits.MAX_CELLS)
-    max_params: int = option(300_000, "models with more parameters fail without training "
-                             "(0: no cap)", minimum=0, maximum=limits.MAX_PARAMETERS)
-    momentum: float = option(0.9, "SGD momentum", minimum=0, maximum=0.999)
-    val_fraction: float = option(0.1, "share of the training images held out for the fitness "
-                                 "(paper: 5,000 of 50,000)", positive=True, maximum=0.9)
-    population: int = option(10, "P_i, models per generation",
-                             minimum=2, maximum=limits.MAX_POPULATION)
-    reductions: int = option(10, "P_r, initial reduction cells (not given: P_i)",
-                             minimum=1, maximum=limits.MAX_POPULATION)
-    genes: int = option(50, "P_g, initial genes of each pool", minimum=1, maximum=limits.MAX_GENES)
-    max_genes: int = option(100, "P_g^max, the size at which a gene pool stops growing",
-                            minimum=1, maximum=limits.MAX_GENES)
-    min_new_genes: int = option(2, "C_g^min, new genes per pool and generation, at least",
-                                minimum=0, maximum=limits.MAX_GENES)
-    max_new_genes: int = option(10, "C_g^max, new genes per pool and generation, at most",
-                                minimum=0, maximum=limits.MAX_GENES)
-    cell_head: int = option(space.CELL_HEAD, "head of the cells (tail: head + 1)",
-                            minimum=1, maximum=limits.MAX_HEAD)
-    gene_head: int = option(space.GENE_HEAD, "head of the genes (tail: head + 1)",
-                            minimum=1, maximum=limits.MAX_HEAD)
-    bonus_factor: float = option(0.75, "T_c = bonus_factor x T_g: a model at T_c or above "
-                                 "trains a bonus epoch", minimum=0, maximum=limits.MAX_FACTOR)
-    tournament_size: int = option(3, "contestants of each tournament (not given)",
-                                  minimum=1, maximum=limits.MAX_POPULATION)
-    component_fitness: str = option("best", "a gene's or reduction cell's fitness: the best or "
-                                    "the mean fitness of the models using it (not given)",
-                                    choices=COMPONENT_FITNESS)
-    kill_untried: bool = option(False, "also kill unused genes no model has used yet")
-    conv_inputs: str = option("both", "the cell inputs a convolution terminal may read: "
-                              "both, or only h1 = h(i-1) or h2 = h(i-2) (not given)",
-                              choices=("both", "h1", "h2"))
-    mutation_rate: Optional[float] = option(None, "point mutation rate per symbol (unset: "
-                                            "two mutations per chromosome)", minimum=0,
-                                            maximum=1)
-    is_transposition: float = option(0.1, "IS transposition rate", minimum=0, maximum=1)
-    ris_transposition: float = option(0.1, "RIS transposition rate", minimum=0, maximum=1)
-    max_transposon: int = option(3, "IS and RIS elements are 1 to this many symbols long",
-                                 minimum=1, maximum=limits.MAX_HEAD)
-    one_point: float = option(0.3, "one-point recombination rate", minimum=0, maximum=1)
-    two_point: float = option(0.3, "two-point recombination rate", minimum=0, maximum=1)
-    no_sharing: bool = option(False, "turn weight sharing off (the paper's ablation)")
-    final_channels: int = option(64, "initial channels of the final training",
-                                 minimum=1, maximum=limits.MAX_CHANNELS)
-    final_epochs: int = option(300, "epochs of the final training",
-                               minimum=1, maximum=limits.MAX_EPOCHS)
-    final_batch_size: int = option(128, "batch size of the final training",
-                                   minimum=1, maximum=limits.MAX_BATCH_SIZE)
-    final_lr: float = option(0.025, "initial learning rate of the final training",
-                             positive=True, maximum=limits.MAX_LR)
-    crop_padding: int = option(4, "final training: random crops after padding this many "
-                               "pixels (0: none; not given)", minimum=0, maximum=limits.MAX_PIXELS)
-    no_flip: bool = option(False, "final training: no random horizontal flips")
-    autoaugment: str = option("cifar10", "final training: the AutoAugment policy",
-                              choices=POLICIES + ("none",))
-    cutout: int = option(16, "final training: side of the Cutout square (0: none)",
-                         minimum=0, maximum=limits.MAX_PIXELS)
-    drop_path: float = option(0.0, "final training: drop-path rate, raised linearly from 0 "
-                              "over the epochs (the paper's rate, 0.1, "
-                              "is in its ablation; its published result uses none)",
-                              minimum=0, maximum=0.9)
-
-    def validate(self, config: RunConfig) -> None:
-        """Combinations of settings that cannot work, with what to do."""
-        if self.min_new_genes > self.max_new_genes:
-            raise ValueError(f"--min-new-genes ({self.min_new_genes}) must not exceed "
-                             f"--max-new-genes ({self.max_new_genes})")
-        if self.genes > self.max_genes:
-            raise ValueError(f"--genes ({self.genes}) must not exceed --max-genes "
-                             f"({self.max_genes})")
-        if config.evaluations is None and config.time_limit is None:
-            raise ValueError("nasgep runs until --time-limit (the paper: 86400 s, 24 GPU "
-                             "hours) or --evaluations (epoch-trainings) is spent: give one")
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> "Options":
-        """The ``tiny`` preset's options (:data:`TINY`), with ``overrides``."""
-        return cls(**{**TINY, **overrides})
-
-    @property
-    def input_terminals(self) -> tuple[str, ...]:
-        """``conv_inputs`` as a tuple of input names."""
-        return ("h1", "h2") if self.conv_inputs == "both" else (self.conv_inputs,)
-
-    @property
-    def rates(self) -> dict:
-        """The operator rates, as :func:`deapnas.gep.reproduce` takes them."""
-        return dict(mutation=self.mutation_rate, is_transposition=self.is_transposition,
-                    ris_transposition=self.ris_transposition,
-                    lengths=tuple(range(1, self.max_transposon + 1)),
-                    one_point=self.one_point, two_point=self.two_point)
-
-    def recipe(self) -> Recipe:
-        """The search: SGD with momentum, cosine schedule over E_max epochs (one model's whole
-        life, one epoch per evaluation)."""
-        return Recipe(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
-                      lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                      schedule="cosine")
-
-    def final_recipe(self, epochs: Optional[int] = None) -> Recipe:
-        """The final training (``epochs`` instead of ``final_epochs`` when given): the search's
-        optimizer, momentum and weight decay, batch 128, lr 0.025 on a cosine schedule, random
-        crops and flips, AutoAugment and Cutout, drop-path rising to ``drop_path``."""
-        augment = Augment(crop_padding=self.crop_padding, flip=not self.no_flip, cutout=self.cutout,
-                          autoaugment=None if self.autoaugment == "none" else self.autoaugment)
-        return Recipe(epochs=epochs or self.final_epochs, batch_size=self.final_batch_size,
-                      optimizer=self.optimizer, lr=self.final_lr, momentum=self.momentum,
-                      weight_decay=self.weight_decay, schedule="cosine", augment=augment,
-                      drop_path=self.drop_path)
-
-
-#: The ``tiny`` preset's options: 4 models of 4 channels, one cell per stage, cells of 3 genes
-#: (head 2), 3 epochs each in batches of 32, small gene pools; a final training of 15 epochs at
-#: 8 channels with crops of 1 pixel, Cutout 4 and no flips (digits are not mirror images).
-TINY = dict(population=4, reductions=4, genes=8, max_genes=16, min_new_genes=2,
-            max_new_genes=4, cell_head=2, epochs=3, channels=4, cells=1, batch_size=32,
-            val_fraction=0.2, final_channels=8, final_epochs=15, final_batch_size=32,
-            crop_padding=1, no_flip=True, cutout=4)
 
 
 class ModelEvaluator(SharingEvaluator):
@@ -317,8 +181,8 @@ def in_training(model, max_epochs: int) -> bool:
 
 def select_survivors(models: Sequence, size: int, max_epochs: int) -> list:
     """Step 7: the best model survives (elitism, even retired); then the oldest other model
-    dies; then retired models (E_max epochs, or failed) go; then the fittest survive up to
-    ``size`` models in all."""
+    dies, the one born first (``born``, the birth order, is unique); then retired models
+    (E_max epochs, or failed) go; then the fittest survive up to ``size`` models in all."""
     best = max(models, key=_value)
     rest = [m for m in models if m is not best]
     if rest:
@@ -366,8 +230,9 @@ def make_room(pool: dict, used: set, incoming: int, max_genes: int) -> dict:
 def thresholds(models: Sequence, size: int, bonus_factor: float = 0.75
                ) -> Optional[tuple[float, float]]:
     """(T_g, T_c): the fitness of the ``size``-th best model (the worst when fewer) and
-    ``bonus_factor`` times it; None before any model is evaluated."""
-    values = sorted((_value(m) for m in models if m.fitness.valid), reverse=True)
+    ``bonus_factor`` times it, over the finite fitnesses (a failed model's -inf is no
+    threshold); None before any model is evaluated successfully."""
+    values = sorted((v for v in map(_value, models) if math.isfinite(v)), reverse=True)
     if not values:
         return None
     t_g = values[min(size, len(values)) - 1]
@@ -405,8 +270,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
        reduction cell may no longer reproduce;
     2. in each gene pool, kill the genes no cell uses with a fitness below T_g, then breed new
        genes (:func:`new_gene_count`) from tournament-selected pairs;
-    3. breed P_i child models: normal cells from tournament-selected models, each with a new
-       reduction cell from tournament-selected living reduction cells; train them as in 1;
+    3. breed P_i new reduction cells from tournament-selected living ones, and P_i child
+       models: normal cells from tournament-selected models, each with the reduction cell
+       that wins a tournament among the living ones (:func:`_breed_models`); train them as
+       in 1;
     4. survivor selection (:func:`select_survivors`, :func:`select_reductions`); T_g = the
        fitness of the P_i-th best model, T_c = 0.75 T_g (both first set from the first
        generation's trained models).
@@ -474,9 +341,10 @@ def nasgep(population: list, toolbox, generations: Optional[int] = None, *, gene
 
 
 def _register(search: _Search, model) -> None:
-    """Give a new model its identity: id, birth generation, no epochs trained."""
+    """Give a new model its identity: id, birth order (unique: the n-th model born has
+    ``born == n``, its id ``m<n>``), no epochs trained."""
     model.model_id, model.born, model.trained_epochs = \
-        f"m{search.next_model}", search.generation, 0
+        f"m{search.next_model}", search.next_model, 0
     search.next_model += 1
 
 
@@ -580,20 +448,28 @@ def _offspring(parents: list, count: int, toolbox, vary) -> list:
 
 
 def _breed_models(search: _Search, toolbox, options: Options) -> list:
-    """Step 5: P_i child models, each with a new reduction cell."""
+    """Step 5: P_i new reduction cells bred from tournament-selected living cells (5a); P_i
+    child models, each a normal cell bred from tournament-selected models (5b) with a
+    reduction cell won by tournament among the living cells, new ones included (5c; with
+    ``child_reduction="bred"``, the cell bred for it)."""
     normal_ids, reduction_ids = list(search.genes[NORMAL]), list(search.genes[REDUCTION])
-    living = [c for c in search.reductions.values() if not c.dead] or \
-        list(search.reductions.values())
-    cells = _offspring(living, options.population, toolbox,
-                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))
+    bred = [_join(search.reductions, cell, space.cell_id(cell)) for cell in
+            _offspring(_living(search.reductions), options.population, toolbox,
+                       lambda a, b: toolbox.vary_cell(a, b, reduction_ids))]
     normals = _offspring(search.models, options.population, toolbox,
                          lambda a, b: toolbox.vary_cell(a.normal, b.normal, normal_ids))
+    cells = bred if options.child_reduction == "bred" else \
+        toolbox.select(_living(search.reductions), len(normals))
     children = []
     for normal, cell in zip(normals, cells):
-        cell = _join(search.reductions, cell, space.cell_id(cell))
         children.append(_new_model(toolbox, normal, cell, search.genes))
         _register(search, children[-1])
     return children
+
+
+def _living(reductions: dict) -> list:
+    """The reduction cells that may reproduce (all of them when every one is dead)."""
+    return [c for c in reductions.values() if not c.dead] or list(reductions.values())
 
 
 # -- checkpoints -------------------------------------------------------------------------------
@@ -695,13 +571,3 @@ def search(run) -> tools.Logbook:
                         state_dir=str(state_dir), options=options, stats=run.stats,
                         halloffame=run.halloffame, verbose=False, journal=run.journal)
     return logbook
-
-
-METHOD = Method(
-    "nasgep", Options, search,
-    presets={"paper": dict(dataset="cifar10", time_limit=24 * 3600.0),
-             "tiny": dict(dataset="digits", evaluations=30, **TINY)},
-    spaces=("nasgep",), tabular=False, evaluator=evaluator,
-    final_training=final_training_of(final_evaluator),
-    description="gene expression programming of cells from a pool of genes, three "
-                "populations, weight sharing (Alves & de Oliveira, 2020)")

@@ -2,7 +2,8 @@
 of the NAS-Bench-201 paper (Dong & Yang, 2020): ``deapnas search --algorithm random``.
 
 (The macro paper's "random search" is aging evolution with sample size 1: ``--algorithm re
---sample-size 1``.)
+--sample-size 1``. NASGEP's "random sampling" baseline, its Table I, is ``--space nasgep``:
+random models of the space's own initialiser.)
 """
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def search(run) -> tools.Logbook:
 
 METHOD = Method(
     "random", Options, search,
-    presets={"paper": dict(dataset="fashion-mnist", evaluations=500),
+    presets={"paper": dict(dataset="fashion-mnist", evaluations=500, conv_padding="valid"),
              "tiny": dict(dataset="digits", evaluations=200, epochs=4, batch_size=64,
                           channels=32, cells=1,
                           clamp_pools=True)},
-    spaces=("macro", "nb201"), multi_objective=True,
+    spaces=("macro", "nb201", "nasgep"), multi_objective=True,
     description="random search: independent samples from the space")

@@ -7,7 +7,7 @@ the paper prints it (or the authors' released genotype where the paper only draw
 through the space's own ``from_json`` or builder, and the parameter count the paper reports.
 
 ``python benchmarks/parity.py`` writes each method's parity table to ``docs/figures/`` and the
-method's docs page includes it; ``tests/test_parity.py`` builds every network and checks its
+method's docs page includes it; ``tests/test_parity_METHOD.py`` builds each network and checks its
 count.
 """
 from __future__ import annotations

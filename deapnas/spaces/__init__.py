@@ -8,18 +8,51 @@ toolbox directly, as with ``deap.gp``); the object only names them. Add a space 
 with :func:`register_space`.
 
 :class:`Space` is declared in :mod:`deapnas.spaces.space`, which the space modules import; this
-module imports them and registers each one's ``SPACE``, so that imports run one way.
+module names the built-in ones and imports each (its ``SPACE``) when the space is first asked
+for, so that imports run one way and reading a run of one space (``deapnas show``) imports
+no other space, nor torch where the space builds its networks only when asked to.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Iterator, Mapping
+
 from ..options import suggest, wrong_type
-from . import darts, macro, minigen, nasgep, nasnet, nb201
 from .space import Space, check_limit
 
-__all__ = ["Space", "check_limit", "SPACES", "register_space", "get_space"]
+__all__ = ["Space", "check_limit", "SPACES", "BUILT_IN", "register_space", "get_space"]
+
+#: The built-in spaces: each is the ``SPACE`` of the module of this package of its name.
+BUILT_IN = ("darts", "macro", "minigen", "nasgep", "nasnet", "nb201")
 
 
-SPACES: dict[str, Space] = {}
+class _Registry(Mapping):
+    """The spaces by name (:data:`SPACES`): the built-in ones, each imported when first asked
+    for, and those registered with :func:`register_space`."""
+
+    def __init__(self) -> None:
+        self._spaces: dict[str, Space] = {}
+
+    def __getitem__(self, name: str) -> Space:
+        if name not in self._spaces and name in BUILT_IN:
+            self._spaces[name] = importlib.import_module(f"{__name__}.{name}").SPACE
+        return self._spaces[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in BUILT_IN or name in self._spaces
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*BUILT_IN, *self._spaces]))
+
+    def __len__(self) -> int:
+        return len(set(BUILT_IN) | set(self._spaces))
+
+    def register(self, space: Space) -> None:
+        self._spaces[space.name] = space
+
+
+#: The spaces by name: every built-in one (imported when first looked up) and those registered.
+SPACES: Mapping[str, Space] = _Registry()
 
 
 def register_space(space: Space, *, replace: bool = False) -> Space:
@@ -28,7 +61,7 @@ def register_space(space: Space, *, replace: bool = False) -> Space:
         raise wrong_type("register_space(space)", space, "a deapnas.spaces.Space")
     if space.name in SPACES and not replace:
         raise ValueError(f"space {space.name!r} is already registered; pass replace=True")
-    SPACES[space.name] = space
+    SPACES.register(space)
     return space
 
 
@@ -41,7 +74,3 @@ def get_space(name: str) -> Space:
     except KeyError:
         raise ValueError(f"unknown space {name!r}{suggest(name, list(SPACES))}; choose one of "
                          f"{', '.join(SPACES)}") from None
-
-
-for _built_in in (darts, macro, minigen, nasgep, nasnet, nb201):
-    register_space(_built_in.SPACE)

@@ -19,6 +19,10 @@ The module registers three operations of the DARTS papers in :mod:`deapnas.ops`;
 generic convolution blocks that any space may use: ``darts_sep_conv`` (separable convolution,
 applied twice), ``darts_dil_conv`` (dilated depthwise-separable convolution) and
 ``darts_factorized_reduce`` (a stride-2 1x1 convolution in two offset halves).
+
+:func:`build_network` builds DARTS' evaluation network (:class:`DartsNetwork`, DARTS'
+``NetworkCIFAR``), in which EG-NAS retrains its pick and :mod:`deapnas.published.egnas` builds
+the published genotypes.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ import networkx as nx
 import torch
 from torch import nn
 
-from ..networks import CellNetwork
+from ..compiler import compile_graph
+from ..networks import AuxiliaryHead, GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op
 from .space import Space
 
@@ -220,18 +225,105 @@ def cells(genotype: Genotype) -> dict[str, nx.DiGraph]:
     return {name: to_graph(genotype, name) for name in CELLS}
 
 
+def cell_inputs(c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
+                affine: bool = True) -> tuple[nn.Module, nn.Module]:
+    """DARTS' preprocessing of a cell's two inputs to the cell's width: the output of the cell
+    before the previous one through :class:`FactorizedReduce` when the previous cell reduced
+    (it is then twice the size), else through ReLU, 1x1 convolution, BatchNorm; the previous
+    cell's output through ReLU, 1x1 convolution, BatchNorm. ``affine``: whether the batch norms
+    learn a scale and shift (DARTS: in the evaluation network, not in the search network)."""
+    def relu_conv_bn(c_in: int) -> nn.Module:
+        return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, channels, 1, bias=False),
+                             nn.BatchNorm2d(channels, affine=affine))
+
+    first = (FactorizedReduce(c_prev_prev, channels, affine) if reduction_prev else
+             relu_conv_bn(c_prev_prev))
+    return first, relu_conv_bn(c_prev)
+
+
+def skeleton(layers: int) -> list[tuple[bool, bool]]:
+    """``(reduction, reduction_prev)`` of each of DARTS' ``layers`` cells: the reduction cells
+    sit at ``layers // 3`` and ``2 * layers // 3`` (DARTS' search and evaluation networks)."""
+    reductions = (layers // 3, 2 * layers // 3)
+    return [(index in reductions, index - 1 in reductions) for index in range(layers)]
+
+
+class DartsCell(nn.Module):
+    """One cell of DARTS' evaluation network: :func:`cell_inputs`, then the genotype's cell
+    compiled at ``width`` (``body``, a :class:`~deapnas.graph.GraphModule`, where drop-path
+    acts)."""
+
+    def __init__(self, genotype: Genotype, kind: str, c_prev_prev: int, c_prev: int,
+                 width: int, reduction_prev: bool, size: tuple[int, int]):
+        super().__init__()
+        self.preprocess0, self.preprocess1 = cell_inputs(c_prev_prev, c_prev, width,
+                                                         reduction_prev)
+        self.body = compile_graph(to_graph(genotype, kind), [(width, *size)] * 2)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.body.output_shape
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        return self.body(self.preprocess0(s0), self.preprocess1(s1))
+
+
+class DartsNetwork(nn.Module):
+    """DARTS' evaluation network (``NetworkCIFAR`` of Liu et al., 2019), which EG-NAS retrains:
+    a stem of one 3x3 convolution to 3C channels and BatchNorm, ``layers`` cells (reductions at
+    1/3 and 2/3 of the depth, each doubling the width; every cell reads the two previous
+    outputs through :func:`cell_inputs`), global average pooling and a linear classifier.
+
+    With ``auxiliary``, DARTS' auxiliary classifier (:class:`~deapnas.networks.AuxiliaryHead`)
+    reads the output of the second reduction cell, and in training the network returns
+    ``(logits, auxiliary logits)``; DARTS counts parameters without it
+    (:func:`~deapnas.networks.inference_parameters`).
+    """
+
+    def __init__(self, genotype: Genotype, input_shape: Shape, num_classes: int,
+                 channels: int = 36, layers: int = 20, auxiliary: bool = False):
+        super().__init__()
+        stem = 3 * channels
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], stem, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem))
+        shapes = [(stem, *input_shape[1:])] * 2
+        self.cells = nn.ModuleList()
+        width = channels
+        for index, (reduction, reduction_prev) in enumerate(skeleton(layers)):
+            width *= 2 if reduction else 1
+            cell = DartsCell(genotype, "reduce" if reduction else "normal", shapes[-2][0],
+                             shapes[-1][0], width, reduction_prev, shapes[-1][1:])
+            self.cells.append(cell)
+            shapes.append(cell.output_shape)
+            if reduction:
+                self.auxiliary_after = index
+        self.classifier = nn.Sequential(GlobalAveragePool(), nn.Linear(shapes[-1][0],
+                                                                       num_classes))
+        self.auxiliary = (AuxiliaryHead(shapes[self.auxiliary_after + 2][0], num_classes)
+                          if auxiliary else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        s0 = s1 = self.stem(x)
+        auxiliary = None
+        for index, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if self.auxiliary is not None and self.training and index == self.auxiliary_after:
+                auxiliary = self.auxiliary(s1)
+        logits = self.classifier(s1)
+        return logits if auxiliary is None else (logits, auxiliary)
+
+
 def build_network(genotype: Genotype, input_shape: Shape, num_classes: int,
                   channels: int = 36, layers: int = 20, auxiliary: bool = False
-                  ) -> CellNetwork:
-    """The network of ``layers`` cells (DARTS retraining: C = 36, 20 cells) with reduction
-    cells at 1/3 and 2/3 of the depth, so ``layers`` must be 3k + 2; with ``auxiliary``, DARTS'
-    auxiliary classifier after the second reduction (see :class:`~deapnas.networks.CellNetwork`)."""
+                  ) -> DartsNetwork:
+    """DARTS' evaluation network (:class:`DartsNetwork`) of ``layers`` cells (DARTS
+    retraining: C = 36, 20 cells) with reduction cells at 1/3 and 2/3 of the depth, so
+    ``layers`` must be 3k + 2; with ``auxiliary``, DARTS' auxiliary classifier after the second
+    reduction."""
     if layers < 2 or (layers - 2) % 3:
         raise ValueError(f"layers must be 3k + 2 (2, 5, 8, ..., 20) so that the two reduction "
                          f"cells sit at 1/3 and 2/3 of the depth, not {layers}")
-    return CellNetwork(input_shape, num_classes, to_graph(genotype, "normal"),
-                       to_graph(genotype, "reduce"), channels=channels,
-                       cells_per_stage=(layers - 2) // 3, auxiliary=auxiliary)
+    return DartsNetwork(genotype, input_shape, num_classes, channels, layers, auxiliary)
 
 
 def key(genotype: Genotype) -> str:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..graph import InvalidGraphError, architecture_key
+from ..options import ADD_NODE_SPLITS as SPLITS  # declared where --help reads it
 from ..networks import MacroNet
 from ..ops import Shape
 from .space import Space, check_limit
@@ -79,26 +80,30 @@ class MacroGenome:
 
 # -- initialisation and variation (DEAP operator contracts) ----------------------------------
 
-def init_genome(container: Callable[..., MacroGenome] = MacroGenome, n_layers: int = 4
-                ) -> MacroGenome:
-    """A fresh genome: input -> output, then ``n_layers`` add-node mutations (paper: 4)."""
+def init_genome(container: Callable[..., MacroGenome] = MacroGenome, n_layers: int = 4,
+                split: str = "enabled") -> MacroGenome:
+    """A fresh genome: input -> output, then ``n_layers`` add-node mutations (paper: 4)
+    splitting connections by the rule ``split`` (:data:`SPLITS`)."""
     genome = container()
     for _ in range(n_layers):
-        mut_add_node(genome)
+        mut_add_node(genome, split=split)
     return genome
 
 
-def mut_add_node(genome: MacroGenome, layers: tuple = LAYERS) -> tuple[MacroGenome]:
-    """Split a random enabled connection (any connection if none is enabled): disable it and
-    route it through a new node with a random layer."""
-    candidates = [c for c in genome.connections if c.enabled] or genome.connections
-    split = random.choice(candidates)
-    split.enabled = False
+def mut_add_node(genome: MacroGenome, layers: tuple = LAYERS, split: str = "enabled"
+                 ) -> tuple[MacroGenome]:
+    """Split a random connection, one of those the rule ``split`` allows (:data:`SPLITS`):
+    disable it and route it through a new node with a random layer."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    enabled = [c for c in genome.connections if c.enabled] if split == "enabled" else []
+    connection = random.choice(enabled or genome.connections)
+    connection.enabled = False
     node = genome.new_node_id()
     genome.layers[node] = random.choice(layers)
     innovation = genome.new_innovation()
-    genome.connections += [Connection(split.source, node, True, innovation),
-                           Connection(node, split.target, True, innovation + 1)]
+    genome.connections += [Connection(connection.source, node, True, innovation),
+                           Connection(node, connection.target, True, innovation + 1)]
     return genome,
 
 
@@ -118,15 +123,17 @@ def mut_toggle(genome: MacroGenome) -> tuple[MacroGenome]:
 
 
 def mutate(individual: MacroGenome, p_add: float = 0.25, p_identity: float = 0.05,
-           p_layer: float = 0.5, layers: tuple = LAYERS) -> tuple[MacroGenome]:
-    """The paper's mutation: add a node with ``p_add``, leave intact with ``p_identity``,
-    otherwise mutate one gene: a layer gene with ``p_layer``, else a connection gene (the paper
-    does not say how the two share its ``p_mutate``; an even split is the default)."""
+           p_layer: float = 0.5, layers: tuple = LAYERS, split: str = "enabled"
+           ) -> tuple[MacroGenome]:
+    """The paper's mutation: add a node with ``p_add`` (splitting a connection by the rule
+    ``split``, see :data:`SPLITS`), leave intact with ``p_identity``, otherwise mutate one
+    gene: a layer gene with ``p_layer``, else a connection gene (the paper does not say how the
+    two share its ``p_mutate``; an even split is the default)."""
     if not 0 <= p_add + p_identity <= 1:
         raise ValueError("p_add + p_identity must lie in [0, 1]")
     draw = random.random()
     if draw < p_add:
-        return mut_add_node(individual, layers)
+        return mut_add_node(individual, layers, split)
     if draw < p_add + p_identity:
         return individual,
     if random.random() < p_layer:
@@ -283,33 +290,40 @@ def mate(ind1: MacroGenome, ind2: MacroGenome) -> tuple[MacroGenome, MacroGenome
 
 # -- genome -> graph -> network --------------------------------------------------------------
 
-def layer_node(layer: str, channels: int, dropout: float = 0.1, clamp_pools: bool = False
-               ) -> dict:
+def layer_node(layer: str, channels: int, dropout: float = 0.1, clamp_pools: bool = False,
+               padding: str = "same") -> dict:
     """Graph node attributes for a layer choice such as ``"CONV_3.H"`` or ``"POOL_5.M"``
-    (``clamp_pools``: see :func:`to_graph`)."""
+    (``clamp_pools`` and ``padding``: see :func:`to_graph`)."""
     kind, spec = layer.split("_")
     kernel, variant = spec.split(".")
     if kind == "CONV":
         width = channels // 2 if variant == "H" else channels
-        return {"op": "conv_relu6_bn", "args": {"kernel": int(kernel), "channels": width,
-                                                "dropout": dropout}}
+        args = {"kernel": int(kernel), "channels": width, "dropout": dropout}
+        return {"op": "conv_relu6_bn",
+                "args": {**args, "padding": padding} if padding != "same" else args}
     args = {"kind": {"A": "avg", "M": "max"}[variant], "kernel": int(kernel)}
     return {"op": "pool", "args": {**args, "clamp": True} if clamp_pools else args}
 
 
 def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1,
-             clamp_pools: bool = False) -> nx.DiGraph:
+             clamp_pools: bool = False, padding: str = "same") -> nx.DiGraph:
     """The genome's enabled connections as a compiler graph (see :mod:`deapnas.graph`);
     ``channels`` is the paper's C, ``dropout`` the Dropout2d rate after each convolution.
 
     ``clamp_pools`` (a departure from the paper, off by default): a pool whose input is smaller
     than its kernel pools the whole input instead, giving a 1x1 map where the paper's pool
     would leave nothing, so small images (8x8 digits) lose far fewer candidates. Pools of inputs
-    at least as large as their kernel are unchanged."""
+    at least as large as their kernel are unchanged.
+
+    ``padding`` of the convolutions: ``"same"`` (the default) keeps the size, ``"valid"`` (the
+    paper's, whose parameter counts match only unpadded convolutions) shrinks it by the kernel
+    minus one, and a kernel larger than its input then makes the genome invalid, as such a
+    pool does."""
     graph = nx.DiGraph(inputs=[INPUT], output=OUTPUT)
     graph.add_node(INPUT)
     for node, layer in sorted(genome.layers.items()):
-        graph.add_node(node, label=layer, **layer_node(layer, channels, dropout, clamp_pools))
+        graph.add_node(node, label=layer,
+                       **layer_node(layer, channels, dropout, clamp_pools, padding))
     graph.add_node(OUTPUT, op="identity", combine="sum")
     graph.add_edges_from((c.source, c.target) for c in genome.connections if c.enabled)
     return graph
@@ -318,25 +332,25 @@ def to_graph(genome: MacroGenome, channels: int = 64, dropout: float = 0.1,
 def build_network(genome: MacroGenome, input_shape: Shape, num_classes: int,
                   channels: int = 64, dropout: float = 0.1,
                   head_activation: Callable[[], nn.Module] = nn.ReLU,
-                  clamp_pools: bool = False) -> MacroNet:
+                  clamp_pools: bool = False, padding: str = "same") -> MacroNet:
     """The trainable network of a genome: its graph followed by the three-layer FC head
-    (``head_activation`` between the FC layers; the paper names none; ``clamp_pools``: see
-    :func:`to_graph`)."""
-    return MacroNet(to_graph(genome, channels, dropout, clamp_pools), input_shape, num_classes,
-                    head_activation)
+    (``head_activation`` between the FC layers; the paper names none; ``clamp_pools`` and the
+    convolutions' ``padding``: see :func:`to_graph`)."""
+    return MacroNet(to_graph(genome, channels, dropout, clamp_pools, padding), input_shape,
+                    num_classes, head_activation)
 
 
 def network_graph(genome: MacroGenome, input_shape: Shape, num_classes: int,
-                  channels: int = 64, dropout: float = 0.1, clamp_pools: bool = False
-                  ) -> nx.DiGraph:
+                  channels: int = 64, dropout: float = 0.1, clamp_pools: bool = False,
+                  padding: str = "same") -> nx.DiGraph:
     """The whole network :func:`build_network` makes, as a graph to draw (never to compile):
     :func:`to_graph` at width ``channels``, each convolution labelled with its filters, its
     output flattened, then the fully connected head, each layer labelled with its size and its
     parameters (the head often holds most of them)."""
     with torch.device("meta"):  # shapes and sizes only: nothing is allocated
         net = build_network(genome, input_shape, num_classes, channels, dropout,
-                            clamp_pools=clamp_pools)
-    graph = to_graph(genome, channels, dropout, clamp_pools)
+                            clamp_pools=clamp_pools, padding=padding)
+    graph = to_graph(genome, channels, dropout, clamp_pools, padding)
     for node, attrs in graph.nodes(data=True):
         if attrs.get("op") == "conv_relu6_bn":
             attrs["label"] += f" {attrs['args']['channels']} filters"
@@ -401,5 +415,6 @@ def _check_layer(node: int, layer) -> None:
 
 SPACE = Space(
     "macro", MacroGenome, init_genome, mutate, to_graph, build_network, key, to_json, from_json,
-    mate=mate, network_options={"channels": "channels", "clamp_pools": "clamp_pools"},
+    mate=mate, network_options={"channels": "channels", "clamp_pools": "clamp_pools",
+                                "conv_padding": "padding"},
     description="DeepNEAT-style whole networks (Kyriakides & Margaritis, 2020)")

@@ -57,7 +57,9 @@ import networkx as nx
 from deap import tools
 from torch import nn
 
-from ..graph import compile_graph
+from ..compiler import compile_graph
+from ..methods.minigen_options import (CHANNELS, DILATED_CONVS,  # declared where --help reads them
+                                       INITIAL_OPERATIONS)
 from ..networks import GlobalAveragePool
 from ..ops import Shape, conv_shape, register_op, same_shape
 from .space import Space, check_limit
@@ -70,23 +72,12 @@ OPERATIONS = ("3*3 dconv", "5*5 dconv", "3*3 conv", "5*5 conv", "1*7-7*1 conv", 
 INPUT_OPERATIONS = (IDENTITY, "3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")
 #: The input cell's operations that change the width (all its choices but identity).
 INPUT_CONVOLUTIONS = INPUT_OPERATIONS[1:]
-#: The widths a normal cell draws from (missing from the paper's text; the authors' code).
-CHANNELS = (24, 40, 64, 80, 128, 256)
 #: The input cell's fixed channel flow after the image: image -> 32 -> 64.
 INPUT_FLOW = (32, 64)
 #: The number of actions of a random normal cell, inclusive (the authors' code).
 ACTIONS = (2, 4)
 #: The input cell's written channel size: not a choice.
 FIXED = "."
-#: How a random action list is drawn (:func:`init_genome`, and P_b's regenerated lists):
-#: ``"uniform"``, every position uniform over the cell's choices (a leading identity, which
-#: makes the block residual, has probability 1/5 in the input cell and 1/9 in a normal cell);
-#: ``"authors"``, as the authors' code: a leading identity with probability 1/2, the other
-#: positions uniform over the choices but identity. The paper is silent.
-INITIAL_OPERATIONS = ("uniform", "authors")
-#: What ``'3*3 dil conv'`` builds: ``"full"``, a 3x3 convolution with dilation 2 (the paper's
-#: Table I), or ``"separable"``, a depthwise-separable one (the authors' code).
-DILATED_CONVS = ("full", "separable")
 
 
 class MiniGenGenome(list):

@@ -53,6 +53,7 @@ from torch import nn
 from .. import gep
 from ..gep import Chromosome
 from ..graph import architecture_key
+from ..methods.nasgep_options import CELL_HEAD, GENE_HEAD  # declared where --help reads them
 from ..networks import Cell, CellNetwork
 from ..ops import Shape, conv_shape, register_op
 from .space import Space, check_limit
@@ -60,7 +61,6 @@ from .space import Space, check_limit
 NORMAL, REDUCTION = "normal", "reduction"
 #: The cell inputs, in the order a cell receives them: h(i-2), then h(i-1).
 INPUTS = ("h2", "h1")
-GENE_HEAD, CELL_HEAD = 1, 4
 KERNELS = ((3, 3), (5, 5), (3, 5), (5, 3), (1, 7), (7, 1))
 KINDS = {"dep": "depthwise", "sep": "separable", "isep": "inverse"}
 #: The 19 convolutions: name -> (kind, (kernel height, kernel width)).
@@ -243,8 +243,8 @@ def mutate(model: Model, pb: Optional[float] = None) -> tuple[Model]:
     for kind in (NORMAL, REDUCTION):
         cell = model.cell(kind)
         gep.mut_point(cell, cell_pset(terminal_names(cell)), pb, head_functions_only=True)
-        gep.transpose_is(cell)
-        gep.transpose_ris(cell)
+        gep.transpose_is(cell, head_functions_only=True)
+        gep.transpose_ris(cell, head_functions_only=True)
     model.genes = {name: gene for name, gene in model.genes.items()
                    if name in set(terminal_names(model.normal) + terminal_names(model.reduction))}
     return model,
@@ -293,7 +293,32 @@ def cell_graph(cell: Sequence, genes: Mapping[str, Sequence], reduction: bool = 
     ``c<i>`` for node ``i`` of the decoded cell (``gep.karva(cell)``, prefix order) and
     ``c<i>.<j>`` for node ``j`` of the decoded gene that is the cell's node ``i``. Gene nodes
     carry ``gene`` (the id) and ``slot`` (``j``); in a reduction cell the convolutions reading
-    an input have stride 2."""
+    an input have stride 2.
+
+    The graph is built once per content (the cell's and its genes' chromosomes) and kept: a
+    model that trains one epoch per generation is built, keyed and matched to the weight store
+    from the same graphs every time. It is therefore frozen (``networkx.freeze``);
+    ``networkx.DiGraph(graph)`` is a copy to change."""
+    return _cell_graph(*_content(cell, genes), reduction)
+
+
+def _content(cell: Sequence, genes: Mapping[str, Sequence]) -> tuple:
+    """What a cell's graph is made of, as text: the cell and the genes it names."""
+    return str(cell), tuple((name, str(genes[name])) for name in terminal_names(cell))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cell_graph(cell_text: str, genes_text: tuple[tuple[str, str], ...], reduction: bool
+                ) -> nx.DiGraph:
+    """:func:`cell_graph` of chromosomes given as text, frozen."""
+    pset = gene_pset(REDUCTION if reduction else NORMAL)
+    genes = {name: Chromosome.from_string(text, pset) for name, text in genes_text}
+    return nx.freeze(_expand_cell(cell_from_string(cell_text), genes, reduction))
+
+
+def _expand_cell(cell: Sequence, genes: Mapping[str, Sequence], reduction: bool
+                 ) -> nx.DiGraph:
+    """The graph of :func:`cell_graph`, built."""
     graph = nx.DiGraph(inputs=list(INPUTS))
     for source in INPUTS:
         graph.add_node(source, label=source)
@@ -332,15 +357,35 @@ def build_network(model: Model, input_shape: Shape, num_classes: int, channels: 
                   cells_per_stage: int = 3) -> CellNetwork:
     """The network: stem, 3 stages of ``cells_per_stage`` normal cells joined by the reduction
     cell (at doubled width), BN-ReLU, global pooling, linear (the paper's search: C = 16,
-    N = 3; its final training: C = 64)."""
+    N = 3; its final training: C = 64), its convolutions He-initialised (:func:`he_init`)."""
     graphs = cells(model)
-    return CellNetwork(input_shape, num_classes, graphs[NORMAL], graphs[REDUCTION],
-                       channels=channels, cells_per_stage=cells_per_stage)
+    return he_init(CellNetwork(input_shape, num_classes, graphs[NORMAL], graphs[REDUCTION],
+                               channels=channels, cells_per_stage=cells_per_stage))
+
+
+def he_init(net: nn.Module) -> nn.Module:
+    """The paper's "Kaiming initialization" (He et al., 2015): every convolution's weights drawn
+    from a normal distribution of variance 2 / fan_in, fan_in being the inputs of one output
+    (k x k x channels per group, so k x k for a depthwise convolution), as He et al.'s
+    forward-pass derivation for ReLU networks gives. PyTorch's default (a uniform of variance
+    1 / (3 fan_in)) has a sixth of that variance. Batch norms and the classifier keep
+    PyTorch's initialisation; ``net`` is returned."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+    return net
 
 
 def key(model: Model) -> str:
     """The architecture: the keys of the normal and the reduction cell's graphs."""
-    return "/".join(architecture_key(graph) for graph in cells(model).values())
+    return "/".join(_cell_key(*_content(model.cell(kind), model.genes), kind == REDUCTION)
+                    for kind in (NORMAL, REDUCTION))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cell_key(cell_text: str, genes_text: tuple[tuple[str, str], ...], reduction: bool) -> str:
+    """The key of a cell's graph (:func:`deapnas.graph.architecture_key`), once per content."""
+    return architecture_key(_cell_graph(cell_text, genes_text, reduction))
 
 
 def shared_units(net: CellNetwork) -> list[tuple[str, nn.Module]]:

@@ -15,13 +15,15 @@ The cell is used two ways: compiled and trained inside the benchmark's skeleton
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import networkx as nx
 
-from ..networks import CellNetwork
-from ..ops import Shape
 from .space import Space
+
+if TYPE_CHECKING:  # torch: imported where a network is built (looking a cell up needs none)
+    from ..networks import CellNetwork
+    from ..ops import Shape
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (from node, to node) of each edge, in the order of the official architecture string.
@@ -95,6 +97,8 @@ def build_network(cell: Sequence[str], input_shape: Shape, num_classes: int,
                   channels: int = 16, cells_per_stage: int = 5) -> CellNetwork:
     """The benchmark's network: stem, 3 stages of ``cells_per_stage`` cells joined by residual
     reductions, global pooling, linear (benchmark: C = 16, N = 5)."""
+    from ..networks import CellNetwork
+
     return CellNetwork(input_shape, num_classes, to_graph(cell), channels=channels,
                        cells_per_stage=cells_per_stage)
 
