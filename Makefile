@@ -35,11 +35,18 @@ tiny-figures: $(STAMP)
 figures: tiny-figures
 	$(PY) benchmarks/bench_first_evaluation.py --repeats 3 --write
 	$(PY) benchmarks/bench_journal.py --write
+	$(PY) benchmarks/bench_startup.py --repeats 5 --write
 	$(PY) benchmarks/bench_proxies_nb201.py --n 3500 --no-naswot
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 500 \
 		--methods random re egnas re+params renas:5
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 100 \
 		--methods re re+params:8 --proposals 4 --name nb201_anytime_proposals
+	$(PY) benchmarks/bench_egnas_eq7.py
+	$(PY) benchmarks/minigen_selection.py
+	$(PY) benchmarks/nasgep_budget.py
+	$(PY) benchmarks/bench_nasgep_sharing.py
+	$(PY) benchmarks/bench_inheritance.py
+	$(PY) experiments/renas_nb201_comparison.py --write-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
