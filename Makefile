@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: search test test-slow docs bench
+.PHONY: search test test-slow docs bench figures tiny-figures
 
 search: $(STAMP)
 	$(VENV)/bin/deapnas search
@@ -20,6 +20,33 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fitness.py
+
+# Every measured figure the docs print, rewritten in docs/figures (commit them). tiny-figures
+# rewrites the deterministic ones, which the slow tests and each script's --check compare with
+# the committed files: the methods' tiny runs, the parity tables, the invalid macro genomes and
+# the output of the docs' example. The rest are timings and benchmarks over many seeds, each run
+# with the options its committed figures record (their "command").
+tiny-figures: $(STAMP)
+	$(PY) benchmarks/parity.py
+	$(PY) benchmarks/tiny_runs.py
+	$(PY) benchmarks/bench_macro_validity.py
+	$(PY) benchmarks/example_output.py
+
+figures: tiny-figures
+	$(PY) benchmarks/bench_first_evaluation.py --repeats 3 --write
+	$(PY) benchmarks/bench_journal.py --write
+	$(PY) benchmarks/bench_startup.py --repeats 5 --write
+	$(PY) benchmarks/bench_proxies_nb201.py --n 3500 --no-naswot
+	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 500 \
+		--methods random re egnas re+params renas:5
+	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 100 \
+		--methods re re+params:8 --proposals 4 --name nb201_anytime_proposals
+	$(PY) benchmarks/bench_egnas_eq7.py
+	$(PY) benchmarks/minigen_selection.py
+	$(PY) benchmarks/nasgep_budget.py
+	$(PY) benchmarks/bench_nasgep_sharing.py
+	$(PY) benchmarks/bench_inheritance.py
+	$(PY) experiments/renas_nb201_comparison.py --write-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

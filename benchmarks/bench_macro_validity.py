@@ -2,18 +2,23 @@
 ``clamp_pools``: fresh genomes (``init_genome``, four random layers) and genomes after 20 random
 mutations (a rough picture of what a search without selection would meet).
 
-    PYTHONPATH=. python benchmarks/bench_macro_validity.py [--genomes 5000] [--seed 0]
+    PYTHONPATH=. python benchmarks/bench_macro_validity.py [--genomes 5000] [--seed 0] [--check]
 
-Prints one line per setting: the invalid count, its rate, and the reasons. Only shapes are
-inferred (no network is built), so it takes seconds.
+Writes one row per setting to ``docs/figures/macro_validity.csv`` (and ``.json``): the invalid
+count, its rate, and the reasons (``--check``: compares them with the committed file instead).
+Only shapes are inferred (no network is built), so it takes seconds.
 """
 import argparse
 import random
 from collections import Counter
 
+from figures import table_or_check
+
 from deapnas.compiler import infer_shapes
 from deapnas.graph import InvalidGraphError
 from deapnas.spaces import macro
+
+HEADER = ["random mutations", "image size", "clamp_pools", "invalid genomes", "rate", "reasons"]
 
 
 def invalid_reasons(genomes: int, mutations: int, shape: tuple, clamp: bool, seed: int
@@ -31,21 +36,25 @@ def invalid_reasons(genomes: int, mutations: int, shape: tuple, clamp: bool, see
     return reasons
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genomes", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the committed figures instead of writing them")
     args = parser.parse_args()
+    rows = []
     for mutations in (0, 20):
         for size in (8, 28):
             for clamp in (False, True):
                 reasons = invalid_reasons(args.genomes, mutations, (1, size, size), clamp,
                                           args.seed)
                 bad = sum(reasons.values())
-                print(f"mutations {mutations:2d}, {size}x{size}, clamp_pools={clamp!s:5}: "
-                      f"{bad} of {args.genomes} invalid ({bad / args.genomes:.1%}) "
-                      f"{dict(reasons)}")
+                rows.append([mutations, f"{size}x{size}", clamp, f"{bad} of {args.genomes}",
+                             f"{bad / args.genomes:.1%}",
+                             ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))])
+    return 1 if table_or_check("macro_validity", HEADER, rows, check=args.check) else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

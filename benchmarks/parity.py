@@ -2,12 +2,13 @@
 
     python benchmarks/parity.py            # every method
     python benchmarks/parity.py re renas   # some
+    python benchmarks/parity.py --check    # compare with the committed tables, write nothing
 
 writes ``docs/figures/parity_METHOD.csv`` (and ``.json``), which each method's docs page shows.
 """
 import sys
 
-from figures import write_table
+from figures import table_or_check
 
 from deapnas.published import METHODS, networks
 
@@ -24,12 +25,14 @@ def parity_rows(method: str) -> list[list]:
     return rows
 
 
-def main(methods: list[str]) -> None:
-    for method in methods or METHODS:
-        rows = parity_rows(method)
-        path = write_table(f"parity_{method}", HEADER, rows)
-        print(f"{method}: {len(rows)} networks -> {path}")
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    methods = [name for name in argv if name != "--check"] or METHODS
+    changed = [line for method in methods
+               for line in table_or_check(f"parity_{method}", HEADER, parity_rows(method),
+                                          check=check)]
+    return 1 if changed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -53,7 +53,8 @@ from deapnas.supernet import (NB201_LAYOUT, DartsSupernet, NB201Supernet, Supern
                               derive_darts, derive_nb201)
 from deapnas.training import resolve_device
 
-from experiment import add_run_options, fill_preset, load_data, open_journal, start
+from experiment import (add_run_options, fill_preset, final_training, load_data,
+                        open_journal, start)
 
 METRIC, REPORT = "cifar10valid_xvalid_acc_200ep_mean", "cifar10_test_acc_200ep"
 PAPER = dict(dataset="cifar10", epochs=50, warmup=15, batch_size=256, lr=0.1, channels=16,
@@ -168,7 +169,8 @@ def retrain(genotype, data, args):
     without the auxiliary head)``."""
     options = EGNASOptions(**{name: getattr(args, name) for name in FINAL}, no_flip=not args.flip)
     evaluator = final_evaluator(options, data, device=args.device)
-    accuracy, net = evaluator.train_and_test(genotype, seed=args.seed)
+    accuracy, net = final_training(evaluator, genotype, args.out, seed=args.seed,
+                                   quiet=args.quiet)
     return accuracy, inference_parameters(net)  # as DARTS counts them
 
 

@@ -1,5 +1,5 @@
 """What every experiment script shares: the run options, how a preset fills the rest, loading
-the data and starting a run.
+the data, starting a run and the final training of its pick.
 
 The scripts import it as a sibling module (``python experiments/NAME.py`` puts this folder on
 the module path).
@@ -10,13 +10,16 @@ import argparse
 import contextlib
 import random
 import signal
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 from deapnas.data import DatasetError, load_dataset
+from deapnas.fitness import TrainEvaluator
 from deapnas.journal import Journal
+from deapnas.report import TRAIN_LOG, TRAIN_STATE, TrainingLog
 from deapnas.safefiles import RunDirectoryError
 
 
@@ -66,3 +69,24 @@ def start(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def final_training(evaluator: TrainEvaluator, individual, out: str | Path,
+                   epochs: Optional[int] = None, seed: int = 0, quiet: bool = False
+                   ) -> tuple[float, torch.nn.Module]:
+    """``evaluator.train_and_test(individual, epochs, seed)`` as ``deapnas train`` runs it:
+    the whole training state is saved to ``OUT/train-state.pt`` after every epoch, each epoch's
+    record to ``OUT/train.jsonl`` (with a progress bar unless ``quiet``), and a training
+    interrupted there (Ctrl-C, kill, a crash) continues from its last epoch when the script is
+    run again, to the result of an uninterrupted one. The state is kept once finished, so that
+    running the script again prints the same result without training again. A state saved
+    with other settings (``--final-epochs``, say) ends the script with the message naming
+    them, which says to delete the file to train afresh."""
+    log = TrainingLog(Path(out) / TRAIN_LOG, epochs or evaluator.epochs, enabled=not quiet)
+    try:
+        return evaluator.train_and_test(individual, epochs, seed,
+                                        state_file=Path(out) / TRAIN_STATE, progress=log)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    finally:
+        log.close()

@@ -43,7 +43,8 @@ from deapnas.methods import nasgep
 from deapnas.networks import count_parameters
 from deapnas.spaces import nasgep as space
 
-from experiment import add_run_options, fill_preset, load_data, open_journal, start
+from experiment import (add_run_options, fill_preset, final_training, load_data,
+                        open_journal, start)
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -140,7 +141,7 @@ def main(argv=None):
           f"C={options.channels}\n  {best!r}")
     if options.final_epochs:  # from scratch, on train + validation; scored on the test split
         final = nasgep.final_evaluator(options, data, device=args.device, seed=args.seed)
-        accuracy, net = final.train_and_test(best, seed=args.seed)
+        accuracy, net = final_training(final, best, out, seed=args.seed, quiet=args.quiet)
         print(f"final training: {options.final_epochs} epochs at C={options.final_channels} "
               f"({count_parameters(net):,} parameters): test accuracy "
               f"{accuracy:.4f}, test error {100 * (1 - accuracy):.2f} %")

@@ -54,7 +54,8 @@ from deapnas.ops import CONV_PADDINGS
 from deapnas.runner import fitness_stats
 from deapnas.spaces import macro
 
-from experiment import add_run_options, fill_preset, load_data, open_journal, start
+from experiment import (add_run_options, fill_preset, final_training, load_data,
+                        open_journal, start)
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -143,13 +144,15 @@ def make_toolbox(args, data):
 def retrain(genome, data, args):
     """The paper's final training of the pick (``deapnas train``'s for this method: flips and
     random erasing) on train + validation at the final width, scored on the test split (its
-    only use): ``(test accuracy, parameters)``."""
+    only use), resuming per epoch in ``--out`` (:func:`experiment.final_training`):
+    ``(test accuracy, parameters)``."""
     options = regularized.Options(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, channels=args.channels,
         conv_padding=args.conv_padding, final_channels=args.final_channels,
         final_epochs=args.final_epochs, no_flip=args.no_flip)
     evaluator = regularized.final_evaluator(options, data, device=args.device, seed=args.seed)
-    accuracy, net = evaluator.train_and_test(genome, args.final_epochs, args.seed)
+    accuracy, net = final_training(evaluator, genome, args.out, args.final_epochs, args.seed,
+                                   args.quiet)
     return accuracy, count_parameters(net)
 
 

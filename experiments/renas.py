@@ -47,7 +47,7 @@ from deapnas.options import as_dict
 from deapnas.spaces import nasnet
 from deapnas.training import CandidateFailure
 
-from experiment import add_run_options, open_journal, start
+from experiment import add_run_options, final_training, open_journal, start
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -94,13 +94,15 @@ def make_toolbox(config, options, data) -> base.Toolbox:
     return toolbox
 
 
-def final_network(cell, data, config, options) -> tuple[float, int]:
+def final_network(cell, data, config, options, quiet: bool = False) -> tuple[float, int]:
     """The method's final network (:func:`deapnas.methods.renas.final_evaluator`) trained from
     scratch on the training and validation images and scored on the test split (its only
-    use): ``(test accuracy, parameters)``."""
+    use), resuming per epoch in the run directory (:func:`experiment.final_training`):
+    ``(test accuracy, parameters)``."""
     evaluator = renas.final_evaluator(options, data, device=config.device, seed=config.seed)
     try:
-        accuracy, net = evaluator.train_and_test(creator.Individual(cell), seed=config.seed)
+        accuracy, net = final_training(evaluator, creator.Individual(cell), config.out,
+                                       seed=config.seed, quiet=quiet)
     except CandidateFailure as error:
         raise SystemExit(f"the final network cannot be trained: {error}") from None
     return accuracy, inference_parameters(net)
@@ -141,7 +143,7 @@ def main(argv=None):
     print(f"pick: the best of the population retrained from scratch ({options.epochs} epochs), "
           f"validation accuracy {best.fitness.values[0]:.4f}\n  {nasnet.to_json(best)}")
     if args.final_epochs != 0:
-        accuracy, params = final_network(best, data, config, options)
+        accuracy, params = final_network(best, data, config, options, args.quiet)
         print(f"final network N = {options.final_cells}, F = {options.final_channels} "
               f"({params:,} parameters), {options.final_epochs} epochs on train + validation: "
               f"test accuracy {accuracy:.4f}")
