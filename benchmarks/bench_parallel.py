@@ -7,6 +7,7 @@ the NAS-Bench-201 table search (look-ups, where process overhead dominates).
 
     python benchmarks/bench_parallel.py                 # both, 1 vs 2 workers
     python benchmarks/bench_parallel.py --evaluations 60 --skip-table
+    python benchmarks/bench_parallel.py --write          # docs/figures/parallel.csv
 
 """
 from __future__ import annotations
@@ -33,7 +34,9 @@ def timed_search(given: dict) -> tuple[float, dict]:
         return time.perf_counter() - begin, best
 
 
-def compare(name: str, given: dict, workers: int) -> None:
+def compare(name: str, given: dict, workers: int) -> list:
+    """Run the search with 1 and ``workers`` workers; print and return the row of the table
+    the docs show (wall seconds each, and the speed-up)."""
     rows = []
     for n in (1, workers):
         seconds, best = timed_search({**given, "workers": n, "children_per_step": workers})
@@ -43,6 +46,7 @@ def compare(name: str, given: dict, workers: int) -> None:
     for n, seconds, rate, fitness in rows:
         print(f"  {n:>7} {seconds:>9.2f} {rate:>9.2f} {fitness:>13.4f}")
     print(f"  speed-up (wall time, 1 worker / {workers} workers): {rows[0][1] / rows[1][1]:.2f}x")
+    return [name, f"{rows[0][1]:.2f}", f"{rows[1][1]:.2f}", f"{rows[0][1] / rows[1][1]:.2f}x"]
 
 
 def main() -> None:
@@ -53,17 +57,23 @@ def main() -> None:
                         help="digits search budget (the default search's by default)")
     parser.add_argument("--table-evaluations", type=int, default=300)
     parser.add_argument("--skip-table", action="store_true")
+    parser.add_argument("--write", action="store_true",
+                        help="write the table to docs/figures/parallel.csv (and .json)")
     args = parser.parse_args()
 
-    compare(f"default digits search, {args.evaluations} evaluations",
-            {"evaluations": args.evaluations}, args.workers)
+    rows = [compare(f"default digits search, {args.evaluations} evaluations",
+                    {"evaluations": args.evaluations}, args.workers)]
     if args.skip_table or not TABLE.exists():
         print(f"\n(table search skipped: {TABLE} {'absent' if not TABLE.exists() else ''})")
-        return
-    compare(f"NAS-Bench-201 table search, {args.table_evaluations} evaluations",
-            {"space": "nb201", "dataset": "nb201", "table": str(TABLE),
-             "metric": "cifar10valid_xvalid_acc_200ep_mean",
-             "evaluations": args.table_evaluations}, args.workers)
+    else:
+        rows.append(compare(f"NAS-Bench-201 table search, {args.table_evaluations} evaluations",
+                            {"space": "nb201", "dataset": "nb201", "table": str(TABLE),
+                             "metric": "cifar10valid_xvalid_acc_200ep_mean",
+                             "evaluations": args.table_evaluations}, args.workers))
+    if args.write:
+        from figures import write_table
+        header = ["search", "1 worker (s)", f"{args.workers} workers (s)", "speed-up"]
+        print("written to", write_table("parallel", header, rows))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from deapnas.data import DatasetError, load_dataset
 from deapnas.fitness import TrainEvaluator
 from deapnas.journal import Journal
-from deapnas.report import TRAIN_LOG, TRAIN_STATE, TrainingLog
+from deapnas.retraining import TRAIN_LOG, TRAIN_STATE, TrainingLog
 from deapnas.safefiles import RunDirectoryError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deapnas.report import TRAIN_STATE, read_training_log
+from deapnas.retraining import TRAIN_STATE, read_training_log
 
 from test_train_resume import kill_after_epochs
 
