@@ -2,7 +2,9 @@
 
 Runs the same search, N children bred per step, with 1 worker (in-process) and with N worker
 processes (a DevicePool of CPU slots), and prints wall time, evaluations per second and the
-ratio; both evaluate the same architectures and end with the same pick. Two searches: the default digits search (training) and
+ratio. The in-process run trains on torch's default thread count and each worker on its share
+of the cores, so their fitness values (and from them the picks) may differ in the last digits
+(see docs/parallel.rst). Two searches: the default digits search (training) and
 the NAS-Bench-201 table search (look-ups, where process overhead dominates).
 
     python benchmarks/bench_parallel.py                 # both, 1 vs 2 workers
