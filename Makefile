@@ -48,6 +48,7 @@ figures: tiny-figures
 	$(PY) benchmarks/bench_inheritance.py
 	$(PY) experiments/renas_nb201_comparison.py --write-figures
 	$(PY) benchmarks/bench_table_steps.py --repeats 3 --write
+	$(PY) benchmarks/bench_parallel.py --write
 	$(PY) benchmarks/bench_trained_guidance.py --seeds 2 --time-limit 120 --evaluations 30 --write
 
 $(STAMP): setup.cfg pyproject.toml
