@@ -50,7 +50,7 @@ from deapnas.data import DATASETS, stratified_subset
 from deapnas.fitness import TrainEvaluator
 from deapnas.methods import regularized
 from deapnas.networks import count_parameters
-from deapnas.ops import CONV_PADDINGS
+from deapnas.options import ADD_NODE_SPLITS, CONV_PADDINGS
 from deapnas.runner import fitness_stats
 from deapnas.spaces import macro
 
@@ -102,7 +102,7 @@ def parse_args(argv=None):
                              "paper's; tiny: same, for the 8x8 digits)")
     parser.add_argument("--with-replacement", action=argparse.BooleanOptionalAction,
                         help="draw the sample of S with replacement (the authors' code)")
-    parser.add_argument("--add-node-split", choices=macro.SPLITS,
+    parser.add_argument("--add-node-split", choices=ADD_NODE_SPLITS,
                         help="connections add-node may split: enabled, or any (the authors')")
     parser.add_argument("--no-flip", action=argparse.BooleanOptionalAction,
                         help="final retraining without horizontal flips (tiny: digits are not "

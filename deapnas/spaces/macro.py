@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..graph import InvalidGraphError, architecture_key
-from ..options import ADD_NODE_SPLITS as SPLITS  # declared where --help reads it
+from ..options import ADD_NODE_SPLITS  # declared where --help reads it
 from ..networks import MacroNet
 from ..ops import Shape
 from .space import Space, check_limit
@@ -83,7 +83,8 @@ class MacroGenome:
 def init_genome(container: Callable[..., MacroGenome] = MacroGenome, n_layers: int = 4,
                 split: str = "enabled") -> MacroGenome:
     """A fresh genome: input -> output, then ``n_layers`` add-node mutations (paper: 4)
-    splitting connections by the rule ``split`` (:data:`SPLITS`)."""
+    splitting connections by the rule ``split``
+    (:data:`~deapnas.options.ADD_NODE_SPLITS`)."""
     genome = container()
     for _ in range(n_layers):
         mut_add_node(genome, split=split)
@@ -92,10 +93,11 @@ def init_genome(container: Callable[..., MacroGenome] = MacroGenome, n_layers: i
 
 def mut_add_node(genome: MacroGenome, layers: tuple = LAYERS, split: str = "enabled"
                  ) -> tuple[MacroGenome]:
-    """Split a random connection, one of those the rule ``split`` allows (:data:`SPLITS`):
+    """Split a random connection, one of those the rule ``split`` allows
+    (:data:`~deapnas.options.ADD_NODE_SPLITS`):
     disable it and route it through a new node with a random layer."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    if split not in ADD_NODE_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(ADD_NODE_SPLITS)}, not {split!r}")
     enabled = [c for c in genome.connections if c.enabled] if split == "enabled" else []
     connection = random.choice(enabled or genome.connections)
     connection.enabled = False
@@ -126,9 +128,9 @@ def mutate(individual: MacroGenome, p_add: float = 0.25, p_identity: float = 0.0
            p_layer: float = 0.5, layers: tuple = LAYERS, split: str = "enabled"
            ) -> tuple[MacroGenome]:
     """The paper's mutation: add a node with ``p_add`` (splitting a connection by the rule
-    ``split``, see :data:`SPLITS`), leave intact with ``p_identity``, otherwise mutate one
-    gene: a layer gene with ``p_layer``, else a connection gene (the paper does not say how the
-    two share its ``p_mutate``; an even split is the default)."""
+    ``split``, see :data:`~deapnas.options.ADD_NODE_SPLITS`), leave intact with ``p_identity``,
+    otherwise mutate one gene: a layer gene with ``p_layer``, else a connection gene (the paper
+    does not say how the two share its ``p_mutate``; an even split is the default)."""
     if not 0 <= p_add + p_identity <= 1:
         raise ValueError("p_add + p_identity must lie in [0, 1]")
     draw = random.random()
