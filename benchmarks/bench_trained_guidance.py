@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from deapnas.rundir import BEST, read_history
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 GUIDANCE = {"re": [],
@@ -49,8 +51,8 @@ def search(arguments: list[str], seed: int) -> dict:
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-        history = [json.loads(line) for line in (out / "history.jsonl").open()]
-        best = json.loads((out / "best.json").read_text())
+        history = read_history(out)
+        best = json.loads((out / BEST).read_text())
     trained = [record for record in history if record["reason"] is None]
     return {"evaluations": len(history),
             "best_seen": max(record["fitness"][0] for record in trained),
