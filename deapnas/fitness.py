@@ -286,13 +286,16 @@ class TrainEvaluator:
 
     def train_and_test(self, individual, epochs: Optional[int] = None, seed: int = 0,
                        state_file: Optional[str | os.PathLike] = None,
-                       progress: Optional[Callable[[list[dict]], None]] = None
-                       ) -> tuple[float, nn.Module]:
+                       progress: Optional[Callable[[list[dict]], None]] = None,
+                       keep_validation: bool = False) -> tuple[float, nn.Module]:
         """A search's final step: ``individual``'s network built afresh (torch seeded with
         ``seed``), trained on the training and validation splits together for ``epochs``
         epochs (default: the recipe's), and scored on the test split, its only use.
         ``(test accuracy, trained network)``; :class:`~deapnas.training.CandidateFailure`
-        when the network exceeds the parameter cap or its loss is not finite.
+        when the network exceeds the parameter cap or its loss is not finite. With
+        ``keep_validation`` it trains on the training split alone, so that the validation
+        split can still choose among several networks trained so (MiniGen's finalists):
+        ``self.accuracy(net, self.device_data.val)``.
 
         With ``state_file``, the whole training state is written there after every epoch
         (:func:`training_state`, as ``save_state_to`` writes it, with every random state, the
@@ -305,13 +308,16 @@ class TrainEvaluator:
         trained so far (``epoch``, ``loss``, ``train_accuracy``, ``seconds``) after each epoch,
         and once before the first when a training continues."""
         data = self.device_data
-        both = Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
+        split = data.train if keep_validation else \
+            Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
         epochs = epochs or self.recipe.epochs
-        settings = json.loads(json.dumps({**self.settings(), "epochs": epochs, "seed": seed,
-                                          "individual": settings_of(individual)}))
+        settings = json.loads(json.dumps({
+            **self.settings(), "epochs": epochs, "seed": seed,
+            "individual": settings_of(individual),
+            **({"keep_validation": True} if keep_validation else {})}))
         torch.manual_seed(seed)
         net = self.network(individual)
-        generator = shuffle_generator(both)
+        generator = shuffle_generator(split)
         saved = self._resume(net, state_file, settings) if state_file and \
             os.path.exists(state_file) else None
         trainer = self.trainer(net, (), saved)
@@ -330,7 +336,7 @@ class TrainEvaluator:
             if progress is not None:
                 progress(records)
 
-        self.fit(net, both, epochs, trainer, generator=generator,
+        self.fit(net, split, epochs, trainer, generator=generator,
                  first_epoch=saved["epochs"] + 1 if saved else 1, after_epoch=epoch_done)
         return self.accuracy(net, data.test), net
 

@@ -72,9 +72,10 @@ def start(seed: int) -> None:
 
 
 def final_training(evaluator: TrainEvaluator, individual, out: str | Path,
-                   epochs: Optional[int] = None, seed: int = 0, quiet: bool = False
-                   ) -> tuple[float, torch.nn.Module]:
-    """``evaluator.train_and_test(individual, epochs, seed)`` as ``deapnas train`` runs it:
+                   epochs: Optional[int] = None, seed: int = 0, quiet: bool = False,
+                   keep_validation: bool = False) -> tuple[float, torch.nn.Module]:
+    """``evaluator.train_and_test(individual, epochs, seed, keep_validation=...)`` as
+    ``deapnas train`` runs it:
     the whole training state is saved to ``OUT/train-state.pt`` after every epoch, each epoch's
     record to ``OUT/train.jsonl`` (with a progress bar unless ``quiet``), and a training
     interrupted there (Ctrl-C, kill, a crash) continues from its last epoch when the script is
@@ -82,10 +83,11 @@ def final_training(evaluator: TrainEvaluator, individual, out: str | Path,
     running the script again prints the same result without training again. A state saved
     with other settings (``--final-epochs``, say) ends the script with the message naming
     them, which says to delete the file to train afresh."""
+    Path(out).mkdir(parents=True, exist_ok=True)
     log = TrainingLog(Path(out) / TRAIN_LOG, epochs or evaluator.epochs, enabled=not quiet)
     try:
-        return evaluator.train_and_test(individual, epochs, seed,
-                                        state_file=Path(out) / TRAIN_STATE, progress=log)
+        return evaluator.train_and_test(individual, epochs, seed, Path(out) / TRAIN_STATE,
+                                        progress=log, keep_validation=keep_validation)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     finally:

@@ -22,8 +22,10 @@ k = 5, 4 generations after the first, 10 epochs on 20 images per class, widths 8
 thresholds raised to MNIST's level (restart 80 %, win 90 %), 3 finalists trained 1 epoch. It is
 not a reproduction.
 
-Every evaluation, the final trainings included, is journaled in ``--out`` as it completes; an
-interrupted run continues where it stopped when the same command is run again.
+Every evaluation is journaled in ``--out`` as it completes, and each finalist's training
+saves its whole state after every epoch in ``--out/finalist-K`` (as ``deapnas train`` does); an
+interrupted run continues where it stopped, to the result of an uninterrupted one, when the same
+command is run again.
 
 Departures from the paper, each a named option: the scoring images come from the training split
 (``--score-from test`` scores on test images as the paper does); the winners are trained on the
@@ -47,8 +49,10 @@ from deapnas.fitness import TrainEvaluator
 from deapnas.methods.minigen import (MINI_FILE, PAPER_GENERATIONS, SmallModelEvaluator,
                                      ea_minigen, register_operators)
 from deapnas.spaces import minigen
+from deapnas.training import CandidateFailure
 
-from experiment import add_run_options, fill_preset, load_data, open_journal, start
+from experiment import (add_run_options, fill_preset, final_training, load_data, open_journal,
+                        start)
 
 # Module level, as DEAP requires for pickling (process pools send individuals to workers).
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
@@ -116,16 +120,10 @@ def parse_args(argv=None):
     return args
 
 
-class FinalTraining(TrainEvaluator):
-    """Training on the full training split, scored on validation; the test accuracy is
-    recorded beside it (reported, never selected on)."""
-
-    def after_training(self, individual, net, score):
-        return {"test_accuracy": self.accuracy(net, self.device_data.test)}
-
-
-def training(args, data, **extra) -> TrainEvaluator:
-    return TrainEvaluator(minigen.build_network, data, epochs=args.epochs,
+def training(args, data, epochs: int, **extra) -> TrainEvaluator:
+    """The search's training recipe (deterministic, so that a network trains the same in every
+    generation), for ``epochs`` epochs."""
+    return TrainEvaluator(minigen.build_network, data, epochs=epochs,
                           batch_size=args.batch_size, optimizer="adam", lr=args.lr,
                           device=args.device, seed=args.seed, deterministic=True,
                           cublas_workspace=":16:8", **extra)
@@ -148,7 +146,8 @@ def main(argv=None):
     objectives = ("accuracy", "params") if args.pareto else ("accuracy",)
     individual = creator.SmallIndividual if args.pareto else creator.Individual
     toolbox = register_operators(base.Toolbox(), individual, channels=tuple(args.widths))
-    toolbox.register("evaluate", SmallModelEvaluator(training(args, mini, objectives=objectives)))
+    toolbox.register("evaluate", SmallModelEvaluator(training(args, mini, args.epochs,
+                                                                        objectives=objectives)))
 
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("avg", np.mean)
@@ -173,15 +172,24 @@ def main(argv=None):
         if args.pareto:
             print_front(hof)
         chosen = finalists(winners, population, args)
-        if args.final_epochs and chosen:
-            final = base.Toolbox()
-            final.register("evaluate", FinalTraining(
-                minigen.build_network, data, epochs=args.final_epochs,
-                batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
-                deterministic=True, cublas_workspace=":16:8"))
-            journal.wrap(final)
-            report_finalists(chosen, list(final.map(final.evaluate, chosen)), args)
+        if args.final_epochs and chosen:  # in the journal's lock, as the search
+            final = training(args, data, args.final_epochs)
+            report_finalists(chosen, [train_finalist(final, ind, rank, args)
+                                      for rank, ind in enumerate(chosen, 1)], args)
     return population, logbook, winners
+
+
+def train_finalist(final: TrainEvaluator, ind, rank: int, args) -> dict:
+    """The finalist trained on the training split (resuming per epoch in
+    ``--out/finalist-RANK``): its validation accuracy, which picks, its test accuracy,
+    reported beside it, and its parameters; or the reason it failed."""
+    try:
+        test, net = final_training(final, ind, Path(args.out) / f"finalist-{rank}",
+                                   seed=args.seed, quiet=args.quiet, keep_validation=True)
+    except CandidateFailure as error:
+        return {"reason": str(error)}
+    return {"validation": final.accuracy(net, final.device_data.val), "test": test,
+            "params": sum(p.numel() for p in net.parameters())}
 
 
 def print_front(front) -> None:
@@ -197,14 +205,13 @@ def report_finalists(chosen, results, args) -> None:
     print(f"{'mini-set':>9} {'validation':>11} {'test':>7} {'parameters':>11} {'val/M':>7}")
     rows = []
     for ind, result in zip(chosen, results):
-        if result.info.get("reason"):
-            print(f"  failed: {result.info['reason']}  {minigen.to_json(ind)}")
+        if "reason" in result:
+            print(f"  failed: {result['reason']}  {minigen.to_json(ind)}")
             continue
-        params = result.info["params"]
-        rows.append((result[0], ind))
-        print(f"{fmean(ind.accuracies):>9.3f} {result[0]:>11.3f} "
-              f"{result.info['test_accuracy']:>7.3f} {params:>11,} "
-              f"{result[0] / (params / 1e6):>7.2f}")
+        rows.append((result["validation"], ind))
+        print(f"{fmean(ind.accuracies):>9.3f} {result['validation']:>11.3f} "
+              f"{result['test']:>7.3f} {result['params']:>11,} "
+              f"{result['validation'] / (result['params'] / 1e6):>7.2f}")
     if rows:
         best = max(rows, key=lambda row: row[0])[1]
         print(f"pick (best validation accuracy): {minigen.to_json(best)}")

@@ -24,20 +24,30 @@ REMACRO = [str(ROOT / "experiments" / "regularized_evolution_macro.py"), "--tiny
            "--channels", "4", "--train-per-class", "10", "--min-evaluations", "1",
            "--batch-size", "256", "--final-channels", "4", "--final-epochs", str(EPOCHS),
            "--device", "cpu", "--quiet"]
+#: ``experiments/minigen.py --tiny`` on the bundled digits made cheap: 3 one-epoch networks of
+#: width 8 on 2 images per class, then two finalists trained on the training split.
+MINIGEN = [str(ROOT / "experiments" / "minigen.py"), "--tiny", "--dataset", "digits",
+           "--population", "3", "--keep", "2", "--generations", "0", "--epochs", "1",
+           "--train-per-class", "2", "--widths", "8", "--finalists", "2",
+           "--final-epochs", str(EPOCHS), "--batch-size", "256", "--device", "cpu", "--quiet"]
+#: Per script: its command, the folders of its final trainings (the kill lands in the last),
+#: and what it prints of their results.
+SCRIPTS = {"re": (REMACRO, [""], r"retrained .* test accuracy [0-9.]+"),
+           "minigen": (MINIGEN, ["finalist-1", "finalist-2"], r"finalists trained[\s\S]*")}
 
 
-def experiment(out: Path) -> subprocess.Popen:
+def experiment(script: str, out: Path) -> subprocess.Popen:
     """The script in a process of its own, on one thread (as the run it is compared with)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, *REMACRO, "--out", str(out)], env=env,
+    return subprocess.Popen([sys.executable, *SCRIPTS[script][0], "--out", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def printed_test_accuracy(process: subprocess.Popen) -> str:
+def printed_result(script: str, process: subprocess.Popen) -> str:
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
-    return re.search(r"retrained .* test accuracy [0-9.]+", out).group()
+    return re.search(SCRIPTS[script][2], out).group()
 
 
 def weights(out: Path) -> dict:
@@ -45,24 +55,30 @@ def weights(out: Path) -> dict:
 
 
 @pytest.mark.filterwarnings("ignore:A class named:RuntimeWarning")
-def test_a_killed_experiment_continues_its_final_training_to_the_uninterrupted_result(tmp_path):
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_killed_experiment_continues_its_final_training_to_the_uninterrupted_result(
+        script, tmp_path):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    reference = experiment(straight)
-    killed = experiment(broken)
-    kill_after_epochs(killed, broken, 2)
+    trainings = SCRIPTS[script][1]
+    reference = experiment(script, straight)
+    killed = experiment(script, broken)
+    kill_after_epochs(killed, broken / trainings[-1], 2)
     assert killed.returncode == -signal.SIGKILL
-    before = read_training_log(broken)
-    assert 2 <= len(before) < EPOCHS
+    before = {folder: read_training_log(broken / folder) for folder in trainings}
+    assert 2 <= len(before[trainings[-1]]) < EPOCHS
 
-    expected = printed_test_accuracy(reference)
-    assert printed_test_accuracy(experiment(broken)) == expected
-    after = read_training_log(broken)
-    assert after[:len(before)] == before  # continued: the epochs done before were not redone
-    assert [r["epoch"] for r in after] == list(range(1, EPOCHS + 1))
-    mine, theirs = weights(broken), weights(straight)
-    assert mine.keys() == theirs.keys()
-    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    expected = printed_result(script, reference)
+    assert printed_result(script, experiment(script, broken)) == expected
+    for folder in trainings:
+        after = read_training_log(broken / folder)
+        # continued: the epochs done before were not redone
+        assert after[:len(before[folder])] == before[folder]
+        assert [r["epoch"] for r in after] == list(range(1, EPOCHS + 1))
+        mine, theirs = weights(broken / folder), weights(straight / folder)
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
     # finished: the same command prints the same result again, training nothing
-    assert printed_test_accuracy(experiment(broken)) == expected
-    assert read_training_log(broken) == after
+    logs = {folder: read_training_log(broken / folder) for folder in trainings}
+    assert printed_result(script, experiment(script, broken)) == expected
+    assert {folder: read_training_log(broken / folder) for folder in trainings} == logs
