@@ -30,8 +30,8 @@ GROUPS = {  # RunConfig fields by help group
     "what to search": ("algorithm", "space", "objectives", "fitness"),
     "data": ("dataset", "data_dir", "download", "table", "metric", "report"),
     "budget": ("evaluations", "time_limit", "seed"),
-    "parallel and distributed evaluation": ("device", "workers", "eval_timeout", "retries",
-                                            "ray", "ray_address"),
+    "parallel and distributed evaluation": ("device", "workers", "threads", "eval_timeout",
+                                            "retries", "ray", "ray_address"),
     "output": ("out", "checkpoint_every", "checkpoint_gap", "tensorboard"),
 }
 

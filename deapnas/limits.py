@@ -54,6 +54,8 @@ MAX_POPULATION = 100_000
 MAX_EVALUATIONS = 10_000_000
 #: Evaluations at once (``--workers``): worker processes or Ray actors.
 MAX_WORKERS = 256
+#: Torch CPU threads of one evaluation (``--threads``).
+MAX_THREADS = 1024
 #: Further attempts for a candidate whose worker died (``--retries``).
 MAX_RETRIES = 100
 #: Seconds (``--time-limit``, ``--eval-timeout``): one year.

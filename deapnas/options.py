@@ -234,6 +234,12 @@ class RunConfig:
     workers: int = option(1, "evaluations at once: worker processes pinned to devices (or Ray "
                           "actors with --ray); 1 evaluates in this process",
                           minimum=1, maximum=limits.MAX_WORKERS)
+    threads: Optional[int] = option(None, "torch CPU threads of each evaluation, in this "
+                                    "process and in each worker (unset: torch's default here, "
+                                    "the cores shared evenly in a pool); a CPU fitness depends "
+                                    "on it in its last digits, so the same seed and --threads "
+                                    "give the same search with any --workers",
+                                    minimum=1, maximum=limits.MAX_THREADS)
     eval_timeout: Optional[float] = option(None, "seconds one evaluation may take before its "
                                            "worker is killed and the candidate fails",
                                            positive=True, maximum=limits.MAX_SECONDS)
@@ -256,7 +262,7 @@ class RunConfig:
                                         "'deapnas[tensorboard]')")
 
     #: Settings that may change when a run is resumed (where and how fast it runs).
-    FREE = ("device", "workers", "eval_timeout", "retries", "ray", "ray_address", "out",
+    FREE = ("device", "workers", "threads", "eval_timeout", "retries", "ray", "ray_address", "out",
             "download", "data_dir", "checkpoint_every", "checkpoint_gap", "tensorboard")
     #: Settings added after runs were made: left out of the fingerprint while unset, so that
     #: a run made before they existed still resumes.

@@ -24,6 +24,7 @@ Results come back in input order, each as soon as it and all before it are done.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -80,9 +81,10 @@ class Slot:
 
 
 def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "auto",
-                 slots_per_gpu: int = 1) -> list[Slot]:
+                 slots_per_gpu: int = 1, threads: Optional[int] = None) -> list[Slot]:
     """The workers' slots: ``devices`` round-robin (``"auto"``: every visible GPU, each
-    ``slots_per_gpu`` times, else the CPU). CPU workers share the cores evenly.
+    ``slots_per_gpu`` times, else the CPU). CPU workers share the cores evenly, or run
+    ``threads`` torch threads each when given (see :func:`torch_threads`).
 
     ``workers=None`` takes one worker per slot (or per two cores on a CPU-only machine).
     """
@@ -100,8 +102,28 @@ def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "
         raise ValueError(f"workers must be at least 1, not {workers}")
     chosen = [devices[i % len(devices)] for i in range(workers)]
     cpu_workers = sum(d == "cpu" for d in chosen)
-    threads = max(1, (cores or 1) // max(cpu_workers, 1))
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1 (or None for a share of the cores), "
+                         f"not {threads}")
+    threads = threads or max(1, (cores or 1) // max(cpu_workers, 1))
     return [Slot(d, threads if d == "cpu" else 1) for d in chosen]
+
+
+@contextlib.contextmanager
+def torch_threads(count: Optional[int]) -> Iterator[None]:
+    """Torch on ``count`` CPU threads in this process for the block, the count restored after
+    it (``None``: left as it is). A fitness trained on the CPU depends on the count in its last
+    digits, since sums split across threads round differently: runs compared with each other,
+    in a process or in a pool's workers, must use the same count."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _serve(slot: Slot, channel: Connection) -> None:
@@ -196,11 +218,13 @@ class DevicePool:
     :param slots_per_gpu: workers sharing each GPU when ``devices="auto"``.
     :param timeout: seconds one item may take; a worker past it is killed and replaced.
     :param retries: further attempts for an item whose worker died or timed out.
+    :param threads: torch threads of each CPU worker (default: a share of the cores).
     """
 
     def __init__(self, workers: Optional[int] = None, devices: str | Sequence[str] = "auto",
-                 slots_per_gpu: int = 1, timeout: Optional[float] = None, retries: int = 0):
-        self.slots = device_slots(workers, devices, slots_per_gpu)
+                 slots_per_gpu: int = 1, timeout: Optional[float] = None, retries: int = 0,
+                 threads: Optional[int] = None):
+        self.slots = device_slots(workers, devices, slots_per_gpu, threads)
         self.timeout, self.retries = timeout, retries
         self._context = multiprocessing.get_context("spawn")  # CUDA cannot survive a fork
         self.workers = [Worker(slot, self._context) for slot in self.slots]

@@ -30,7 +30,7 @@ from .fitness import TableEvaluator, TrainEvaluator, failed
 from .journal import Journal, TimeUp
 from .methods import METHODS, Method, get_method
 from .options import RunConfig, TrainingOptions, objective_weights
-from .parallel import DevicePool, warm_up
+from .parallel import DevicePool, torch_threads, warm_up
 from .proxies import DATA_FREE, ProxyEvaluator
 from .rundir import (BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, config_json,
                      fitness_weights, load_config, resume_command, write_json)
@@ -367,10 +367,11 @@ def make_map(config: RunConfig):
     if config.ray or config.ray_address:
         from .cluster import RayMap
         pool = RayMap(config.workers if config.workers > 1 else None, config.ray_address,
-                      timeout=config.eval_timeout, retries=config.retries)
+                      timeout=config.eval_timeout, retries=config.retries,
+                      num_cpus_per_worker=config.threads or 1)
     elif not evaluates_in_process(config):
         pool = DevicePool(config.workers, config.device, timeout=config.eval_timeout,
-                          retries=config.retries)
+                          retries=config.retries, threads=config.threads)
     else:
         return map, 1, lambda: None
     return pool.map, len(pool), pool.close
@@ -415,7 +416,8 @@ def start(config: RunConfig, options: Any, progress: bool = True) -> dict:
     with Lock(out).acquire() as lock:  # checked again under the lock: another search may race
         _check_unused(out, config.algorithm)
         write_json(out / CONFIG, {**config_json(config, options), "typed": typed})
-        return _search(run, progress, lock)
+        with torch_threads(config.threads):
+            return _search(run, progress, lock)
 
 
 def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
@@ -427,7 +429,8 @@ def resume(directory: str | os.PathLike, progress: bool = True) -> dict:
     validate(config, options, method)
     with Lock(Path(directory)).acquire() as lock:
         _refuse_finished(directory)  # again under the lock: a resume may have been ending
-        return _search(Run(config, options, method), progress, lock)
+        with torch_threads(config.threads):
+            return _search(Run(config, options, method), progress, lock)
 
 
 def _refuse_finished(directory: str | os.PathLike) -> None:

@@ -16,7 +16,7 @@ from deapnas.algorithms import regularized_evolution
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import get_method
-from deapnas.parallel import DevicePool, device_slots
+from deapnas.parallel import DevicePool, device_slots, torch_threads
 from deapnas.rundir import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
 
@@ -57,6 +57,40 @@ def test_slots_share_the_cores_and_spread_over_devices():
     assert len(cpu) == 2 and all(s.threads >= 1 for s in cpu)
     with pytest.raises(ValueError, match="at least 1"):
         device_slots(0, "cpu")
+
+
+def torch_thread_count(_):
+    import torch
+    return torch.get_num_threads()
+
+
+def test_threads_asked_for_are_what_workers_and_the_search_process_train_on():
+    assert [s.threads for s in device_slots(2, "cpu", threads=3)] == [3, 3]
+    assert [s.threads for s in device_slots(2, "cuda:0,cpu", threads=3)] == [1, 3]
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        device_slots(2, "cpu", threads=0)
+    with DevicePool(2, "cpu", threads=3) as threaded:
+        assert list(threaded.map(torch_thread_count, range(4))) == [3] * 4
+    before = torch_thread_count(None)
+    with torch_threads(before + 2):
+        assert torch_thread_count(None) == before + 2
+    assert torch_thread_count(None) == before
+
+
+def searched_fitnesses(out, workers: int) -> list:
+    from deapnas.cli import main
+    assert main(["search", "--preset", "tiny", "--evaluations", "6", "--population", "4",
+                 "--sample-size", "2", "--device", "cpu", "--threads", "2",
+                 "--workers", str(workers), "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["run"]["threads"] == 2
+    return [(r["genome"], r["fitness"]) for r in read_history(out)]
+
+
+def test_the_same_seed_and_threads_give_the_same_search_with_one_or_two_workers(tmp_path):
+    """On two threads per evaluation, in this process and in each of two workers: without
+    ``--threads`` the one would train on torch's default, the others on a share of the cores,
+    and the fitness values would differ in their last digits."""
+    assert searched_fitnesses(tmp_path / "one", 1) == searched_fitnesses(tmp_path / "two", 2)
 
 
 def test_results_come_back_in_input_order(pool):
