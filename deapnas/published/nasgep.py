@@ -58,9 +58,8 @@ NETWORKS = [
         "Alves & de Oliveira (2020), Figs. 4 and 5; Tables I and II",
         3.62e6, "3.62 M ± 0.18", cifar10_network,
         why="the paper's figure is the mean (± std) over the models of its five runs, not "
-            "this model's count. Most of the difference is in how wide cells are brought "
-            "back to the stage width: a cell of 4 concatenated genes is 4C wide, and deapnas "
-            "gives each cell input its own ReLU-1x1 convolution-BN (2 per cell, more than "
-            "half of the parameters); the paper says only that a point-wise convolution is "
-            "applied"),
+            "this model's count. A cell of 4 concatenated genes is 4C wide, and deapnas "
+            "brings each cell input back to the stage width with its own ReLU-1x1 "
+            "convolution-BN (2 per cell; their share of the count: the table of parts); the "
+            "paper says only that a point-wise convolution is applied"),
 ]

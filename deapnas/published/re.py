@@ -69,7 +69,7 @@ NETWORKS = [
                      lambda: build_remnet(128)),
     PublishedNetwork("REMNet, C = 256", _SOURCE, 3_100_000, "3.1 M",
                      lambda: build_remnet(256),
-                     why="the paper's \"3.1 million\" is this count (3.16 M) cut to one "
+                     why="the paper's \"3.1 million\" is this count cut (not rounded) to one "
                          "decimal; the count at C = 128 matches exactly"),
     PublishedNetwork("REMNet, C = 128, same-padded convolutions", _SOURCE, 791_338, "791,338",
                      lambda: build_remnet(128, padding="same"),
