@@ -49,6 +49,10 @@ figures: tiny-figures
 	$(PY) experiments/renas_nb201_comparison.py --write-figures
 	$(PY) benchmarks/bench_table_steps.py --repeats 3 --write
 	$(PY) benchmarks/bench_parallel.py --write
+	$(PY) benchmarks/bench_supernet.py --threads 1 --repeats 5 --write supernet_speed
+	$(PY) benchmarks/bench_supernet.py --threads 1 --repeats 5 --channels 4 --layers 5 \
+		--image-size 8 --batch-size 64 --steps 4 --train-images 718 --samplings 2 --popsize 4 \
+		--score-batch-size 256 --write supernet_speed_small
 	$(PY) benchmarks/bench_trained_guidance.py --seeds 2 --time-limit 120 --evaluations 30 --write
 
 $(STAMP): setup.cfg pyproject.toml

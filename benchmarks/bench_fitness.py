@@ -73,6 +73,21 @@ def median_time(function, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(functions: dict, device: torch.device, repeats: int) -> dict:
+    """Median seconds of each of ``functions`` (name: callable), each warmed up once, then
+    timed in turn, round after round: a change in the machine's load during the measurement
+    falls on every function alike, so that their ratios hold on a shared machine."""
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = clock(device)
+            function()
+            times[name].append(clock(device) - start)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
 def random_genomes(count: int, seed: int, input_shape, num_classes: int):
     """``count`` seeded random genomes that compile for ``input_shape``; also how many did not."""
     genomes, skipped, index = [], 0, 0

@@ -17,13 +17,17 @@ scoring); ``-cl`` adds channels_last memory format for the supernet and the imag
 run measures both ways: ``--modes fp32 bf16 fp32-cl bf16-cl``. The images are synthetic
 CIFAR-shaped tensors (3x32x32, 10 classes): the speed does not depend on the pixels. Every
 figure is the median of ``--repeats`` timed runs after an untimed warm-up (CUDA synchronised
-before each clock read).
+before each clock read), the loops timed in turn round after round, so that a change in a shared
+machine's load falls on all of them alike.
 
     python benchmarks/bench_supernet.py                      # CPU: a few minutes on 2 cores
     python benchmarks/bench_supernet.py --device cuda --batch-size 256 --steps 20 \\
         --modes fp32 bf16 fp32-cl bf16-cl
 
-This is a measurement, not a test: it prints tables and ratios and exits 0.
+This is a measurement, not a test: it prints tables and ratios and exits 0. ``--write NAME``
+also writes them to ``docs/figures/NAME.csv`` (the training loops) and ``NAME_es.csv``
+(scoring and the ES step), with the command, commit, machine and date in the ``.json``
+beside each; the EG-NAS page shows them.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench_fitness import median_time  # this folder is on the path when a script runs
+from bench_fitness import interleaved_medians  # this folder is on the path when a script runs
 from deapnas.data import Split
 from deapnas.evolutionary_gradient import SEARCH_RECIPE, Candidate, SupernetEvaluator, initial_alpha
 from deapnas.supernet import DartsSupernet, SupernetTraining
@@ -67,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["fp32"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", metavar="NAME",
+                        help="write the tables to docs/figures/NAME.csv and NAME_es.csv")
     return parser.parse_args(argv)
 
 
@@ -123,11 +129,11 @@ def measure(args, mode: str, device: torch.device) -> dict:
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else
                 contextlib.nullcontext())
 
-    def timed(function) -> float:
+    def under_autocast(function):
         def run():
             with autocast:
                 function()
-        return median_time(run, device, args.repeats)
+        return run
 
     training = SupernetTraining(net, train, recipe, seed=args.seed)
     optimizer = make_optimizer(net.parameters(), recipe)
@@ -136,41 +142,70 @@ def measure(args, mode: str, device: torch.device) -> dict:
     rng = np.random.default_rng(args.seed)
     candidates = [Candidate((alpha + rng.standard_normal(alpha.size)).tolist())
                   for _ in range(args.candidates)]
-    seconds = {
-        "deapnas": timed(lambda: training.epoch(alpha)),
-        "plain": timed(lambda: plain_loop(net, train, alpha_t, args.batch_size, optimizer)),
-        "pcdarts": timed(lambda: plain_loop(net, train, alpha_t, args.batch_size, optimizer,
-                                            val, arch)),
-        "score": timed(lambda: [evaluator(c) for c in candidates]),
-    }
+    seconds = interleaved_medians({name: under_autocast(function) for name, function in {
+        "deapnas": lambda: training.epoch(alpha),
+        "plain": lambda: plain_loop(net, train, alpha_t, args.batch_size, optimizer),
+        "pcdarts": lambda: plain_loop(net, train, alpha_t, args.batch_size, optimizer, val, arch),
+        "score": lambda: [evaluator(c) for c in candidates],
+    }.items()}, device, args.repeats)
     return {"seconds": seconds, "train_images": len(train),
             "candidates_per_s": args.candidates / seconds["score"],
             "score_images": len(evaluator.scoring_split(0)),
             "params": sum(p.numel() for p in net.parameters())}
 
 
-def report(args, mode: str, result: dict) -> None:
+LOOPS = (("deapnas", "SupernetTraining.epoch (shared train_epoch)"),
+         ("plain", "plain SGD step loop"),
+         ("pcdarts", "plain PC-DARTS step (alpha step + SGD step)"))
+
+
+def figures(args, result: dict) -> dict:
+    """What a measurement shows: the loops' images/second (and each against the plain loop),
+    scoring's candidates and images per second, and the ES step's cost in seconds against a
+    weight-training epoch of ``--train-images`` images and against a PC-DARTS epoch."""
     seconds, images = result["seconds"], result["train_images"]
-    rate = {name: images / seconds[name] for name in ("deapnas", "plain", "pcdarts")}
+    rate = {name: images / seconds[name] for name, _ in LOOPS}
+    per_step = args.samplings * (args.popsize * args.iterations + 1) + 1
+    es = per_step / result["candidates_per_s"]
+    epoch = args.train_images / rate["deapnas"]
+    return {"rate": rate, "vs_plain": {name: rate[name] / rate["plain"] for name in rate},
+            "candidates_per_s": result["candidates_per_s"],
+            "score_images_per_s": result["candidates_per_s"] * result["score_images"],
+            "per_step": per_step, "es_seconds": es, "epoch_seconds": epoch,
+            "es_vs_epoch": es / epoch,
+            "vs_pcdarts": (epoch + es) / (args.train_images / rate["pcdarts"])}
+
+
+def report(args, mode: str, result: dict, shown: dict) -> None:
     print(f"\n[{mode}] {result['params']:,} weights")
     print(f"(a) {'loop':<44} {'images/s':>10} {'vs plain':>9}")
-    for name, label in (("deapnas", "SupernetTraining.epoch (shared train_epoch)"),
-                        ("plain", "plain SGD step loop"),
-                        ("pcdarts", "plain PC-DARTS step (alpha step + SGD step)")):
-        print(f"    {label:<44} {rate[name]:>10.1f} {rate[name] / rate['plain']:>9.2f}")
-    per_candidate = 1 / result["candidates_per_s"]
-    print(f"(b) scoring: {result['candidates_per_s']:.2f} candidates/s "
-          f"({result['score_images']} images each, "
-          f"{result['candidates_per_s'] * result['score_images']:.1f} images/s)")
-    iterations = args.iterations
-    per_step = args.samplings * (args.popsize * iterations + 1) + 1
-    es = per_step * per_candidate
-    epoch = args.train_images / rate["deapnas"]
-    pcdarts = args.train_images / rate["pcdarts"]
-    print(f"(c) ES step: {per_step} candidates (N={args.samplings}, lambda={args.popsize}, "
-          f"{iterations} iterations) = {es:,.0f} s; weight epoch over {args.train_images:,} "
-          f"images = {epoch:,.0f} s; ES / weight epoch = {es / epoch:.2f}; EG-NAS epoch / "
-          f"PC-DARTS epoch = {(epoch + es) / pcdarts:.2f}")
+    for name, label in LOOPS:
+        print(f"    {label:<44} {shown['rate'][name]:>10.1f} {shown['vs_plain'][name]:>9.2f}")
+    print(f"(b) scoring: {shown['candidates_per_s']:.2f} candidates/s "
+          f"({result['score_images']} images each, {shown['score_images_per_s']:.1f} images/s)")
+    print(f"(c) ES step: {shown['per_step']} candidates (N={args.samplings}, "
+          f"lambda={args.popsize}, {args.iterations} iterations) = {shown['es_seconds']:,.0f} s; "
+          f"weight epoch over {args.train_images:,} images = {shown['epoch_seconds']:,.0f} s; "
+          f"ES / weight epoch = {shown['es_vs_epoch']:.2f}; EG-NAS epoch / PC-DARTS epoch = "
+          f"{shown['vs_pcdarts']:.2f}")
+
+
+def write(name: str, args, measured: dict) -> None:
+    """``--write NAME``: the loops to ``docs/figures/NAME.csv``, scoring and the ES step to
+    ``NAME_es.csv``, one row per mode."""
+    from figures import write_table  # this folder is on the path when a script runs
+    loops = [[mode, label, round(shown["rate"][name], 1), round(shown["vs_plain"][name], 2)]
+             for mode, (_, shown) in measured.items() for name, label in LOOPS]
+    print("written to", write_table(name, ["mode", "loop", "images/s", "vs plain SGD loop"],
+                                    loops, {"settings": vars(args)}))
+    es = [[mode, f"{shown['candidates_per_s']:.2f}", round(shown["score_images_per_s"], 1),
+           shown["per_step"], round(shown["es_seconds"], 1), round(shown["epoch_seconds"], 1),
+           round(shown["es_vs_epoch"], 2), round(shown["vs_pcdarts"], 2)]
+          for mode, (_, shown) in measured.items()]
+    header = ["mode", "candidates scored/s", "images scored/s", "candidates per ES step",
+              "ES step seconds", f"weight epoch seconds ({args.train_images:,} images)",
+              "ES step / weight epoch", "EG-NAS epoch / PC-DARTS epoch"]
+    print("written to", write_table(f"{name}_es", header, es, {"settings": vars(args)}))
 
 
 def main(argv=None) -> int:
@@ -182,8 +217,13 @@ def main(argv=None) -> int:
           f"{args.image_size}x{args.image_size} images; device {device} "
           f"({torch.get_num_threads()} CPU threads); batch {args.batch_size}, "
           f"{args.steps} batches per timed run; median of {args.repeats} after a warm-up")
+    measured = {}
     for mode in args.modes:
-        report(args, mode, measure(args, mode, device))
+        result = measure(args, mode, device)
+        measured[mode] = result, figures(args, result)
+        report(args, mode, *measured[mode])
+    if args.write:
+        write(args.write, args, measured)
     return 0
 
 
