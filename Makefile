@@ -24,8 +24,8 @@ bench: $(STAMP)
 # Every measured figure the docs print, rewritten in docs/figures (commit them). tiny-figures
 # rewrites the deterministic ones, which the slow tests and each script's --check compare with
 # the committed files: the methods' tiny runs, the parity tables, the invalid macro genomes and
-# the output of the docs' example. The rest are timings and benchmarks over many seeds, each run
-# with the options its committed figures record (their "command").
+# what the docs' examples print or find. The rest are timings and benchmarks over many seeds,
+# each run with the options its committed figures record (their "command").
 tiny-figures: $(STAMP)
 	$(PY) benchmarks/parity.py
 	$(PY) benchmarks/tiny_runs.py
