@@ -38,7 +38,7 @@ figures: tiny-figures
 	$(PY) benchmarks/bench_startup.py --repeats 5 --write
 	$(PY) benchmarks/bench_proxies_nb201.py --n 3500 --no-naswot
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 500 \
-		--methods random re egnas re+params renas:5
+		--methods random re egnas re+params renas
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 100 \
 		--methods re re+params:8 --proposals 4 --name nb201_anytime_proposals
 	$(PY) benchmarks/bench_egnas_eq7.py
