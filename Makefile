@@ -24,8 +24,9 @@ bench: $(STAMP)
 # Every measured figure the docs print, rewritten in docs/figures (commit them). tiny-figures
 # rewrites the deterministic ones, which the slow tests and each script's --check compare with
 # the committed files: the methods' tiny runs, the parity tables, the macro space's invalid and
-# branching genomes and parameter-cap examples, and the output of the docs' example. The rest are timings and benchmarks over many seeds, each run
-# with the options its committed figures record (their "command").
+# branching genomes and parameter-cap examples, and what the docs' examples print or find. The
+# rest are timings and benchmarks over many seeds, each run with the options its committed
+# figures record (their "command").
 tiny-figures: $(STAMP)
 	$(PY) benchmarks/parity.py
 	$(PY) benchmarks/tiny_runs.py
@@ -38,7 +39,7 @@ figures: tiny-figures
 	$(PY) benchmarks/bench_startup.py --repeats 5 --write
 	$(PY) benchmarks/bench_proxies_nb201.py --n 3500 --no-naswot
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 500 \
-		--methods random re egnas re+params renas:5
+		--methods random re egnas re+params renas
 	$(PY) benchmarks/bench_nb201_anytime.py --seeds 20 --queries 100 \
 		--methods re re+params:8 --proposals 4 --name nb201_anytime_proposals
 	$(PY) benchmarks/bench_egnas_eq7.py

@@ -1,7 +1,7 @@
 """What EG-NAS's compound fitness (Eq. 7) does to the directions its ES keeps, on the
 NAS-Bench-201 table (the table-only mode: no supernet, L = 1 − validation accuracy).
 
-    python benchmarks/bench_egnas_eq7.py [--table CSV] [--seeds 0 1 2 3]
+    python benchmarks/bench_egnas_eq7.py [--table CSV] [--seeds 0 1 2 3 4]
 
 At the paper's settings (35 ES steps, N = 5, ξ = 0.6, ζ = 1.0, one CMA-ES generation per
 sampling) with η = 0.4 (Eq. 7 as printed) and η = 0 (Eq. 7 off: the fitness is ζ·L), each for
@@ -76,7 +76,9 @@ def kept_worse(scored: list, popsize: int) -> tuple[int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default=str(TABLE))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="the seeds of each setting (default: 0 to 4, the seeds of the "
+                        "table searches that docs/methods/egnas.rst shows beside this table)")
     args = parser.parse_args()
     table = TableEvaluator(args.table, nb201.key, METRIC, [REPORT])
     rows, results = [], {}

@@ -6,23 +6,19 @@ CIFAR-10 test accuracy after 200 epochs (``cifar10_test_acc_200ep``).
 
 Published (Abdelfattah et al., 2021): synflow 0.74 over all 15,625 cells.
 
-    python benchmarks/bench_proxies_nb201.py [--n 1000] [--seed 0] [--out docs/figures/proxies_nb201.json]
+    python benchmarks/bench_proxies_nb201.py [--n 1000] [--seed 0] [--name proxies_nb201]
 
 CIFAR-10 images are not available offline, so NASWOT scores a fixed minibatch of Gaussian
 noise images instead of CIFAR-10 images (synflow and the parameter count use no images). The
-result is written to ``--out`` as JSON (the command, the deapnas commit, the machine, the date,
-N, the correlations, the seconds per cell), rewritten every 100 cells with ``"complete":
-false`` so that an interrupted run still leaves its partial result.
+result goes to ``docs/figures/NAME.json`` (``--name``; :func:`figures.write_figures`: the
+command, the deapnas commit, the machine and the date, and as results N, the correlations and
+the seconds per cell), rewritten every 100 cells with ``"complete": false`` so that an
+interrupted run still leaves its partial result.
 """
 import argparse
 import csv
-import datetime
-import json
-import os
 import platform
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,8 +28,9 @@ from scipy.stats import spearmanr
 from deapnas import proxies
 from deapnas.spaces import nb201
 
-ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT.parent / "shared" / "data" / "nas-bench-201" / "nb201.csv"
+from figures import write_figures
+
+TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nas-bench-201" / "nb201.csv"
 ACCURACY = "cifar10_test_acc_200ep"
 SHAPE, CLASSES = (3, 32, 32), 10
 
@@ -47,21 +44,6 @@ def sample_cells(table: Path, n: int, seed: int) -> list[tuple[str, float]]:
 
 def noise_batch(size: int, seed: int) -> torch.Tensor:
     return torch.randn((size, *SHAPE), generator=torch.Generator().manual_seed(seed))
-
-
-def commit() -> str:
-    """The checkout's commit, marked ``+changes`` when the working tree differs from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
-                              text=True).stdout.strip()
-    return git("rev-parse", "HEAD") + ("+changes" if git("status", "--porcelain",
-                                                          "--untracked-files=no") else "")
-
-
-def machine() -> str:
-    return (f"{platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs shared with other "
-            f"jobs, {torch.get_num_threads()} torch thread(s), Python "
-            f"{platform.python_version()}, torch {torch.__version__}")
 
 
 def correlations(scores: dict[str, list[float]], accuracies: list[float]) -> dict[str, float]:
@@ -78,7 +60,8 @@ def main() -> None:
     parser.add_argument("--no-naswot", action="store_true", help="score synflow and params only")
     parser.add_argument("--naswot-batch", type=int, default=32, help="NASWOT's noise images")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "figures" / "proxies_nb201.json"))
+    parser.add_argument("--name", default="proxies_nb201",
+                        help="writes docs/figures/NAME.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = ["synflow", "params"] + ([] if args.no_naswot else ["naswot"])
@@ -89,9 +72,8 @@ def main() -> None:
     targets = torch.zeros(len(batch), dtype=torch.long)
     scores: dict[str, list[float]] = {name: [] for name in names}
     seconds = {name: 0.0 for name in names}
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "deapnas_commit": commit(), "machine": machine(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    result = {"software": f"Python {platform.python_version()}, torch {torch.__version__}, "
+                          f"{torch.get_num_threads()} torch thread(s)",
               "table": Path(args.table).name, "accuracy": ACCURACY,
               "skeleton": "nb201.build_network: C = 16, 5 cells per stage, 3x32x32 input, "
                           "10 classes; weights drawn with evaluation_seed(seed, 0)",
@@ -99,8 +81,6 @@ def main() -> None:
               f"{args.naswot_batch} N(0, 1) noise images (CIFAR-10 is not available offline)",
               "published": {"synflow": 0.74, "over": "all 15,625 cells",
                             "source": "Abdelfattah et al., ICLR 2021"}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for done, (arch, _) in enumerate(cells, 1):
         net = evaluator.network(nb201.from_arch_string(arch, list))
         for name in names:
@@ -112,7 +92,7 @@ def main() -> None:
             result.update(n=done, complete=done == len(cells),
                           spearman=correlations(scores, accuracies),
                           seconds_per_cell={k: round(v / done, 4) for k, v in seconds.items()})
-            out.write_text(json.dumps(result, indent=2) + "\n")
+            write_figures(args.name, result)
             print(f"{done} cells: {result['spearman']}", flush=True)
 
 

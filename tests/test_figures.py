@@ -1,7 +1,8 @@
 """The measured figures the docs print cannot go stale: the deterministic ones (tiny-run picks,
 parameter counts, test accuracies, NAS-Bench-201 table searches, parity tables, invalid macro
-genomes, the output of the docs' example) are measured again and compared with the committed ``docs/figures`` files by the function that the scripts'
-``--check`` runs (``figures.differences``); timings are never compared."""
+genomes, what the docs' examples print or find) are measured again and compared with the
+committed ``docs/figures`` files by the function that the scripts' ``--check`` runs
+(``figures.differences``); timings are never compared."""
 import os
 import subprocess
 import sys
@@ -87,8 +88,9 @@ def test_the_parity_tables_the_docs_print_still_hold(method):
 @pytest.mark.parametrize("script", ["bench_macro_validity.py", "example_output.py"])
 def test_the_other_deterministic_figures_still_hold(script):
     """Their own ``--check``: the invalid macro genomes by setting, the branching ones by
-    add-node rule and the counts behind the parameter cap, and what the docs' example script
-    prints."""
+    add-node rule and the counts behind the parameter cap, what the docs' example script
+    prints, and the pick of the docs' example search method (its evaluation that first found
+    it too)."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--check"],
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -1,7 +1,8 @@
 """Macro architecture search written as a plain DEAP script.
 
-Small settings (populations of 8 and 6, 5 training epochs, 38 evaluations in all) so that it
-finishes in under a minute on two CPU cores; the comments give the paper's values.
+Small settings (populations of 8 and 6, 5 training epochs, 38 evaluations in all), sized for a
+CPU; the comments give the paper's values. ``python benchmarks/example_output.py`` records what
+it prints and the seconds it takes (docs/getting-started.rst shows both).
 """
 import functools
 import random
