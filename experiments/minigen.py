@@ -146,8 +146,8 @@ def main(argv=None):
     objectives = ("accuracy", "params") if args.pareto else ("accuracy",)
     individual = creator.SmallIndividual if args.pareto else creator.Individual
     toolbox = register_operators(base.Toolbox(), individual, channels=tuple(args.widths))
-    toolbox.register("evaluate", SmallModelEvaluator(training(args, mini, args.epochs,
-                                                                        objectives=objectives)))
+    search_training = training(args, mini, args.epochs, objectives=objectives)
+    toolbox.register("evaluate", SmallModelEvaluator(search_training))
 
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("avg", np.mean)
