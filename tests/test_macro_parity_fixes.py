@@ -210,10 +210,10 @@ def test_the_experiment_logs_statistics_over_the_candidates_that_did_not_fail(mo
     """A failed candidate (-inf) made the logbook's avg -inf and std nan, with numpy warnings."""
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     sys.modules.pop("regularized_evolution_macro", None)
-    import regularized_evolution_macro as script
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        warnings.filterwarnings("ignore", "A class named", RuntimeWarning)
+        warnings.filterwarnings("ignore", "A class named", RuntimeWarning)  # DEAP's creator
+        import regularized_evolution_macro as script
         _, logbook, _ = script.main(["--tiny", "--population", "6", "--cycles", "2",
                                      "--epochs", "1", "--channels", "4", "--seed", "1",
                                      "--final-epochs", "0", "--out", str(tmp_path / "run"),
