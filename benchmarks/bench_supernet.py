@@ -159,7 +159,7 @@ LOOPS = (("deapnas", "SupernetTraining.epoch (shared train_epoch)"),
          ("pcdarts", "plain PC-DARTS step (alpha step + SGD step)"))
 
 
-def figures(args, result: dict) -> dict:
+def rates_and_ratios(args, result: dict) -> dict:
     """What a measurement shows: the loops' images/second (and each against the plain loop),
     scoring's candidates and images per second, and the ES step's cost in seconds against a
     weight-training epoch of ``--train-images`` images and against a PC-DARTS epoch."""
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     measured = {}
     for mode in args.modes:
         result = measure(args, mode, device)
-        measured[mode] = result, figures(args, result)
+        measured[mode] = result, rates_and_ratios(args, result)
         report(args, mode, *measured[mode])
     if args.write:
         write(args.write, args, measured)

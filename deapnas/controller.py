@@ -45,6 +45,8 @@ from typing import Any, Callable, Hashable, Iterable, Optional, Sequence
 import torch
 from torch import nn
 
+from .training import torch_threads
+
 
 @dataclass(frozen=True)
 class GenomeLayout:
@@ -142,12 +144,8 @@ def on_one_thread(method: Callable) -> Callable:
     """Run ``method`` with torch on one thread, the process's thread count restored after."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return method(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
     return wrapper
 
 

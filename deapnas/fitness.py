@@ -311,7 +311,7 @@ class TrainEvaluator:
         split = data.train if keep_validation else \
             Split(torch.cat([data.train.x, data.val.x]), torch.cat([data.train.y, data.val.y]))
         epochs = epochs or self.recipe.epochs
-        settings = json.loads(json.dumps({
+        settings = json.loads(json.dumps({  # keep_validation only when set: older states match
             **self.settings(), "epochs": epochs, "seed": seed,
             "individual": settings_of(individual),
             **({"keep_validation": True} if keep_validation else {})}))

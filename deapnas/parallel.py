@@ -24,7 +24,6 @@ Results come back in input order, each as soon as it and all before it are done.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -84,7 +83,8 @@ def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "
                  slots_per_gpu: int = 1, threads: Optional[int] = None) -> list[Slot]:
     """The workers' slots: ``devices`` round-robin (``"auto"``: every visible GPU, each
     ``slots_per_gpu`` times, else the CPU). CPU workers share the cores evenly, or run
-    ``threads`` torch threads each when given (see :func:`torch_threads`).
+    ``threads`` torch threads each when given (see
+    :func:`~deapnas.training.torch_threads`).
 
     ``workers=None`` takes one worker per slot (or per two cores on a CPU-only machine).
     """
@@ -108,22 +108,6 @@ def device_slots(workers: Optional[int] = None, devices: str | Sequence[str] = "
     threads = threads or max(1, (cores or 1) // max(cpu_workers, 1))
     return [Slot(d, threads if d == "cpu" else 1) for d in chosen]
 
-
-@contextlib.contextmanager
-def torch_threads(count: Optional[int]) -> Iterator[None]:
-    """Torch on ``count`` CPU threads in this process for the block, the count restored after
-    it (``None``: left as it is). A fitness trained on the CPU depends on the count in its last
-    digits, since sums split across threads round differently: runs compared with each other,
-    in a process or in a pool's workers, must use the same count."""
-    if count is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _serve(slot: Slot, channel: Connection) -> None:

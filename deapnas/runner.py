@@ -30,13 +30,13 @@ from .fitness import TableEvaluator, TrainEvaluator, failed
 from .journal import Journal, TimeUp
 from .methods import METHODS, Method, get_method
 from .options import RunConfig, TrainingOptions, objective_weights
-from .parallel import DevicePool, torch_threads, warm_up
+from .parallel import DevicePool, warm_up
 from .proxies import DATA_FREE, ProxyEvaluator
 from .rundir import (BEST, CONFIG, HISTORY, LOCK, PARETO, Lock, config_json,
                      fitness_weights, load_config, resume_command, write_json)
 from .safefiles import RunDirectoryError
 from .spaces import Space, get_space
-from .training import resolve_device
+from .training import resolve_device, torch_threads
 
 class Run:
     """One search, as a method's ``search(run)`` function sees it.

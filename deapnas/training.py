@@ -144,6 +144,23 @@ def deterministic_kernels(enabled: bool, cublas_workspace: str = ":4096:8") -> I
         torch.use_deterministic_algorithms(False)
 
 
+@contextmanager
+def torch_threads(count: Optional[int]) -> Iterator[None]:
+    """Torch on ``count`` CPU threads in this process for the block, the count restored after
+    it (``None``: left as it is). A fitness trained on the CPU depends on the count in its last
+    digits, since sums split across threads round differently: runs compared with each other,
+    in a process or in a pool's workers, must use the same count."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def evaluation_seed(run_seed: int, eval_seed: int = 0) -> int:
     """The torch seed of one evaluation, mixed from the run's seed and the candidate's own, so
     that runs with different seeds never train from the same initialisation."""

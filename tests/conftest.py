@@ -1,6 +1,5 @@
 """Shared test helpers, and the real data beside the checkout (../shared/data), skipped when
 absent."""
-import contextlib
 import os
 import random
 from pathlib import Path
@@ -15,6 +14,7 @@ from deapnas.cli import main
 from deapnas.data import Dataset, load_dataset
 from deapnas.fitness import TableEvaluator
 from deapnas.spaces import macro, nb201
+from deapnas.training import torch_threads
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED / "mnist"
@@ -148,17 +148,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@contextlib.contextmanager
 def single_thread():
     """Torch on one thread, the thread count restored afterwards. Many tiny kernels run fastest
     so (two threads contend on a shared machine), and runs compared with each other must use
-    the same count: sums split across threads round differently."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    the same count (:func:`~deapnas.training.torch_threads`)."""
+    return torch_threads(1)
 
 
 @pytest.fixture

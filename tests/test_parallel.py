@@ -16,9 +16,10 @@ from deapnas.algorithms import regularized_evolution
 from deapnas.data import load_dataset
 from deapnas.fitness import TableEvaluator, TrainEvaluator
 from deapnas.methods import get_method
-from deapnas.parallel import DevicePool, device_slots, torch_threads
+from deapnas.parallel import DevicePool, device_slots
 from deapnas.rundir import CHECKPOINT, read_history
 from deapnas.spaces import macro, nb201
+from deapnas.training import torch_threads
 
 from conftest import NB201_METRIC, chain_genome, nb201_toolbox as toolbox_on
 
